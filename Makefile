@@ -1,0 +1,31 @@
+# Everything a fresh machine needs: `make demo` (main job) and `make test` (test suite).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RUNS ?= runs
+PORT ?= 8501
+
+.PHONY: install demo test browser-deps bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Debian's Chromium for the real-browser dashboard test; the test skips with a reason where it cannot be installed.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1) \
+	  || echo "note: could not install chromium; the browser test will skip")
+
+demo: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/dynabert run --task bbc --run-dir $(RUNS)/demo --preset quick
+	@echo "Dashboard: http://127.0.0.1:$(PORT)  (Ctrl-C to stop)"
+	DYNABERT_RUNS_DIR=$(RUNS) $(VENV)/bin/streamlit run app/main.py --server.address 127.0.0.1 --server.port $(PORT)
+
+test: install browser-deps
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,39 @@
+"""Shared helpers for benchmarks: output paths and the hardware fingerprint written with every result."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def fingerprint(threads: int | None = None) -> dict[str, Any]:
+    """CPU model, core count, library versions and threads: where a number was measured."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import transformers
+    fp = {"cpu": cpu, "logical_cores": os.cpu_count(), "platform": platform.platform(),
+          "python": platform.python_version(), "torch": torch.__version__,
+          "transformers": transformers.__version__, "threads": threads or torch.get_num_threads()}
+    try:
+        fp["load_avg_1min"] = os.getloadavg()[0]  # other work on the machine while measuring
+    except OSError:
+        pass
+    return fp
+
+
+def write_result(name: str, data: dict[str, Any], markdown: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown.rstrip() + "\n")

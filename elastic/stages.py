@@ -1,0 +1,389 @@
+"""Stage orchestration over a run directory: what the CLI (and a later `dynabert run`) calls.
+
+`run_stage(run_dir, stage, options)` loads the task and the stage's inputs from the run directory,
+trains (resuming when asked), saves the stage's checkpoint, `done.json`, `grid.csv` rows, the JSONL
+log and `run.json`. `run_rewire` computes importance and writes `rewired/` + `importance.json`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pandas as pd
+import torch
+import torch.distributed as dist
+
+from elastic.config import GRID_DEPTHS, GRID_WIDTHS, SubnetConfig
+from elastic.data import EncodedSplit, TaskData, encode_split, load_task
+from elastic.evaluate import CostFn, GRID_COLUMNS, evaluate, grid_rows, make_eval_loader
+from elastic.model import ElasticBertForSequenceClassification
+from elastic.rewire import compute_importance, importance_record, rewire
+from elastic.train import BatchPlan, LoopConfig, Stage, rank_world, train_stage
+from elastic.weights import (CheckpointError, META_FILE, default_teacher_path, load_checkpoint, load_hf_bert,
+                             load_tokenizer, save_checkpoint)
+
+REWIRED = "rewired"
+# Stage -> run-dir folder it starts from (student; also the default distillation teacher).
+STAGE_INPUT = {Stage.STAGE1: REWIRED, Stage.STAGE2: Stage.STAGE1.value, Stage.STAGE3: Stage.STAGE2.value}
+IMPORTANCE_SPLITS = ("train-heldout", "dev")
+MAX_HELDOUT = 1000
+
+
+class RunDirError(ValueError):
+    """A run directory that does not fit the command (other task, missing stage, ...)."""
+
+
+@dataclass
+class StageOptions:
+    """Options of a stage command; None means "as recorded in run.json, else the default"."""
+
+    task: Optional[str] = None
+    teacher: Optional[str] = None
+    max_length: Optional[int] = None
+    seed: Optional[int] = None
+    importance_split: Optional[str] = None
+    epochs: Optional[float] = None
+    max_steps: Optional[int] = None
+    batch_size: int = 32
+    lr: float = 2e-5
+    warmup_steps: int = 0
+    save_every: int = 100
+    log_every: int = 10
+    resume: bool = False
+    extra_subnets: int = 0
+    teacher_width: str = "full"
+    widths: tuple[float, ...] = GRID_WIDTHS
+    depths: tuple[float, ...] = GRID_DEPTHS
+    augment: int = 0
+    mlm_checkpoint: Optional[str] = None
+    limit_train: Optional[int] = None
+    progress: bool = True
+
+
+# ---- run.json ----------------------------------------------------------------------------------
+def read_run(run_dir: Path) -> dict[str, Any]:
+    f = run_dir / "run.json"
+    if not f.exists():
+        return {}
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+        raise RunDirError(f"{f} is not valid JSON ({e}); fix or delete it") from None
+
+
+def write_run(run_dir: Path, run: dict[str, Any]) -> None:
+    if rank_world()[0] != 0:
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / "run.json.tmp"
+    tmp.write_text(json.dumps(run, indent=2, default=str))
+    os.replace(tmp, run_dir / "run.json")
+
+
+@dataclass
+class Prepared:
+    run: dict[str, Any]
+    task: TaskData
+    tokenizer: Any
+    train: EncodedSplit
+    heldout: Optional[EncodedSplit]
+    loaders: dict[str, Any]
+    max_length: int
+    seed: int
+
+
+def prepare(run_dir: Path, opts: StageOptions, *, tokenizer_from: Optional[Path] = None) -> Prepared:
+    """Resolve options against run.json, load and tokenize the task, check it is the run's task."""
+    run = read_run(run_dir)
+    spec = opts.task or run.get("task_spec")
+    if spec is None:
+        raise RunDirError(f"{run_dir} has no run.json yet: pass --task (e.g. --task /path/to/sst2)")
+    seed = opts.seed if opts.seed is not None else int(run.get("seed", 42))
+    max_length = opts.max_length or int(run.get("max_length", 128))
+    split_mode = opts.importance_split or run.get("importance_split", "train-heldout")
+    if split_mode not in IMPORTANCE_SPLITS:
+        raise ValueError(f"--importance-split must be one of {IMPORTANCE_SPLITS}, got '{split_mode}'")
+    task = load_task(spec, seed=int(run.get("seed", seed)))
+    meta = task.to_meta()
+    if run.get("task") and run["task"].get("fingerprint") != meta["fingerprint"]:
+        raise RunDirError(
+            f"{run_dir} belongs to task '{run['task'].get('name')}' ({run.get('task_spec')}), not to '{spec}' "
+            "(the data differ); use another --run-dir for this task")
+    if "heldout_examples" in run:
+        heldout_n = int(run["heldout_examples"])
+    else:
+        n = len(task.splits["train"])
+        heldout_n = min(MAX_HELDOUT, n // 10) if split_mode == "train-heldout" else 0
+    run.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    run.update(task_spec=spec, task=meta, metric=task.metric, seed=run.get("seed", seed),
+               max_length=run.get("max_length", max_length), importance_split=run.get("importance_split", split_mode),
+               heldout_examples=heldout_n)
+    run.setdefault("stage_seconds", {})
+    tok_dir = run_dir / "tokenizer"
+    if tokenizer_from is not None:
+        tokenizer = load_tokenizer(tokenizer_from)
+    elif tok_dir.exists():
+        tokenizer = load_tokenizer(tok_dir)
+    else:
+        raise RunDirError(f"{run_dir} has no tokenizer/: run `dynabert train-teacher --run-dir {run_dir}` first")
+    full_train = encode_split(task, "train", tokenizer, max_length)
+    n_train = len(full_train) - heldout_n
+    # The importance slice is the LAST `heldout_n` training examples; no stage trains on them.
+    train = _subset(full_train, range(n_train if opts.limit_train is None else min(n_train, opts.limit_train)))
+    heldout = _subset(full_train, range(n_train, len(full_train))) if heldout_n else None
+    loaders = {s: make_eval_loader(encode_split(task, s, tokenizer, max_length))
+               for s in ("dev", "test") if s in task.splits}
+    return Prepared(run, task, tokenizer, train, heldout, loaders, max_length, seed)
+
+
+def _subset(enc: EncodedSplit, idx) -> EncodedSplit:
+    idx = list(idx)
+    return EncodedSplit([enc.input_ids[i] for i in idx], [enc.token_type_ids[i] for i in idx],
+                        [enc.labels[i] for i in idx], enc.is_regression, enc.pad_token_id)
+
+
+# ---- models ------------------------------------------------------------------------------------
+def load_any(path: str | os.PathLike, num_labels: int) -> ElasticBertForSequenceClassification:
+    """Our checkpoint (elastic_config.json) or any HF BERT directory; a clear error if missing."""
+    p = Path(path).expanduser()
+    if (p / META_FILE).exists():
+        model, _ = load_checkpoint(p)
+        if model.num_labels != num_labels:
+            raise CheckpointError(f"checkpoint {p} has {model.num_labels} labels, the task has {num_labels}")
+        return model
+    if not p.exists() and (p.is_absolute() or str(path).startswith(".") or str(path).count("/") != 1):
+        raise CheckpointError(f"teacher checkpoint {p} does not exist; give a checkpoint directory "
+                              "(config.json + weights) or leave --teacher out for the embedded default")
+    return load_hf_bert(path, num_labels)
+
+
+def check_compatible(student: ElasticBertForSequenceClassification,
+                     teacher: ElasticBertForSequenceClassification, teacher_path: str) -> None:
+    """Distillation needs the same tokenizer (vocabulary) and the same layer/hidden layout."""
+    s, t = student.arch, teacher.arch
+    if s.vocab_size != t.vocab_size:
+        raise CheckpointError(f"teacher {teacher_path} has a vocabulary of {t.vocab_size} tokens but the student "
+                              f"has {s.vocab_size}: they need the same tokenizer; pick a teacher of the same family")
+    if (s.num_layers, s.hidden_size, s.num_heads, s.head_dim, s.intermediate_size) != (
+            t.num_layers, t.hidden_size, t.num_heads, t.head_dim, t.intermediate_size):
+        raise CheckpointError(
+            f"teacher {teacher_path} has another architecture ({t.num_layers} layers, hidden {t.hidden_size}, "
+            f"{t.num_heads} heads, FFN {t.intermediate_size}) than the student ({s.num_layers} layers, hidden "
+            f"{s.hidden_size}, {s.num_heads} heads, FFN {s.intermediate_size}); hidden-state distillation "
+            "needs the same layout: distil from the run's own teacher (leave --teacher out)")
+    if student.num_labels != teacher.num_labels:
+        raise CheckpointError(f"teacher {teacher_path} has {teacher.num_labels} labels, the student {student.num_labels}")
+
+
+def _stage_dir_model(run_dir: Path, name: str, num_labels: int) -> ElasticBertForSequenceClassification:
+    d = run_dir / name
+    if not (d / "done.json").exists() and name != REWIRED or not (d / META_FILE).exists():
+        raise RunDirError(f"{run_dir} has no finished '{name}' stage; run it first "
+                          f"(dynabert {'rewire' if name == REWIRED else 'train-' + name} --run-dir {run_dir})")
+    return load_any(d, num_labels)
+
+
+# ---- stages ------------------------------------------------------------------------------------
+def _init_distributed() -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+
+
+def _barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def write_grid(run_dir: Path, rows: list[dict[str, Any]], stage: str) -> None:
+    """Replace `stage`'s rows of grid.csv with `rows`."""
+    f = run_dir / "grid.csv"
+    old = pd.read_csv(f) if f.exists() else pd.DataFrame(columns=list(GRID_COLUMNS))
+    old = old[old["stage"] != stage]
+    new = pd.DataFrame(rows, columns=list(GRID_COLUMNS))
+    out = new if old.empty else pd.concat([old, new], ignore_index=True)
+    out.to_csv(f, index=False)
+
+
+def _truncate_log(log: Path, step: int) -> None:
+    """Drop log lines past the checkpoint being resumed (they will be written again)."""
+    if not log.exists():
+        return
+    keep = [ln for ln in log.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    log.write_text("".join(ln + "\n" for ln in keep))
+
+
+def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
+              cost_fn: Optional[CostFn] = None, on_step: Optional[Callable[[int], None]] = None) -> dict[str, Any]:
+    """Run one training stage in a run directory (skipped when its done.json exists).
+
+    Args:
+        run_dir: `runs/<name>`.
+        stage: TEACHER, STAGE1, STAGE2 or STAGE3.
+        opts: command options.
+        cost_fn: cfg -> {"macs", "params"} for grid.csv (from profiling; None = params only).
+        on_step: test hook, called after every optimizer step.
+
+    Returns:
+        The stage's done.json content, plus "skipped": True when it had finished before.
+    """
+    run_dir = Path(run_dir)
+    out_dir = run_dir / stage.value
+    if (out_dir / "done.json").exists():
+        info = json.loads((out_dir / "done.json").read_text())
+        return {**info, "skipped": True}
+    _init_distributed()
+    rank, _ = rank_world()
+    teacher_src = None
+    if stage is Stage.TEACHER:
+        teacher_src = opts.teacher or read_run(run_dir).get("teacher") or str(default_teacher_path())
+        if not Path(teacher_src).expanduser().exists() and not opts.teacher:
+            raise CheckpointError(f"teacher checkpoint {teacher_src} recorded in run.json does not exist")
+        tok_from = Path(teacher_src).expanduser()
+        if not tok_from.exists():
+            load_any(teacher_src, 2)  # raises the clear "does not exist" / hub error
+        prep = prepare(run_dir, opts, tokenizer_from=tok_from)
+        student = load_any(teacher_src, prep.task.num_labels)
+        teacher = None
+        prep.run["teacher"] = teacher_src
+    else:
+        prep = prepare(run_dir, opts)
+        student = _stage_dir_model(run_dir, STAGE_INPUT[stage], prep.task.num_labels)
+        teacher = None
+        if stage in (Stage.STAGE1, Stage.STAGE2):
+            if opts.teacher:
+                teacher = load_any(opts.teacher, prep.task.num_labels)
+                check_compatible(student, teacher, opts.teacher)
+            else:
+                teacher = _stage_dir_model(run_dir, STAGE_INPUT[stage], prep.task.num_labels)
+    train_data = prep.train
+    if opts.augment and stage in (Stage.STAGE1, Stage.STAGE2):
+        from elastic.augment import augment_encoded
+        train_data = augment_encoded(prep.task, train_data, prep.tokenizer, n_per_example=opts.augment,
+                                     mlm_checkpoint=opts.mlm_checkpoint, max_length=prep.max_length, seed=prep.seed)
+    spe = BatchPlan(train_data, opts.batch_size, prep.seed).steps_per_epoch
+    epochs = opts.epochs if opts.epochs is not None else 3.0
+    total = opts.max_steps or max(1, math.ceil(epochs * spe))
+    loop = LoopConfig(total_steps=total, batch_size=opts.batch_size, lr=opts.lr, warmup_steps=opts.warmup_steps,
+                      seed=prep.seed, save_every=opts.save_every, log_every=opts.log_every,
+                      widths=tuple(opts.widths), depths=tuple(opts.depths), extra_subnets=opts.extra_subnets,
+                      teacher_width=opts.teacher_width)
+    ckpt = out_dir / "ckpt"
+    if (ckpt / "state.json").exists() and not opts.resume:
+        raise RunDirError(f"{ckpt} holds an interrupted {stage.value} run: add --resume to continue it, "
+                          "or delete that folder to start the stage over")
+    log = run_dir / "logs" / f"{stage.value}.jsonl"
+    if rank == 0:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if opts.resume and (ckpt / "state.json").exists():
+            _truncate_log(log, int(json.loads((ckpt / "state.json").read_text())["step"]))
+        elif log.exists():
+            log.unlink()
+        run = prep.run
+        run.setdefault("options", {})[stage.value] = {k: v for k, v in asdict(opts).items() if k != "progress"}
+        run["options"][stage.value].update(total_steps=total, train_examples=len(train_data), steps_per_epoch=spe)
+        write_run(run_dir, run)
+        if stage is Stage.TEACHER:
+            prep.tokenizer.save_pretrained(str(run_dir / "tokenizer"))
+    _barrier()
+
+    def eval_fn(step: int) -> dict[str, Any]:
+        if "dev" not in prep.loaders or rank != 0:
+            return {}
+        return {"dev_metric": round(evaluate(student, prep.loaders["dev"], None, prep.task)["metric"], 4)}
+
+    result = train_stage(student, teacher, stage, train_data, loop, is_regression=prep.task.is_regression,
+                         ckpt_dir=ckpt, log_path=log, resume=opts.resume, progress=opts.progress,
+                         on_step=on_step, eval_fn=eval_fn)
+    info = {"steps": result.steps, "epochs": round(result.steps / spe, 4), "seconds": round(result.seconds, 2),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if rank == 0:
+        save_checkpoint(student, out_dir, {"stage": stage.value, "steps": result.steps})
+        if stage is Stage.TEACHER:
+            metrics = {s: evaluate(student, ld, None, prep.task) for s, ld in prep.loaders.items()}
+            info["metrics"] = metrics
+            rows = [{"stage": "teacher", "width_mult": 1.0, "depth_mult": 1.0,
+                     "config_hash": SubnetConfig.full(student.arch).hash,
+                     "config_json": SubnetConfig.full(student.arch).to_json(),
+                     **{f"{s}_metric": m["metric"] for s, m in metrics.items()},
+                     **{f"{s}_acc": m.get("accuracy", "") for s, m in metrics.items()}}]
+            cost = (cost_fn or (lambda c: {"params": sum(p.numel() for p in student.parameters()), "macs": ""}))(
+                SubnetConfig.full(student.arch))
+            rows[0].update(macs=cost.get("macs", ""), params=cost.get("params", ""))
+        else:
+            rows = grid_rows(student, prep.loaders, prep.task, stage.value, cost_fn)
+        write_grid(run_dir, rows, stage.value)
+        (out_dir / "done.json").write_text(json.dumps(info, indent=2))
+        run = read_run(run_dir)
+        run.setdefault("stage_seconds", {})[stage.value] = info["seconds"]
+        if stage is Stage.TEACHER:
+            run["teacher_metrics"] = info["metrics"]
+        write_run(run_dir, run)
+        shutil.rmtree(ckpt, ignore_errors=True)
+    _barrier()
+    return info
+
+
+def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]:
+    """Importance on the chosen split, rewiring of the teacher, `rewired/` + `importance.json`.
+
+    Returns:
+        {"split", "n_examples", "max_abs_logit_change", "seconds"}.
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / REWIRED / META_FILE).exists() and (run_dir / "importance.json").exists():
+        return {**json.loads((run_dir / "importance.json").read_text()), "skipped": True}
+    t0 = time.perf_counter()
+    prep = prepare(run_dir, opts)
+    split = opts.importance_split or prep.run.get("importance_split", "train-heldout")
+    model = _stage_dir_model(run_dir, Stage.TEACHER.value, prep.task.num_labels)
+    if split == "dev":
+        if "dev" not in prep.loaders:
+            raise RunDirError(f"task '{prep.task.name}' has no dev split; use --importance-split train-heldout")
+        data = encode_split(prep.task, "dev", prep.tokenizer, prep.max_length)
+    else:
+        if prep.heldout is None:
+            raise RunDirError(f"{run_dir} trained its teacher on all of train (no held-out slice was kept): "
+                              "use --importance-split dev, or start a new run with --importance-split train-heldout")
+        data = prep.heldout
+    loader = make_eval_loader(data, batch_size=32)
+    head, ffn, n = compute_importance(model, loader, is_regression=prep.task.is_regression, progress=opts.progress)
+    probe = next(iter(loader))
+    model.eval()
+    with torch.no_grad():
+        before = model(probe["input_ids"], probe["attention_mask"], probe["token_type_ids"]).logits
+        head_order, ffn_order = rewire(model, head, ffn)
+        after = model(probe["input_ids"], probe["attention_mask"], probe["token_type_ids"]).logits
+    change = float((before - after).abs().max())
+    if change > 1e-3:  # a bug, never a user error: reordering must not change the function
+        raise RuntimeError(f"rewiring changed the full model's logits by {change:.2e}")
+    record = importance_record(split, n, head, ffn, head_order, ffn_order)
+    save_checkpoint(model, run_dir / REWIRED, {"stage": REWIRED, "importance_split": split})
+    (run_dir / "importance.json").write_text(json.dumps(record))
+    run = prep.run
+    run.setdefault("stage_seconds", {})[REWIRED] = round(time.perf_counter() - t0, 2)
+    run.setdefault("options", {})[REWIRED] = {"importance_split": split, "n_examples": n}
+    write_run(run_dir, run)
+    return {"split": split, "n_examples": n, "max_abs_logit_change": change,
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def evaluate_run(run_dir: str | os.PathLike, stage: str, cfg: Optional[SubnetConfig],
+                 splits: tuple[str, ...] = ("dev", "test")) -> dict[str, dict[str, float]]:
+    """Metrics (in %) of one sub-network of a stage's checkpoint on the given splits."""
+    run_dir = Path(run_dir)
+    prep = prepare(run_dir, StageOptions(progress=False))
+    model = _stage_dir_model(run_dir, stage, prep.task.num_labels)
+    if cfg is not None:
+        cfg.validate(model.arch)
+    missing = [s for s in splits if s not in prep.loaders]
+    if missing:
+        raise RunDirError(f"task '{prep.task.name}' has no split(s) {missing}")
+    return {s: evaluate(model, prep.loaders[s], cfg, prep.task) for s in splits}

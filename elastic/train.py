@@ -1,0 +1,380 @@
+"""One training loop for every stage (teacher, DynaBERT_W, DynaBERT, hard-label fine-tuning).
+
+Each step: every planned sub-network runs forward + backward on the same batch, gradients
+accumulate, then ONE clipped AdamW step with a linearly decaying learning rate. The data order is a
+pure function of (seed, epoch), so a resumed run consumes exactly the batches an uninterrupted run
+would. Multi-process (torchrun, gloo): every rank collates the same global batch (same padding),
+takes its rows `rank::world`, scales its loss by its share of the batch, and gradients are summed
+by all-reduce, so the update equals the single-process one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from elastic.config import GRID_DEPTHS, GRID_WIDTHS, SubnetConfig
+from elastic.data import EncodedSplit, PadCollator
+from elastic.losses import distillation_loss, hard_label_loss, matched_teacher_indices
+from elastic.model import ElasticBertForSequenceClassification
+from elastic.weights import load_checkpoint, save_checkpoint
+
+
+class Stage(str, Enum):
+    """Training stages, in pipeline order (values are the run-directory folder names)."""
+
+    TEACHER = "teacher"
+    STAGE1 = "stage1"
+    STAGE2 = "stage2"
+    STAGE3 = "stage3"
+
+
+# (logit weight, hidden weight) of the distillation stages, as in the released code.
+LOSS_WEIGHTS = {Stage.STAGE1: (1.0, 0.1), Stage.STAGE2: (1.0, 1.0)}
+
+
+class ResumeError(ValueError):
+    """A checkpoint that cannot be resumed with the given options."""
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Options of one training stage.
+
+    Attributes:
+        total_steps: optimizer steps of the stage.
+        batch_size: global batch (split across ranks under torchrun).
+        lr: peak learning rate; decays linearly to 0 at `total_steps`.
+        warmup_steps: linear warm-up steps (0 as in DynaBERT).
+        weight_decay: AdamW weight decay (0.0 as in the released code).
+        grad_clip: max global gradient norm.
+        seed: data order, dropout and random sub-network sampling.
+        save_every: checkpoint every this many steps (0 = only at the end).
+        log_every: JSONL/progress logging period in steps.
+        widths / depths: the uniform sub-networks trained every step.
+        extra_subnets: stage 2 only: add the smallest grid sub-network and this many random per-layer ones.
+        teacher_width: stage 2: "full" (released code) or "matched" (paper) teacher width.
+    """
+
+    total_steps: int
+    batch_size: int = 32
+    lr: float = 2e-5
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    seed: int = 42
+    save_every: int = 0
+    log_every: int = 10
+    widths: tuple[float, ...] = GRID_WIDTHS
+    depths: tuple[float, ...] = GRID_DEPTHS
+    extra_subnets: int = 0
+    teacher_width: str = "full"
+
+    def __post_init__(self) -> None:
+        if self.total_steps < 1:
+            raise ValueError(f"the stage needs at least 1 step, got total_steps={self.total_steps}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.teacher_width not in ("full", "matched"):
+            raise ValueError(f"teacher_width must be 'full' or 'matched', got '{self.teacher_width}'")
+        if self.extra_subnets < 0:
+            raise ValueError(f"extra_subnets must be >= 0, got {self.extra_subnets}")
+
+
+@dataclass
+class Planned:
+    """One sub-network of a step and the teacher config it is distilled from (None: hard labels)."""
+
+    student: SubnetConfig
+    teacher: Optional[SubnetConfig]
+
+
+def uniform_plan(stage: Stage, arch, cfg: LoopConfig) -> list[Planned]:
+    """The fixed sub-networks of every step of a stage (before random extras)."""
+    full = SubnetConfig.full(arch)
+    if stage is Stage.TEACHER:
+        return [Planned(full, None)]
+    depths = (1.0,) if stage is Stage.STAGE1 else cfg.depths
+    plan = []
+    for d in depths:
+        for w in cfg.widths:
+            s = SubnetConfig.uniform(arch, w, d)
+            if stage is Stage.STAGE3:
+                plan.append(Planned(s, None))
+            elif stage is Stage.STAGE2 and cfg.teacher_width == "matched":
+                plan.append(Planned(s, SubnetConfig.uniform(arch, w, 1.0)))
+            else:
+                plan.append(Planned(s, full))
+    return plan
+
+
+def step_plan(stage: Stage, arch, cfg: LoopConfig, rng: random.Random) -> list[Planned]:
+    """Sub-networks of one step: the uniform ones, plus (stage 2) the smallest grid one and K random."""
+    plan = uniform_plan(stage, arch, cfg)
+    if stage is Stage.STAGE2 and cfg.extra_subnets:
+        full = SubnetConfig.full(arch)
+        smallest = SubnetConfig.uniform(arch, min(GRID_WIDTHS), min(GRID_DEPTHS))
+        if all(p.student != smallest for p in plan):
+            plan.append(Planned(smallest, full))
+        plan += [Planned(SubnetConfig.random(arch, rng), full) for _ in range(cfg.extra_subnets)]
+    return plan
+
+
+def lr_at(step: int, cfg: LoopConfig) -> float:
+    """Linear warm-up then linear decay to 0 (transformers' get_linear_schedule_with_warmup)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * step / max(1, cfg.warmup_steps)
+    return cfg.lr * max(0.0, (cfg.total_steps - step) / max(1, cfg.total_steps - cfg.warmup_steps))
+
+
+def rank_world() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside torch.distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class BatchPlan:
+    """Step -> global batch: a seeded permutation per epoch, consumed in order (resume-exact)."""
+
+    def __init__(self, data: EncodedSplit, batch_size: int, seed: int) -> None:
+        if len(data) == 0:
+            raise ValueError("the training split is empty")
+        self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.steps_per_epoch = math.ceil(len(data) / batch_size)
+        self.collate = PadCollator(data.pad_token_id, data.is_regression)
+        self._perm: tuple[int, torch.Tensor] | None = None
+
+    def indices(self, step: int) -> list[int]:
+        epoch, b = divmod(step, self.steps_per_epoch)
+        if self._perm is None or self._perm[0] != epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = (epoch, torch.randperm(len(self.data), generator=g))
+        return self._perm[1][b * self.batch_size:(b + 1) * self.batch_size].tolist()
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        """The global batch of `step`, padded to its longest example."""
+        return self.collate([self.data[i] for i in self.indices(step)])
+
+
+def shard(batch: dict[str, torch.Tensor], rank: int, world: int) -> dict[str, torch.Tensor]:
+    """This rank's rows of a global batch (same padded width on every rank)."""
+    return batch if world == 1 else {k: v[rank::world] for k, v in batch.items()}
+
+
+def run_step(student: ElasticBertForSequenceClassification,
+             teacher: Optional[ElasticBertForSequenceClassification], batch: dict[str, torch.Tensor],
+             plan: list[Planned], stage: Stage, *, is_regression: bool, scale: float = 1.0) -> dict[str, float]:
+    """Forward + backward of every planned sub-network on one batch; gradients accumulate in `.grad`.
+
+    Args:
+        student: the model being trained (train mode).
+        teacher: the frozen teacher (eval mode) for distillation stages, else None.
+        batch: this rank's batch.
+        plan: sub-networks of the step.
+        stage: picks the loss.
+        is_regression: regression drops the logit loss / uses MSE on labels.
+        scale: multiplies every loss (this rank's share of the global batch).
+
+    Returns:
+        {"loss": sum over sub-networks, "logit": ..., "hidden": ...} as floats (unscaled).
+    """
+    ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+    totals = {"loss": 0.0, "logit": 0.0, "hidden": 0.0}
+    if ids.shape[0] == 0:
+        return totals
+    teacher_cache: dict[SubnetConfig, Any] = {}
+    for p in plan:
+        if p.teacher is None:
+            out = student(ids, mask, types, subnet=p.student)
+            loss = hard_label_loss(out.logits, batch["labels"], is_regression)
+        else:
+            if p.teacher not in teacher_cache:  # one teacher forward per step per teacher width
+                with torch.no_grad():
+                    teacher_cache[p.teacher] = teacher(ids, mask, types, subnet=p.teacher, output_hidden_states=True)
+            t = teacher_cache[p.teacher]
+            out = student(ids, mask, types, subnet=p.student, output_hidden_states=True)
+            w_logit, w_hidden = LOSS_WEIGHTS.get(stage, (1.0, 1.0))
+            loss, parts = distillation_loss(
+                out.logits, out.hidden_states, t.logits, t.hidden_states,
+                matched_teacher_indices(p.student.layers, student.arch.num_layers),
+                logit_weight=w_logit, hidden_weight=w_hidden, is_regression=is_regression)
+            totals["logit"] += parts["logit"]
+            totals["hidden"] += parts["hidden"]
+        (loss * scale).backward()
+        totals["loss"] += float(loss.detach())
+    return totals
+
+
+def _sync_grads(params: list[torch.nn.Parameter], world: int) -> None:
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    if world > 1:
+        flat = torch.cat([p.grad.reshape(-1) for p in params])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        offset = 0
+        for p in params:
+            n = p.numel()
+            p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
+            offset += n
+
+
+# ---- checkpoints ---------------------------------------------------------------------------------
+CKPT_STATE = "state.json"
+
+
+def save_training_state(ckpt_dir: Path, student: ElasticBertForSequenceClassification,
+                        optimizer: torch.optim.Optimizer, step: int, rng: random.Random,
+                        loop: LoopConfig, seconds: float) -> None:
+    """Write a resumable checkpoint atomically (a fresh folder renamed over the old one)."""
+    tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_checkpoint(student, tmp, {"step": step})
+    # Optimizer moments are tensors in nested dicts: torch.save, read back with weights_only=True.
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    save_file({"torch_rng": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
+    state = {"step": step, "seconds": seconds, "python_rng": list(rng.getstate()),
+             "loop": _loop_key(loop)}
+    (tmp / CKPT_STATE).write_text(json.dumps(state))
+    old = ckpt_dir.with_name(ckpt_dir.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if ckpt_dir.exists():
+        os.replace(ckpt_dir, old)
+    os.replace(tmp, ckpt_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _loop_key(loop: LoopConfig) -> dict[str, Any]:
+    d = asdict(loop)
+    for k in ("save_every", "log_every"):  # may change on resume without changing the result
+        d.pop(k)
+    d["widths"], d["depths"] = list(d["widths"]), list(d["depths"])
+    return d
+
+
+def load_training_state(ckpt_dir: Path, student: ElasticBertForSequenceClassification,
+                        optimizer: torch.optim.Optimizer, rng: random.Random, loop: LoopConfig) -> tuple[int, float]:
+    """Restore weights, optimizer, RNGs from `ckpt_dir`; returns (step, seconds so far)."""
+    state = json.loads((ckpt_dir / CKPT_STATE).read_text())
+    if state["loop"] != _loop_key(loop):
+        diff = sorted(k for k in state["loop"] if state["loop"][k] != _loop_key(loop).get(k))
+        raise ResumeError(f"cannot resume {ckpt_dir}: it was made with different options ({', '.join(diff)}); "
+                          "rerun with the original options or delete the checkpoint to start over")
+    model, _ = load_checkpoint(ckpt_dir)
+    student.load_state_dict(model.state_dict())
+    optimizer.load_state_dict(torch.load(ckpt_dir / "optimizer.pt", weights_only=True))
+    torch.set_rng_state(load_file(str(ckpt_dir / "rng.safetensors"))["torch_rng"])
+    v, internal, gauss = state["python_rng"]
+    rng.setstate((v, tuple(internal), gauss))
+    return int(state["step"]), float(state["seconds"])
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    last: dict[str, float] = field(default_factory=dict)
+
+
+def train_stage(student: ElasticBertForSequenceClassification,
+                teacher: Optional[ElasticBertForSequenceClassification], stage: Stage, data: EncodedSplit,
+                loop: LoopConfig, *, is_regression: bool, ckpt_dir: Optional[Path] = None,
+                log_path: Optional[Path] = None, resume: bool = False, progress: bool = True,
+                on_step: Optional[Callable[[int], None]] = None,
+                eval_fn: Optional[Callable[[int], dict[str, Any]]] = None) -> TrainResult:
+    """Train `student` for one stage, checkpointing and logging as it goes.
+
+    Args:
+        student: the model to train (modified in place).
+        teacher: the frozen teacher of distillation stages (None for TEACHER / STAGE3).
+        stage: which losses and sub-networks.
+        data: the training split.
+        loop: optimizer, schedule and sub-network options.
+        is_regression: regression task.
+        ckpt_dir: where resumable checkpoints go (None: no checkpoints).
+        log_path: JSONL log (rank 0 only).
+        resume: continue from `ckpt_dir` if it holds a checkpoint.
+        progress: tqdm progress bar on rank 0.
+        on_step: called with the finished step count after every step (and its checkpoint).
+        eval_fn: called at every epoch end and at the last step; its dict is logged.
+
+    Returns:
+        Steps done, wall-clock seconds of training (resumed runs add their earlier seconds), last losses.
+    """
+    if stage in (Stage.STAGE1, Stage.STAGE2) and teacher is None:
+        raise ValueError(f"{stage.value} distils from a teacher; none was given")
+    rank, world = rank_world()
+    torch.manual_seed(loop.seed + rank)  # dropout draws from torch's RNG; saved in checkpoints
+    rng = random.Random(loop.seed)
+    batches = BatchPlan(data, loop.batch_size, loop.seed)
+    params = [p for p in student.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=loop.lr, weight_decay=loop.weight_decay)
+    if teacher is not None:
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    start, seconds_before = 0, 0.0
+    if resume and ckpt_dir is not None and (ckpt_dir / CKPT_STATE).exists():
+        start, seconds_before = load_training_state(ckpt_dir, student, optimizer, rng, loop)
+    student.train()
+    writer = open(log_path, "a") if (log_path is not None and rank == 0) else None
+    bar = tqdm(total=loop.total_steps, initial=start, desc=stage.value, unit="step",
+               disable=not progress or rank != 0)
+    t0, last = time.perf_counter(), {}
+    n_sub_done, t_window = 0, time.perf_counter()
+    try:
+        for step in range(start, loop.total_steps):
+            plan = step_plan(stage, student.arch, loop, rng)
+            gbatch = batches.batch(step)
+            local = shard(gbatch, rank, world)
+            scale = local["input_ids"].shape[0] / gbatch["input_ids"].shape[0]
+            for g in optimizer.param_groups:
+                g["lr"] = lr_at(step, loop)
+            optimizer.zero_grad(set_to_none=True)
+            last = run_step(student, teacher, local, plan, stage, is_regression=is_regression, scale=scale)
+            _sync_grads(params, world)
+            torch.nn.utils.clip_grad_norm_(params, loop.grad_clip)
+            optimizer.step()
+            done = step + 1
+            n_sub_done += len(plan)
+            bar.update(1)
+            record: dict[str, Any] = {}
+            if done % loop.log_every == 0 or done == loop.total_steps:
+                rate = n_sub_done / max(1e-9, time.perf_counter() - t_window)
+                n_sub_done, t_window = 0, time.perf_counter()
+                record = {"step": done, "loss": round(last["loss"], 6), "lr": lr_at(step, loop),
+                          "subnets_per_s": round(rate, 3), "logit_loss": round(last["logit"], 6),
+                          "hidden_loss": round(last["hidden"], 6), "subnets": len(plan)}
+                bar.set_postfix(loss=f"{last['loss']:.4f}", subnets_per_s=f"{rate:.2f}")
+            if eval_fn is not None and (done % batches.steps_per_epoch == 0 or done == loop.total_steps):
+                record = {"step": done, **record, **eval_fn(done)}
+                student.train()
+            if writer is not None and record:
+                writer.write(json.dumps(record) + "\n")
+                writer.flush()
+            elapsed = seconds_before + time.perf_counter() - t0
+            if ckpt_dir is not None and rank == 0 and (
+                    (loop.save_every and done % loop.save_every == 0) or done == loop.total_steps):
+                save_training_state(ckpt_dir, student, optimizer, done, rng, loop, elapsed)
+            if on_step is not None:
+                on_step(done)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    return TrainResult(steps=loop.total_steps, seconds=seconds_before + time.perf_counter() - t0, last=last)

@@ -1,0 +1,61 @@
+"""Hardware/software fingerprint attached to every latency record (where a number was measured)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from functools import lru_cache
+from typing import Any
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (Linux), else `platform.processor()`."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(module: str) -> str | None:
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return None
+
+
+def fingerprint(threads: int, device: str = "cpu") -> dict[str, Any]:
+    """Where a latency was measured: CPU, cores, library versions, threads, platform (and GPU if cuda).
+
+    Args:
+        threads: intra-op threads the measurement used.
+        device: "cpu" or "cuda".
+
+    Returns:
+        A JSON-serialisable dict.
+    """
+    import torch
+
+    fp: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "threads": int(threads),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": _version("onnxruntime"),
+        "transformers": _version("transformers"),
+    }
+    if device == "cuda" and torch.cuda.is_available():
+        fp["gpu"] = torch.cuda.get_device_name(0)
+    return fp
+
+
+def fingerprint_hash(fp: dict[str, Any]) -> str:
+    """12 hex chars of SHA-256 over the canonical JSON of a fingerprint (a cache-key component)."""
+    return hashlib.sha256(json.dumps(fp, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]

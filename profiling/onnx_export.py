@@ -1,0 +1,89 @@
+"""ONNX export of an extracted sub-network (dynamic batch and sequence length) and ONNX Runtime sessions."""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAMES = ("logits",)
+
+
+class _Logits(nn.Module):
+    """Export wrapper: two int64 inputs in, logits out (token types are all zero, as in our timing)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids, attention_mask).logits
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, *, max_seq_len: int | None = None) -> Path:
+    """Export an extracted model to ONNX with dynamic batch and sequence dimensions.
+
+    Uses `torch.onnx.export(..., dynamo=True)` at its default opset (DESIGN.md §7: opset 23 breaks ORT's
+    Attention op with a [B,1,1,S] mask).
+
+    Args:
+        model: a `CompactBertForSequenceClassification` (from `extract`); exported in eval mode.
+        path: the .onnx file to write (its folder is created).
+        max_seq_len: upper bound of the sequence dimension (default: the model's position table).
+
+    Returns:
+        The written path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    max_pos = int(model.config.max_position_embeddings)
+    max_seq = int(max_seq_len or max_pos)
+    if not 2 <= max_seq <= max_pos:
+        raise ValueError(f"max_seq_len must be in 2..{max_pos} (the position table), got {max_seq}")
+    was_training = model.training
+    model.eval()
+    # Example shapes of 2 (not 1) so that torch.export does not specialise the dimensions to 1.
+    ids = torch.ones(2, min(8, max_seq), dtype=torch.long)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    seq = torch.export.Dim("seq", min=1, max=max_seq)
+    shapes = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            # The exporter logs every pass at INFO; keep the console readable.
+            logging.getLogger("torch.onnx").setLevel(logging.WARNING)
+            torch.onnx.export(_Logits(model), (ids, torch.ones_like(ids)), str(path), dynamo=True,
+                              input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                              dynamic_shapes=shapes, verbose=False)
+    finally:
+        model.train(was_training)
+    return path
+
+
+def quantize_onnx_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Dynamic INT8 quantization of the MatMul/Gemm weights (onnxruntime.quantization.quantize_dynamic)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    return dst
+
+
+def ort_session(path: str | os.PathLike, *, threads: int):
+    """A CPU ONNX Runtime session using `threads` intra-op threads (one inter-op thread, sequential)."""
+    import onnxruntime as ort
+
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
