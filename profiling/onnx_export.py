@@ -70,7 +70,14 @@ def quantize_onnx_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    # quantize_dynamic logs a pre-processing hint on the root logger for every model; it is only a hint.
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     return dst
 
 

@@ -1,0 +1,396 @@
+"""Schemas and loaders of every run-directory file (docs/ARTIFACTS.md), shared by the dashboard and CLI.
+
+Every loader checks the file against its schema and raises `ArtifactError` (a `ValueError`) naming the
+file and the problem; a file that is not there raises its subclass `MissingArtifactError`, which also
+says which command writes it. Loaders return plain pandas/dict values (picklable, so the dashboard can
+cache them with `st.cache_data`) and never import Streamlit.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from elastic.config import BertArch, SubnetConfig
+
+
+class ArtifactError(ValueError):
+    """A run-directory file that is malformed (or missing): the message names the file and the problem."""
+
+
+class MissingArtifactError(ArtifactError):
+    """A run-directory file that does not exist (yet)."""
+
+
+@dataclass(frozen=True)
+class CsvSchema:
+    """Columns of one CSV artifact.
+
+    Attributes:
+        columns: every required column.
+        numeric: columns that must parse as numbers.
+        nullable: numeric columns that may be empty (e.g. test metric without a test split).
+        booleans: columns holding true/false.
+        config_column: column with `SubnetConfig.to_json()`; parsed into a `config` column.
+        written_by: the command that writes the file (for the "missing" message).
+    """
+
+    columns: tuple[str, ...]
+    numeric: tuple[str, ...] = ()
+    nullable: tuple[str, ...] = ()
+    booleans: tuple[str, ...] = ()
+    config_column: str | None = "config_json"
+    written_by: str = ""
+
+
+CSV_SCHEMAS: dict[str, CsvSchema] = {
+    "grid.csv": CsvSchema(
+        ("stage", "width_mult", "depth_mult", "config_hash", "config_json", "dev_metric", "test_metric",
+         "dev_acc", "test_acc", "macs", "params"),
+        numeric=("width_mult", "depth_mult", "dev_metric", "test_metric", "dev_acc", "test_acc", "macs", "params"),
+        nullable=("test_metric", "test_acc", "dev_acc"), written_by="dynabert train"),
+    "latency.csv": CsvSchema(
+        ("config_hash", "config_json", "macs", "macs_fvcore", "params", "scenario", "device", "runtime",
+         "threads", "batch", "seq_len", "median_ms", "p90_ms", "iqr_ms", "n", "fingerprint"),
+        numeric=("macs", "macs_fvcore", "params", "threads", "batch", "seq_len", "median_ms", "p90_ms",
+                 "iqr_ms", "n"),
+        nullable=("macs_fvcore", "p90_ms", "iqr_ms"), written_by="dynabert profile"),
+    "trials.csv": CsvSchema(
+        ("trial", "config_hash", "config_json", "dev_metric", "latency_ms", "macs", "params", "state",
+         "feasible"),
+        numeric=("trial", "dev_metric", "latency_ms", "macs", "params"),
+        nullable=("dev_metric", "latency_ms", "macs", "params"), booleans=("feasible",),
+        written_by="dynabert search"),
+    "pareto.csv": CsvSchema(
+        ("trial", "config_hash", "config_json", "dev_metric", "test_metric", "macs", "params",
+         "latency_pred_ms", "latency_measured_ms", "scenario", "knee"),
+        numeric=("trial", "dev_metric", "test_metric", "macs", "params", "latency_pred_ms",
+                 "latency_measured_ms"),
+        nullable=("test_metric", "latency_pred_ms", "latency_measured_ms"), booleans=("knee",),
+        written_by="dynabert search"),
+    "baselines.csv": CsvSchema(
+        ("name", "recipe", "config_json", "macs", "params", "dev_metric", "test_metric", "latency_ms",
+         "scenario", "steps", "epochs"),
+        numeric=("macs", "params", "dev_metric", "test_metric", "latency_ms", "steps", "epochs"),
+        nullable=("macs", "test_metric", "latency_ms", "steps", "epochs"), config_column=None,
+        written_by="dynabert baselines"),
+}
+
+#: Every artifact a complete run has, with the command that writes it (directories end in "/").
+ARTIFACTS: dict[str, str] = {
+    "run.json": "any dynabert command",
+    "importance.json": "dynabert train (rewiring)",
+    "grid.csv": "dynabert train",
+    "latency.csv": "dynabert profile",
+    "predictor.json": "dynabert profile",
+    "study.db": "dynabert search",
+    "trials.csv": "dynabert search",
+    "pareto.csv": "dynabert search",
+    "search.json": "dynabert search",
+    "baselines.csv": "dynabert baselines",
+}
+CHECKPOINT_DIRS: tuple[str, ...] = ("teacher", "rewired", "stage1", "stage2", "stage3")
+PUBLISHED_CSV = Path(__file__).parent / "data" / "published_reference.csv"
+PUBLISHED_COLUMNS = ("name", "source", "macs", "params", "score", "split", "note")
+_TRUE = {"true", "1", "yes", "1.0"}
+_FALSE = {"false", "0", "no", "0.0", ""}
+
+
+def _missing(path: Path, written_by: str) -> MissingArtifactError:
+    return MissingArtifactError(f"{path.name} is missing in {path.parent} (written by `{written_by}`)")
+
+
+# ---------------------------------------------------------------------------------------------- CSV
+def load_csv(path: str | os.PathLike, schema: CsvSchema | None = None) -> pd.DataFrame:
+    """Read and check one CSV artifact.
+
+    Args:
+        path: the file; its name picks the schema from `CSV_SCHEMAS` unless `schema` is given.
+        schema: explicit schema.
+
+    Returns:
+        The table; numeric columns as floats, boolean columns as bool, and, where the schema has a
+        config column, `config` (`SubnetConfig` or None) and `describe` (its short form) added.
+
+    Raises:
+        MissingArtifactError: the file does not exist.
+        ArtifactError: unreadable CSV, missing columns, non-numeric values, bad config JSON or hash.
+    """
+    p = Path(path)
+    schema = schema or CSV_SCHEMAS[p.name]
+    if not p.is_file():
+        raise _missing(p, schema.written_by)
+    try:
+        df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{p.name}: not a readable CSV ({str(e).strip()})") from None
+    missing = [c for c in schema.columns if c not in df.columns]
+    if missing:
+        raise ArtifactError(f"{p.name}: missing column(s) {', '.join(missing)} "
+                            f"(expected {', '.join(schema.columns)}; see docs/ARTIFACTS.md)")
+    for col in schema.numeric:
+        raw = df[col].str.strip()
+        num = pd.to_numeric(raw.replace({"": None, "nan": None, "NaN": None, "None": None}), errors="coerce")
+        bad = num.isna() & ~raw.isin(["", "nan", "NaN", "None"])
+        if bad.any():
+            i = int(bad.idxmax())
+            raise ArtifactError(f"{p.name}: column {col}, row {i + 1}: {raw[i]!r} is not a number")
+        if col not in schema.nullable and num.isna().any():
+            i = int(num.isna().idxmax())
+            raise ArtifactError(f"{p.name}: column {col}, row {i + 1} is empty (a number is required)")
+        df[col] = num.astype(float)
+    for col in schema.booleans:
+        low = df[col].str.strip().str.lower()
+        unknown = ~low.isin(_TRUE | _FALSE)
+        if unknown.any():
+            i = int(unknown.idxmax())
+            raise ArtifactError(f"{p.name}: column {col}, row {i + 1}: {df[col][i]!r} is not true/false")
+        df[col] = low.isin(_TRUE)
+    if schema.config_column:
+        df["config"], df["describe"] = _parse_configs(df, schema.config_column, p.name)
+    elif "config_json" in df.columns:
+        # Baselines may have another architecture: parse where possible, never fail on it.
+        cfgs = [_try_config(s) for s in df["config_json"]]
+        df["config"] = cfgs
+        df["describe"] = [c.describe() if c else "" for c in cfgs]
+    return df
+
+
+def _try_config(text: str) -> SubnetConfig | None:
+    try:
+        return SubnetConfig.from_json(text) if text.strip() else None
+    except ValueError:
+        return None
+
+
+def _parse_configs(df: pd.DataFrame, col: str, name: str) -> tuple[list[Any], list[str]]:
+    cfgs: list[SubnetConfig | None] = []
+    for i, text in enumerate(df[col]):
+        if not text.strip():
+            if "state" in df.columns and df["state"][i] != "COMPLETE":
+                cfgs.append(None)
+                continue
+            raise ArtifactError(f"{name}: row {i + 1} has an empty {col}")
+        try:
+            cfg = SubnetConfig.from_json(text)
+        except ValueError as e:
+            raise ArtifactError(f"{name}: row {i + 1}: bad {col}: {e}") from None
+        if "config_hash" in df.columns and df["config_hash"][i].strip() and df["config_hash"][i] != cfg.hash:
+            raise ArtifactError(f"{name}: row {i + 1}: config_hash {df['config_hash'][i]} does not match "
+                                f"its config_json (hash {cfg.hash})")
+        cfgs.append(cfg)
+    return cfgs, [c.describe() if c else "" for c in cfgs]
+
+
+# --------------------------------------------------------------------------------------------- JSON
+def read_json(path: str | os.PathLike, written_by: str = "") -> dict[str, Any]:
+    """Read a JSON object; `ArtifactError` (naming file, line and column) when it is not one."""
+    p = Path(path)
+    if not p.is_file():
+        raise _missing(p, written_by or ARTIFACTS.get(p.name, "dynabert"))
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ArtifactError(f"{p.name}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    except UnicodeDecodeError as e:
+        raise ArtifactError(f"{p.name}: not UTF-8 text ({e})") from None
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{p.name}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+_NUM = (int, float)
+
+
+def _check_keys(name: str, data: dict[str, Any], spec: dict[str, tuple[type, ...]],
+                required: Sequence[str]) -> None:
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ArtifactError(f"{name}: missing key(s) {', '.join(missing)}")
+    for key, types in spec.items():
+        v = data.get(key)
+        if key in data and v is not None and (not isinstance(v, types) or isinstance(v, bool) and bool not in types):
+            want = " or ".join(t.__name__ for t in types)
+            raise ArtifactError(f"{name}: key {key} must be {want}, got {type(v).__name__} ({v!r:.60})")
+
+
+def load_run_json(path: str | os.PathLike) -> dict[str, Any]:
+    """run.json: resolved options, `task` (dict from `TaskData.to_meta()` or a name), `teacher`,
+    `created` (ISO time), `stage_seconds` {stage: seconds}. Adds `task_name`."""
+    data = read_json(path)
+    _check_keys("run.json", data, {"task": (dict, str), "teacher": (str,), "seed": (int,), "max_length": (int,),
+                                   "metric": (str,), "created": (str,), "stage_seconds": (dict,)},
+                required=("task", "teacher"))
+    for stage, s in (data.get("stage_seconds") or {}).items():
+        if not isinstance(s, _NUM) or isinstance(s, bool):
+            raise ArtifactError(f"run.json: stage_seconds[{stage!r}] must be a number of seconds, got {s!r}")
+    if data.get("created"):
+        try:
+            pd.Timestamp(data["created"])
+        except ValueError:
+            raise ArtifactError(f"run.json: created {data['created']!r} is not an ISO time") from None
+    task = data["task"]
+    data["task_name"] = task.get("name", "?") if isinstance(task, dict) else str(task)
+    return data
+
+
+def load_importance(path: str | os.PathLike) -> dict[str, Any]:
+    """importance.json: `head` [layers][heads] and `ffn` [layers][neurons] scores in original unit order."""
+    data = read_json(path)
+    _check_keys("importance.json", data, {"split": (str,), "n_examples": (int,), "head": (list,), "ffn": (list,),
+                                          "head_order": (list,), "ffn_order": (list,)}, required=("head", "ffn"))
+    for key in ("head", "ffn", "head_order", "ffn_order"):
+        rows = data.get(key)
+        if rows is None:
+            continue
+        if not rows or not all(isinstance(r, list) and r for r in rows):
+            raise ArtifactError(f"importance.json: {key} must be a non-empty list of per-layer lists")
+        if len({len(r) for r in rows}) != 1:
+            raise ArtifactError(f"importance.json: {key} rows have different lengths {sorted({len(r) for r in rows})}")
+        if not all(isinstance(v, _NUM) and not isinstance(v, bool) and math.isfinite(v) for r in rows for v in r):
+            raise ArtifactError(f"importance.json: {key} holds a value that is not a finite number")
+    if len(data["head"]) != len(data["ffn"]):
+        raise ArtifactError(f"importance.json: head has {len(data['head'])} layers but ffn has {len(data['ffn'])}")
+    return data
+
+
+def load_predictor(path: str | os.PathLike) -> dict[str, Any]:
+    """predictor.json: scenario, kind, mape_pct, kendall_tau, n_heldout, points [{config_hash, predicted_ms,
+    measured_ms}]. Returns the dict with `points` as a DataFrame."""
+    data = read_json(path)
+    _check_keys("predictor.json", data, {"scenario": (str,), "kind": (str,), "mape_pct": _NUM,
+                                         "kendall_tau": _NUM, "n_heldout": (int,), "points": (list,)},
+                required=("scenario", "kind", "mape_pct", "kendall_tau", "points"))
+    for i, pt in enumerate(data["points"]):
+        if not isinstance(pt, dict) or not all(k in pt for k in ("config_hash", "predicted_ms", "measured_ms")):
+            raise ArtifactError(f"predictor.json: points[{i}] needs config_hash, predicted_ms, measured_ms")
+        if not all(isinstance(pt[k], _NUM) for k in ("predicted_ms", "measured_ms")):
+            raise ArtifactError(f"predictor.json: points[{i}] predicted_ms/measured_ms must be numbers (ms)")
+    data["points"] = pd.DataFrame(data["points"], columns=["config_hash", "predicted_ms", "measured_ms"])
+    return data
+
+
+def load_search(path: str | os.PathLike) -> dict[str, Any]:
+    """search.json: scenario, objectives, reference_point, hypervolume, hypervolume_history [[n, hv]],
+    knee_hash, n_trials, seconds_per_trial."""
+    data = read_json(path)
+    _check_keys("search.json", data, {"scenario": (str,), "objectives": (list,), "reference_point": (list,),
+                                      "hypervolume": _NUM, "hypervolume_history": (list,), "knee_hash": (str,),
+                                      "n_trials": (int,), "seconds_per_trial": _NUM},
+                required=("scenario", "objectives", "n_trials"))
+    for i, pair in enumerate(data.get("hypervolume_history") or []):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, _NUM) for v in pair)):
+            raise ArtifactError(f"search.json: hypervolume_history[{i}] must be [n_trials, hypervolume], got {pair!r}")
+    return data
+
+
+def load_published_reference(path: str | os.PathLike = PUBLISHED_CSV) -> pd.DataFrame:
+    """The published SST-2 reference points shipped with the app (not measured here).
+
+    Returns:
+        name, source, macs (multiply-adds at seq 128, may be NaN), params (count, may be NaN),
+        score (%), split (dev/test), note.
+    """
+    df = load_csv(path, CsvSchema(PUBLISHED_COLUMNS, numeric=("macs", "params", "score"),
+                                  nullable=("macs", "params"), config_column=None, written_by="the app package"))
+    return df
+
+
+# --------------------------------------------------------------------------------------------- runs
+@dataclass
+class RunSummary:
+    """One run directory as the run picker shows it."""
+
+    name: str
+    path: Path
+    task: str = "?"
+    teacher: str = "?"
+    created: str = ""
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    problem: str = ""  # run.json problem, if any
+
+
+def resolve_runs_dir(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Path:
+    """`--runs-dir X` from argv, else env `DYNABERT_RUNS_DIR`, else `./runs`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--runs-dir", default=None)
+    args, _ = parser.parse_known_args(list(argv or []))
+    env = os.environ if env is None else env
+    return Path(args.runs_dir or env.get("DYNABERT_RUNS_DIR") or "runs").expanduser().resolve()
+
+
+def is_run_dir(path: Path) -> bool:
+    """A folder holding at least one known artifact or stage checkpoint."""
+    return path.is_dir() and (any((path / n).exists() for n in ARTIFACTS)
+                              or any((path / d).is_dir() for d in CHECKPOINT_DIRS))
+
+
+def missing_artifacts(run_dir: Path) -> list[str]:
+    """Names of the contract files this run does not have (yet)."""
+    return [n for n in ARTIFACTS if not (run_dir / n).exists()]
+
+
+def summarize_run(run_dir: Path) -> RunSummary:
+    """Summary of one run; a bad run.json is reported in `problem`, never raised."""
+    s = RunSummary(name=run_dir.name, path=run_dir, missing=missing_artifacts(run_dir))
+    try:
+        meta = load_run_json(run_dir / "run.json")
+    except ArtifactError as e:
+        s.problem = str(e)
+        return s
+    s.task, s.teacher = meta["task_name"], str(meta["teacher"])
+    s.created = str(meta.get("created") or "")
+    s.stage_seconds = {k: float(v) for k, v in (meta.get("stage_seconds") or {}).items()}
+    return s
+
+
+def list_runs(runs_dir: str | os.PathLike) -> list[RunSummary]:
+    """Every run directly under `runs_dir`, newest first (by run.json `created`, then name)."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    runs = [summarize_run(p) for p in sorted(root.iterdir()) if is_run_dir(p)]
+    return sorted(runs, key=lambda r: (r.created, r.name), reverse=True)
+
+
+def load_arch(run_dir: Path) -> BertArch | None:
+    """The full architecture from a stage checkpoint's elastic_config.json, if any stage wrote one."""
+    for d in ("teacher", "rewired", "stage1", "stage2", "stage3"):
+        p = run_dir / d / "elastic_config.json"
+        if p.is_file():
+            try:
+                return BertArch.from_dict(json.loads(p.read_text())["arch"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return None
+
+
+@dataclass
+class ExportInfo:
+    """One exported sub-network under `<run>/exports/<name>/`."""
+
+    name: str
+    path: Path
+    card: str | None
+    files: list[tuple[str, int]]  # (relative path, bytes)
+
+
+def list_exports(run_dir: Path) -> list[ExportInfo]:
+    """Exports of a run, with their model card text (None when the card is missing)."""
+    root = run_dir / "exports"
+    if not root.is_dir():
+        return []
+    out = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted((str(f.relative_to(d)), f.stat().st_size) for f in d.rglob("*") if f.is_file())
+        card = d / "model_card.md"
+        out.append(ExportInfo(d.name, d, card.read_text(encoding="utf-8") if card.is_file() else None, files))
+    return out

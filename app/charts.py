@@ -1,0 +1,324 @@
+"""Plot data preparation and plotly figures of the dashboard (pure functions, no Streamlit).
+
+Units everywhere: metrics in %, latency in ms, MACs in G multiply-adds, parameters in millions.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from elastic.config import SubnetConfig
+
+XKind = Literal["latency", "macs", "params"]
+X_TITLES: dict[str, str] = {"latency": "Latency (ms, {scenario})", "macs": "MACs (G multiply-adds)",
+                            "params": "Parameters (millions)"}
+TRACE_TRIALS = "All trials"
+TRACE_FRONT = "Searched Pareto front"
+TRACE_GRID = "Uniform grid (DynaBERT, stage 2)"
+TRACE_BASELINES = "Baselines (same harness)"
+TRACE_PUBLISHED = "Published (not measured here)"
+TRACE_BEST = "Best within budget"
+TRACE_KNEE = "Knee point"
+
+
+# ------------------------------------------------------------------------------------ preparation
+def attach_latency(df: pd.DataFrame, latency: pd.DataFrame | None, scenario: str, *,
+                   own: Sequence[tuple[str, str]] = (), own_scenario: str | pd.Series | None = None
+                   ) -> pd.DataFrame:
+    """Add `lat_ms` and `lat_source` for `scenario` to a table with `config_hash`.
+
+    Priority per row: the table's own columns in `own` order (each `(column, label)`), used only where
+    `own_scenario` (a key, or a per-row Series) equals `scenario`, then latency.csv's median for
+    (config_hash, scenario).
+
+    Args:
+        df: the points (front, trials, grid, baselines).
+        latency: latency.csv (or None).
+        scenario: the selected scenario key.
+        own: the table's own latency columns, e.g. `[("latency_measured_ms", "measured")]`.
+        own_scenario: the scenario those own columns were measured in (str or per-row Series).
+    """
+    out = df.copy()
+    match = (own_scenario == scenario) if isinstance(own_scenario, pd.Series) else \
+        pd.Series(own_scenario == scenario, index=out.index)
+    candidates = [(out[col].astype(float), label) for col, label in own if col in out]
+    candidates = [(v.where(match), label) for v, label in candidates]
+    if latency is not None and "config_hash" in out:
+        med = latency[latency["scenario"] == scenario].groupby("config_hash")["median_ms"].median()
+        candidates.append((out["config_hash"].map(med).astype(float), "measured (latency.csv)"))
+    lat, src = pd.Series(np.nan, index=out.index), pd.Series("", index=out.index, dtype=object)
+    for values, label in candidates:
+        fill = lat.isna() & values.notna()
+        lat, src = lat.where(~fill, values), src.where(~fill, label)
+    out["lat_ms"], out["lat_source"] = lat, src
+    return out
+
+
+def x_values(df: pd.DataFrame, x: XKind) -> pd.Series:
+    """The x column in display units: ms, G MACs, or M parameters."""
+    if x == "latency":
+        return df["lat_ms"] if "lat_ms" in df else pd.Series(np.nan, index=df.index)
+    return df[x] / (1e9 if x == "macs" else 1e6)
+
+
+def _fmt(v: float, fmt: str, unit: str) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:{fmt}} {unit}"
+
+
+def hover_text(row: pd.Series, title: str, scenario: str) -> str:
+    """Hover label: title, per-layer config, metrics (%), latency (ms), MACs (G), params (M)."""
+    lines = [f"<b>{title}</b>"]
+    cfg = row.get("config")
+    if isinstance(cfg, SubnetConfig):
+        lines += [f"layers: {', '.join(map(str, cfg.layers))}", f"heads/layer: {', '.join(map(str, cfg.heads))}",
+                  f"FFN/layer: {', '.join(map(str, cfg.ffn))}"]
+    lines.append(f"dev: {_fmt(row.get('dev_metric'), '.2f', '%')} · test: {_fmt(row.get('test_metric'), '.2f', '%')}")
+    if "lat_ms" in row:
+        src = f" ({row.get('lat_source') or 'none'}, {scenario})"
+        lines.append(f"latency: {_fmt(row.get('lat_ms'), '.3f', 'ms')}{src}")
+    lines.append(f"MACs: {_fmt(row.get('macs', np.nan) / 1e9, '.3f', 'G')} · "
+                 f"params: {_fmt(row.get('params', np.nan) / 1e6, '.2f', 'M')}")
+    if isinstance(row.get("config_hash"), str):
+        lines.append(f"hash: {row['config_hash']}")
+    return "<br>".join(lines)
+
+
+def budget_mask(df: pd.DataFrame, *, metric_col: str, latency_max: float | None = None,
+                metric_min: float | None = None, params_max: float | None = None) -> pd.Series:
+    """Rows within the budget (latency <= ms, metric >= %, params <= count); NaN latency fails a latency cap."""
+    mask = pd.Series(True, index=df.index)
+    if latency_max is not None:
+        mask &= df["lat_ms"].le(latency_max)
+    if metric_min is not None:
+        mask &= df[metric_col].ge(metric_min)
+    if params_max is not None:
+        mask &= df["params"].le(params_max)
+    return mask
+
+
+def best_within_budget(df: pd.DataFrame, mask: pd.Series, metric_col: str) -> int | None:
+    """Index of the highest-metric row within budget (ties: lower latency, then fewer MACs); None if none."""
+    cand = df[mask & df[metric_col].notna()]
+    if cand.empty:
+        return None
+    keys = [metric_col] + [c for c in ("lat_ms", "macs") if c in cand]
+    return cand.sort_values(keys, ascending=[False] + [True] * (len(keys) - 1)).index[0]
+
+
+def knee_index(front: pd.DataFrame, knee_hash: str | None) -> int | None:
+    """The knee row: search.json knee_hash first, else pareto.csv's knee column."""
+    if knee_hash and (front["config_hash"] == knee_hash).any():
+        return front.index[front["config_hash"] == knee_hash][0]
+    if "knee" in front and front["knee"].any():
+        return front.index[front["knee"]][0]
+    return None
+
+
+# ------------------------------------------------------------------------------------------ Pareto
+def pareto_figure(*, x: XKind, metric_col: str, metric_title: str, scenario: str,
+                  front: pd.DataFrame | None = None, trials: pd.DataFrame | None = None,
+                  grid: pd.DataFrame | None = None, baselines: pd.DataFrame | None = None,
+                  published: pd.DataFrame | None = None, in_budget: pd.Series | None = None,
+                  best: int | None = None, knee: int | None = None, latency_max: float | None = None,
+                  metric_min: float | None = None, log_x: bool = False) -> go.Figure:
+    """The Pareto explorer chart; trace names are the `TRACE_*` constants.
+
+    Args:
+        x: x axis kind; frames must have `lat_ms` for "latency".
+        metric_col: `dev_metric` or `test_metric` (the y axis, %).
+        front, trials, grid, baselines: run tables (None or empty: trace omitted).
+        published: published reference points (name, macs, params, score, split, note).
+        in_budget: mask over `front`; points outside are faded.
+        best, knee: index labels in `front` to highlight.
+        latency_max, metric_min: budget lines drawn on the chart.
+    """
+    fig = go.Figure()
+    title_x = X_TITLES[x].format(scenario=scenario)
+
+    def add(df: pd.DataFrame | None, name: str, title_of, text_col: str | None = None, **kw) -> None:
+        if df is None or df.empty:
+            return
+        xs, ys = x_values(df, x), df[metric_col]
+        keep = xs.notna() & ys.notna()
+        if not keep.any():
+            return
+        d = df[keep]
+        hover = [hover_text(r, title_of(r), scenario) for _, r in d.iterrows()]
+        if text_col:
+            kw["text"] = list(d[text_col])
+        fig.add_trace(go.Scatter(x=xs[keep], y=ys[keep], name=name, hovertext=hover,
+                                 hovertemplate="%{hovertext}<extra></extra>", **kw))
+
+    if trials is not None and metric_col in trials:
+        add(trials[trials.get("state", "COMPLETE") == "COMPLETE"], TRACE_TRIALS, lambda r: f"trial {int(r.trial)}",
+            mode="markers", marker=dict(color="#9aa0a6", size=6, opacity=0.35))
+    if front is not None and not front.empty:
+        f = front.assign(_x=x_values(front, x)).sort_values("_x")
+        opac = [1.0 if in_budget is None or in_budget.get(i, True) else 0.25 for i in f.index]
+        add(f, TRACE_FRONT, lambda r: f"front · trial {int(r.trial)}", mode="lines+markers",
+            line=dict(color="#1f77b4", width=2), marker=dict(size=8, opacity=opac))
+    if grid is not None and not grid.empty:
+        g = grid.assign(_lab=[f"w{w:g}·d{d:g}" for w, d in zip(grid["width_mult"], grid["depth_mult"])])
+        add(g, TRACE_GRID, lambda r: f"uniform grid width {r.width_mult:g} × depth {r.depth_mult:g}",
+            text_col="_lab", mode="markers+text", textposition="top center", textfont=dict(size=9),
+            marker=dict(symbol="square", size=9, color="#ff7f0e"))
+    if baselines is not None and not baselines.empty:
+        add(baselines, TRACE_BASELINES, lambda r: f"baseline {r['name']} ({r.recipe})", text_col="name",
+            mode="markers+text", textposition="bottom center", textfont=dict(size=9),
+            marker=dict(symbol="triangle-up", size=11, color="#2ca02c"))
+    if published is not None and not published.empty and x != "latency":
+        p = published[x_values(published, x).notna()]
+        if not p.empty:
+            hover = [f"<b>{r['name']}</b> (published, not measured here)<br>{r.source}<br>"
+                     f"SST-2 {r.split}: {r.score:.1f} %<br>MACs: {_fmt(r.macs / 1e9, '.2f', 'G')} · "
+                     f"params: {_fmt(r.params / 1e6, '.1f', 'M')}<br><i>{r.note}</i>" for _, r in p.iterrows()]
+            fig.add_trace(go.Scatter(x=x_values(p, x), y=p["score"], name=TRACE_PUBLISHED, mode="markers",
+                                     hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
+                                     marker=dict(symbol="x", size=9, color="#7f7f7f")))
+    for idx, name, marker in ((knee, TRACE_KNEE, dict(symbol="diamond-open", size=18, color="#9467bd",
+                                                           line=dict(width=3))),
+                              (best, TRACE_BEST, dict(symbol="star", size=20, color="#d62728",
+                                                      line=dict(width=1, color="white")))):
+        if idx is not None and front is not None and idx in front.index:
+            add(front.loc[[idx]], name, lambda r, n=name: f"{n} · trial {int(r.trial)}", mode="markers",
+                marker=marker)
+    if latency_max is not None and x == "latency":
+        fig.add_vline(x=latency_max, line=dict(dash="dot", color="#d62728"), annotation_text="latency budget")
+    if metric_min is not None:
+        fig.add_hline(y=metric_min, line=dict(dash="dot", color="#d62728"), annotation_text="metric floor")
+    fig.update_layout(xaxis_title=title_x, yaxis_title=metric_title, height=560, legend=dict(orientation="h", y=-0.18),
+                      margin=dict(l=10, r=10, t=30, b=10), hoverlabel=dict(align="left"))
+    if log_x:
+        fig.update_xaxes(type="log")
+    return fig
+
+
+# ------------------------------------------------------------------------------------ architecture
+def arch_figure(configs: dict[str, SubnetConfig], *, num_layers: int, num_heads: int, ffn_size: int) -> go.Figure:
+    """Per-layer heatmaps (heads and FFN kept, as % of full; dropped layers 0) and, for two configs, B − A."""
+    labels = list(configs)
+    diff = len(labels) == 2
+    titles = [f"{k}: {configs[k].describe()}" for k in labels] + (["difference (B − A)"] if diff else [])
+    fig = make_subplots(rows=len(titles), cols=1, subplot_titles=titles, vertical_spacing=0.14)
+    xs = [f"layer {i}" for i in range(num_layers)]
+
+    def kept(cfg: SubnetConfig) -> tuple[np.ndarray, np.ndarray]:
+        counts, frac = np.zeros((2, num_layers)), np.zeros((2, num_layers))
+        for layer, h, n in zip(cfg.layers, cfg.heads, cfg.ffn):
+            counts[:, layer] = (h, n)
+            frac[:, layer] = (100 * h / num_heads, 100 * n / ffn_size)
+        return counts, frac
+
+    mats = {k: kept(c) for k, c in configs.items()}
+    for row, k in enumerate(labels, start=1):
+        counts, frac = mats[k]
+        text = [[(f"{int(v)}" if v else "dropped") for v in r] for r in counts]
+        fig.add_trace(go.Heatmap(z=frac, x=xs, y=["heads", "FFN neurons"], text=text, texttemplate="%{text}",
+                                 zmin=0, zmax=100, colorscale="Blues", showscale=row == 1,
+                                 colorbar=dict(title="% kept", len=0.4, y=0.8),
+                                 hovertemplate="%{x} %{y}: %{text} (%{z:.0f} % of full)<extra>" + k + "</extra>"),
+                      row=row, col=1)
+    if diff:
+        (ca, fa), (cb, fb) = mats[labels[0]], mats[labels[1]]
+        d = cb - ca
+        fig.add_trace(go.Heatmap(z=fb - fa, x=xs, y=["heads", "FFN neurons"], zmid=0, colorscale="RdBu",
+                                 text=[[f"{int(v):+d}" for v in r] for r in d], texttemplate="%{text}",
+                                 colorbar=dict(title="Δ % of full", len=0.3, y=0.12),
+                                 hovertemplate="%{x} %{y}: %{text} (B − A)<extra>difference</extra>"),
+                      row=len(titles), col=1)
+    fig.update_layout(height=200 * len(titles) + 60, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def head_importance_figure(head: list[list[float]], *, normalise: bool = False) -> go.Figure:
+    """Heatmap of head importance (layers × heads, original head order; optionally ÷ per-layer max)."""
+    z = np.asarray(head, dtype=float)
+    if normalise:
+        z = z / np.where(z.max(axis=1, keepdims=True) > 0, z.max(axis=1, keepdims=True), 1)
+    fig = go.Figure(go.Heatmap(z=z, x=[f"head {i}" for i in range(z.shape[1])],
+                               y=[f"layer {i}" for i in range(z.shape[0])], colorscale="Viridis",
+                               colorbar=dict(title="share of layer max" if normalise else "Σ|∂L/∂gate|"),
+                               hovertemplate="%{y}, %{x}: %{z:.4g}<extra></extra>"))
+    fig.update_layout(height=80 + 40 * z.shape[0], margin=dict(l=10, r=10, t=30, b=10),
+                      yaxis=dict(autorange="reversed"), title="Head importance (original head order)")
+    return fig
+
+
+def ffn_importance_figure(ffn: list[list[float]], cuts: dict[int, int] | None = None) -> go.Figure:
+    """Per-layer FFN neuron importance sorted high to low; `cuts` {layer: neurons kept} marks a config."""
+    fig = go.Figure()
+    for layer, scores in enumerate(ffn):
+        s = np.sort(np.asarray(scores, dtype=float))[::-1]
+        fig.add_trace(go.Scatter(x=np.arange(1, len(s) + 1), y=s, mode="lines", name=f"layer {layer}",
+                                 hovertemplate=f"layer {layer}: rank %{{x}}, importance %{{y:.4g}}<extra></extra>"))
+        if cuts and layer in cuts:
+            n = cuts[layer]
+            fig.add_trace(go.Scatter(x=[n], y=[s[min(n, len(s)) - 1]], mode="markers", showlegend=False,
+                                     marker=dict(symbol="line-ns-open", size=16, line=dict(width=2)),
+                                     hovertemplate=f"layer {layer}: config A keeps {n} neurons<extra></extra>"))
+    fig.update_layout(xaxis_title="neuron rank after rewiring (1 = most important)",
+                      yaxis_title="importance |Σ w·∂L/∂w|", yaxis_type="log", height=380,
+                      margin=dict(l=10, r=10, t=30, b=10), title="FFN neuron importance per layer (sorted)")
+    return fig
+
+
+# ----------------------------------------------------------------------------------------- search
+def hypervolume_from_trials(trials: pd.DataFrame, reference_point: Sequence[float] | None) -> list[list[float]]:
+    """[[n_trials, hypervolume]] of (max dev metric %, min latency ms) over completed trials, via Optuna."""
+    from optuna._hypervolume import compute_hypervolume  # Optuna's own (private) hypervolume routine
+
+    done = trials[(trials["state"] == "COMPLETE") & trials["dev_metric"].notna() & trials["latency_ms"].notna()]
+    done = done.sort_values("trial")
+    if done.empty:
+        return []
+    ref = (list(reference_point) if reference_point and len(reference_point) == 2
+           else [float(done["dev_metric"].min()) - 1.0, float(done["latency_ms"].max()) * 1.1])
+    # Optuna minimises: negate the metric; points worse than the reference point add nothing.
+    loss = np.column_stack([-done["dev_metric"].to_numpy(), done["latency_ms"].to_numpy()])
+    r = np.array([-ref[0], ref[1]], dtype=float)
+    hist = []
+    for n in range(1, len(loss) + 1):
+        pts = loss[:n][(loss[:n] < r).all(axis=1)]
+        hist.append([float(n), float(compute_hypervolume(pts, r)) if len(pts) else 0.0])
+    return hist
+
+
+def hypervolume_figure(history: Sequence[Sequence[float]]) -> go.Figure:
+    """Hypervolume (% × ms, w.r.t. the reference point) against the number of finished trials."""
+    h = np.asarray(history, dtype=float).reshape(-1, 2)
+    fig = go.Figure(go.Scatter(x=h[:, 0], y=h[:, 1], mode="lines+markers", name="hypervolume",
+                               hovertemplate="%{x:.0f} trials: %{y:.4g}<extra></extra>"))
+    fig.update_layout(xaxis_title="trials finished", yaxis_title="hypervolume (metric % × latency ms)",
+                      height=320, margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def predictor_figure(points: pd.DataFrame) -> go.Figure:
+    """Predicted vs measured latency (ms) on held-out configs, with the y = x line."""
+    lo = float(min(points["measured_ms"].min(), points["predicted_ms"].min())) * 0.95
+    hi = float(max(points["measured_ms"].max(), points["predicted_ms"].max())) * 1.05
+    fig = go.Figure([
+        go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x", line=dict(dash="dash", color="#7f7f7f")),
+        go.Scatter(x=points["measured_ms"], y=points["predicted_ms"], mode="markers", name="held-out configs",
+                   text=points["config_hash"],
+                   hovertemplate="%{text}<br>measured %{x:.3f} ms<br>predicted %{y:.3f} ms<extra></extra>")])
+    fig.update_layout(xaxis_title="measured latency (ms)", yaxis_title="predicted latency (ms)", height=380,
+                      margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def macs_latency_figure(lat: pd.DataFrame) -> go.Figure:
+    """Measured median latency (ms, IQR as error bar) against MACs (G) for one scenario."""
+    fig = go.Figure(go.Scatter(
+        x=lat["macs"] / 1e9, y=lat["median_ms"], mode="markers", name="measured configs",
+        error_y=dict(type="data", array=lat["iqr_ms"].fillna(0) / 2, visible=True, thickness=1),
+        text=[f"{h}<br>{d}" for h, d in zip(lat["config_hash"], lat["describe"])],
+        hovertemplate="%{text}<br>MACs %{x:.3f} G<br>median %{y:.3f} ms<extra></extra>"))
+    fig.update_layout(xaxis_title="MACs (G multiply-adds)", yaxis_title="median latency (ms)", height=380,
+                      margin=dict(l=10, r=10, t=10, b=10))
+    return fig

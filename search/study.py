@@ -1,0 +1,489 @@
+"""Running the multi-objective search: options, objectives, constraints, workers, resume.
+
+One trial = one per-layer sub-network (`search.space.suggest_subnet`). Objective values: the dev
+metric (%, maximised) first, then the chosen costs (minimised): `latency` (ms on a scenario, from the
+run's predictor or measured), `macs`, `params`. Constraints go through `trial.set_constraint` (Optuna 5),
+so every sampler and `study.best_trials` see feasibility.
+
+Workers run an ask/tell loop; a file lock in the run dir makes "count trials, ask a new one" atomic, so
+N local workers finish exactly `n_trials` trials together, and a trial left RUNNING by a killed process
+(its pid is gone) is failed and its parameters re-enqueued on the next start: a killed search resumes
+with every completed trial kept.
+"""
+from __future__ import annotations
+
+import csv
+import fcntl
+import multiprocessing as mp
+import os
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import optuna
+from optuna.trial import TrialState
+
+from elastic.config import SubnetConfig
+from search.evaluator import CachedEvaluator, RunContext, could_reach_front, subset_margin
+from search.space import enqueue_grid, suggest_subnet
+
+OBJECTIVES: tuple[str, ...] = ("metric", "latency", "macs", "params")
+SAMPLERS: tuple[str, ...] = ("nsga2", "tpe", "random")
+METRIC_NAMES = {"metric": "dev_metric", "latency": "latency_ms", "macs": "macs", "params": "params"}
+TRIALS_COLUMNS = ("trial", "config_hash", "config_json", "dev_metric", "latency_ms", "macs", "params",
+                  "state", "feasible")
+# A RUNNING trial without a worker attr older than this was killed between ask and set_user_attr.
+ORPHAN_SECONDS = 120.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchOptions:
+    """Everything a search needs; checked eagerly (ValueError naming the option).
+
+    Attributes:
+        run_dir: the trained run.
+        scenario: latency scenario key (e.g. cpu-eager-t2-b1-s128); also gives seq_len/batch of MACs.
+        objectives: "metric" first, then any of latency, macs, params.
+        n_trials: total trials of the study (over all workers and all resumptions).
+        sampler: nsga2 (default), tpe or random. seed: sampler seed (worker k uses seed + 1000 k).
+        storage: Optuna RDB URL (default sqlite:///<run>/study.db). study_name: default search-<scenario>.
+        n_workers: local worker processes on the same storage.
+        latency_budget_ms / metric_floor / max_params: constraints (None = none).
+        measure: time latency for real instead of the predictor.
+        fidelity_subset: dev examples of the first, cheap evaluation (None = full dev only).
+        ffn_step: FFN lattice step (default intermediate_size // 8).
+        population_size: NSGA-II population.
+        stage: checkpoint stage to search (default: latest finished).
+        threads: torch intra-op threads for evaluation (None: torch's default; local workers split
+            the cores). On a loaded machine 1 is often much faster than several spinning threads.
+        progress: show a tqdm bar.
+    """
+
+    run_dir: Path
+    scenario: str = "cpu-eager-t2-b1-s128"
+    objectives: tuple[str, ...] = ("metric", "latency")
+    n_trials: int = 100
+    sampler: str = "nsga2"
+    seed: int = 0
+    storage: str | None = None
+    study_name: str | None = None
+    n_workers: int = 1
+    latency_budget_ms: float | None = None
+    metric_floor: float | None = None
+    max_params: int | None = None
+    measure: bool = False
+    fidelity_subset: int | None = None
+    ffn_step: int | None = None
+    population_size: int = 20
+    stage: str | None = None
+    threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        from profiling.scenario import Scenario
+
+        object.__setattr__(self, "run_dir", Path(self.run_dir))
+        object.__setattr__(self, "objectives", tuple(self.objectives))
+        Scenario.parse(self.scenario)
+        objs = self.objectives
+        if not objs or objs[0] != "metric" or len(objs) < 2:
+            raise ValueError(f"objectives must start with 'metric' and name at least one cost "
+                             f"(latency, macs, params), got {','.join(objs) or '(none)'}")
+        bad = [o for o in objs if o not in OBJECTIVES]
+        if bad or len(set(objs)) != len(objs):
+            raise ValueError(f"objectives: unknown or repeated {bad or objs}; choose from {', '.join(OBJECTIVES)}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{self.sampler}'")
+        for name in ("n_trials", "n_workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.population_size < 2:
+            raise ValueError(f"population_size must be >= 2, got {self.population_size}")
+        if self.latency_budget_ms is not None and self.latency_budget_ms <= 0:
+            raise ValueError(f"latency_budget_ms must be > 0, got {self.latency_budget_ms}")
+        if self.max_params is not None and self.max_params <= 0:
+            raise ValueError(f"max_params must be > 0, got {self.max_params}")
+        if self.fidelity_subset is not None and self.fidelity_subset < 1:
+            raise ValueError(f"fidelity_subset must be >= 1 examples, got {self.fidelity_subset}")
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
+
+    @property
+    def name(self) -> str:
+        return self.study_name or f"search-{self.scenario}"
+
+    @property
+    def needs_latency(self) -> bool:
+        return "latency" in self.objectives or self.latency_budget_ms is not None
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Optuna commits ~30 times per trial; with the default rollback journal every commit is an fsync
+    # (13 ms each on this disk). WAL keeps every committed trial across a killed process (only a power
+    # loss can lose the last commits) and lets readers (dashboard, other workers) run beside a writer.
+    if type(dbapi_conn).__module__.startswith("sqlite3"):
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+
+def make_storage(url: str) -> optuna.storages.BaseStorage:
+    """An RDB storage; SQLite gets WAL and a long busy timeout so that several workers share the file."""
+    if url.startswith("sqlite:///"):
+        import sqlalchemy
+
+        if not sqlalchemy.event.contains(sqlalchemy.engine.Engine, "connect", _sqlite_pragmas):
+            sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", _sqlite_pragmas)
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+    return optuna.storages.RDBStorage(url)
+
+
+def make_sampler(kind: str, seed: int, *, population_size: int = 20) -> optuna.samplers.BaseSampler:
+    """A seeded sampler: nsga2, tpe (multivariate) or random."""
+    if kind == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size)
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{kind}'")
+
+
+def open_study(opts: SearchOptions, *, worker: int = 0) -> optuna.Study:
+    """Create or load (`load_if_exists`) the study; directions follow `opts.objectives`."""
+    directions = ["maximize"] + ["minimize"] * (len(opts.objectives) - 1)
+    study = optuna.create_study(
+        study_name=opts.name, storage=make_storage(opts.storage_url), directions=directions,
+        sampler=make_sampler(opts.sampler, opts.seed + 1000 * worker, population_size=opts.population_size),
+        load_if_exists=True)
+    if [d.name.lower() for d in study.directions] != directions:
+        raise ValueError(f"study '{opts.name}' in {opts.storage_url} has other objectives "
+                         f"({len(study.directions)}); use another --storage or study name")
+    names = [METRIC_NAMES[o] for o in opts.objectives]
+    if study.metric_names != names:
+        study.set_metric_names(names)
+    return study
+
+
+@contextmanager
+def _search_lock(opts: SearchOptions) -> Iterator[None]:
+    path = opts.run_dir / f".{opts.name}.lock"
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_stale_trials(study: optuna.Study) -> list[int]:
+    """Fail RUNNING trials of dead local workers and re-enqueue their parameters.
+
+    Returns:
+        Numbers of the trials failed.
+    """
+    host, failed = socket.gethostname(), []
+    now = datetime.now()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker")
+        if worker:
+            w_host, _, pid = str(worker).rpartition(":")
+            stale = w_host == host and not _pid_alive(int(pid))
+        else:
+            stale = t.datetime_start is not None and now - t.datetime_start > timedelta(seconds=ORPHAN_SECONDS)
+        if not stale:
+            continue
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        if t.params:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+        failed.append(t.number)
+    return failed
+
+
+def _counted(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)))
+
+
+@dataclass
+class TrialCosts:
+    """Cost objectives of a config: latency (ms, predicted or measured), MACs, params."""
+
+    arch: Any
+    num_labels: int
+    seq_len: int
+    batch: int
+    latency_fn: Callable[[SubnetConfig], float] | None = None
+
+    def __call__(self, cfg: SubnetConfig) -> dict[str, float]:
+        from profiling.flops import analytic_macs, param_count
+
+        out: dict[str, float] = {
+            "macs": analytic_macs(self.arch, cfg, self.seq_len, batch=self.batch, num_labels=self.num_labels),
+            "params": param_count(self.arch, cfg, self.num_labels)}
+        if self.latency_fn is not None:
+            out["latency"] = float(self.latency_fn(cfg))
+        return out
+
+
+def latency_fn_for(opts: SearchOptions, ctx: RunContext) -> Callable[[SubnetConfig], float] | None:
+    """Predictor (`<run>/predictor.json`, same scenario) or real measurement (`--measure`); None if unused.
+
+    Raises:
+        FileNotFoundError: latency is needed, no predictor, and no --measure.
+        ValueError: the predictor was fitted on another scenario.
+    """
+    from profiling.scenario import Scenario
+
+    if not opts.needs_latency:
+        return None
+    if opts.measure:
+        from profiling.latency import LatencyCache, measure
+
+        scenario = Scenario.parse(opts.scenario).check(ctx.arch)
+        cache = LatencyCache(opts.run_dir / "latency_cache.jsonl")
+        return lambda cfg: float(measure(ctx.model, cfg, scenario, cache=cache, count_fvcore=False)["median_ms"])
+    from profiling.predictor import LatencyPredictor
+
+    path = opts.run_dir / "predictor.json"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: the latency objective needs a predictor; run `dynabert profile --run-dir "
+            f"{opts.run_dir} --scenario {opts.scenario}` first, or pass --measure to time every trial")
+    pred = LatencyPredictor.load(path)
+    if pred.scenario != opts.scenario:
+        raise ValueError(f"{path} predicts scenario '{pred.scenario}', not '{opts.scenario}': profile that "
+                         f"scenario, pass --scenario {pred.scenario}, or use --measure")
+    return pred.predict
+
+
+@dataclass
+class Objective:
+    """The trial function: config -> [metric, costs...], with constraints and JSON-safe user attrs."""
+
+    opts: SearchOptions
+    arch: Any
+    evaluator: CachedEvaluator
+    costs: Callable[[SubnetConfig], dict[str, float]]
+    eval_seconds: float = field(default=0.0, init=False)
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        opts = self.opts
+        cfg = suggest_subnet(trial, self.arch, ffn_step=opts.ffn_step)
+        costs = self.costs(cfg)
+        cost_values = [float(costs[o]) for o in opts.objectives[1:]]
+        before = self.evaluator.eval_seconds
+        metric, hit, fidelity = self._metric(trial, cfg, cost_values)
+        spent = self.evaluator.eval_seconds - before
+        self.eval_seconds += spent
+        attrs = {"dev_metric": metric, "fidelity": fidelity, "cache_hit": hit, "eval_seconds": round(spent, 4),
+                 "macs": int(costs["macs"]), "params": int(costs["params"])}
+        if "latency" in costs:
+            attrs["latency_ms"] = costs["latency"]
+            attrs["latency_source"] = "measured" if opts.measure else "predictor"
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        if opts.latency_budget_ms is not None:
+            trial.set_constraint("latency_budget", costs["latency"] - opts.latency_budget_ms)
+        if opts.metric_floor is not None:
+            trial.set_constraint("metric_floor", opts.metric_floor - metric)
+        if opts.max_params is not None:
+            trial.set_constraint("max_params", costs["params"] - opts.max_params)
+        return [metric] + cost_values
+
+    def _metric(self, trial: optuna.Trial, cfg: SubnetConfig, cost_values: list[float]) -> tuple[float, bool, str]:
+        ev, n = self.evaluator, self.opts.fidelity_subset
+        full = ev.cache.get(ev.cache.key(cfg, "dev", None))
+        if n is None or full is not None:
+            m, hit = ev.metric(cfg, "dev")
+            return m, hit, "full"
+        sub, hit = ev.metric(cfg, "dev", n)
+        done = [(t.values[0], t.values[1:]) for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.user_attrs.get("fidelity") == "full"]
+        if could_reach_front(sub, cost_values, subset_margin(sub, n), done):
+            m, hit_full = ev.metric(cfg, "dev")
+            return m, hit and hit_full, "full"
+        return sub, hit, f"subset-{n}"
+
+
+@dataclass
+class WorkerStats:
+    trials: int = 0
+    seconds: float = 0.0
+    eval_seconds: float = 0.0
+    stale_failed: list[int] = field(default_factory=list)
+
+
+def run_worker(opts: SearchOptions, *, worker: int = 0, objective: Objective | None = None,
+               on_trial: Callable[[int], None] | None = None) -> WorkerStats:
+    """Run trials until the study holds `opts.n_trials` completed (or running) trials.
+
+    Args:
+        opts: search options.
+        worker: index of this worker (seed offset).
+        objective: the trial function (built from the run dir when None).
+        on_trial: called with the study's completed-trial count after each trial (progress bars).
+
+    Returns:
+        Statistics of this worker.
+    """
+    import torch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if opts.threads is not None:
+        torch.set_num_threads(opts.threads)
+    if objective is None:
+        objective = build_objective(opts)
+    study = open_study(opts, worker=worker)
+    stats, t_start = WorkerStats(), time.perf_counter()
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    with _search_lock(opts):
+        enqueue_grid(study, objective.arch, ffn_step=opts.ffn_step)  # idempotent: skip_if_exists
+    while True:
+        with _search_lock(opts):
+            stats.stale_failed += fail_stale_trials(study)
+            if _counted(study) >= opts.n_trials:
+                break
+            trial = study.ask()
+            trial.set_user_attr("worker", me)
+        try:
+            values = objective(trial)
+        except Exception:
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        study.tell(trial, values)
+        stats.trials += 1
+        if on_trial is not None:
+            on_trial(len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
+    stats.seconds = time.perf_counter() - t_start
+    stats.eval_seconds = objective.eval_seconds
+    return stats
+
+
+def build_objective(opts: SearchOptions, ctx: RunContext | None = None) -> Objective:
+    """The objective of a run dir: its checkpoint, its cached evaluator, its cost functions."""
+    from profiling.scenario import Scenario
+
+    ctx = ctx or RunContext(opts.run_dir, stage=opts.stage)
+    sc = Scenario.parse(opts.scenario)
+    costs = TrialCosts(ctx.arch, ctx.model.num_labels, sc.seq_len, sc.batch, latency_fn_for(opts, ctx))
+    return Objective(opts, ctx.arch, ctx.evaluator(subset=opts.fidelity_subset), costs)
+
+
+def _worker_main(opts: SearchOptions, worker: int) -> None:
+    import torch
+
+    # Local workers share the machine's cores: split them so that threads do not fight.
+    torch.set_num_threads(opts.threads or max(1, (os.cpu_count() or 1) // opts.n_workers))
+    run_worker(opts, worker=worker)
+
+
+def run_search(opts: SearchOptions, *, objective: Objective | None = None) -> optuna.Study:
+    """Run (or resume) the search to `opts.n_trials` trials, with `opts.n_workers` local processes.
+
+    Returns:
+        The study (all trials, including those of earlier runs).
+    """
+    from tqdm.auto import tqdm
+
+    opts.run_dir.mkdir(parents=True, exist_ok=True)
+    if objective is None:
+        objective = build_objective(opts)  # fail fast (no checkpoint, no predictor) before any worker
+    study = open_study(opts)
+    done = lambda: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))  # noqa: E731
+    bar = tqdm(total=opts.n_trials, initial=min(done(), opts.n_trials), desc="search", unit="trial",
+               disable=not opts.progress)
+    try:
+        if opts.n_workers == 1:
+            run_worker(opts, objective=objective, on_trial=lambda n: bar.update(min(n, opts.n_trials) - bar.n))
+        else:
+            ctx = mp.get_context("spawn")
+            procs = [ctx.Process(target=_worker_main, args=(opts, k), daemon=False) for k in range(opts.n_workers)]
+            for p in procs:
+                p.start()
+            while any(p.is_alive() for p in procs):
+                time.sleep(0.5)
+                bar.update(min(done(), opts.n_trials) - bar.n)
+            bad = [p.exitcode for p in procs if p.exitcode]
+            if bad:
+                raise RuntimeError(f"{len(bad)} search worker(s) failed (exit codes {bad}); "
+                                   "run the same command again to resume")
+            bar.update(min(done(), opts.n_trials) - bar.n)
+    finally:
+        bar.close()
+    write_trials_csv(study, opts.run_dir / "trials.csv")
+    return study
+
+
+def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One `trials.csv` row per trial (contract columns of docs/ARTIFACTS.md)."""
+    names = list(study.metric_names or [])
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        ua = t.user_attrs
+        values = dict(zip(names, t.values)) if t.values else {}
+        feasible = t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values())
+        rows.append({"trial": t.number, "config_hash": ua.get("config_hash", ""),
+                     "config_json": ua.get("config_json", ""), "dev_metric": values.get("dev_metric", ""),
+                     "latency_ms": ua.get("latency_ms", ""), "macs": ua.get("macs", ""),
+                     "params": ua.get("params", ""), "state": t.state.name, "feasible": feasible})
+    return rows
+
+
+def write_trials_csv(study: optuna.Study, path: Path) -> Path:
+    """Write `trials.csv` atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(TRIALS_COLUMNS))
+        w.writeheader()
+        w.writerows(trial_rows(study))
+    os.replace(tmp, path)
+    return path
+
+
+def load_study(run_dir: Path, *, storage: str | None = None, study_name: str | None = None) -> optuna.Study:
+    """Load an existing study of a run (the only one in the storage when no name is given).
+
+    Raises:
+        ValueError: no study, several studies and no name, or an unknown name.
+    """
+    url = storage or f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
+    if storage is None and not (Path(run_dir) / "study.db").exists():
+        raise ValueError(f"{run_dir} has no study.db: run `dynabert search --run-dir {run_dir}` first")
+    st = make_storage(url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(st)]
+    if study_name is None:
+        if len(names) != 1:
+            raise ValueError(f"{url} holds {len(names)} studies ({', '.join(names) or 'none'}); "
+                             "name one with --study-name" if names else
+                             f"{url} holds no study: run `dynabert search --run-dir {run_dir}` first")
+        study_name = names[0]
+    if study_name not in names:
+        raise ValueError(f"no study '{study_name}' in {url} (has: {', '.join(names) or 'none'})")
+    return optuna.load_study(study_name=study_name, storage=st)
+
+
+def trial_config(trial: optuna.trial.FrozenTrial) -> SubnetConfig:
+    """The sub-network of a finished trial (from its `config_json` user attr)."""
+    text = trial.user_attrs.get("config_json")
+    if not text:
+        raise ValueError(f"trial {trial.number} has no config_json (it did not finish)")
+    return SubnetConfig.from_json(text)

@@ -1,0 +1,86 @@
+"""A tiny, complete run directory for search and export tests (imported by tests/test_study.py etc.).
+
+It holds what training would leave: run.json (task_spec, seed, max_length, task meta), tokenizer/, a
+finished stage2/ checkpoint of the tiny seeded BERT, and a small local CSV task whose labels depend on
+the tokens (so sub-networks differ in accuracy).
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from elastic.config import BertArch
+from elastic.model import ElasticBertForSequenceClassification
+from elastic.weights import save_checkpoint
+
+TINY = BertArch(num_layers=4, hidden_size=32, num_heads=4, head_dim=8, intermediate_size=64,
+                vocab_size=99, max_position_embeddings=64)
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(94)]
+SCENARIO = "cpu-eager-t1-b1-s16"
+
+
+def tiny_tokenizer():
+    from transformers import BertTokenizer
+
+    return BertTokenizer(vocab={w: i for i, w in enumerate(WORDS)})
+
+
+def tiny_elastic(num_labels: int = 2, seed: int = 0) -> ElasticBertForSequenceClassification:
+    torch.manual_seed(seed)
+    model = ElasticBertForSequenceClassification(TINY, num_labels=num_labels)
+    with torch.no_grad():  # non-trivial LayerNorm/bias values so that a wrong copy cannot hide
+        for name, p in model.named_parameters():
+            if "LayerNorm" in name or name.endswith("bias"):
+                p.add_(0.1 * torch.randn_like(p))
+    return model.eval()
+
+
+def _write_task(d: Path, n: dict[str, int], model: ElasticBertForSequenceClassification) -> None:
+    """Random sentences labelled by the full model itself (15% flipped): the full network scores
+    about 85% and sub-networks that compute something else score less, so the search has a front."""
+    rng, tok = random.Random(0), tiny_tokenizer()
+    d.mkdir(parents=True)
+    for split, count in n.items():
+        texts = [" ".join(f"w{rng.randrange(94)}" for _ in range(rng.randint(3, 10))) for _ in range(count)]
+        enc = tok(texts, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(enc["input_ids"], enc["attention_mask"]).logits
+        margin = logits[:, 1] - logits[:, 0]
+        labels = (margin > margin.median()).long().tolist()
+        lines = ["sentence,label"]
+        for text, label in zip(texts, labels):
+            label = 1 - label if rng.random() < 0.15 else label
+            lines.append(f"{text},{'pos' if label else 'neg'}")
+        (d / f"{split}.csv").write_text("\n".join(lines) + "\n")
+
+
+def make_tiny_run(root: Path, *, n_dev: int = 40) -> Path:
+    """Build `root/run` (a trained-looking run dir) and return it."""
+    from elastic.data import load_task
+
+    data, run = root / "task", root / "run"
+    model = tiny_elastic(2)
+    _write_task(data, {"train": 40, "dev": n_dev, "test": 30}, model)
+    task = load_task(str(data), seed=42)
+    assert task.label_names == ["neg", "pos"], task.label_names
+    run.mkdir(parents=True)
+    tiny_tokenizer().save_pretrained(str(run / "tokenizer"))
+    for stage in ("teacher", "stage1", "stage2"):
+        save_checkpoint(model, run / stage)
+        (run / stage / "done.json").write_text(json.dumps({"steps": 10, "epochs": 1.0, "seconds": 1.0,
+                                                           "finished_at": "2026-01-01T00:00:00+00:00"}))
+    (run / "run.json").write_text(json.dumps({
+        "task_spec": str(data), "task": task.to_meta(), "metric": task.metric, "seed": 42, "max_length": 16,
+        "teacher": "tiny-random", "created": "2026-01-01T00:00:00+00:00",
+        "stage_seconds": {"teacher": 1.0, "stage1": 2.0, "stage2": 3.0},
+        "options": {"stage2": {"epochs": 1, "batch_size": 32, "lr": 2e-5}}}, indent=2))
+    return run
+
+
+@pytest.fixture
+def tiny_run(tmp_path: Path) -> Path:
+    return make_tiny_run(tmp_path)
