@@ -225,7 +225,7 @@ def load_run_json(path: str | os.PathLike) -> dict[str, Any]:
     data = read_json(path)
     _check_keys("run.json", data, {"task": (dict, str), "teacher": (str,), "seed": (int,), "max_length": (int,),
                                    "metric": (str,), "created": (str,), "stage_seconds": (dict,)},
-                required=("task", "teacher"))
+                required=())  # a run made by `dynabert profile` alone has neither task nor teacher
     for stage, s in (data.get("stage_seconds") or {}).items():
         if not isinstance(s, _NUM) or isinstance(s, bool):
             raise ArtifactError(f"run.json: stage_seconds[{stage!r}] must be a number of seconds, got {s!r}")
@@ -234,7 +234,7 @@ def load_run_json(path: str | os.PathLike) -> dict[str, Any]:
             pd.Timestamp(data["created"])
         except ValueError:
             raise ArtifactError(f"run.json: created {data['created']!r} is not an ISO time") from None
-    task = data["task"]
+    task = data.get("task") or data.get("task_spec") or "?"
     data["task_name"] = task.get("name", "?") if isinstance(task, dict) else str(task)
     return data
 
@@ -301,6 +301,51 @@ def load_published_reference(path: str | os.PathLike = PUBLISHED_CSV) -> pd.Data
     return df
 
 
+def load_log(path: str | os.PathLike) -> pd.DataFrame:
+    """logs/<stage>.jsonl: one object per logged step with `step`, `loss` (and `lr`, `subnets_per_s`;
+    evaluation lines add `dev_metric`). Returns one row per line."""
+    p = Path(path)
+    if not p.is_file():
+        raise _missing(p, "dynabert train")
+    rows = []
+    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ArtifactError(f"logs/{p.name}: line {i} is not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int) or not isinstance(row.get("loss"), _NUM):
+            raise ArtifactError(f"logs/{p.name}: line {i} needs an integer step and a numeric loss")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def load_done(path: str | os.PathLike) -> dict[str, Any]:
+    """<stage>/done.json: {steps, epochs, seconds, finished_at} once a stage is complete."""
+    data = read_json(path, "dynabert train")
+    _check_keys(f"{Path(path).parent.name}/done.json", data, {"steps": (int,), "epochs": _NUM, "seconds": _NUM,
+                                                              "finished_at": (str,)}, required=("steps",))
+    return data
+
+
+def study_summaries(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Studies in an Optuna SQLite file: [{name, n_trials, directions}]."""
+    import optuna
+
+    p = Path(path)
+    if not p.is_file():
+        raise _missing(p, "dynabert search")
+    try:
+        # Read-only URI: the dashboard must never create tables in (or migrate) a run's database.
+        storage = optuna.storages.RDBStorage(f"sqlite:///file:{p.resolve()}?mode=ro&uri=true",
+                                             skip_compatibility_check=True)
+        return [{"name": s.study_name, "n_trials": s.n_trials, "directions": [d.name for d in s.directions]}
+                for s in optuna.study.get_all_study_summaries(storage)]
+    except Exception as e:  # noqa: BLE001 - SQLAlchemy/Optuna raise many kinds on a foreign file
+        raise ArtifactError(f"{p.name}: not an Optuna SQLite study ({type(e).__name__}: {e})") from None
+
+
 # --------------------------------------------------------------------------------------------- runs
 @dataclass
 class RunSummary:
@@ -346,7 +391,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
     except ArtifactError as e:
         s.problem = str(e)
         return s
-    s.task, s.teacher = meta["task_name"], str(meta["teacher"])
+    s.task, s.teacher = meta["task_name"], str(meta.get("teacher") or "?")
     s.created = str(meta.get("created") or "")
     s.stage_seconds = {k: float(v) for k, v in (meta.get("stage_seconds") or {}).items()}
     return s

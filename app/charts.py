@@ -81,8 +81,8 @@ def hover_text(row: pd.Series, title: str, scenario: str) -> str:
     if "lat_ms" in row:
         src = f" ({row.get('lat_source') or 'none'}, {scenario})"
         lines.append(f"latency: {_fmt(row.get('lat_ms'), '.3f', 'ms')}{src}")
-    lines.append(f"MACs: {_fmt(row.get('macs', np.nan) / 1e9, '.3f', 'G')} · "
-                 f"params: {_fmt(row.get('params', np.nan) / 1e6, '.2f', 'M')}")
+    lines.append(f"MACs: {_fmt(row.get('macs', np.nan) / 1e9, '.4g', 'G')} · "
+                 f"params: {_fmt(row.get('params', np.nan) / 1e6, '.4g', 'M')}")
     if isinstance(row.get("config_hash"), str):
         lines.append(f"hash: {row['config_hash']}")
     return "<br>".join(lines)
@@ -151,7 +151,7 @@ def pareto_figure(*, x: XKind, metric_col: str, metric_title: str, scenario: str
         hover = [hover_text(r, title_of(r), scenario) for _, r in d.iterrows()]
         if text_col:
             kw["text"] = list(d[text_col])
-        fig.add_trace(go.Scatter(x=xs[keep], y=ys[keep], name=name, hovertext=hover,
+        fig.add_trace(go.Scatter(x=xs[keep].tolist(), y=ys[keep].tolist(), name=name, hovertext=hover,
                                  hovertemplate="%{hovertext}<extra></extra>", **kw))
 
     if trials is not None and metric_col in trials:
@@ -177,7 +177,7 @@ def pareto_figure(*, x: XKind, metric_col: str, metric_title: str, scenario: str
             hover = [f"<b>{r['name']}</b> (published, not measured here)<br>{r.source}<br>"
                      f"SST-2 {r.split}: {r.score:.1f} %<br>MACs: {_fmt(r.macs / 1e9, '.2f', 'G')} · "
                      f"params: {_fmt(r.params / 1e6, '.1f', 'M')}<br><i>{r.note}</i>" for _, r in p.iterrows()]
-            fig.add_trace(go.Scatter(x=x_values(p, x), y=p["score"], name=TRACE_PUBLISHED, mode="markers",
+            fig.add_trace(go.Scatter(x=x_values(p, x).tolist(), y=p["score"].tolist(), name=TRACE_PUBLISHED, mode="markers",
                                      hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
                                      marker=dict(symbol="x", size=9, color="#7f7f7f")))
     for idx, name, marker in ((knee, TRACE_KNEE, dict(symbol="diamond-open", size=18, color="#9467bd",
@@ -218,7 +218,7 @@ def arch_figure(configs: dict[str, SubnetConfig], *, num_layers: int, num_heads:
     for row, k in enumerate(labels, start=1):
         counts, frac = mats[k]
         text = [[(f"{int(v)}" if v else "dropped") for v in r] for r in counts]
-        fig.add_trace(go.Heatmap(z=frac, x=xs, y=["heads", "FFN neurons"], text=text, texttemplate="%{text}",
+        fig.add_trace(go.Heatmap(z=frac.tolist(), x=xs, y=["heads", "FFN neurons"], text=text, texttemplate="%{text}",
                                  zmin=0, zmax=100, colorscale="Blues", showscale=row == 1,
                                  colorbar=dict(title="% kept", len=0.4, y=0.8),
                                  hovertemplate="%{x} %{y}: %{text} (%{z:.0f} % of full)<extra>" + k + "</extra>"),
@@ -226,7 +226,7 @@ def arch_figure(configs: dict[str, SubnetConfig], *, num_layers: int, num_heads:
     if diff:
         (ca, fa), (cb, fb) = mats[labels[0]], mats[labels[1]]
         d = cb - ca
-        fig.add_trace(go.Heatmap(z=fb - fa, x=xs, y=["heads", "FFN neurons"], zmid=0, colorscale="RdBu",
+        fig.add_trace(go.Heatmap(z=(fb - fa).tolist(), x=xs, y=["heads", "FFN neurons"], zmid=0, colorscale="RdBu",
                                  text=[[f"{int(v):+d}" for v in r] for r in d], texttemplate="%{text}",
                                  colorbar=dict(title="Δ % of full", len=0.3, y=0.12),
                                  hovertemplate="%{x} %{y}: %{text} (B − A)<extra>difference</extra>"),
@@ -240,7 +240,7 @@ def head_importance_figure(head: list[list[float]], *, normalise: bool = False) 
     z = np.asarray(head, dtype=float)
     if normalise:
         z = z / np.where(z.max(axis=1, keepdims=True) > 0, z.max(axis=1, keepdims=True), 1)
-    fig = go.Figure(go.Heatmap(z=z, x=[f"head {i}" for i in range(z.shape[1])],
+    fig = go.Figure(go.Heatmap(z=z.tolist(), x=[f"head {i}" for i in range(z.shape[1])],
                                y=[f"layer {i}" for i in range(z.shape[0])], colorscale="Viridis",
                                colorbar=dict(title="share of layer max" if normalise else "Σ|∂L/∂gate|"),
                                hovertemplate="%{y}, %{x}: %{z:.4g}<extra></extra>"))
@@ -254,16 +254,36 @@ def ffn_importance_figure(ffn: list[list[float]], cuts: dict[int, int] | None = 
     fig = go.Figure()
     for layer, scores in enumerate(ffn):
         s = np.sort(np.asarray(scores, dtype=float))[::-1]
-        fig.add_trace(go.Scatter(x=np.arange(1, len(s) + 1), y=s, mode="lines", name=f"layer {layer}",
+        fig.add_trace(go.Scatter(x=list(range(1, len(s) + 1)), y=s.tolist(), mode="lines", name=f"layer {layer}",
                                  hovertemplate=f"layer {layer}: rank %{{x}}, importance %{{y:.4g}}<extra></extra>"))
         if cuts and layer in cuts:
             n = cuts[layer]
-            fig.add_trace(go.Scatter(x=[n], y=[s[min(n, len(s)) - 1]], mode="markers", showlegend=False,
+            fig.add_trace(go.Scatter(x=[n], y=[float(s[min(n, len(s)) - 1])], mode="markers", showlegend=False,
                                      marker=dict(symbol="line-ns-open", size=16, line=dict(width=2)),
                                      hovertemplate=f"layer {layer}: config A keeps {n} neurons<extra></extra>"))
     fig.update_layout(xaxis_title="neuron rank after rewiring (1 = most important)",
                       yaxis_title="importance |Σ w·∂L/∂w|", yaxis_type="log", height=380,
                       margin=dict(l=10, r=10, t=30, b=10), title="FFN neuron importance per layer (sorted)")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------- training
+def training_curve_figure(logs: dict[str, pd.DataFrame]) -> go.Figure:
+    """Training loss per logged step for each stage, and dev metric (%) at evaluation steps (right axis)."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for stage, df in logs.items():
+        fig.add_trace(go.Scatter(x=df["step"].tolist(), y=df["loss"].tolist(), mode="lines", name=f"{stage} loss",
+                                 hovertemplate=f"{stage} step %{{x}}: loss %{{y:.4f}}<extra></extra>"))
+        if "dev_metric" in df and df["dev_metric"].notna().any():
+            ev = df[df["dev_metric"].notna()]
+            fig.add_trace(go.Scatter(x=ev["step"].tolist(), y=ev["dev_metric"].tolist(), mode="markers+lines",
+                                     name=f"{stage} dev (%)", line=dict(dash="dot"),
+                                     hovertemplate=f"{stage} step %{{x}}: dev %{{y:.2f}} %<extra></extra>"),
+                          secondary_y=True)
+    fig.update_xaxes(title_text="optimizer step")
+    fig.update_yaxes(title_text="training loss", secondary_y=False)
+    fig.update_yaxes(title_text="dev metric (%)", secondary_y=True)
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
 
 
@@ -291,7 +311,7 @@ def hypervolume_from_trials(trials: pd.DataFrame, reference_point: Sequence[floa
 def hypervolume_figure(history: Sequence[Sequence[float]]) -> go.Figure:
     """Hypervolume (% × ms, w.r.t. the reference point) against the number of finished trials."""
     h = np.asarray(history, dtype=float).reshape(-1, 2)
-    fig = go.Figure(go.Scatter(x=h[:, 0], y=h[:, 1], mode="lines+markers", name="hypervolume",
+    fig = go.Figure(go.Scatter(x=h[:, 0].tolist(), y=h[:, 1].tolist(), mode="lines+markers", name="hypervolume",
                                hovertemplate="%{x:.0f} trials: %{y:.4g}<extra></extra>"))
     fig.update_layout(xaxis_title="trials finished", yaxis_title="hypervolume (metric % × latency ms)",
                       height=320, margin=dict(l=10, r=10, t=10, b=10))
@@ -304,8 +324,8 @@ def predictor_figure(points: pd.DataFrame) -> go.Figure:
     hi = float(max(points["measured_ms"].max(), points["predicted_ms"].max())) * 1.05
     fig = go.Figure([
         go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x", line=dict(dash="dash", color="#7f7f7f")),
-        go.Scatter(x=points["measured_ms"], y=points["predicted_ms"], mode="markers", name="held-out configs",
-                   text=points["config_hash"],
+        go.Scatter(x=points["measured_ms"].tolist(), y=points["predicted_ms"].tolist(), mode="markers", name="held-out configs",
+                   text=points["config_hash"].tolist(),
                    hovertemplate="%{text}<br>measured %{x:.3f} ms<br>predicted %{y:.3f} ms<extra></extra>")])
     fig.update_layout(xaxis_title="measured latency (ms)", yaxis_title="predicted latency (ms)", height=380,
                       margin=dict(l=10, r=10, t=10, b=10))
@@ -315,8 +335,8 @@ def predictor_figure(points: pd.DataFrame) -> go.Figure:
 def macs_latency_figure(lat: pd.DataFrame) -> go.Figure:
     """Measured median latency (ms, IQR as error bar) against MACs (G) for one scenario."""
     fig = go.Figure(go.Scatter(
-        x=lat["macs"] / 1e9, y=lat["median_ms"], mode="markers", name="measured configs",
-        error_y=dict(type="data", array=lat["iqr_ms"].fillna(0) / 2, visible=True, thickness=1),
+        x=(lat["macs"] / 1e9).tolist(), y=lat["median_ms"].tolist(), mode="markers", name="measured configs",
+        error_y=dict(type="data", array=(lat["iqr_ms"].fillna(0) / 2).tolist(), visible=True, thickness=1),
         text=[f"{h}<br>{d}" for h, d in zip(lat["config_hash"], lat["describe"])],
         hovertemplate="%{text}<br>MACs %{x:.3f} G<br>median %{y:.3f} ms<extra></extra>"))
     fig.update_layout(xaxis_title="MACs (G multiply-adds)", yaxis_title="median latency (ms)", height=380,

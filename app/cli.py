@@ -7,6 +7,11 @@ import os
 import sys
 from typing import Sequence
 
+# Before torch is imported anywhere: with OpenMP's default busy-waiting, two processes sharing the cores
+# (a search worker beside a training run, a latency measurement beside anything) slow each other
+# several-fold. Passive waiting costs little alone and avoids that; users may override it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 # Each module defines `register(subparsers)`, adding its subcommands with `set_defaults(func=...)`.
 COMMAND_MODULES = ("app.cli_train", "app.cli_profile", "app.cli_search", "app.cli_baselines", "app.cli_run")
 

@@ -112,8 +112,8 @@ def profile_run(run_dir: Path, model, scenarios: Sequence, *, n_random: int = 50
     held = [SubnetConfig.random(arch, held_rng) for _ in range(n_heldout)]
     cache = LatencyCache(run_dir / "latency_cache.jsonl")
     records, reports = [], {}
-    kw = dict(reference_every=reference_every, progress=progress, min_run_time_s=min_run_time_s,
-              workdir=run_dir / "onnx_tmp")
+    # No workdir: each ONNX export lives in a temporary folder only until its session is built.
+    kw = dict(reference_every=reference_every, progress=progress, min_run_time_s=min_run_time_s)
     for s in scenarios:
         grid_recs = measure_many(model, grid_cfgs, s, cache, count_fvcore=True, **kw)
         rand_recs = measure_many(model, train + held, s, cache, count_fvcore=False, **kw)

@@ -12,7 +12,7 @@ import streamlit as st
 
 from app.artifacts import RunSummary, list_runs, resolve_runs_dir
 
-st.set_page_config(page_title="DynaBERT Explorer", page_icon="📐", layout="wide")
+st.set_page_config(page_title="DynaBERT Explorer", page_icon=":material/scatter_plot:", layout="wide")
 
 runs_dir = resolve_runs_dir(sys.argv[1:])
 st.session_state["runs_dir"] = str(runs_dir)
@@ -46,10 +46,10 @@ with st.sidebar:
     st.caption(f"runs directory: `{runs_dir}`")
 
 pages = [
-    st.Page("app_pages/runs.py", title="Runs", icon="🗂️", default=True),
-    st.Page("app_pages/pareto.py", title="Pareto explorer", icon="📈"),
-    st.Page("app_pages/architecture.py", title="Architecture", icon="🧱"),
-    st.Page("app_pages/search_progress.py", title="Search progress", icon="⏱️"),
-    st.Page("app_pages/export.py", title="Export", icon="📦"),
+    st.Page("app_pages/runs.py", title="Runs", icon=":material/folder_open:", default=True),
+    st.Page("app_pages/pareto.py", title="Pareto explorer", icon=":material/scatter_plot:"),
+    st.Page("app_pages/architecture.py", title="Architecture", icon=":material/view_column:"),
+    st.Page("app_pages/search_progress.py", title="Search progress", icon=":material/timeline:"),
+    st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
 ]
 st.navigation(pages).run()

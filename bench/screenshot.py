@@ -68,11 +68,12 @@ def serve_dashboard(runs_dir: str | Path, *, port: int | None = None, timeout_s:
             out.close()
 
 
-def open_page(browser, url: str, *, width: int = 1400, height: int = 1000, timeout_ms: int = 60_000):
-    """Open `url` in a new page, wait for the plotly chart to render, return the Playwright page."""
+def open_page(browser, url: str, *, width: int = 1400, height: int = 1000, timeout_ms: int = 60_000,
+              selector: str = CHART):
+    """Open `url` in a new page, wait for `selector` (default: a rendered plotly chart), return the page."""
     page = browser.new_page(viewport={"width": width, "height": height})
     page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
-    page.wait_for_selector(CHART, timeout=timeout_ms)
+    page.wait_for_selector(selector, timeout=timeout_ms)
     page.wait_for_timeout(1500)  # let plotly finish its transitions and the text labels settle
     return page
 
@@ -82,10 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs-dir", required=True, help="folder holding run directories")
     ap.add_argument("--run", required=True, help="run folder name to show")
     ap.add_argument("--out", default="docs/dashboard_pareto.png", help="PNG to write")
-    ap.add_argument("--page", default="pareto", help="page url path (pareto, architecture, search_progress, ...)")
-    ap.add_argument("--query", default="", help="extra query string, e.g. pareto_published=1 (unused keys ignored)")
+    ap.add_argument("--page", default="pareto", help="page: runs, pareto, architecture, search_progress, export")
     ap.add_argument("--width", type=int, default=1400)
-    ap.add_argument("--height", type=int, default=1100)
+    ap.add_argument("--height", type=int, default=1250)
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     with serve_dashboard(args.runs_dir) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = open_page(browser, f"{url}/{args.page}?run={args.run}", width=args.width, height=args.height)
+        path = "" if args.page == "runs" else args.page  # the Runs page is the default page, served at /
+        page = open_page(browser, f"{url}/{path}?run={args.run}", width=args.width, height=args.height,
+                         selector=CHART if args.page != "export" else '[data-testid="stExpander"], h2')
         errors = page.locator('[data-testid="stException"]').count()
         page.screenshot(path=str(out), full_page=True)
         browser.close()

@@ -110,12 +110,8 @@ def prepare(run_dir: Path, opts: StageOptions, *, tokenizer_from: Optional[Path]
     split_mode = opts.importance_split or run.get("importance_split", "train-heldout")
     if split_mode not in IMPORTANCE_SPLITS:
         raise ValueError(f"--importance-split must be one of {IMPORTANCE_SPLITS}, got '{split_mode}'")
-    task = load_task(spec, seed=int(run.get("seed", seed)))
+    task = check_task(run_dir, run, spec, int(run.get("seed", seed)))
     meta = task.to_meta()
-    if run.get("task") and run["task"].get("fingerprint") != meta["fingerprint"]:
-        raise RunDirError(
-            f"{run_dir} belongs to task '{run['task'].get('name')}' ({run.get('task_spec')}), not to '{spec}' "
-            "(the data differ); use another --run-dir for this task")
     if "heldout_examples" in run:
         heldout_n = int(run["heldout_examples"])
     else:
@@ -141,6 +137,16 @@ def prepare(run_dir: Path, opts: StageOptions, *, tokenizer_from: Optional[Path]
     loaders = {s: make_eval_loader(encode_split(task, s, tokenizer, max_length))
                for s in ("dev", "test") if s in task.splits}
     return Prepared(run, task, tokenizer, train, heldout, loaders, max_length, seed)
+
+
+def check_task(run_dir: Path, run: dict[str, Any], spec: str, seed: int) -> TaskData:
+    """Load the task `spec`; a clear error when the run directory was made for other data."""
+    task = load_task(spec, seed=seed)
+    if run.get("task") and run["task"].get("fingerprint") != task.to_meta()["fingerprint"]:
+        raise RunDirError(
+            f"{run_dir} belongs to task '{run['task'].get('name')}' ({run.get('task_spec')}), not to '{spec}' "
+            "(the data differ); use another --run-dir for this task")
+    return task
 
 
 def _subset(enc: EncodedSplit, idx) -> EncodedSplit:
@@ -236,6 +242,9 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
     run_dir = Path(run_dir)
     out_dir = run_dir / stage.value
     if (out_dir / "done.json").exists():
+        if opts.task:  # a finished stage is not rerun, but a wrong --task is still an error
+            run = read_run(run_dir)
+            check_task(run_dir, run, opts.task, int(run.get("seed", 42)))
         info = json.loads((out_dir / "done.json").read_text())
         return {**info, "skipped": True}
     _init_distributed()

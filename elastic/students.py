@@ -140,7 +140,9 @@ def subnet_student(rewired_teacher: ElasticBertForSequenceClassification, cfg: S
     """
     cfg.validate(rewired_teacher.arch)
     hidden, attn = teacher_maps(cfg.layers, rewired_teacher.arch.num_layers)
-    return Student(copy.deepcopy(rewired_teacher), cfg, cfg, hidden, attn)
+    model = copy.deepcopy(rewired_teacher)
+    model.requires_grad_(True)  # a teacher that was frozen for distillation passes on requires_grad=False
+    return Student(model, cfg, cfg, hidden, attn)
 
 
 def checkpoint_student(model: ElasticBertForSequenceClassification, teacher_arch: BertArch) -> Student:

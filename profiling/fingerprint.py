@@ -50,6 +50,8 @@ def fingerprint(threads: int, device: str = "cpu") -> dict[str, Any]:
         "torch": torch.__version__,
         "onnxruntime": _version("onnxruntime"),
         "transformers": _version("transformers"),
+        # Thread-pool waiting changes timings a lot on a shared machine (spinning threads fight other jobs).
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
     }
     if device == "cuda" and torch.cuda.is_available():
         fp["gpu"] = torch.cuda.get_device_name(0)

@@ -1,9 +1,12 @@
 """Latency of PHYSICAL sub-networks (`extract(model, cfg)`) on a scenario, with a disk cache.
 
 Timing uses `torch.utils.benchmark.Timer.blocked_autorange` for every runtime (for ONNX Runtime the
-timed statement is `session.run`): a warm-up, then blocks of runs until `min_run_time_s` has passed;
-we keep median, p90 and IQR over the blocks (ms) and n (blocks). Records carry a fingerprint and are
-cached by model shape + config hash + scenario key + fingerprint hash, so a re-run measures nothing it has.
+timed statement is `session.run`): a warm-up, then blocks of runs for at least `min_run_time_s` and
+5 calls; we keep median, p90 and IQR over the blocks (ms) and n (blocks). Records carry a fingerprint and
+are cached by model shape + config hash + scenario key + fingerprint hash, so a re-run measures nothing
+it has. `paired_ratio` gives latency ratios from calls interleaved with a reference model, which stay
+meaningful on a machine shared with other jobs (there, also start Python with OMP_WAIT_POLICY=PASSIVE:
+spinning OpenMP threads fighting other processes can make 2-thread timings several times slower).
 """
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -31,7 +36,7 @@ LATENCY_COLUMNS: tuple[str, ...] = (
     "config_hash", "config_json", "macs", "macs_fvcore", "params", "scenario", "device", "runtime",
     "threads", "batch", "seq_len", "median_ms", "p90_ms", "iqr_ms", "n", "fingerprint")
 # Ours, after the contract's columns: drift of the reference (full) model around this record.
-EXTRA_COLUMNS: tuple[str, ...] = ("reference_drift_pct", "drift_flagged")
+EXTRA_COLUMNS: tuple[str, ...] = ("min_ms", "reference_ms", "reference_drift_pct", "drift_flagged")
 DRIFT_THRESHOLD = 0.05
 
 
@@ -77,6 +82,12 @@ class LatencyCache:
         return len(self._data)
 
 
+def cache_key(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, scenario: Scenario) -> str:
+    """Cache key of a measurement on THIS machine: model shape, config hash, scenario, fingerprint hash."""
+    fp = fingerprint(scenario.threads, scenario.device)
+    return LatencyCache.key(model_key(model), cfg, scenario, fingerprint_hash(fp))
+
+
 def make_inputs(scenario: Scenario, vocab_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded random token ids and an all-ones mask, (batch, seq_len) int64 on the scenario's device."""
     gen = torch.Generator().manual_seed(seed)
@@ -100,17 +111,26 @@ def build_runner(small: nn.Module, scenario: Scenario, *, workdir: str | os.Path
     if scenario.uses_ort:
         from profiling.onnx_export import export_onnx, ort_session, quantize_onnx_int8
 
-        folder = Path(workdir or tempfile.mkdtemp(prefix="dynabert-onnx-"))
-        path = Path(onnx_path) if onnx_path else export_onnx(small, folder / "model.onnx")
-        if scenario.int8:
-            path = quantize_onnx_int8(path, folder / f"{path.stem}.int8.onnx")
-        sess = ort_session(path, threads=scenario.threads)
+        own = workdir is None and onnx_path is None
+        folder = Path(tempfile.mkdtemp(prefix="dynabert-onnx-") if workdir is None else workdir)
+        try:
+            path = Path(onnx_path) if onnx_path else export_onnx(small, folder / "model.onnx")
+            if scenario.int8:
+                q = path.with_name(f"{path.stem}.int8.onnx")
+                path = q if q.exists() else quantize_onnx_int8(path, q)
+            sess = ort_session(path, threads=scenario.threads)
+        finally:
+            if own:  # the session holds the model in memory; a BERT export is ~100 MB of disk
+                shutil.rmtree(folder, ignore_errors=True)
         feeds = {"input_ids": ids.cpu().numpy(), "attention_mask": mask.cpu().numpy()}
         return lambda: sess.run(None, feeds)
     model = copy.deepcopy(small).eval().to(scenario.device)
     if scenario.int8:
-        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
-
+        try:
+            from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+        except ImportError:
+            raise ValueError("runtime eager-int8 needs torchao (pip install torchao); "
+                             "or measure ort-int8 instead") from None
         quantize_(model, Int8DynamicActivationInt8WeightConfig())
 
     @torch.inference_mode()
@@ -120,12 +140,68 @@ def build_runner(small: nn.Module, scenario: Scenario, *, workdir: str | os.Path
     return run
 
 
-def time_runner(fn: Callable[[], Any], *, threads: int, min_run_time_s: float = 1.0,
-                warmup: int = 3) -> dict[str, float | int]:
-    """Time `fn` with torch.utils.benchmark: `warmup` untimed calls, then blocked_autorange.
+def runner_for(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, scenario: Scenario, *,
+               workdir: str | os.PathLike | None = None) -> tuple[nn.Module, Callable[[], Any]]:
+    """(extracted model, its runner); ORT exports are kept in `workdir` by config and reused."""
+    small = extract(model, cfg).eval()
+    onnx_path = None
+    if scenario.uses_ort and workdir is not None:
+        # One fp32 export per config serves every batch/sequence length (dynamic shapes): reuse it.
+        from profiling.onnx_export import export_onnx
+
+        onnx_path = Path(workdir) / f"{model_key(model)}-{cfg.hash}.onnx"
+        if not onnx_path.exists():
+            export_onnx(small, onnx_path)
+    return small, build_runner(small, scenario, workdir=workdir, onnx_path=onnx_path)
+
+
+def paired_ratio(fn: Callable[[], Any], fn_ref: Callable[[], Any], *, threads: int, min_time_s: float = 3.0,
+                 min_rounds: int = 5, warmup: int = 2) -> dict[str, float | int]:
+    """Latency ratio t(fn) / t(fn_ref) from interleaved calls, robust to a machine whose load changes.
+
+    Calls alternate A B, B A, ... (so neither side always runs second); each round gives one ratio and
+    the median ratio is returned. Slow drifts and bursts of other jobs hit both sides of a round alike,
+    which blocked timings taken seconds apart cannot offer.
 
     Returns:
-        {"median_ms", "p90_ms", "iqr_ms", "n"} (n = timed blocks; each block's time is per call).
+        {"ratio", "ratio_iqr", "rounds", "median_ms", "ref_median_ms"} (times per call, ms).
+    """
+    if min_rounds < 1 or min_time_s < 0:
+        raise ValueError(f"min_rounds must be >= 1 and min_time_s >= 0, got {min_rounds}, {min_time_s}")
+    prev = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    a_times: list[float] = []
+    b_times: list[float] = []
+    try:
+        for _ in range(warmup):
+            fn()
+            fn_ref()
+        start, i = time.perf_counter(), 0
+        while i < min_rounds or time.perf_counter() - start < min_time_s:
+            for f, sink in ((fn, a_times), (fn_ref, b_times))[:: 1 if i % 2 == 0 else -1]:
+                t0 = time.perf_counter()
+                f()
+                sink.append(time.perf_counter() - t0)
+            i += 1
+    finally:
+        torch.set_num_threads(prev)
+    a, b = np.asarray(a_times) * 1e3, np.asarray(b_times) * 1e3
+    ratios = a / b
+    q25, q75 = np.percentile(ratios, [25, 75])
+    return {"ratio": float(np.median(ratios)), "ratio_iqr": float(q75 - q25), "rounds": int(len(ratios)),
+            "median_ms": float(np.median(a)), "ref_median_ms": float(np.median(b))}
+
+
+def time_runner(fn: Callable[[], Any], *, threads: int, min_run_time_s: float = 1.0,
+                warmup: int = 3, min_blocks: int = 5) -> dict[str, float | int]:
+    """Time `fn` with torch.utils.benchmark: `warmup` untimed calls, then blocked_autorange.
+
+    The timed span is at least `min_run_time_s` and at least `min_blocks` calls long (estimated from
+    the warm-up), so that slow configs (a batch of 32 can take a second) still get a median of several
+    blocks rather than of one.
+
+    Returns:
+        {"median_ms", "p90_ms", "iqr_ms", "min_ms", "n"} (n = timed blocks; each block's time is per call).
     """
     from torch.utils import benchmark
 
@@ -134,15 +210,20 @@ def time_runner(fn: Callable[[], Any], *, threads: int, min_run_time_s: float = 
     prev = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        for _ in range(warmup):
+        warm = []
+        for _ in range(max(1, warmup)):
+            t0 = time.perf_counter()
             fn()
+            warm.append(time.perf_counter() - t0)
+        span = max(min_run_time_s, min_blocks * float(np.median(warm)))
         m = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads).blocked_autorange(
-            min_run_time=min_run_time_s)
+            min_run_time=span)
     finally:
         torch.set_num_threads(prev)
     times = np.asarray(m.times) * 1e3
     q25, q50, q75, q90 = np.percentile(times, [25, 50, 75, 90])
-    return {"median_ms": float(q50), "p90_ms": float(q90), "iqr_ms": float(q75 - q25), "n": int(len(times))}
+    return {"median_ms": float(q50), "p90_ms": float(q90), "iqr_ms": float(q75 - q25),
+            "min_ms": float(times.min()), "n": int(len(times))}
 
 
 def measure(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, scenario: Scenario, *,
@@ -166,13 +247,12 @@ def measure(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, scen
     scenario.check(model.arch)
     cfg.validate(model.arch)
     fp = fingerprint(scenario.threads, scenario.device)
-    key = LatencyCache.key(model_key(model), cfg, scenario, fingerprint_hash(fp))
+    key = cache_key(model, cfg, scenario)
     if cache is not None and (hit := cache.get(key)) is not None:
         hit["cached"] = True
         return hit
-    small = extract(model, cfg).eval()
-    stats = time_runner(build_runner(small, scenario, workdir=workdir), threads=scenario.threads,
-                        min_run_time_s=min_run_time_s, warmup=warmup)
+    small, run = runner_for(model, cfg, scenario, workdir=workdir)
+    stats = time_runner(run, threads=scenario.threads, min_run_time_s=min_run_time_s, warmup=warmup)
     rec: dict[str, Any] = {
         "config_hash": cfg.hash, "config_json": cfg.to_json(),
         "macs": analytic_macs(model.arch, cfg, scenario.seq_len, batch=scenario.batch,
@@ -195,9 +275,10 @@ def measure_many(model: ElasticBertForSequenceClassification, cfgs: Iterable[Sub
                  **measure_kwargs: Any) -> list[dict[str, Any]]:
     """Measure many configs; re-time the full model every `reference_every` measured configs.
 
-    Drift = |t_ref(now) / t_ref(first) - 1|, in %. Every record gets `reference_drift_pct` (the larger
-    drift of the two reference timings around it; None for cache hits) and `drift_flagged` (above
-    `drift_threshold`); flagged blocks are also printed.
+    Drift = |t_ref(now) / t_ref(first) - 1|, in %. Every measured record gets `reference_ms` (mean of the
+    two reference timings around it, so `median_ms / reference_ms` is a ratio to the full model taken at
+    the same time), `reference_drift_pct` (the larger drift of those two) and `drift_flagged` (above
+    `drift_threshold`); flagged blocks are also printed. Cache hits keep the values stored with them.
 
     Returns:
         One record per config, in input order.
@@ -211,21 +292,28 @@ def measure_many(model: ElasticBertForSequenceClassification, cfgs: Iterable[Sub
     ref_kwargs = {k: v for k, v in measure_kwargs.items() if k != "count_fvcore"}
 
     def time_reference() -> float:
-        return measure(model, full, scenario, cache=None, count_fvcore=False, **ref_kwargs)["median_ms"]
+        rec = measure(model, full, scenario, cache=None, count_fvcore=False, **ref_kwargs)
+        return rec["median_ms"]
 
     ref0: float | None = None
-    prev_drift, block, out = 0.0, [], []
+    prev_drift, prev_ref, block, out = 0.0, 0.0, [], []
 
     def close_block(now_ms: float) -> float:
         drift = abs(now_ms / ref0 - 1.0)
         worst = max(prev_drift, drift)
         for rec in block:
+            rec["reference_ms"] = 0.5 * (prev_ref + now_ms)
             rec["reference_drift_pct"] = round(100 * worst, 2)
             rec["drift_flagged"] = worst > drift_threshold
+            if cache is not None:  # store again, now with the reference timings around it
+                cache.put(cache_key(model, SubnetConfig.from_json(rec["config_json"]), scenario),
+                          {k: v for k, v in rec.items() if k != "cached"})
         if worst > drift_threshold and block:
+            hint = ("" if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" else
+                    " (on a shared machine, start with OMP_WAIT_POLICY=PASSIVE so idle threads do not spin)")
             tqdm.write(f"warning: reference (full model) latency drifted {100 * worst:.1f}% "
                        f"(> {100 * drift_threshold:.0f}%) around {len(block)} configs: the machine is busy or "
-                       "throttling; these records are flagged")
+                       f"throttling; these records are flagged{hint}")
         block.clear()
         return drift
 
@@ -234,11 +322,14 @@ def measure_many(model: ElasticBertForSequenceClassification, cfgs: Iterable[Sub
         rec = measure(model, cfg, scenario, cache=cache, **measure_kwargs)
         if not rec["cached"]:
             if ref0 is None:
-                ref0 = time_reference()
+                ref0 = prev_ref = time_reference()
             block.append(rec)
             if len(block) >= reference_every:
-                prev_drift = close_block(time_reference())
+                now = time_reference()
+                prev_drift = close_block(now)
+                prev_ref = now
         else:
+            rec.setdefault("reference_ms", None)
             rec.setdefault("reference_drift_pct", None)
             rec.setdefault("drift_flagged", False)
         out.append(rec)
@@ -290,8 +381,8 @@ def read_latency_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
         for k in ("median_ms", "p90_ms", "iqr_ms"):
             rec[k] = float(r[k])
         rec["fingerprint"] = json.loads(r["fingerprint"])
-        if r.get("reference_drift_pct"):
-            rec["reference_drift_pct"] = float(r["reference_drift_pct"])
+        for k in ("min_ms", "reference_ms", "reference_drift_pct"):
+            rec[k] = float(r[k]) if r.get(k) else None
         if "drift_flagged" in r:
             rec["drift_flagged"] = r["drift_flagged"] == "True"
         out.append(rec)

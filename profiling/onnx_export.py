@@ -81,8 +81,13 @@ def quantize_onnx_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
-def ort_session(path: str | os.PathLike, *, threads: int):
-    """A CPU ONNX Runtime session using `threads` intra-op threads (one inter-op thread, sequential)."""
+def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool | None = None):
+    """A CPU ONNX Runtime session using `threads` intra-op threads (one inter-op thread, sequential).
+
+    Args:
+        spinning: let idle pool threads spin; default: off when OMP_WAIT_POLICY=PASSIVE (as torch's
+            OpenMP pool then), on otherwise (ORT's default).
+    """
     import onnxruntime as ort
 
     if threads < 1:
@@ -93,4 +98,7 @@ def ort_session(path: str | os.PathLike, *, threads: int):
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    if spinning is None:
+        spinning = os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])

@@ -254,9 +254,11 @@ def find_checkpoint(run_dir: Path, stage: str | None = None) -> tuple[str, Path]
         if (d / "model.safetensors").exists() and (d / "elastic_config.json").exists() and (
                 (d / "done.json").exists() or stage is not None):
             return name, d
-    wanted = f"a finished '{stage}' stage" if stage else "a trained DynaBERT checkpoint (stage2/ or stage1/ with done.json)"
-    raise RunDirError(f"{run_dir} has no {wanted}; train it first with `dynabert train-stage1` and "
-                      "`dynabert train-stage2 --run-dir ...`")
+    if stage:
+        raise RunDirError(f"{run_dir} has no '{stage}' checkpoint ({stage}/model.safetensors)")
+    raise RunDirError(f"{run_dir} has no trained DynaBERT checkpoint (stage3/, stage2/ or stage1/ with done.json); "
+                      f"train it first: `dynabert train-stage1 --run-dir {run_dir}` then `dynabert train-stage2 "
+                      f"--run-dir {run_dir}`")
 
 
 class RunContext:
@@ -341,7 +343,78 @@ class RunContext:
 
         return float(evaluate(self.model, self.loader(split, n_examples), cfg, self.task)["metric"])
 
+    def cache_namespace(self) -> str:
+        """`<stage>@<finished_at>:` so that a retrained stage never reuses the old checkpoint's metrics."""
+        done = self.checkpoint / "done.json"
+        try:
+            stamp = str(json.loads(done.read_text()).get("finished_at", ""))
+        except (OSError, json.JSONDecodeError, AttributeError):
+            stamp = ""
+        stamp = stamp or str(int((self.checkpoint / "model.safetensors").stat().st_mtime))
+        return f"{self.stage}@{stamp}:"
+
     def evaluator(self, *, subset: int | None = None, cache: bool = True) -> CachedEvaluator:
         """A cached evaluator over this run (cache file `<run>/eval_cache.jsonl`)."""
-        store = EvalCache(self.run_dir / CACHE_FILE, namespace=f"{self.stage}:") if cache else None
+        store = EvalCache(self.run_dir / CACHE_FILE, namespace=self.cache_namespace()) if cache else None
         return CachedEvaluator(self.metric, cache=store, subset=subset)
+
+
+# ---- cost objectives -----------------------------------------------------------------------------
+@dataclass
+class TrialCosts:
+    """Cost objectives of a config: latency (ms, predicted or measured), MACs, params."""
+
+    arch: Any
+    num_labels: int
+    seq_len: int
+    batch: int
+    latency_fn: Callable[[SubnetConfig], float] | None = None
+
+    def __call__(self, cfg: SubnetConfig) -> dict[str, float]:
+        from profiling.flops import analytic_macs, param_count
+
+        out: dict[str, float] = {
+            "macs": analytic_macs(self.arch, cfg, self.seq_len, batch=self.batch, num_labels=self.num_labels),
+            "params": param_count(self.arch, cfg, self.num_labels)}
+        if self.latency_fn is not None:
+            out["latency"] = float(self.latency_fn(cfg))
+        return out
+
+
+def latency_fn(ctx: RunContext, scenario: str, *, measure: bool) -> Callable[[SubnetConfig], float]:
+    """cfg -> latency (ms) on `scenario`: the run's predictor, or a real measurement when `measure`.
+
+    Raises:
+        FileNotFoundError: no predictor for the scenario (and not `measure`).
+        ValueError: the predictor was fitted on another scenario.
+    """
+    from profiling.scenario import Scenario
+
+    if measure:
+        from profiling.latency import LatencyCache, measure as measure_latency
+
+        sc = Scenario.parse(scenario).check(ctx.arch)
+        cache = LatencyCache(ctx.run_dir / "latency_cache.jsonl")
+        return lambda cfg: float(measure_latency(ctx.model, cfg, sc, cache=cache, count_fvcore=False)["median_ms"])
+    from profiling.predictor import LatencyPredictor
+
+    path = predictor_path(ctx.run_dir, scenario)
+    pred = LatencyPredictor.load(path)
+    if pred.scenario != scenario:
+        raise ValueError(f"{path} predicts scenario '{pred.scenario}', not '{scenario}': profile that "
+                         f"scenario, pass --scenario {pred.scenario}, or use --measure")
+    return pred.predict
+
+
+def predictor_path(run_dir: Path, scenario: str) -> Path:
+    """`<run>/predictors/<scenario>.json` (one per profiled scenario), else `<run>/predictor.json`.
+
+    Raises:
+        FileNotFoundError: neither exists (with the command that makes one).
+    """
+    for path in (run_dir / "predictors" / f"{scenario}.json", run_dir / "predictor.json"):
+        if path.exists():
+            return path
+    raise FileNotFoundError(
+        f"{run_dir / 'predictor.json'} not found: the latency objective needs a predictor; run `dynabert "
+        f"profile --run-dir {run_dir} --scenario {scenario}` first, or pass --measure to time every trial")

@@ -12,12 +12,12 @@ with every completed trial kept.
 """
 from __future__ import annotations
 
-import csv
 import fcntl
 import multiprocessing as mp
 import os
 import socket
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,14 +28,13 @@ import optuna
 from optuna.trial import TrialState
 
 from elastic.config import SubnetConfig
-from search.evaluator import CachedEvaluator, RunContext, could_reach_front, subset_margin
+from search.evaluator import (CachedEvaluator, RunContext, TrialCosts, could_reach_front, latency_fn,
+                              subset_margin)
 from search.space import enqueue_grid, suggest_subnet
 
 OBJECTIVES: tuple[str, ...] = ("metric", "latency", "macs", "params")
 SAMPLERS: tuple[str, ...] = ("nsga2", "tpe", "random")
 METRIC_NAMES = {"metric": "dev_metric", "latency": "latency_ms", "macs": "macs", "params": "params"}
-TRIALS_COLUMNS = ("trial", "config_hash", "config_json", "dev_metric", "latency_ms", "macs", "params",
-                  "state", "feasible")
 # A RUNNING trial without a worker attr older than this was killed between ask and set_user_attr.
 ORPHAN_SECONDS = 120.0
 
@@ -109,6 +108,9 @@ class SearchOptions:
             raise ValueError(f"latency_budget_ms must be > 0, got {self.latency_budget_ms}")
         if self.max_params is not None and self.max_params <= 0:
             raise ValueError(f"max_params must be > 0, got {self.max_params}")
+        if self.measure and self.n_workers > 1:
+            raise ValueError("measure with n_workers > 1 would time configs while other workers compute on the "
+                             "same cores: use the predictor for parallel search (front points are re-measured)")
         if self.fidelity_subset is not None and self.fidelity_subset < 1:
             raise ValueError(f"fidelity_subset must be >= 1 examples, got {self.fidelity_subset}")
 
@@ -169,8 +171,13 @@ def open_study(opts: SearchOptions, *, worker: int = 0) -> optuna.Study:
         raise ValueError(f"study '{opts.name}' in {opts.storage_url} has other objectives "
                          f"({len(study.directions)}); use another --storage or study name")
     names = [METRIC_NAMES[o] for o in opts.objectives]
+    if study.metric_names is not None and study.metric_names != names:
+        raise ValueError(f"study '{opts.name}' was run with objectives {study.metric_names}, not {names}; "
+                         "pass another --study-name (or --storage) for these objectives")
     if study.metric_names != names:
-        study.set_metric_names(names)
+        with warnings.catch_warnings():  # experimental since 3.2, still the way dashboards name axes
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
     return study
 
 
@@ -224,58 +231,6 @@ def _counted(study: optuna.Study) -> int:
 
 
 @dataclass
-class TrialCosts:
-    """Cost objectives of a config: latency (ms, predicted or measured), MACs, params."""
-
-    arch: Any
-    num_labels: int
-    seq_len: int
-    batch: int
-    latency_fn: Callable[[SubnetConfig], float] | None = None
-
-    def __call__(self, cfg: SubnetConfig) -> dict[str, float]:
-        from profiling.flops import analytic_macs, param_count
-
-        out: dict[str, float] = {
-            "macs": analytic_macs(self.arch, cfg, self.seq_len, batch=self.batch, num_labels=self.num_labels),
-            "params": param_count(self.arch, cfg, self.num_labels)}
-        if self.latency_fn is not None:
-            out["latency"] = float(self.latency_fn(cfg))
-        return out
-
-
-def latency_fn_for(opts: SearchOptions, ctx: RunContext) -> Callable[[SubnetConfig], float] | None:
-    """Predictor (`<run>/predictor.json`, same scenario) or real measurement (`--measure`); None if unused.
-
-    Raises:
-        FileNotFoundError: latency is needed, no predictor, and no --measure.
-        ValueError: the predictor was fitted on another scenario.
-    """
-    from profiling.scenario import Scenario
-
-    if not opts.needs_latency:
-        return None
-    if opts.measure:
-        from profiling.latency import LatencyCache, measure
-
-        scenario = Scenario.parse(opts.scenario).check(ctx.arch)
-        cache = LatencyCache(opts.run_dir / "latency_cache.jsonl")
-        return lambda cfg: float(measure(ctx.model, cfg, scenario, cache=cache, count_fvcore=False)["median_ms"])
-    from profiling.predictor import LatencyPredictor
-
-    path = opts.run_dir / "predictor.json"
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} not found: the latency objective needs a predictor; run `dynabert profile --run-dir "
-            f"{opts.run_dir} --scenario {opts.scenario}` first, or pass --measure to time every trial")
-    pred = LatencyPredictor.load(path)
-    if pred.scenario != opts.scenario:
-        raise ValueError(f"{path} predicts scenario '{pred.scenario}', not '{opts.scenario}': profile that "
-                         f"scenario, pass --scenario {pred.scenario}, or use --measure")
-    return pred.predict
-
-
-@dataclass
 class Objective:
     """The trial function: config -> [metric, costs...], with constraints and JSON-safe user attrs."""
 
@@ -326,6 +281,8 @@ class Objective:
 
 @dataclass
 class WorkerStats:
+    """What one worker did: trials run, wall and evaluation seconds, stale trials it failed."""
+
     trials: int = 0
     seconds: float = 0.0
     eval_seconds: float = 0.0
@@ -348,10 +305,19 @@ def run_worker(opts: SearchOptions, *, worker: int = 0, objective: Objective | N
     import torch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if opts.threads is not None:
-        torch.set_num_threads(opts.threads)
-    if objective is None:
-        objective = build_objective(opts)
+    # Local workers share the machine's cores: split them so that their threads do not fight.
+    threads = opts.threads or (max(1, (os.cpu_count() or 1) // opts.n_workers) if opts.n_workers > 1 else None)
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _worker_loop(opts, worker, objective or build_objective(opts), on_trial)
+    finally:
+        torch.set_num_threads(previous)  # in-process callers (the pipeline) keep their setting
+
+
+def _worker_loop(opts: SearchOptions, worker: int, objective: Objective,
+                 on_trial: Callable[[int], None] | None) -> WorkerStats:
     study = open_study(opts, worker=worker)
     stats, t_start = WorkerStats(), time.perf_counter()
     me = f"{socket.gethostname()}:{os.getpid()}"
@@ -384,15 +350,12 @@ def build_objective(opts: SearchOptions, ctx: RunContext | None = None) -> Objec
 
     ctx = ctx or RunContext(opts.run_dir, stage=opts.stage)
     sc = Scenario.parse(opts.scenario)
-    costs = TrialCosts(ctx.arch, ctx.model.num_labels, sc.seq_len, sc.batch, latency_fn_for(opts, ctx))
+    lat = latency_fn(ctx, opts.scenario, measure=opts.measure) if opts.needs_latency else None
+    costs = TrialCosts(ctx.arch, ctx.model.num_labels, sc.seq_len, sc.batch, lat)
     return Objective(opts, ctx.arch, ctx.evaluator(subset=opts.fidelity_subset), costs)
 
 
 def _worker_main(opts: SearchOptions, worker: int) -> None:
-    import torch
-
-    # Local workers share the machine's cores: split them so that threads do not fight.
-    torch.set_num_threads(opts.threads or max(1, (os.cpu_count() or 1) // opts.n_workers))
     run_worker(opts, worker=worker)
 
 
@@ -412,78 +375,27 @@ def run_search(opts: SearchOptions, *, objective: Objective | None = None) -> op
     bar = tqdm(total=opts.n_trials, initial=min(done(), opts.n_trials), desc="search", unit="trial",
                disable=not opts.progress)
     try:
-        if opts.n_workers == 1:
+        # Worker 0 runs here (its objective is already built); workers 1..N-1 are spawned processes.
+        ctx = mp.get_context("spawn")
+        procs = [ctx.Process(target=_worker_main, args=(opts, k)) for k in range(1, opts.n_workers)]
+        for p in procs:
+            p.start()
+        try:
             run_worker(opts, objective=objective, on_trial=lambda n: bar.update(min(n, opts.n_trials) - bar.n))
-        else:
-            ctx = mp.get_context("spawn")
-            procs = [ctx.Process(target=_worker_main, args=(opts, k), daemon=False) for k in range(opts.n_workers)]
-            for p in procs:
-                p.start()
             while any(p.is_alive() for p in procs):
                 time.sleep(0.5)
                 bar.update(min(done(), opts.n_trials) - bar.n)
-            bad = [p.exitcode for p in procs if p.exitcode]
-            if bad:
-                raise RuntimeError(f"{len(bad)} search worker(s) failed (exit codes {bad}); "
-                                   "run the same command again to resume")
-            bar.update(min(done(), opts.n_trials) - bar.n)
+        finally:
+            for p in procs:
+                p.join()
+        bad = [p.exitcode for p in procs if p.exitcode]
+        if bad:
+            raise RuntimeError(f"{len(bad)} search worker(s) failed (exit codes {bad}); "
+                               "run the same command again to resume")
+        bar.update(min(done(), opts.n_trials) - bar.n)
     finally:
         bar.close()
+    from search.pareto import write_trials_csv
+
     write_trials_csv(study, opts.run_dir / "trials.csv")
     return study
-
-
-def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """One `trials.csv` row per trial (contract columns of docs/ARTIFACTS.md)."""
-    names = list(study.metric_names or [])
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        ua = t.user_attrs
-        values = dict(zip(names, t.values)) if t.values else {}
-        feasible = t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values())
-        rows.append({"trial": t.number, "config_hash": ua.get("config_hash", ""),
-                     "config_json": ua.get("config_json", ""), "dev_metric": values.get("dev_metric", ""),
-                     "latency_ms": ua.get("latency_ms", ""), "macs": ua.get("macs", ""),
-                     "params": ua.get("params", ""), "state": t.state.name, "feasible": feasible})
-    return rows
-
-
-def write_trials_csv(study: optuna.Study, path: Path) -> Path:
-    """Write `trials.csv` atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(TRIALS_COLUMNS))
-        w.writeheader()
-        w.writerows(trial_rows(study))
-    os.replace(tmp, path)
-    return path
-
-
-def load_study(run_dir: Path, *, storage: str | None = None, study_name: str | None = None) -> optuna.Study:
-    """Load an existing study of a run (the only one in the storage when no name is given).
-
-    Raises:
-        ValueError: no study, several studies and no name, or an unknown name.
-    """
-    url = storage or f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
-    if storage is None and not (Path(run_dir) / "study.db").exists():
-        raise ValueError(f"{run_dir} has no study.db: run `dynabert search --run-dir {run_dir}` first")
-    st = make_storage(url)
-    names = [s.study_name for s in optuna.get_all_study_summaries(st)]
-    if study_name is None:
-        if len(names) != 1:
-            raise ValueError(f"{url} holds {len(names)} studies ({', '.join(names) or 'none'}); "
-                             "name one with --study-name" if names else
-                             f"{url} holds no study: run `dynabert search --run-dir {run_dir}` first")
-        study_name = names[0]
-    if study_name not in names:
-        raise ValueError(f"no study '{study_name}' in {url} (has: {', '.join(names) or 'none'})")
-    return optuna.load_study(study_name=study_name, storage=st)
-
-
-def trial_config(trial: optuna.trial.FrozenTrial) -> SubnetConfig:
-    """The sub-network of a finished trial (from its `config_json` user attr)."""
-    text = trial.user_attrs.get("config_json")
-    if not text:
-        raise ValueError(f"trial {trial.number} has no config_json (it did not finish)")
-    return SubnetConfig.from_json(text)

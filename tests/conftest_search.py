@@ -39,6 +39,18 @@ def tiny_elastic(num_labels: int = 2, seed: int = 0) -> ElasticBertForSequenceCl
     return model.eval()
 
 
+def _calibrate(model: ElasticBertForSequenceClassification) -> None:
+    """Scale the random classifier up and centre it so that the full model predicts both classes
+    about equally often and sub-networks (different pooled outputs) flip many predictions."""
+    rng, tok = random.Random(1), tiny_tokenizer()
+    texts = [" ".join(f"w{rng.randrange(94)}" for _ in range(rng.randint(3, 10))) for _ in range(200)]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        model.classifier.weight.mul_(200.0)
+        logits = model(enc["input_ids"], enc["attention_mask"]).logits
+        model.classifier.bias[1] -= (logits[:, 1] - logits[:, 0]).median()
+
+
 def _write_task(d: Path, n: dict[str, int], model: ElasticBertForSequenceClassification) -> None:
     """Random sentences labelled by the full model itself (15% flipped): the full network scores
     about 85% and sub-networks that compute something else score less, so the search has a front."""
@@ -49,8 +61,7 @@ def _write_task(d: Path, n: dict[str, int], model: ElasticBertForSequenceClassif
         enc = tok(texts, padding=True, return_tensors="pt")
         with torch.no_grad():
             logits = model(enc["input_ids"], enc["attention_mask"]).logits
-        margin = logits[:, 1] - logits[:, 0]
-        labels = (margin > margin.median()).long().tolist()
+        labels = logits.argmax(-1).tolist()
         lines = ["sentence,label"]
         for text, label in zip(texts, labels):
             label = 1 - label if rng.random() < 0.15 else label
@@ -64,6 +75,7 @@ def make_tiny_run(root: Path, *, n_dev: int = 40) -> Path:
 
     data, run = root / "task", root / "run"
     model = tiny_elastic(2)
+    _calibrate(model)
     _write_task(data, {"train": 40, "dev": n_dev, "test": 30}, model)
     task = load_task(str(data), seed=42)
     assert task.label_names == ["neg", "pos"], task.label_names

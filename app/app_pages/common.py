@@ -22,10 +22,20 @@ LOADERS: dict[str, Callable[[Path], Any]] = {
 }
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+def _loader_for(name: str) -> Callable[[Path], Any]:
+    if name.startswith("logs/"):
+        return A.load_log
+    if name.endswith("/done.json"):
+        return A.load_done
+    if name == "study.db":
+        return A.study_summaries
+    return LOADERS[name]
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
 def _cached(name: str, path: str, mtime_ns: int) -> Any:
     """Load one artifact; the mtime argument only keys the cache."""
-    return LOADERS[name](Path(path))
+    return _loader_for(name)(Path(path))
 
 
 @st.cache_data(show_spinner=False)
@@ -48,7 +58,8 @@ def load(run_dir: Path, name: str, *, quiet_missing: bool = False) -> Any:
 
     Args:
         run_dir: the run directory.
-        name: an artifact file name from docs/ARTIFACTS.md.
+        name: an artifact path relative to the run, from docs/ARTIFACTS.md (e.g. `pareto.csv`,
+            `logs/stage2.jsonl`, `stage2/done.json`, `study.db`).
         quiet_missing: show nothing when the file is simply absent (optional extras).
     """
     path = run_dir / name

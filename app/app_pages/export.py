@@ -1,8 +1,10 @@
-"""Export: turn a front/grid point into a standalone model (elastic.export), show cards, offer downloads."""
+"""Export: turn a front/grid point into a standalone model (`dynabert export`), show cards, offer downloads."""
 from __future__ import annotations
 
+import contextlib
 import io
 import re
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -34,18 +36,50 @@ def _reader(path: Path):
 
 def _show_export(info: A.ExportInfo, key: str) -> None:
     if info.card:
-        st.markdown(info.card)
+        # Demote the card's headings two levels so they sit under this page's own headings.
+        st.markdown(re.sub(r"^(#{1,4}) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", info.card, flags=re.M))
     else:
         st.warning(f"`{info.name}` has no model_card.md")
     total = sum(s for _, s in info.files)
     st.caption(f"{len(info.files)} files, {total / 1e6:.2f} MB, in `{info.path}`")
     for rel, size in info.files:
         c1, c2 = st.columns([3, 1])
-        c1.markdown(f"`{rel}` — {size / 1e6:.3f} MB")
+        c1.markdown(f"`{rel}` — " + (f"{size / 1e6:.2f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"))
         c2.download_button("download", _reader(info.path / rel), file_name=Path(rel).name,
                            key=f"{key}-{rel}", on_click="ignore")
     st.download_button(f"Download all of `{info.name}` (zip)", lambda: _zip(info.path),
                        file_name=f"{info.name}.zip", mime="application/zip", key=f"{key}-zip", on_click="ignore")
+
+
+def run_cli_export(run: Path, cfg, name: str, *, trial: int | None, force: bool, onnx: bool,
+                   measure: bool) -> tuple[bool, str]:
+    """Run `dynabert export` in-process for one config; (succeeded, message with its output)."""
+    try:
+        from app.cli import build_parser
+    except ImportError as e:
+        return False, f"Export is not available in this installation ({e}). Use `dynabert export` instead."
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = ["export", "--run-dir", str(run), "--name", name]
+        if trial is not None:
+            argv += ["--trial", str(trial)]
+        else:
+            cfg_file = Path(tmp) / "config.json"
+            cfg_file.write_text(cfg.to_json())
+            argv += ["--config", str(cfg_file)]
+        argv += (["--force"] if force else []) + ([] if onnx else ["--no-onnx"]) + ([] if measure else ["--no-measure"])
+        buf = io.StringIO()
+        try:
+            args = build_parser().parse_args(argv)
+            with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+                rc = int(args.func(args) or 0)
+        except SystemExit as e:  # argparse rejected the arguments
+            return False, f"Export failed: bad arguments {argv} (exit {e.code}): {buf.getvalue()}"
+        except Exception as e:  # noqa: BLE001 - a button must report, never crash the page
+            return False, f"Export failed ({type(e).__name__}): {e}"
+    # Keep the command's own lines, drop progress-bar redraws.
+    lines = [ln for ln in buf.getvalue().replace("\r", "\n").splitlines() if ln.strip() and "it/s]" not in ln]
+    out = "\n\n".join(lines[-6:])
+    return rc == 0, (f"Exported.\n\n{out}" if rc == 0 else f"Export failed (exit {rc}):\n\n{out}")
 
 
 # ---- new export
@@ -59,24 +93,21 @@ else:
         f"w{row.width_mult:g}-d{row.depth_mult:g}"
     name = st.text_input("Export name (folder under exports/)", value=default, key="export_name")
     force = st.checkbox("overwrite an existing export of that name", key="export_force")
-    st.caption(f"`{row['config_json']}` → `{run / 'exports' / name}`. Same code as `dynabert export`: "
-               "extracts the physical sub-network, writes an HF-loadable model, ONNX and a model card.")
+    st.caption(f"`{row['config_json']}` → `{run / 'exports' / name}`. Runs `dynabert export` (same code): "
+               "loads the trained model, extracts the physical sub-network, writes an HF-loadable model, "
+               "ONNX and a model card. Takes a while on a real run.")
+    o1, o2 = st.columns(2)
+    onnx = o1.checkbox("also write model.onnx", value=True, key="export_onnx")
+    measure = o2.checkbox("time it for the model card (search scenario)", value=True, key="export_measure")
     if st.button("Export", type="primary", key="export_go"):
         if not re.fullmatch(r"[A-Za-z0-9._-]+", name or ""):
             st.error("Export name: use letters, digits, '.', '_' or '-' only.")
         else:
-            try:
-                from elastic.export import export_subnet
-            except ImportError as e:
-                st.warning(f"Export is not available in this installation (elastic.export: {e}). "
-                           "Use `dynabert export` once it is installed.")
-            else:
-                try:
-                    with st.spinner("Exporting (extracting weights, writing ONNX)..."):
-                        out = export_subnet(run, row["config"], run / "exports", name=name, force=force)
-                    st.success(f"Exported to `{out}`")
-                except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
-                    st.error(f"Export failed: {e}")
+            use_trial = "trial" in row and row.get("trial") == row.get("trial") and (run / "study.db").exists()
+            with st.spinner("Exporting: loading the model, extracting the sub-network, writing files..."):
+                ok, log = run_cli_export(run, row["config"], name, trial=int(row.trial) if use_trial else None,
+                                         force=force, onnx=onnx, measure=measure)
+            (st.success if ok else st.error)(log)
 
 # ---- existing exports
 st.subheader("Exports of this run")

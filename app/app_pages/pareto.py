@@ -33,7 +33,7 @@ x_kind = c2.radio("Cost (x)", ["latency", "macs", "params"], horizontal=True, ke
 scenario = c3.selectbox("Latency scenario", scenarios or ["(none)"], key="pareto_scenario",
                         index=scenarios.index(search_sc) if search_sc in scenarios else 0,
                         help="device-runtime-threads-batch-seq_len; latency.csv holds the measurements")
-show_pub = c4.toggle("Published reference points", key="pareto_published",
+show_pub = c4.toggle("Published points", key="pareto_published",
                      help="Numbers copied from papers/READMEs (SST-2): not measured here")
 metric_col = f"{which}_metric"
 metric_title = f"{which.capitalize()} {metric} (%)"
@@ -95,7 +95,8 @@ if show_pub:
     else:
         st.caption("Published points are SST-2 numbers of BERT-base-scale models from papers (not measured here, "
                    f"{which} split only); compare relative drops from each teacher, not absolute accuracy.")
-log_x = st.checkbox("log x axis", value=bool(show_pub and x_kind != "latency"), key="pareto_logx")
+auto_log = bool(show_pub and x_kind != "latency")  # published BERT-base points are ~10x our sizes
+log_x = st.checkbox("log x axis", value=auto_log, key=f"pareto_logx_{auto_log}")
 if which == "test":
     st.caption("The trial cloud is hidden: the search recorded dev scores only.")
 
@@ -107,7 +108,7 @@ fig = C.pareto_figure(
     latency_max=lat_max if not cand["lat_ms"].isna().all() else None, metric_min=met_min, log_x=log_x)
 if cand is grid and best is not None:  # highlight the grid point instead
     hi = grid.loc[[best]]
-    fig.add_scatter(x=C.x_values(hi, x_kind), y=hi[metric_col], name=C.TRACE_BEST, mode="markers",
+    fig.add_scatter(x=C.x_values(hi, x_kind).tolist(), y=hi[metric_col].tolist(), name=C.TRACE_BEST, mode="markers",
                     marker=dict(symbol="star", size=20, color="#d62728"),
                     hovertext=[C.hover_text(hi.iloc[0], C.TRACE_BEST, scenario)],
                     hovertemplate="%{hovertext}<extra></extra>")

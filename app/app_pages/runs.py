@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app import artifacts as A
+from app import charts as C
 from app.app_pages.common import load, no_runs_page, runs_dir
 
 st.title("Runs")
@@ -14,7 +15,7 @@ if not runs:
     no_runs_page(root)
     st.stop()
 
-stages = sorted({s for r in runs for s in r.stage_seconds})
+stages = list(dict.fromkeys(s for r in runs for s in r.stage_seconds))  # pipeline order, as recorded
 rows = []
 for r in runs:
     row = {"run": r.name, "task": r.task, "teacher": r.teacher, "created": r.created[:19].replace("T", " ")}
@@ -35,12 +36,25 @@ if name and (root / name).is_dir():
         st.warning("Missing: " + ", ".join(f"`{m}` (written by `{A.ARTIFACTS[m]}`)" for m in missing))
     ckpts = [d for d in A.CHECKPOINT_DIRS if (run / d).is_dir()]
     st.markdown("Checkpoints: " + (", ".join(f"`{d}/`" for d in ckpts) if ckpts else "none"))
-    meta = load(run, "run.json")
+    meta = load(run, "run.json") or {}
+    secs = meta.get("stage_seconds") or {}
+    stage_rows = []
+    for stage in dict.fromkeys([*secs, *ckpts]):
+        done = load(run, f"{stage}/done.json", quiet_missing=True) if (run / stage).is_dir() else None
+        stage_rows.append({"stage": stage, "time (min)": round(secs[stage] / 60, 2) if stage in secs else None,
+                           "complete": bool(done), "steps": (done or {}).get("steps"),
+                           "epochs": (done or {}).get("epochs"), "finished": (done or {}).get("finished_at")})
+    if stage_rows:
+        st.dataframe(pd.DataFrame(stage_rows), hide_index=True)
+    logs = {p.stem: load(run, f"logs/{p.name}") for p in sorted((run / "logs").glob("*.jsonl"))}
+    logs = {k: v for k, v in logs.items() if v is not None and not v.empty}
+    if logs:
+        st.markdown("**Training curves** (logs/*.jsonl)")
+        st.plotly_chart(C.training_curve_figure(logs), key="training_curves")
+    studies = load(run, "study.db", quiet_missing=True)
+    if studies:
+        st.caption("Optuna studies in study.db: " + ", ".join(
+            f"`{s['name']}` ({s['n_trials']} trials, {'/'.join(d.lower() for d in s['directions'])})" for s in studies))
     if meta:
-        secs = meta.get("stage_seconds") or {}
-        if secs:
-            st.dataframe(pd.DataFrame({"stage": list(secs), "seconds (s)": [round(v, 1) for v in secs.values()],
-                                       "minutes (min)": [round(v / 60, 2) for v in secs.values()]}),
-                         hide_index=True)
         with st.expander("run.json (resolved options)"):
             st.json({k: v for k, v in meta.items() if k != "task_name"})

@@ -48,8 +48,12 @@ if trials is not None:
         view = view[view["feasible"] == (feas == "feasible only")]
     in_range = view["dev_metric"].between(rng[0], rng[1]) | (view["dev_metric"].isna() & (rng == (lo, hi)))
     view = frame_for_display(view[in_range])
-    st.dataframe(view.rename(columns={"dev_metric": "dev (%)", "latency_ms": "latency (ms)"}), hide_index=True)
-    st.caption(f"{len(view)} of {len(trials)} trials shown; latency is the search objective's value (ms).")
+    shown = ["trial", "state", "feasible", "dev_metric", "latency_ms", "macs", "params", "describe", "config_hash"]
+    st.dataframe(view[[c for c in shown if c in view]].rename(columns={
+        "dev_metric": "dev (%)", "latency_ms": "latency (ms)", "macs": "MACs", "describe": "config"}),
+        hide_index=True)
+    st.caption(f"{len(view)} of {len(trials)} trials shown; latency is the search objective's value (ms); "
+               "config = kept layers L, heads per layer H, FFN neurons per layer F.")
     st.download_button("Download these trials (CSV)", view.drop(columns=["describe"]).to_csv(index=False),
                        file_name=f"{run.name}-trials.csv", mime="text/csv", key="trials_download")
 

@@ -1,0 +1,168 @@
+"""Export a sub-network as a standalone Hugging Face model directory.
+
+What users get in `<out>/`: `config.json` (per-layer `layer_heads`/`layer_ffn`/`source_layers`,
+`id2label`, `auto_map`), `model.safetensors`, `hf_compact.py` (the model code, copied by
+`save_pretrained` because the classes are registered for the auto classes), the tokenizer, optionally
+`model.onnx` (the ONNX writer is passed in: elastic/ does not import profiling/), and `model_card.md`.
+Load with stock transformers:
+`AutoModelForSequenceClassification.from_pretrained(out, trust_remote_code=True)`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from elastic.config import SubnetConfig
+from elastic.extract import extract
+from elastic.hf_compact import CompactBertConfig, CompactBertForSequenceClassification
+from elastic.model import ElasticBertForSequenceClassification
+
+_BAD = re.compile(r"[^A-Za-z0-9._-]+")
+OnnxWriter = Callable[[Any, Path], Any]
+
+
+def sanitize_name(name: str) -> str:
+    """A safe directory name: only [A-Za-z0-9._-], no path separators, no leading dots, not empty.
+
+    Every run of other characters (including `/`, `\\`, spaces) becomes one `-`; leading dots and
+    dashes are stripped so that `..` or `.hidden` cannot be produced.
+
+    Raises:
+        ValueError: nothing usable is left.
+    """
+    safe = _BAD.sub("-", str(name)).lstrip(".-").rstrip("-")
+    safe = re.sub(r"\.{2,}", ".", safe)
+    if not safe:
+        raise ValueError(f"export name {name!r} has no usable characters (allowed: letters, digits, '.', '_', '-')")
+    return safe
+
+
+def export_dir(root: str | os.PathLike, name: str) -> Path:
+    """`root/<sanitized name>`, checked to stay inside `root`."""
+    root = Path(root).resolve()
+    out = (root / sanitize_name(name)).resolve()
+    if out.parent != root:
+        raise ValueError(f"export name {name!r} escapes {root}")
+    return out
+
+
+def model_card(*, name: str, cfg: SubnetConfig, info: Mapping[str, Any]) -> str:
+    """Markdown model card.
+
+    Args:
+        name: the export's name.
+        cfg: the sub-network.
+        info: optional keys: num_layers (of the full model), dev_metric, test_metric, metric, macs,
+            params, latency_ms, scenario, fingerprint (dict), task, teacher, stages (stage -> seconds),
+            training (stage -> options), source.
+    """
+    g = info.get
+    lines = [f"# {name}", "",
+             "A sub-network of a DynaBERT (Hou et al., NeurIPS 2020) elastic BERT, extracted into a dense model "
+             "by DynaBERT Explorer.", "",
+             "```python", "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+             f"model = AutoModelForSequenceClassification.from_pretrained('{name}', trust_remote_code=True)",
+             f"tokenizer = AutoTokenizer.from_pretrained('{name}')", "```", "",
+             "## Architecture", "",
+             f"{len(cfg.layers)} of {g('num_layers', '?')} layers kept. Config hash `{cfg.hash}`.", "",
+             "| layer (new) | source layer | heads | FFN neurons |", "|---|---|---|---|"]
+    lines += [f"| {j} | {li} | {h} | {n} |" for j, (li, h, n) in enumerate(zip(cfg.layers, cfg.heads, cfg.ffn))]
+    metric = g("metric", "metric")
+    lines += ["", "## Quality and cost", "",
+              f"- dev {metric}: {_fmt(g('dev_metric'))} %",
+              f"- test {metric}: {_fmt(g('test_metric'))} % (reported only; never used to choose this model)",
+              f"- MACs (multiply-accumulates, one forward pass, {g('macs_shape', 'see scenario')}): {_fmt(g('macs'))}",
+              f"- parameters: {_fmt(g('params'))}",
+              f"- latency (median, measured on the extracted model): {_fmt(g('latency_ms'))} ms "
+              f"on scenario `{g('scenario', 'n/a')}`"]
+    fp = g("fingerprint")
+    if fp:
+        lines += ["", "Measured on:", "", "```json", _json(fp), "```"]
+    lines += ["", "## How it was trained", "",
+              f"- task: {g('task', 'n/a')}", f"- teacher: {g('teacher', 'n/a')}",
+              "- recipe: teacher fine-tuning, network rewiring (head/neuron importance), DynaBERT_W width "
+              "distillation (stage 1), width x depth distillation (stage 2)" +
+              (", hard-label fine-tuning (stage 3)" if "stage3" in (g("stages") or {}) else ""),
+              f"- chosen from: {g('source', 'n/a')}", "", "Stage options and seconds (from run.json):", "",
+              "```json", _json({"options": g("training") or {}, "seconds": g("stages") or {}}), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v: Any) -> str:
+    if v is None or v == "":
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _json(v: Any) -> str:
+    import json
+
+    return json.dumps(v, indent=1, sort_keys=True, default=str)
+
+
+def export_subnet(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, out: str | os.PathLike, *,
+                  tokenizer: Any = None, label_names: Sequence[str] | None = None,
+                  card_info: Mapping[str, Any] | None = None, onnx_writer: OnnxWriter | None = None,
+                  force: bool = False) -> Path:
+    """Write a standalone HF model directory for sub-network `cfg` of `model`.
+
+    The directory is built beside `out` and renamed into place, so a failed export never leaves half a
+    model and `--force` replaces an old export only once the new one is complete.
+
+    Args:
+        model: the elastic super-network.
+        cfg: the sub-network.
+        out: target directory (its name should come from `sanitize_name`).
+        tokenizer: saved with the model when given.
+        label_names: class names in id order (written as id2label/label2id).
+        card_info: facts for `model_card.md` (see `model_card`).
+        onnx_writer: (extracted model, path) -> writes `model.onnx`; None skips ONNX.
+        force: replace an existing `out`.
+
+    Returns:
+        The export directory.
+
+    Raises:
+        FileExistsError: `out` exists and `force` is False.
+    """
+    out = Path(out)
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} already exists; pass --force to overwrite it, or choose another --name/--out")
+    cfg.validate(model.arch)
+    small = extract(model, cfg).eval()
+    if label_names:
+        if len(label_names) != small.config.num_labels:
+            raise ValueError(f"{len(label_names)} label names for a model with {small.config.num_labels} outputs")
+        small.config.id2label = {i: str(n) for i, n in enumerate(label_names)}
+        small.config.label2id = {str(n): i for i, n in enumerate(label_names)}
+    # Registering makes save_pretrained copy hf_compact.py and write auto_map into config.json.
+    CompactBertConfig.register_for_auto_class("AutoConfig")
+    CompactBertForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        small.save_pretrained(str(tmp), safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
+        if onnx_writer is not None:
+            onnx_writer(small, tmp / "model.onnx")
+        name = out.name
+        (tmp / "model_card.md").write_text(model_card(name=name, cfg=cfg, info=card_info or {}))
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                f.chmod(0o644)  # safetensors writes 0600; an export is meant to be shared
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out

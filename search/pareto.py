@@ -1,0 +1,285 @@
+"""The Pareto front of a finished search: re-measured, its hypervolume, its knee, pareto.csv, search.json.
+
+Dominance and hypervolume are Optuna's own (`study.best_trials`, `optuna._hypervolume.compute_hypervolume`,
+`optuna.study._multi_objective._is_pareto_front`): Optuna 5 has no public hypervolume function (only
+`plot_hypervolume_history`, which draws it), so we use the module its plot uses.
+
+Objective space: values are (metric %, cost...) with the metric maximised; internally everything is
+turned into losses (metric negated) for Optuna's minimising utilities.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import optuna
+from optuna._hypervolume import compute_hypervolume
+from optuna.study._multi_objective import _is_pareto_front
+from optuna.trial import FrozenTrial, TrialState
+
+from elastic.config import SubnetConfig
+
+PARETO_COLUMNS = ("trial", "config_hash", "config_json", "dev_metric", "test_metric", "macs", "params",
+                  "latency_pred_ms", "latency_measured_ms", "scenario", "knee")
+TRIALS_COLUMNS = ("trial", "config_hash", "config_json", "dev_metric", "latency_ms", "macs", "params",
+                  "state", "feasible")
+# Reference point: metric 0 %, and 10% above the full model's cost (so the full model still adds volume).
+REFERENCE_MARGIN = 1.1
+
+
+def _losses(points: np.ndarray) -> np.ndarray:
+    """(metric, costs...) -> all-minimised losses (metric negated)."""
+    pts = np.asarray(points, dtype=float).reshape(-1, np.shape(points)[-1] if np.size(points) else 2)
+    return np.concatenate([-pts[:, :1], pts[:, 1:]], axis=1)
+
+
+def reference_point(full_costs: Sequence[float], *, metric_ref: float = 0.0,
+                    margin: float = REFERENCE_MARGIN) -> list[float]:
+    """A fixed reference point: (metric_ref, margin x each cost of the full model)."""
+    if margin < 1.0:
+        raise ValueError(f"margin must be >= 1, got {margin}")
+    return [float(metric_ref)] + [float(c) * margin for c in full_costs]
+
+
+def hypervolume(points: Sequence[Sequence[float]], reference: Sequence[float]) -> float:
+    """Hypervolume of (metric, costs...) points w.r.t. `reference` (metric maximised, costs minimised).
+
+    Points that do not dominate the reference (metric below it or a cost above it) add nothing and
+    are dropped (Optuna's routine refuses them). Units: metric points x cost units.
+    """
+    pts = np.asarray(points, dtype=float)
+    if pts.size == 0:
+        return 0.0
+    loss, ref = _losses(pts), _losses(np.asarray([reference], dtype=float))[0]
+    loss = loss[np.all(loss <= ref, axis=1)]
+    if len(loss) == 0:
+        return 0.0
+    return float(compute_hypervolume(loss, ref))
+
+
+def pareto_mask(points: Sequence[Sequence[float]]) -> np.ndarray:
+    """Boolean mask of the non-dominated (metric, costs...) points (equal points are all kept)."""
+    pts = np.asarray(points, dtype=float)
+    if pts.size == 0:
+        return np.zeros(0, dtype=bool)
+    return _is_pareto_front(_losses(pts), assume_unique_lexsorted=False)
+
+
+def count_dominated(candidates: Sequence[Sequence[float]], others: Sequence[Sequence[float]]) -> int:
+    """How many `candidates` are strictly dominated by some point of `others`."""
+    others = np.asarray(others, dtype=float)
+    n = 0
+    for c in np.asarray(candidates, dtype=float):
+        both = np.vstack([others, c[None, :]]) if others.size else c[None, :]
+        n += int(not pareto_mask(both)[-1])
+    return n
+
+
+def knee_index(points: Sequence[Sequence[float]]) -> int:
+    """Knee of a front: the point farthest from the line between the two extremes.
+
+    Uses (metric, first cost) normalised to [0, 1] each; the extremes are the cheapest point and the
+    most accurate point. Ties (e.g. fronts of 1 or 2 points) go to the more accurate point.
+
+    Returns:
+        Index into `points`.
+    """
+    if len(points) == 0:
+        raise ValueError("knee of an empty front")
+    pts = np.asarray(points, dtype=float)[:, :2]
+    span = np.ptp(pts, axis=0)
+    span[span == 0] = 1.0
+    z = (pts - pts.min(axis=0)) / span  # (n, 2): metric up is good, cost up is bad
+    a, b = z[np.argmin(pts[:, 1])], z[np.argmax(pts[:, 0])]
+    d = b - a
+    norm = float(np.hypot(*d))
+    dist = np.zeros(len(z)) if norm == 0 else np.abs(d[0] * (z[:, 1] - a[1]) - d[1] * (z[:, 0] - a[0])) / norm
+    best = np.flatnonzero(np.isclose(dist, dist.max()))
+    return int(best[np.argmax(pts[best, 0])])
+
+
+def _feasible_complete(study: optuna.Study) -> list[FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if all(v <= 0 for v in t.constraints.values())]
+
+
+def hypervolume_history(study: optuna.Study, reference: Sequence[float], *, every: int = 10) -> list[list[float]]:
+    """[[n_trials, hypervolume of the study's values after n trials]] every `every` trials and at the end."""
+    trials = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+    feasible = {t.number for t in _feasible_complete(study)}
+    out, pts = [], []
+    for i, t in enumerate(trials, start=1):
+        if t.number in feasible:
+            pts.append(list(t.values))
+        if i % every == 0 or i == len(trials):
+            out.append([i, hypervolume(pts, reference)])
+    return out
+
+
+def seconds_per_trial(study: optuna.Study) -> dict[str, float]:
+    """Mean wall seconds per completed trial and the share of it spent evaluating (user attr)."""
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if t.datetime_start and t.datetime_complete]
+    if not trials:
+        return {"seconds_per_trial": 0.0, "eval_share": 0.0}
+    wall = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials)
+    ev = sum(float(t.user_attrs.get("eval_seconds", 0.0)) for t in trials)
+    return {"seconds_per_trial": wall / len(trials), "eval_share": ev / wall if wall > 0 else 0.0}
+
+
+def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: Sequence[str],
+             full_costs: Sequence[float],
+             measure_fn: Callable[[SubnetConfig], dict[str, Any]] | None = None,
+             test_fn: Callable[[SubnetConfig], float] | None = None,
+             reference: Sequence[float] | None = None) -> dict[str, Any]:
+    """Re-measure the front, score it on test, write `pareto.csv` and `search.json`.
+
+    Args:
+        study: the finished study (values = metric, then costs in `objectives[1:]` order).
+        run_dir: where the two files go.
+        scenario: the latency scenario key.
+        objectives: e.g. ("metric", "latency").
+        full_costs: the full model's cost objectives (predicted), for the default reference point.
+        measure_fn: cfg -> `profiling.latency.measure` record (median_ms, fingerprint); None = no timing.
+        test_fn: cfg -> test metric (%); reported only, never used to choose.
+        reference: fixed reference point (metric, costs...); default `reference_point(full_costs)`.
+
+    Returns:
+        The search.json content.
+
+    Raises:
+        ValueError: the study has no feasible completed trial.
+    """
+    front = sorted(study.best_trials, key=lambda t: t.number)
+    if not front:
+        raise ValueError(f"study '{study.study_name}' has no feasible completed trial: nothing to put on a front "
+                         "(run more trials or relax the constraints)")
+    ref = list(reference) if reference is not None else reference_point(full_costs)
+    rows, fingerprint = [], None
+    for t in front:
+        cfg = SubnetConfig.from_json(t.user_attrs["config_json"])
+        rec = measure_fn(cfg) if measure_fn is not None else None
+        if rec is not None:
+            fingerprint = rec.get("fingerprint", fingerprint)
+        rows.append({
+            "trial": t.number, "config_hash": cfg.hash, "config_json": cfg.to_json(), "dev_metric": t.values[0],
+            "test_metric": test_fn(cfg) if test_fn is not None else "",
+            "macs": t.user_attrs.get("macs", ""), "params": t.user_attrs.get("params", ""),
+            "latency_pred_ms": t.user_attrs.get("latency_ms", ""),
+            "latency_measured_ms": "" if rec is None else float(rec["median_ms"]),
+            "scenario": scenario, "knee": False})
+    # Measured values replace predicted latency wherever we have them: that is the front users get.
+    measured = [[r["dev_metric"]] + [_measured_cost(r, o, v) for o, v in zip(objectives[1:], t.values[1:])]
+                for r, t in zip(rows, front)]
+    knee = knee_index(measured)
+    rows[knee]["knee"] = True
+    write_pareto_csv(rows, Path(run_dir) / "pareto.csv")
+    timing = seconds_per_trial(study)
+    n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    summary = {
+        "scenario": scenario, "objectives": list(objectives), "reference_point": ref,
+        "hypervolume": hypervolume(measured, ref),
+        "hypervolume_predicted": hypervolume([list(t.values) for t in front], ref),
+        "hypervolume_history": hypervolume_history(study, ref),
+        # history uses the search's own objective values (predicted latency); `hypervolume` the measured front
+        "hypervolume_history_values": "objective values as searched (latency predicted unless --measure)",
+        "knee_hash": rows[knee]["config_hash"], "knee_trial": rows[knee]["trial"], "n_trials": n_complete,
+        "n_front": len(rows), "seconds_per_trial": timing["seconds_per_trial"], "eval_share": timing["eval_share"],
+        "latency_measured": measure_fn is not None, "fingerprint": fingerprint, "study_name": study.study_name,
+    }
+    tmp = Path(run_dir) / "search.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    os.replace(tmp, Path(run_dir) / "search.json")
+    return summary
+
+
+def _measured_cost(row: dict[str, Any], objective: str, predicted: float) -> float:
+    if objective == "latency" and row["latency_measured_ms"] != "":
+        return float(row["latency_measured_ms"])
+    return float(predicted)
+
+
+def write_pareto_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Write `pareto.csv` (columns of docs/ARTIFACTS.md) atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(PARETO_COLUMNS))
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+    return path
+
+
+def read_pareto_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a `pareto.csv`; a clear error when it is missing or not ours."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `dynabert search --run-dir {path.parent}` first")
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = set(PARETO_COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path} lacks columns {sorted(missing)}: not a pareto.csv of this tool")
+        return list(reader)
+
+
+# ---- trials.csv and loading a finished study -------------------------------------------------------
+def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One `trials.csv` row per trial (contract columns of docs/ARTIFACTS.md)."""
+    names = list(study.metric_names or [])
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        ua = t.user_attrs
+        values = dict(zip(names, t.values)) if t.values else {}
+        feasible = t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values())
+        rows.append({"trial": t.number, "config_hash": ua.get("config_hash", ""),
+                     "config_json": ua.get("config_json", ""), "dev_metric": values.get("dev_metric", ""),
+                     "latency_ms": ua.get("latency_ms", ""), "macs": ua.get("macs", ""),
+                     "params": ua.get("params", ""), "state": t.state.name, "feasible": feasible})
+    return rows
+
+
+def write_trials_csv(study: optuna.Study, path: Path) -> Path:
+    """Write `trials.csv` atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(TRIALS_COLUMNS))
+        w.writeheader()
+        w.writerows(trial_rows(study))
+    os.replace(tmp, path)
+    return path
+
+
+def load_study(run_dir: Path, *, storage: str | None = None, study_name: str | None = None) -> optuna.Study:
+    """Load an existing study of a run (the only one in the storage when no name is given).
+
+    Raises:
+        ValueError: no study, several studies and no name, or an unknown name.
+    """
+    url = storage or f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
+    if storage is None and not (Path(run_dir) / "study.db").exists():
+        raise ValueError(f"{run_dir} has no study.db: run `dynabert search --run-dir {run_dir}` first")
+    from search.study import make_storage
+
+    st = make_storage(url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(st)]
+    if study_name is None:
+        if len(names) != 1:
+            raise ValueError(f"{url} holds {len(names)} studies ({', '.join(names) or 'none'}); "
+                             "name one with --study-name" if names else
+                             f"{url} holds no study: run `dynabert search --run-dir {run_dir}` first")
+        study_name = names[0]
+    if study_name not in names:
+        raise ValueError(f"no study '{study_name}' in {url} (has: {', '.join(names) or 'none'})")
+    return optuna.load_study(study_name=study_name, storage=st)
+
+
+def trial_config(trial: optuna.trial.FrozenTrial) -> SubnetConfig:
+    """The sub-network of a finished trial (from its `config_json` user attr)."""
+    text = trial.user_attrs.get("config_json")
+    if not text:
+        raise ValueError(f"trial {trial.number} has no config_json (it did not finish)")
+    return SubnetConfig.from_json(text)

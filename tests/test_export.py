@@ -1,0 +1,164 @@
+"""Export: a standalone HF model (fresh process, stock transformers), ONNX parity, names, --force, CLI errors."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import optuna
+import pytest
+import torch
+
+from app.cli import main
+from elastic.config import SubnetConfig
+from elastic.export import export_dir, export_subnet, sanitize_name
+from profiling.onnx_export import export_onnx
+from tests.conftest_search import make_tiny_run, tiny_elastic, tiny_tokenizer
+
+CFG = SubnetConfig((0, 2, 3), (3, 1, 4), (40, 16, 64))
+# Runs in a fresh interpreter: stock transformers only, offline, our package never imported.
+LOADER = """
+import json, sys, torch
+from transformers import AutoModelForSequenceClassification
+model = AutoModelForSequenceClassification.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+inp = json.load(open(sys.argv[2]))
+with torch.no_grad():
+    out = model(torch.tensor(inp["ids"]), torch.tensor(inp["mask"])).logits
+ours = sorted(m for m in sys.modules if m.split(".")[0] in ("elastic", "search", "profiling", "app"))
+print(json.dumps({"logits": out.tolist(), "ours": ours, "id2label": model.config.id2label,
+                  "layer_heads": model.config.layer_heads}))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("export")
+    model = tiny_elastic(2)
+    out = export_subnet(model, CFG, root / "m", tokenizer=tiny_tokenizer(), label_names=["neg", "pos"],
+                        card_info={"metric": "accuracy", "dev_metric": 81.25, "latency_ms": 1.5,
+                                   "scenario": "cpu-eager-t1-b1-s16", "fingerprint": {"cpu": "x"}},
+                        onnx_writer=lambda small, path: export_onnx(small, path))
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 99, (3, 12), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    with torch.no_grad():
+        ref = model(ids, mask, subnet=CFG).logits
+    return out, model, ids, mask, ref
+
+
+def test_fresh_process_loads_with_stock_transformers(exported, tmp_path):
+    out, _, ids, mask, ref = exported
+    inp = tmp_path / "inp.json"
+    inp.write_text(json.dumps({"ids": ids.tolist(), "mask": mask.tolist()}))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    res = subprocess.run([sys.executable, "-c", LOADER, str(out), str(inp)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["ours"] == []  # the model code came from the export directory, not our package
+    assert np.abs(np.array(got["logits"]) - ref.numpy()).max() < 1e-4
+    assert got["id2label"] == {"0": "neg", "1": "pos"}
+    assert got["layer_heads"] == [3, 1, 4]
+
+
+def test_export_contents_and_onnx_parity(exported):
+    import onnxruntime as ort
+
+    out, _, ids, mask, ref = exported
+    names = {p.name for p in out.iterdir()}
+    assert {"config.json", "model.safetensors", "hf_compact.py", "model.onnx", "model_card.md",
+            "tokenizer_config.json"} <= names
+    config = json.loads((out / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForSequenceClassification"] == "hf_compact.CompactBertForSequenceClassification"
+    assert config["layer_ffn"] == [40, 16, 64] and config["source_layers"] == [0, 2, 3]
+    assert (out / "model.safetensors").stat().st_mode & 0o044  # readable by others
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    logits = sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    assert np.abs(logits - ref.numpy()).max() < 1e-4
+    card = (out / "model_card.md").read_text()
+    assert "| 1 | 2 | 1 | 16 |" in card and "81.25 %" in card and "cpu-eager-t1-b1-s16" in card
+
+
+def test_sanitize_and_force(tmp_path):
+    assert sanitize_name("../../etc/passwd") == "etc-passwd"
+    assert sanitize_name("my model/v1") == "my-model-v1"
+    assert sanitize_name("a..b") == "a.b"
+    for bad in ("", "..", "/", "...///"):
+        with pytest.raises(ValueError, match="export name"):
+            sanitize_name(bad)
+    assert export_dir(tmp_path, "../x") == (tmp_path / "x").resolve()
+    model = tiny_elastic(2)
+    out = export_subnet(model, SubnetConfig((0,), (1,), (8,)), tmp_path / "e", card_info={"dev_metric": 1.0})
+    with pytest.raises(FileExistsError, match="--force"):
+        export_subnet(model, SubnetConfig((1,), (2,), (16,)), out)
+    assert json.loads((out / "config.json").read_text())["layer_heads"] == [1]
+    export_subnet(model, SubnetConfig((1,), (2,), (16,)), out, force=True)
+    assert json.loads((out / "config.json").read_text())["layer_heads"] == [2]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dir left behind
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return make_tiny_run(tmp_path_factory.mktemp("exportrun"))
+
+
+def _cli(args, capsys):
+    code = main(args)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_cli_bad_config_and_empty_study_give_one_clear_message(run_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"layers": [0, 7], "heads": [1, 1], "ffn": [8, 8]}')
+    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--config", str(bad)], capsys)
+    assert code == 2 and err.strip().count("\n") == 0 and "unknown layer 7" in err and "bad.json" in err
+    bad.write_text("{not json")
+    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--config", str(bad)], capsys)
+    assert code == 2 and "not valid JSON" in err and "Traceback" not in err
+    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--config", str(tmp_path / "nope.json")], capsys)
+    assert code == 2 and "not found" in err
+    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--pareto"], capsys)
+    assert code == 2 and "no study.db" in err
+    optuna.create_study(study_name="empty", storage=f"sqlite:///{run_dir / 'study.db'}",
+                        directions=["maximize", "minimize"])
+    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--pareto"], capsys)
+    assert code == 2 and "no completed trials" in err and err.strip().count("\n") == 0
+
+
+def test_cli_search_then_export_knee(run_dir, tmp_path, capsys):
+    code, out, err = _cli(["search", "--run-dir", str(run_dir), "--scenario", "cpu-eager-t1-b1-s16",
+                           "--objectives", "metric,macs", "--n-trials", "14", "--study-name", "s", "--threads", "1",
+                           "--no-progress", "--no-finalize"], capsys)
+    assert code == 0, err
+    code, out, err = _cli(["export", "--run-dir", str(run_dir), "--study-name", "s", "--knee", "--no-onnx",
+                           "--no-measure", "--out", str(tmp_path / "knee")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "knee" / "config.json").exists()
+    card = (tmp_path / "knee" / "model_card.md").read_text()
+    assert "study 's' trial" in card and "test accuracy" in card
+
+
+def test_cli_export_pareto_from_pareto_csv(run_dir, tmp_path, capsys):
+    from search.pareto import finalize, load_study
+
+    code, _, err = _cli(["search", "--run-dir", str(run_dir), "--scenario", "cpu-eager-t1-b1-s16",
+                         "--objectives", "metric,macs", "--n-trials", "16", "--study-name", "p", "--threads", "1",
+                         "--no-progress", "--no-finalize"], capsys)
+    assert code == 0, err
+    study = load_study(run_dir, study_name="p")
+    finalize(study, run_dir=run_dir, scenario="cpu-eager-t1-b1-s16", objectives=("metric", "macs"),
+             full_costs=[1e9], test_fn=lambda cfg: 12.5)
+    rows = (run_dir / "pareto.csv").read_text().strip().splitlines()[1:]
+    code, out, err = _cli(["export", "--run-dir", str(run_dir), "--pareto", "--no-onnx", "--no-measure",
+                           "--out", str(tmp_path / "all")], capsys)
+    assert code == 0, err
+    dirs = sorted(p.name for p in (tmp_path / "all").iterdir())
+    assert len(dirs) == len(rows) and all(d.startswith("pareto-t") for d in dirs)
+    card = (tmp_path / "all" / dirs[0] / "model_card.md").read_text()
+    assert "test accuracy: 12.5 %" in card and "pareto.csv trial" in card

@@ -1,0 +1,248 @@
+"""The search loop: evaluation cache, multi-fidelity, constraints, two workers, kill-and-resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from elastic.config import SubnetConfig
+from search.evaluator import CachedEvaluator, EvalCache, RunContext, RunDirError, could_reach_front
+from search.space import params_for, suggest_subnet
+from search.study import Objective, SearchOptions, build_objective, open_study, run_search
+from tests.conftest_search import SCENARIO, make_tiny_run
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    torch.set_num_threads(1)  # the tiny model is far faster on one thread of a busy machine
+    return make_tiny_run(tmp_path_factory.mktemp("search"))
+
+
+def _opts(run: Path, **kw) -> SearchOptions:
+    base = dict(run_dir=run, scenario=SCENARIO, objectives=("metric", "macs"), n_trials=16, threads=1,
+                progress=False)
+    return SearchOptions(**{**base, **kw})
+
+
+def _cache_keys(run: Path) -> list[str]:
+    path = run / "eval_cache.jsonl"
+    return [json.loads(line)["key"] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_cache_hit_skips_evaluation(tmp_path):
+    calls = []
+
+    def metric(cfg, split, n):
+        calls.append((cfg.hash, split, n))
+        return 50.0 + len(cfg.layers)
+
+    cfg = SubnetConfig((0, 2), (2, 2), (16, 16))
+    ev = CachedEvaluator(metric, cache=EvalCache(tmp_path / "c.jsonl"))
+    assert ev(cfg) == 52.0 and ev(cfg) == 52.0
+    assert calls == [(cfg.hash, "dev", None)]
+    # a fresh evaluator (another process) on the same file: still no call
+    ev2 = CachedEvaluator(metric, cache=EvalCache(tmp_path / "c.jsonl"))
+    assert ev2.metric(cfg) == (52.0, True)
+    assert ev2.n_evals == 0 and len(calls) == 1
+    ev2(cfg, "test")  # another split is another entry
+    assert len(calls) == 2 and len(EvalCache(tmp_path / "c.jsonl")) == 2
+    # another namespace (another checkpoint) must not reuse the results
+    ev3 = CachedEvaluator(metric, cache=EvalCache(tmp_path / "c.jsonl", namespace="stage3:"))
+    assert ev3.metric(cfg) == (52.0, False)
+
+
+def test_torn_cache_line_is_ignored(tmp_path):
+    path = tmp_path / "c.jsonl"
+    cfg = SubnetConfig((0,), (1,), (8,))
+    EvalCache(path).put("a", {"metric": 1.0})
+    with open(path, "a") as fh:
+        fh.write('{"key": "b", "metr')  # a writer killed mid-line
+    cache = EvalCache(path)
+    assert cache.get("a")["metric"] == 1.0 and cache.get("b") is None
+    assert cache.key(cfg, "dev", 10) == f"dev:10:{cfg.hash}"
+
+
+def test_could_reach_front():
+    done = [(80.0, [10.0]), (70.0, [5.0])]
+    assert not could_reach_front(60.0, [6.0], 2.0, done)   # (70, 5) is cheaper and clearly better
+    assert could_reach_front(69.0, [6.0], 2.0, done)       # within the subset's margin: finish it
+    assert could_reach_front(60.0, [4.0], 2.0, done)       # cheapest so far
+
+
+def test_options_are_checked_eagerly(tmp_path):
+    with pytest.raises(ValueError, match="objectives"):
+        SearchOptions(run_dir=tmp_path, objectives=("latency",))
+    with pytest.raises(ValueError, match="objectives"):
+        SearchOptions(run_dir=tmp_path, objectives=("metric", "flops"))
+    with pytest.raises(ValueError, match="sampler"):
+        SearchOptions(run_dir=tmp_path, sampler="cmaes")
+    with pytest.raises(ValueError, match="scenario"):
+        SearchOptions(run_dir=tmp_path, scenario="fast")
+    with pytest.raises(ValueError, match="n_trials"):
+        SearchOptions(run_dir=tmp_path, n_trials=0)
+
+
+def test_run_dir_errors(tmp_path, run_dir):
+    (tmp_path / "run.json").write_text(json.dumps({"task_spec": "x"}))
+    with pytest.raises(RunDirError, match="no trained DynaBERT checkpoint"):
+        RunContext(tmp_path)
+    with pytest.raises(FileNotFoundError, match="dynabert profile.*--measure"):
+        run_search(_opts(run_dir, objectives=("metric", "latency"), study_name="needs-predictor"))
+
+
+def test_search_grid_first_cache_and_trials_csv(run_dir):
+    opts = _opts(run_dir, study_name="basic", n_trials=20)
+    study = run_search(opts)
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(done) == 20
+    from elastic.config import grid
+    assert [t.user_attrs["config_hash"] for t in done[:12]] == [c.hash for _, _, c in grid(run_dir and
+                                                                                           RunContext(run_dir).arch)]
+    # one evaluation per distinct config, however often the sampler proposed it
+    keys = _cache_keys(run_dir)
+    assert len(keys) == len(set(keys))
+    assert {t.user_attrs["config_hash"] for t in done} <= {k.rsplit(":", 1)[1] for k in keys}
+    rows = (run_dir / "trials.csv").read_text().splitlines()
+    assert rows[0] == "trial,config_hash,config_json,dev_metric,latency_ms,macs,params,state,feasible"
+    assert len(rows) == 21
+    # the full model is best on dev and the grid is on or below the front
+    assert max(t.values[0] for t in done) == done[0].values[0]
+    assert all(isinstance(v, (str, int, float, bool)) for t in done for v in t.user_attrs.values())
+
+
+def test_constraints_and_multifidelity(run_dir):
+    opts = _opts(run_dir, study_name="constrained", n_trials=24, max_params=30000, fidelity_subset=10,
+                 sampler="tpe")
+    study = run_search(opts)
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    infeasible = [t for t in done if t.constraints["max_params"] > 0]
+    assert infeasible and all(t.user_attrs["params"] > 30000 for t in infeasible)
+    front = study.best_trials
+    assert front and all(t.user_attrs["params"] <= 30000 for t in front)
+    fid = Counter(t.user_attrs["fidelity"] for t in done)
+    assert set(fid) <= {"full", "subset-10"}
+    assert all(t.user_attrs["fidelity"] == "full" for t in front)  # subset-only configs never reach it
+
+
+class _WaitForPeer(Objective):
+    """Worker 0's objective in the test: after two trials it waits until the spawned worker has
+    started trials too (process start-up takes seconds here), so both really run side by side."""
+
+    def __call__(self, trial):
+        if trial.number >= 2:
+            deadline = time.time() + 120
+            while time.time() < deadline and not any(
+                    t.user_attrs.get("worker") not in (None, f"{socket.gethostname()}:{os.getpid()}")
+                    for t in trial.study.get_trials(deepcopy=False)):
+                time.sleep(0.2)
+        return super().__call__(trial)
+
+
+def test_two_workers_share_storage_without_duplicates(run_dir):
+    opts = _opts(run_dir, study_name="two-workers", n_trials=30, n_workers=2, sampler="random", seed=3)
+    # The same configs proposed again and again (as samplers do), possibly by both workers at once.
+    repeated = [SubnetConfig((0, 1), (2, 3), (24, 40)), SubnetConfig((1, 2, 3), (4, 1, 2), (8, 64, 16))]
+    study0 = open_study(opts)
+    for _ in range(4):
+        for cfg in repeated:
+            study0.enqueue_trial(params_for(cfg, RunContext(run_dir).arch))
+    base = build_objective(opts)
+    objective = _WaitForPeer(opts, base.arch, base.evaluator, base.costs)
+    study = run_search(opts, objective=objective)
+    trials = study.get_trials()
+    assert Counter(t.state for t in trials)[TrialState.COMPLETE] == 30  # exactly N, none lost
+    assert len({t.number for t in trials}) == len(trials)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers did trials
+    keys = Counter(_cache_keys(run_dir))
+    assert all(n == 1 for n in keys.values())  # no config was ever evaluated twice
+    assert {t.user_attrs["config_hash"] for t in trials} <= {k.rsplit(":", 1)[1] for k in keys}
+    assert sum(t.user_attrs["config_hash"] == repeated[0].hash for t in trials) >= 4
+
+
+def test_kill_and_resume_keeps_completed_trials(run_dir):
+    db = run_dir / "study.db"
+    name = "killed"
+    cmd = [sys.executable, "-m", "app.cli", "search", "--run-dir", str(run_dir), "--scenario", SCENARIO,
+           "--objectives", "metric,macs", "--n-trials", "400", "--study-name", name, "--threads", "1",
+           "--no-finalize", "--no-progress", "--sampler", "random"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    opts = _opts(run_dir, study_name=name, sampler="random")
+    deadline = time.time() + 90
+    try:
+        while time.time() < deadline:
+            time.sleep(0.3)
+            if db.exists() and name in optuna.get_all_study_names(f"sqlite:///{db}"):
+                if len(open_study(opts).get_trials(states=(TrialState.COMPLETE,))) >= 6:
+                    break
+        assert proc.poll() is None, "the search finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    study = open_study(opts)
+    killed = {t.number: t.values for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    # The kill may land between two trials; make sure a trial of the dead process is left RUNNING, as
+    # when it dies mid-evaluation.
+    orphan = study.ask()
+    suggest_subnet(orphan, RunContext(run_dir).arch)
+    orphan.set_user_attr("worker", f"{socket.gethostname()}:{proc.pid}")
+    target = len(killed) + 5
+    study = run_search(_opts(run_dir, study_name=name, sampler="random", n_trials=target))
+    after = study.get_trials()
+    done = {t.number: t.values for t in after if t.state == TrialState.COMPLETE}
+    assert all(done[n] == v for n, v in killed.items())  # every completed trial kept, unchanged
+    assert len(done) == target
+    assert not [t for t in after if t.state == TrialState.RUNNING]
+    assert after[orphan.number].state == TrialState.FAIL  # the dead worker's trial was failed ...
+    retry = [t for t in after if t.user_attrs.get("retry_of") == orphan.number]
+    assert retry and retry[0].params == after[orphan.number].params  # ... and its config re-run
+
+
+def test_study_opens_in_optuna_dashboard(run_dir):
+    dashboard = pytest.importorskip("optuna_dashboard")
+    import threading
+    import urllib.request
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from search.study import make_storage
+
+    opts = _opts(run_dir, study_name="for-dashboard", n_trials=12)
+    run_search(opts)
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = make_server("127.0.0.1", 0, dashboard.wsgi(make_storage(opts.storage_url)), handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        summaries = json.load(urllib.request.urlopen(f"{base}/api/studies"))["study_summaries"]
+        sid = next(s["study_id"] for s in summaries if s["study_name"] == "for-dashboard")
+        detail = json.load(urllib.request.urlopen(f"{base}/api/studies/{sid}?after=0"))
+    finally:
+        server.shutdown()
+    assert len(detail["trials"]) == 12 and detail["best_trials"]
+    assert {a["key"] for a in detail["trials"][0]["user_attrs"]} >= {"config_json", "dev_metric", "macs"}
+
+
+def test_resuming_with_other_objectives_is_refused(run_dir):
+    run_search(_opts(run_dir, study_name="objs", n_trials=12))
+    with pytest.raises(ValueError, match="was run with objectives"):
+        open_study(_opts(run_dir, study_name="objs", objectives=("metric", "params")))
