@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from typing import Sequence
@@ -11,6 +12,10 @@ from typing import Sequence
 # (a search worker beside a training run, a latency measurement beside anything) slow each other
 # several-fold. Passive waiting costs little alone and avoids that; users may override it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# transformers imports torchao when it is installed; torchao then logs warnings about CUDA-only kernels
+# and deprecated pytree registrations that say nothing about the user's run.
+for _noisy in ("torchao", "torch.utils._pytree"):
+    logging.getLogger(_noisy).setLevel(logging.ERROR)
 
 # Each module defines `register(subparsers)`, adding its subcommands with `set_defaults(func=...)`.
 COMMAND_MODULES = ("app.cli_train", "app.cli_profile", "app.cli_search", "app.cli_baselines", "app.cli_run")

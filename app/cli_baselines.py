@@ -2,7 +2,9 @@
 trained with the run's budget, evaluated on dev/test and timed with the search's latency harness.
 
 Everything lands in `<run>/baselines.csv` (docs/ARTIFACTS.md); students are saved under
-`<run>/baselines/<name>/` (checkpoint + `done.json`), so a rerun measures but does not retrain.
+`<run>/baselines/<name>/` (checkpoint + `done.json`), so a rerun measures but does not retrain. Latency
+records are cached in `<run>/baselines/latency_cache.jsonl` (same harness and key as `dynabert profile`,
+own file, so timings taken while training runs beside it never answer the profiler's lookups).
 MACs are counted at the run's max_length (as in grid.csv); latency at each `--scenario`.
 """
 from __future__ import annotations
@@ -253,7 +255,8 @@ def run_distilbert(ctx: _Ctx) -> list[dict[str, Any]]:
     layers = ctx.opts.layers or distilbert_layers(arch.num_layers, ctx.opts.depth or max(1, arch.num_layers // 2))
     name = "distilbert-L" + "-".join(map(str, layers))
     t = ctx.opts.temperature if ctx.opts.temperature is not None else ctx.opts.distil.temperature
-    student, steps = _trained(ctx, name, distilbert_student(ctx.teacher, layers), [(Objective.DISTILBERT, ctx.steps)], t)
+    student, steps = _trained(ctx, name, distilbert_student(ctx.teacher, layers),
+                              [(Objective.DISTILBERT, ctx.steps)], t)
     return _rows(name, Recipe.DISTILBERT, student.model, student.subnet, student.in_teacher,
                  ctx.metrics(student.model, student.subnet), _scenarios(ctx.opts), ctx, steps, steps / ctx.spe)
 
@@ -267,8 +270,9 @@ def run_tinybert(ctx: _Ctx) -> list[dict[str, Any]]:
     else:
         if not ctx.rewired:
             from elastic.stages import RunDirError
-            raise RunDirError(f"{ctx.run_dir} is not rewired yet: the TinyBERT student keeps the most important heads "
-                              f"and neurons; run `dynabert rewire --run-dir {ctx.run_dir}` first (or give --student-init)")
+            raise RunDirError(f"{ctx.run_dir} is not rewired yet: the TinyBERT student keeps the most important "
+                              f"heads and neurons; run `dynabert rewire --run-dir {ctx.run_dir}` first "
+                              "(or give --student-init)")
         layers = ctx.opts.layers or distilbert_layers(arch.num_layers, ctx.opts.depth or max(1, arch.num_layers // 2))
         heads = max(1, int(round(arch.num_heads * ctx.opts.width)))
         ffn = int(heads / arch.num_heads * arch.intermediate_size)
@@ -333,8 +337,9 @@ def run_baselines(run_dir: str | Path, opts: BaselineOptions) -> list[dict[str, 
     teacher = _stage_dir_model(run_dir, REWIRED if rewired else "teacher", prep.task.num_labels)
     spe = BatchPlan(prep.train, opts.batch_size, prep.seed).steps_per_epoch
     run = read_run(run_dir)
-    ctx = _Ctx(run_dir, opts, prep, teacher.eval(), LatencyCache(run_dir / "latency_cache.jsonl"),
-               run_dir / "baselines" / "onnx", prep.max_length, resolve_steps(opts, run_dir, run, spe), spe, rewired)
+    cache = LatencyCache(run_dir / "baselines" / "latency_cache.jsonl")
+    ctx = _Ctx(run_dir, opts, prep, teacher.eval(), cache, run_dir / "baselines" / "onnx", prep.max_length,
+               resolve_steps(opts, run_dir, run, spe), spe, rewired)
     rows = []
     for recipe in opts.recipes:
         new = RUNNERS[recipe](ctx)

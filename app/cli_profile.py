@@ -38,6 +38,11 @@ def register(sub) -> None:
     p.add_argument("--reference-every", type=int, default=10,
                    help="re-time the full model every K measured configs; >5%% drift is flagged (default 10)")
     p.add_argument("--min-run-time", type=float, default=0.5, help="seconds of timed runs per config (0.5)")
+    p.add_argument("--timing", choices=("interleaved", "blocked"), default="interleaved",
+                   help="what the predictor is fitted and scored on: interleaved (default; each config's time "
+                        "= its ratio to the full model from alternating calls x the full model's median, "
+                        "robust on a machine shared with other jobs) or blocked (each config's own "
+                        "blocked_autorange median, as in latency.csv)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random configs (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
@@ -88,10 +93,43 @@ def scenarios_from_args(args: argparse.Namespace, run: dict[str, Any]) -> list:
     return [Scenario(device=args.device, runtime=args.runtime, threads=args.threads, batch=args.batch, seq_len=seq)]
 
 
+def _interleaved_ms(model, cfgs: Sequence, scenario, cache, full_ms: float, *, min_time_s: float,
+                    progress: bool) -> list[float]:
+    """Each config's ratio to the full model (alternating calls, cached) x the full model's median."""
+    from tqdm.auto import tqdm
+
+    from elastic.config import SubnetConfig
+    from profiling.latency import measure_ratio, runner_for
+
+    reference = None
+    out = []
+    for cfg in tqdm(cfgs, desc=f"ratios {scenario.key}", unit="cfg", disable=not progress):
+        if reference is None:  # built lazily: a fully cached run needs no model at all
+            key_hit = cache.get(_ratio_key(model, cfg, scenario))
+            if key_hit is not None:
+                out.append(key_hit["ratio"] * full_ms)
+                continue
+            reference = runner_for(model, SubnetConfig.full(model.arch), scenario)[1]
+        rec = measure_ratio(model, cfg, scenario, reference, cache=cache, min_time_s=min_time_s)
+        out.append(rec["ratio"] * full_ms)
+    return out
+
+
+def _ratio_key(model, cfg, scenario) -> str:
+    from profiling.latency import cache_key
+
+    return cache_key(model, cfg, scenario) + "|ratio-to-full"
+
+
 def profile_run(run_dir: Path, model, scenarios: Sequence, *, n_random: int = 50, n_heldout: int = 50,
                 reference_every: int = 10, min_run_time_s: float = 0.5, seed: int = 0,
-                progress: bool = True) -> dict[str, Any]:
+                progress: bool = True, timing: str = "interleaved") -> dict[str, Any]:
     """Measure grid + random configs for each scenario, fit/score predictors, write the artifacts.
+
+    Args:
+        timing: "interleaved" fits and scores the predictor on ratio-to-full-model x full-model median
+            (robust to other jobs); "blocked" on each config's own median. latency.csv always holds the
+            blocked statistics.
 
     Returns:
         {"records": [...], "reports": {scenario_key: predictor.json dict}}.
@@ -100,6 +138,8 @@ def profile_run(run_dir: Path, model, scenarios: Sequence, *, n_random: int = 50
     from profiling.latency import LatencyCache, measure_many, read_latency_csv, write_latency_csv
     from profiling.predictor import LatencyPredictor, evaluate_predictor
 
+    if timing not in ("interleaved", "blocked"):
+        raise ValueError(f"timing must be 'interleaved' or 'blocked', got '{timing}'")
     if n_random < 0 or n_heldout < 2:
         raise ValueError(f"--n-random must be >= 0 and --n-heldout >= 2, got {n_random} and {n_heldout}")
     arch = model.arch
@@ -117,10 +157,17 @@ def profile_run(run_dir: Path, model, scenarios: Sequence, *, n_random: int = 50
     for s in scenarios:
         grid_recs = measure_many(model, grid_cfgs, s, cache, count_fvcore=True, **kw)
         rand_recs = measure_many(model, train + held, s, cache, count_fvcore=False, **kw)
-        fit_cfgs, fit_ms = grid_cfgs + train, [r["median_ms"] for r in grid_recs + rand_recs[:len(train)]]
-        pred = LatencyPredictor.fit(fit_cfgs, fit_ms, arch=arch, scenario=s.key, seed=seed)
-        report = evaluate_predictor(pred, held, [r["median_ms"] for r in rand_recs[len(train):]])
+        fit_cfgs = grid_cfgs + train
+        if timing == "blocked":
+            all_ms = [r["median_ms"] for r in grid_recs + rand_recs]
+        else:
+            full_ms = grid_recs[0]["median_ms"]  # grid(arch)[0] is the full model
+            all_ms = _interleaved_ms(model, fit_cfgs + held, s, cache, full_ms,
+                                     min_time_s=max(min_run_time_s, 0.05), progress=progress)
+        pred = LatencyPredictor.fit(fit_cfgs, all_ms[:len(fit_cfgs)], arch=arch, scenario=s.key, seed=seed)
+        report = evaluate_predictor(pred, held, all_ms[len(fit_cfgs):])
         pred.report.update(report)
+        pred.report["timing"] = timing
         pred.save(run_dir / "predictors" / f"{s.key}.json")
         if s is scenarios[0]:
             pred.save(run_dir / "predictor.json")
@@ -152,8 +199,9 @@ def _print_tables(result: dict[str, Any], scenarios: Sequence) -> None:
                   f"{r['p90_ms']:>8.3f} {full['median_ms'] / r['median_ms']:>7.2f}x {r['macs'] / full['macs']:>10.3f}")
         rep = result["reports"][s.key]
         flagged = sum(bool(r.get("drift_flagged")) for r in result["records"] if r["scenario"] == s.key)
-        print(f"predictor ({rep['kind']}): MAPE {rep['mape_pct']:.2f}% , Kendall tau {rep['kendall_tau']:.3f} "
-              f"on {rep['n_heldout']} held-out random configs; {flagged} records flagged for >5% reference drift")
+        print(f"predictor ({rep['kind']}, {rep.get('timing', 'blocked')} timing): MAPE {rep['mape_pct']:.2f}%, "
+              f"Kendall tau {rep['kendall_tau']:.3f} on {rep['n_heldout']} held-out random configs; "
+              f"{flagged} records flagged for >5% reference drift")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -169,12 +217,12 @@ def _run(args: argparse.Namespace) -> int:
           f"scenarios {', '.join(s.key for s in scenarios)}")
     result = profile_run(run_dir, model, scenarios, n_random=args.n_random, n_heldout=args.n_heldout,
                          reference_every=args.reference_every, min_run_time_s=args.min_run_time,
-                         seed=args.seed, progress=not args.no_progress)
+                         seed=args.seed, progress=not args.no_progress, timing=args.timing)
     _print_tables(result, scenarios)
     run = _read_run(run_dir)
     run["profile"] = {"checkpoint": source, "scenarios": [s.key for s in scenarios], "n_random": args.n_random,
                       "n_heldout": args.n_heldout, "reference_every": args.reference_every,
-                      "min_run_time_s": args.min_run_time, "seed": args.seed,
+                      "min_run_time_s": args.min_run_time, "seed": args.seed, "timing": args.timing,
                       "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     tmp = run_dir / "run.json.tmp"
     tmp.write_text(json.dumps(run, indent=2, default=str))

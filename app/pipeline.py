@@ -127,6 +127,22 @@ def stage_argv(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
     raise PipelineError(f"unknown stage '{stage}'")
 
 
+def already_done(stage: str, argv: list[str], run_dir: Path) -> bool:
+    """Whether one argument list's work is in the run dir already (training stages check themselves)."""
+    if stage == "profile":
+        return (run_dir / "latency.csv").exists() and (run_dir / "predictor.json").exists()
+    if stage == "baselines":
+        f = run_dir / "baselines.csv"
+        if not f.exists():
+            return False
+        import pandas as pd
+        recipe = argv[argv.index("--recipe") + 1]
+        return recipe in set(pd.read_csv(f)["recipe"].astype(str))
+    if stage == "export":
+        return any((d / "model_card.md").exists() for d in (run_dir / "exports").glob("*"))
+    return False
+
+
 def run_pipeline(run_dir: Path, opts: dict[str, Any], *, resume: bool, only: list[str] | None = None,
                  dispatch: Callable[[list[str]], int] | None = None) -> dict[str, Any]:
     """Run every stage in order; returns the timing record also written to `pipeline.json`.
@@ -154,6 +170,9 @@ def run_pipeline(run_dir: Path, opts: dict[str, Any], *, resume: bool, only: lis
         print(f"\n=== {stage} ===", flush=True)
         t0 = time.perf_counter()
         for argv in stage_argv(stage, run_dir, opts, resume=resume):
+            if already_done(stage, argv, run_dir):
+                print(f"{stage}: already done in {run_dir}, skipped ({' '.join(argv[:1] + argv[3:])})")
+                continue
             code = dispatch(argv)
             if code:
                 record_file.write_text(json.dumps(record, indent=2))

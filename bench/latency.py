@@ -23,7 +23,6 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils import benchmark  # noqa: E402
 
@@ -291,6 +290,12 @@ def render_md(r: dict) -> str:
               f"- Blocked medians ({pb['measurement']}): MAPE **{pb['mape_pct']:.2f}%**, Kendall tau "
               f"**{pb['kendall_tau']:.3f}**: on this shared machine the other jobs' load changes between configs "
               "and dominates this error.", ""]
+    for e in r.get("earlier_runs", []):
+        lines += [f"## Earlier full run, same machine, same day ({e['when']})", "", e["note"], ""]
+        lines += [f"- smallest grid config, batch 32: {k} efficiency {v['efficiency']:.2f} (interleaved), "
+                  f"{v['efficiency_blocked']:.2f} (blocked)" for k, v in e["smallest_b32"].items()]
+        lines += [f"- predictor, blocked medians measured in a fixed order: MAPE {e['predictor']['mape_pct']:.2f}%, "
+                  f"Kendall tau {e['predictor']['kendall_tau']:.3f}", ""]
     if r.get("op_breakdown_b32_s64"):
         lines += ["## Where the time goes (eager, batch 32, seq 64; torch.profiler self CPU time, %)", ""]
         for b in r["op_breakdown_b32_s64"]:

@@ -269,6 +269,33 @@ def measure(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, scen
     return rec
 
 
+def measure_ratio(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, scenario: Scenario,
+                  reference: Callable[[], Any], *, cache: LatencyCache | None = None, min_time_s: float = 1.0,
+                  min_rounds: int = 8, workdir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Latency of `cfg` relative to the full model, from calls interleaved with `reference` (cached).
+
+    Args:
+        reference: a runner of the full model in the same scenario (`runner_for(model, full, scenario)[1]`).
+        min_time_s / min_rounds: how long / how many A-B rounds to run (`paired_ratio`).
+
+    Returns:
+        {"config_hash", "scenario", "ratio", "ratio_iqr", "rounds", "cached"}; ratio = t(cfg) / t(full).
+    """
+    scenario.check(model.arch)
+    key = cache_key(model, cfg, scenario) + "|ratio-to-full"
+    if cache is not None and (hit := cache.get(key)) is not None:
+        hit["cached"] = True
+        return hit
+    _, run = runner_for(model, cfg, scenario, workdir=workdir)
+    pr = paired_ratio(run, reference, threads=scenario.threads, min_time_s=min_time_s, min_rounds=min_rounds,
+                      warmup=1)
+    rec = {"config_hash": cfg.hash, "scenario": scenario.key, "ratio": pr["ratio"], "ratio_iqr": pr["ratio_iqr"],
+           "rounds": pr["rounds"]}
+    if cache is not None:
+        cache.put(key, rec)
+    return {**rec, "cached": False}
+
+
 def measure_many(model: ElasticBertForSequenceClassification, cfgs: Iterable[SubnetConfig],
                  scenario: Scenario, cache: LatencyCache | None = None, *, reference_every: int = 10,
                  drift_threshold: float = DRIFT_THRESHOLD, progress: bool = True,

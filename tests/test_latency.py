@@ -151,7 +151,7 @@ def test_read_latency_csv_errors(tmp_path):
 
 
 # ---- the CLI -------------------------------------------------------------------------------------
-def test_cli_profile_writes_artifacts_the_dashboard_reads(model, tmp_path, capsys):
+def test_cli_profile_writes_artifacts_the_dashboard_reads(model, tmp_path, capsys, monkeypatch):
     from app.artifacts import load_csv, load_predictor
     from app.cli import main
     from elastic.weights import save_checkpoint
@@ -169,18 +169,28 @@ def test_cli_profile_writes_artifacts_the_dashboard_reads(model, tmp_path, capsy
     assert set(df["scenario"]) == {"cpu-eager-t1-b1-s8"}
     pred = load_predictor(run / "predictor.json")
     assert pred["n_heldout"] == 4 and len(pred["points"]) == 4
-    # A second run measures nothing new: every record comes from the cache.
-    monkey_calls = []
-    import profiling.latency as lat
+    assert pred["timing"] == "interleaved"
+    # A second run measures nothing new: every record and every ratio comes from the cache.
+    def no_timing(*args, **kwargs):
+        raise AssertionError("timed something that is in the cache")
 
-    real = lat.time_runner
-    lat.time_runner = lambda *a, **k: monkey_calls.append(1) or real(*a, **k)
-    try:
-        assert main(argv) == 0
-    finally:
-        lat.time_runner = real
-    n_refs = 0  # the reference is only re-timed around configs that were measured
-    assert len(monkey_calls) == n_refs
+    monkeypatch.setattr(latency, "time_runner", no_timing)
+    monkeypatch.setattr(latency, "paired_ratio", no_timing)
+    assert main(argv) == 0
+    assert load_csv(run / "latency.csv")["median_ms"].tolist() == df["median_ms"].tolist()
+
+
+def test_cli_profile_blocked_timing(model, tmp_path):
+    from app.cli import main
+    from elastic.weights import save_checkpoint
+    from profiling.predictor import LatencyPredictor
+
+    save_checkpoint(model, tmp_path / "stage2")
+    assert main(["profile", "--run-dir", str(tmp_path), "--threads", "1", "--seq-len", "8", "--n-random", "2",
+                 "--n-heldout", "3", "--min-run-time", "0.01", "--timing", "blocked", "--no-progress"]) == 0
+    pred = LatencyPredictor.load(tmp_path / "predictor.json")
+    assert pred.report["timing"] == "blocked" and pred.scenario == "cpu-eager-t1-b1-s8"
+    assert (tmp_path / "predictors" / "cpu-eager-t1-b1-s8.json").exists()
 
 
 def test_cli_profile_bad_scenario_is_one_line(tmp_path, capsys):

@@ -80,3 +80,18 @@ def test_run_dir_of_other_task(tmp_path):
     run_pipeline(tmp_path, resolve("quick", {}, {}), resume=False, dispatch=lambda a: 0, only=["teacher"])
     with pytest.raises(PipelineError, match="was run on task 'bbc'"):
         run_pipeline(tmp_path, resolve("quick", {}, {"task": "/data/trec"}), resume=False, dispatch=lambda a: 0)
+
+
+def test_finished_non_training_stages_are_skipped(tmp_path):
+    o = resolve("quick", {}, {})
+    (tmp_path / "latency.csv").write_text("x\n")
+    (tmp_path / "predictor.json").write_text("{}")
+    (tmp_path / "baselines.csv").write_text("name,recipe\nd3,distilbert\n")
+    (tmp_path / "exports" / "knee").mkdir(parents=True)
+    (tmp_path / "exports" / "knee" / "model_card.md").write_text("card")
+    calls = []
+    run_pipeline(tmp_path, o, resume=False, dispatch=lambda a: calls.append(a) or 0)
+    ran = [(a[0], a[a.index("--recipe") + 1] if "--recipe" in a else None) for a in calls]
+    assert ("profile", None) not in ran and ("export", None) not in ran
+    assert ("baselines", "distilbert") not in ran and ("baselines", "int8") in ran
+    assert ("search", None) in ran  # the search resumes from its storage itself
