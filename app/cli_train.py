@@ -65,27 +65,34 @@ def _options(args: argparse.Namespace):
 
 
 def cost_fn_for(run_dir: Path, max_length: int):
-    """MACs/params from profiling.flops when it is there, else None (params only)."""
+    """MACs/params from `profiling.flops` when it is installed, else None (grid.csv gets params only).
+
+    Args:
+        run_dir: the run directory (its checkpoints give the architecture, run.json the label count).
+        max_length: sequence length the MACs are counted at.
+
+    Returns:
+        cfg -> {"macs": int (multiply-accumulates), "params": int}, or None.
+    """
     try:
         from profiling.flops import analytic_macs, param_count
     except ImportError:
         return None
-    from elastic.stages import read_run
-    from elastic.weights import load_checkpoint  # noqa: F401  (arch comes from the checkpoint below)
-    import json as _json
-    run = read_run(run_dir)
-    num_labels = int(run.get("task", {}).get("num_labels", 2))
     from elastic.config import BertArch
+    from elastic.stages import read_run
+
     arch_holder: dict[str, Any] = {}
 
     def cost(cfg: SubnetConfig) -> dict[str, Any]:
+        # The architecture is read lazily: the teacher checkpoint exists only once its stage has run.
         if "arch" not in arch_holder:
+            arch_holder["num_labels"] = int(read_run(run_dir).get("task", {}).get("num_labels", 2))
             for d in ("teacher", "rewired"):
                 f = run_dir / d / "elastic_config.json"
                 if f.exists():
-                    arch_holder["arch"] = BertArch.from_dict(_json.loads(f.read_text())["arch"])
+                    arch_holder["arch"] = BertArch.from_dict(json.loads(f.read_text())["arch"])
                     break
-        arch = arch_holder["arch"]
+        arch, num_labels = arch_holder["arch"], arch_holder["num_labels"]
         return {"macs": int(analytic_macs(arch, cfg, max_length, num_labels=num_labels)),
                 "params": int(param_count(arch, cfg, num_labels))}
     return cost

@@ -30,9 +30,9 @@ DEFAULTS: dict[str, Any] = {
 }
 PRESETS: dict[str, dict[str, Any]] = {
     # The offline demo: minutes on 2 CPU cores, still a real front (every stage runs for real).
-    "quick": {"max_length": 64, "teacher_epochs": 2.0, "stage1_epochs": 1.0, "stage2_epochs": 1.0,
-              "scenario": "cpu-eager-t2-b1-s64", "n_random": 24, "n_heldout": 16, "n_trials": 120,
-              "baselines": "distilbert,int8", "baseline_steps": 60, "save_every": 50},
+    "quick": {"max_length": 64, "limit_train": 480, "teacher_epochs": 3.0, "stage1_epochs": 1.0,
+              "stage2_epochs": 1.0, "scenario": "cpu-eager-t2-b1-s64", "n_random": 16, "n_heldout": 8,
+              "n_trials": 80, "baselines": "distilbert,int8", "baseline_steps": 30, "save_every": 20},
     "standard": {"max_length": 128, "teacher_epochs": 3.0, "stage1_epochs": 2.0, "stage2_epochs": 2.0,
                  "n_trials": 300},
     # Hyper-parameters of the paper (Hou et al. 2020, GLUE): lr 2e-5, batch 32, max length 128, importance

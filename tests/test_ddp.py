@@ -55,6 +55,7 @@ def test_two_processes_match_one(tmp_path):
     init = tiny(seed=1).state_dict()
     diff = max((two[k] - one[k]).abs().max().item() for k in one)
     moved = max((init[k] - one[k]).abs().max().item() for k in one)
+    print(f"ddp max abs weight diff {diff:.2e}")
     assert diff < 1e-5, f"2-process weights differ from 1-process weights by {diff:.2e}"
     assert moved > 1e-4  # both actually trained
 
