@@ -133,7 +133,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         from elastic.weights import load_checkpoint
         model, _ = load_checkpoint(args.run_dir / args.stage)
         cfg = SubnetConfig.uniform(model.arch, args.width or 1.0, args.depth or 1.0)
-    res = evaluate_run(args.run_dir, args.stage, cfg, tuple(args.splits.split(",")))
+    res = evaluate_run(args.run_dir, args.stage, cfg, tuple(args.splits.split(",")), task=args.task)
     out = {"stage": args.stage, "config": None if cfg is None else cfg.to_dict(),
            "metric": read_run(args.run_dir).get("metric"), "results_pct": res}
     print(json.dumps(out, indent=2))

@@ -94,6 +94,7 @@ def main() -> int:
     ap.add_argument("--report-only", action="store_true",
                     help="train nothing: write the JSON/MD from what the run directory holds now (partial runs)")
     ap.add_argument("--remeasure", action="store_true", help="with --report-only: measure the overhead again")
+    ap.add_argument("--note", action="append", default=[], help="a line for the report's run-history section")
     ap.add_argument("--extra", nargs="*", default=[], help="extra options for train-stage2")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "sst2_dynabert")
     a = ap.parse_args()
@@ -144,6 +145,7 @@ def write_results(a: argparse.Namespace, overhead: dict[str, float], wall_s: flo
               "heldout_examples": run.get("heldout_examples"), "stage2_extra_options": a.extra,
               "command": " ".join(sys.argv), "wall_seconds_this_invocation": round(wall_s, 1)}
     prev = a.out.with_suffix(".json")
+    result["notes"] = list(a.note)
     if a.report_only and prev.exists():  # keep the command that trained; record the regeneration
         result["command"] = json.loads(prev.read_text()).get("command", result["command"])
         result["report_command"] = " ".join(sys.argv)
@@ -204,11 +206,13 @@ def render_md(r: dict) -> str:
               f"- {r['steps_per_stage']} steps of batch 32 = every training sentence about "
               f"{r['steps_per_stage'] * 32 / max(1, r['train_examples'] or 1):.1f} times per stage; the reference used "
               "433 steps (every sentence twice).",
-              f"- torch threads: {r['fingerprint']['torch_threads']}. The machine is shared (other sessions' tests and "
-              "benchmarks ran at the same time, load average 3-7 on 2 cores); with 2 intra-op threads a MiniLM "
-              "forward+backward (batch 32 x 30 tokens) took 8-16 s under that load against 1.2-2.5 s with 1 thread "
-              "(OpenMP oversubscription), so the run used 1 thread. Wall-clock seconds and the overhead ratio were "
-              "measured under that load: they are indicative, not clean timings.", ""]
+              f"- torch threads of the invocation that wrote this file: {r['fingerprint']['torch_threads']}. The machine "
+              "is shared (other sessions' tests and benchmarks ran at the same time, load average 3-7 on 2 cores); "
+              "with 2 intra-op threads a MiniLM forward+backward (batch 32 x 30 tokens) took 8-16 s under that load "
+              "against 1.2-2.5 s with 1 thread (OpenMP oversubscription). Wall-clock seconds and the overhead ratio "
+              "were measured under that load: they are indicative, not clean timings.", ""]
+    if r.get("notes"):
+        lines += ["## Run history", ""] + [f"- {n}" for n in r["notes"]] + [""]
     return "\n".join(lines) + "\n"
 
 

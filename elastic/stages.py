@@ -27,7 +27,7 @@ from elastic.model import ElasticBertForSequenceClassification
 from elastic.rewire import compute_importance, importance_record, rewire
 from elastic.train import BatchPlan, LoopConfig, Stage, rank_world, train_stage
 from elastic.weights import (CheckpointError, META_FILE, default_teacher_path, load_checkpoint, load_hf_bert,
-                             load_tokenizer, save_checkpoint)
+                             load_tokenizer, read_arch, resolve_checkpoint_dir, save_checkpoint)
 
 REWIRED = "rewired"
 # Stage -> run-dir folder it starts from (student; also the default distillation teacher).
@@ -254,9 +254,10 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
         teacher_src = opts.teacher or read_run(run_dir).get("teacher") or str(default_teacher_path())
         if not Path(teacher_src).expanduser().exists() and not opts.teacher:
             raise CheckpointError(f"teacher checkpoint {teacher_src} recorded in run.json does not exist")
-        tok_from = Path(teacher_src).expanduser()
-        if not tok_from.exists():
-            load_any(teacher_src, 2)  # raises the clear "does not exist" / hub error
+        # Resolve and check the checkpoint (missing, a file, not BERT) before its tokenizer is touched.
+        tok_from = resolve_checkpoint_dir(teacher_src)
+        if not (tok_from / META_FILE).exists():  # our own checkpoints carry their arch in META_FILE
+            read_arch(tok_from)
         prep = prepare(run_dir, opts, tokenizer_from=tok_from)
         student = load_any(teacher_src, prep.task.num_labels)
         teacher = None
@@ -385,10 +386,12 @@ def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]
 
 
 def evaluate_run(run_dir: str | os.PathLike, stage: str, cfg: Optional[SubnetConfig],
-                 splits: tuple[str, ...] = ("dev", "test")) -> dict[str, dict[str, float]]:
-    """Metrics (in %) of one sub-network of a stage's checkpoint on the given splits."""
+                 splits: tuple[str, ...] = ("dev", "test"), task: Optional[str] = None,
+                 ) -> dict[str, dict[str, float]]:
+    """Metrics (in %) of one sub-network of a stage's checkpoint on the given splits (`task`, when given,
+    must be the run's own: another task's data is refused, not silently replaced)."""
     run_dir = Path(run_dir)
-    prep = prepare(run_dir, StageOptions(progress=False))
+    prep = prepare(run_dir, StageOptions(task=task, progress=False))
     model = _stage_dir_model(run_dir, stage, prep.task.num_labels)
     if cfg is not None:
         cfg.validate(model.arch)

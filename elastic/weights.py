@@ -137,6 +137,7 @@ def default_teacher_path() -> Path:
 
 def load_tokenizer(path: str | os.PathLike):
     from transformers import AutoTokenizer
+    path = resolve_checkpoint_dir(path)  # a file, a missing dir or an unreachable hub id: one clear message
     try:
         return AutoTokenizer.from_pretrained(str(path))
     except Exception as e:
