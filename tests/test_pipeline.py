@@ -13,7 +13,7 @@ def test_precedence_defaults_preset_file_cli():
     assert o["max_length"] == PRESETS["quick"]["max_length"]  # preset over default
     assert o["n_trials"] == 50  # file over preset
     assert o["seed"] == 7  # flag over file; None flags do not override
-    assert o["lr"] == DEFAULTS["lr"] and o["preset"] == "quick"
+    assert o["lr"] == PRESETS["quick"]["lr"] and o["batch_size"] == DEFAULTS["batch_size"] and o["preset"] == "quick"
 
 
 def test_unknown_preset_and_option():
