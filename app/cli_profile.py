@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from elastic.stages import read_run
+
 AUTO_CHECKPOINTS: tuple[str, ...] = ("stage2", "stage1", "rewired", "teacher")
 CHECKPOINT_CHOICES: tuple[str, ...] = ("stage3", *AUTO_CHECKPOINTS)
 
@@ -65,23 +67,13 @@ def load_model_for_profile(run_dir: Path, checkpoint: str, teacher: str | None):
     if checkpoint != "auto":
         raise FileNotFoundError(f"{run_dir / checkpoint} holds no checkpoint; train that stage first "
                                 "or drop --checkpoint to use the latest one")
-    run = _read_run(run_dir)
+    run = read_run(run_dir)
     labels = int(run.get("task", {}).get("num_labels", 2))
     if teacher:
         return load_hf_bert(teacher, labels), f"{teacher} (the run has no checkpoint)"
     print(f"note: {run_dir} has no checkpoint ({', '.join(AUTO_CHECKPOINTS)}); profiling the embedded "
           "all-MiniLM-L6-v2 architecture (latency depends on shapes, not on trained weights)", file=sys.stderr)
     return load_default_teacher(labels)[0], "embedded all-MiniLM-L6-v2"
-
-
-def _read_run(run_dir: Path) -> dict[str, Any]:
-    f = run_dir / "run.json"
-    if not f.exists():
-        return {}
-    try:
-        return json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{f} is not valid JSON ({e}); fix or delete it") from None
 
 
 def scenarios_from_args(args: argparse.Namespace, run: dict[str, Any]) -> list:
@@ -209,7 +201,7 @@ def _run(args: argparse.Namespace) -> int:
 
     run_dir: Path = args.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    run = _read_run(run_dir)
+    run = read_run(run_dir)
     scenarios = scenarios_from_args(args, run)
     model, source = load_model_for_profile(run_dir, args.checkpoint, args.teacher)
     model.eval()
@@ -219,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:
                          reference_every=args.reference_every, min_run_time_s=args.min_run_time,
                          seed=args.seed, progress=not args.no_progress, timing=args.timing)
     _print_tables(result, scenarios)
-    run = _read_run(run_dir)
+    run = read_run(run_dir)
     run["profile"] = {"checkpoint": source, "scenarios": [s.key for s in scenarios], "n_random": args.n_random,
                       "n_heldout": args.n_heldout, "reference_every": args.reference_every,
                       "min_run_time_s": args.min_run_time, "seed": args.seed, "timing": args.timing,
