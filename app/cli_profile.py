@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from elastic.stages import read_run
 
 AUTO_CHECKPOINTS: tuple[str, ...] = ("stage2", "stage1", "rewired", "teacher")
 CHECKPOINT_CHOICES: tuple[str, ...] = ("stage3", *AUTO_CHECKPOINTS)
@@ -67,6 +66,7 @@ def load_model_for_profile(run_dir: Path, checkpoint: str, teacher: str | None):
     if checkpoint != "auto":
         raise FileNotFoundError(f"{run_dir / checkpoint} holds no checkpoint; train that stage first "
                                 "or drop --checkpoint to use the latest one")
+    from elastic.stages import read_run
     run = read_run(run_dir)
     labels = int(run.get("task", {}).get("num_labels", 2))
     if teacher:
@@ -201,6 +201,7 @@ def _run(args: argparse.Namespace) -> int:
 
     run_dir: Path = args.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
+    from elastic.stages import read_run
     run = read_run(run_dir)
     scenarios = scenarios_from_args(args, run)
     model, source = load_model_for_profile(run_dir, args.checkpoint, args.teacher)
@@ -211,6 +212,7 @@ def _run(args: argparse.Namespace) -> int:
                          reference_every=args.reference_every, min_run_time_s=args.min_run_time,
                          seed=args.seed, progress=not args.no_progress, timing=args.timing)
     _print_tables(result, scenarios)
+    from elastic.stages import read_run
     run = read_run(run_dir)
     run["profile"] = {"checkpoint": source, "scenarios": [s.key for s in scenarios], "n_random": args.n_random,
                       "n_heldout": args.n_heldout, "reference_every": args.reference_every,
