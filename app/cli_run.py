@@ -23,6 +23,9 @@ def register(sub) -> None:
     p.add_argument("--stage1-epochs", type=float)
     p.add_argument("--stage2-epochs", type=float)
     p.add_argument("--extra-subnets", type=int)
+    p.add_argument("--stage2-lr", type=float, help="stage-2 peak learning rate (default: the preset's lr)")
+    p.add_argument("--select-best", choices=("off", "heldout", "dev"),
+                   help="distillation stages end on their best-scoring weights (see train-stage1 --help)")
     p.add_argument("--augment", type=int, help="TinyBERT-style augmented copies per example (distillation stages)")
     p.add_argument("--mlm-checkpoint", help="masked-LM checkpoint dir used by --augment")
     p.add_argument("--scenario", help="latency scenario key, e.g. cpu-eager-t2-b1-s128")
@@ -37,8 +40,8 @@ def register(sub) -> None:
 def _run(args: argparse.Namespace) -> int:
     from app.pipeline import STAGES, load_config_file, resolve, run_pipeline
     cli = {k: getattr(args, k) for k in ("task", "teacher", "max_length", "seed", "teacher_epochs",
-                                         "stage1_epochs", "stage2_epochs", "extra_subnets", "augment", "mlm_checkpoint", "scenario",
-                                         "n_trials", "n_workers")}
+                                         "stage1_epochs", "stage2_epochs", "extra_subnets", "stage2_lr", "select_best",
+                                         "augment", "mlm_checkpoint", "scenario", "n_trials", "n_workers")}
     opts = resolve(args.preset, load_config_file(args.config) if args.config else {}, cli)
     only = None
     if args.only:

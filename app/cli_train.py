@@ -47,6 +47,11 @@ def _common(p: argparse.ArgumentParser, *, training: bool = True) -> None:
     p.add_argument("--augment", type=int, default=0, help="augmented copies per example (distillation stages)")
     p.add_argument("--mlm-checkpoint", help="masked-LM checkpoint dir for --augment")
     p.add_argument("--limit-train", type=int, help="train on the first N training examples only")
+    p.add_argument("--select-best", choices=("off", "heldout", "dev"), default="off",
+                   help="model selection: every --select-every steps (and at the end) score the sum of the "
+                        "stage's grid sub-networks' metric on the held-out train slice or dev, and end the "
+                        "stage on the best weights (the released code does this on dev); default off")
+    p.add_argument("--select-every", type=int, default=50, help="steps between selection scores (default 50)")
 
 
 def _options(args: argparse.Namespace):
@@ -58,7 +63,7 @@ def _options(args: argparse.Namespace):
                   lr=args.lr, warmup_steps=args.warmup_steps, save_every=args.save_every, resume=args.resume,
                   extra_subnets=args.extra_subnets, teacher_width=args.teacher_width, widths=args.widths,
                   depths=args.depths, augment=args.augment, mlm_checkpoint=args.mlm_checkpoint,
-                  limit_train=args.limit_train)
+                  limit_train=args.limit_train, select_best=args.select_best, select_every=args.select_every)
         if args.augment and not args.mlm_checkpoint:
             raise ValueError("--augment needs --mlm-checkpoint DIR (a masked-LM checkpoint, e.g. bert-base-uncased)")
     return StageOptions(**kw)

@@ -23,7 +23,8 @@ DEFAULTS: dict[str, Any] = {
     "task": "bbc", "teacher": None, "max_length": 128, "seed": 42, "batch_size": 32, "lr": 2e-5,
     "teacher_epochs": 3.0, "stage1_epochs": 1.0, "stage2_epochs": 1.0, "stage3": False, "stage3_epochs": 1.0,
     "limit_train": None, "extra_subnets": 0, "teacher_width": "full", "importance_split": "train-heldout",
-    "augment": 0, "mlm_checkpoint": None, "save_every": 100,
+    "augment": 0, "mlm_checkpoint": None, "save_every": 100, "stage2_lr": None, "select_best": "off",
+    "select_every": 50,
     "scenario": "cpu-eager-t2-b1-s128", "n_random": 50, "n_heldout": 50,
     "n_trials": 300, "sampler": "nsga2", "objectives": "metric,latency", "n_workers": 1,
     "baselines": "distilbert,tinybert,int8", "baseline_steps": None, "export": "knee",
@@ -93,7 +94,8 @@ def _flag(name: str, value: Any) -> list[str]:
 def stage_argv(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool) -> list[list[str]]:
     """The `dynabert` argument lists that carry out one pipeline stage."""
     rd = ["--run-dir", str(run_dir)]
-    train = [*_flag("batch_size", o["batch_size"]), *_flag("lr", o["lr"]), *_flag("seed", o["seed"]),
+    lr = o["stage2_lr"] if stage == "stage2" and o["stage2_lr"] is not None else o["lr"]
+    train = [*_flag("batch_size", o["batch_size"]), *_flag("lr", lr), *_flag("seed", o["seed"]),
              *_flag("save_every", o["save_every"]), *_flag("limit_train", o["limit_train"]),
              *(["--resume"] if resume else [])]
     if stage == "teacher":
@@ -104,6 +106,8 @@ def stage_argv(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
         return [["rewire", *rd]]
     if stage in ("stage1", "stage2"):
         extra = [*_flag("augment", o["augment"] or None), *_flag("mlm_checkpoint", o["mlm_checkpoint"])]
+        if o["select_best"] not in (None, "off"):
+            extra += [*_flag("select_best", o["select_best"]), *_flag("select_every", o["select_every"])]
         if stage == "stage2":
             extra += [*_flag("extra_subnets", o["extra_subnets"]), *_flag("teacher_width", o["teacher_width"])]
         argv = [[f"train-{stage}", *rd, *_flag("epochs", o[f"{stage}_epochs"]), *train, *extra]]

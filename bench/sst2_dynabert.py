@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -95,7 +96,9 @@ def main() -> int:
                     help="train nothing: write the JSON/MD from what the run directory holds now (partial runs)")
     ap.add_argument("--remeasure", action="store_true", help="with --report-only: measure the overhead again")
     ap.add_argument("--note", action="append", default=[], help="a line for the report's run-history section")
-    ap.add_argument("--extra", nargs="*", default=[], help="extra options for train-stage2")
+    ap.add_argument("--extra", type=shlex.split, default=[],
+                    help="extra options for train-stage2, one quoted string, e.g. --extra='--lr 1e-4'")
+    ap.add_argument("--stage1-extra", type=shlex.split, default=[], help="extra options for train-stage1")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "sst2_dynabert")
     a = ap.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "MKL_NUM_THREADS": str(a.threads),
@@ -115,7 +118,7 @@ def main() -> int:
     run_cli(["train-teacher", *common, "--task", a.data, "--max-length", "64", "--epochs", str(a.teacher_epochs),
              "--seed", str(a.seed), "--save-every", "50", "--resume"], env)
     run_cli(["rewire", *common], env)
-    run_cli(["train-stage1", *common, "--max-steps", str(a.steps), "--save-every", "25", "--resume"], env)
+    run_cli(["train-stage1", *common, "--max-steps", str(a.steps), "--save-every", "25", "--resume", *a.stage1_extra], env)
     run_cli(["train-stage2", *common, "--max-steps", str(a.steps), "--save-every", "25", "--resume", *a.extra], env)
     overhead = measure_overhead(a.run_dir, a.overhead_batches, a.threads, a.seed)
     write_results(a, overhead, time.time() - t0)
@@ -143,6 +146,7 @@ def write_results(a: argparse.Namespace, overhead: dict[str, float], wall_s: flo
               "steps_per_stage": a.steps, "teacher_epochs": a.teacher_epochs, "seed": a.seed, "max_length": 64,
               "train_examples": run.get("options", {}).get("stage1", {}).get("train_examples"),
               "heldout_examples": run.get("heldout_examples"), "stage2_extra_options": a.extra,
+              "stage1_extra_options": a.stage1_extra,
               "command": " ".join(sys.argv), "wall_seconds_this_invocation": round(wall_s, 1)}
     prev = a.out.with_suffix(".json")
     result["notes"] = list(a.note)

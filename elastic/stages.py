@@ -25,7 +25,7 @@ from elastic.data import EncodedSplit, TaskData, encode_split, load_task
 from elastic.evaluate import CostFn, GRID_COLUMNS, evaluate, grid_rows, make_eval_loader
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.rewire import compute_importance, importance_record, rewire
-from elastic.train import BatchPlan, LoopConfig, Stage, rank_world, train_stage
+from elastic.train import BatchPlan, LoopConfig, Stage, best_dir, rank_world, train_stage, uniform_plan
 from elastic.weights import (CheckpointError, META_FILE, default_teacher_path, load_checkpoint, load_hf_bert,
                              load_tokenizer, read_arch, resolve_checkpoint_dir, save_checkpoint)
 
@@ -33,6 +33,7 @@ REWIRED = "rewired"
 # Stage -> run-dir folder it starts from (student; also the default distillation teacher).
 STAGE_INPUT = {Stage.STAGE1: REWIRED, Stage.STAGE2: Stage.STAGE1.value, Stage.STAGE3: Stage.STAGE2.value}
 IMPORTANCE_SPLITS = ("train-heldout", "dev")
+SELECT_SPLITS = ("off", "heldout", "dev")
 MAX_HELDOUT = 1000
 
 
@@ -64,6 +65,8 @@ class StageOptions:
     augment: int = 0
     mlm_checkpoint: Optional[str] = None
     limit_train: Optional[int] = None
+    select_best: str = "off"
+    select_every: int = 50
     progress: bool = True
 
 
@@ -277,13 +280,14 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
         from elastic.augment import augment_encoded
         train_data = augment_encoded(prep.task, train_data, prep.tokenizer, n_per_example=opts.augment,
                                      mlm_checkpoint=opts.mlm_checkpoint, max_length=prep.max_length, seed=prep.seed)
+    select_loader = _select_loader(prep, opts, run_dir)
     spe = BatchPlan(train_data, opts.batch_size, prep.seed).steps_per_epoch
     epochs = opts.epochs if opts.epochs is not None else 3.0
     total = opts.max_steps or max(1, math.ceil(epochs * spe))
     loop = LoopConfig(total_steps=total, batch_size=opts.batch_size, lr=opts.lr, warmup_steps=opts.warmup_steps,
                       seed=prep.seed, save_every=opts.save_every, log_every=opts.log_every,
                       widths=tuple(opts.widths), depths=tuple(opts.depths), extra_subnets=opts.extra_subnets,
-                      teacher_width=opts.teacher_width)
+                      teacher_width=opts.teacher_width, select_every=opts.select_every if select_loader else 0)
     ckpt = out_dir / "ckpt"
     if (ckpt / "state.json").exists() and not opts.resume:
         raise RunDirError(f"{ckpt} holds an interrupted {stage.value} run: add --resume to continue it, "
@@ -309,11 +313,19 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
             return {}
         return {"dev_metric": round(evaluate(student, prep.loaders["dev"], None, prep.task)["metric"], 4)}
 
+    select_cfgs = [p.student for p in uniform_plan(stage, student.arch, loop)]
+
+    def select_fn(step: int) -> float:  # the sum of the stage's uniform sub-networks' metrics, as the released code
+        return sum(evaluate(student, select_loader, c, prep.task)["metric"] for c in select_cfgs)
+
     result = train_stage(student, teacher, stage, train_data, loop, is_regression=prep.task.is_regression,
                          ckpt_dir=ckpt, log_path=log, resume=opts.resume, progress=opts.progress,
-                         on_step=on_step, eval_fn=eval_fn)
+                         on_step=on_step, eval_fn=eval_fn, select_fn=select_fn if select_loader else None)
     info = {"steps": result.steps, "epochs": round(result.steps / spe, 4), "seconds": round(result.seconds, 2),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if result.selected_step is not None:
+        info.update(select_on=opts.select_best, select_every=opts.select_every, selected_step=result.selected_step,
+                    selected_score=round(result.selected_score, 4), selected_over=len(select_cfgs))
     if rank == 0:
         save_checkpoint(student, out_dir, {"stage": stage.value, "steps": result.steps})
         if stage is Stage.TEACHER:
@@ -337,8 +349,27 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
             run["teacher_metrics"] = info["metrics"]
         write_run(run_dir, run)
         shutil.rmtree(ckpt, ignore_errors=True)
+        shutil.rmtree(best_dir(ckpt), ignore_errors=True)
     _barrier()
     return info
+
+
+def _select_loader(prep: Prepared, opts: StageOptions, run_dir: Path):
+    """The eval loader of `--select-best` (None when off); a clear error when its split is missing."""
+    if opts.select_best not in SELECT_SPLITS:
+        raise ValueError(f"--select-best must be one of {SELECT_SPLITS}, got '{opts.select_best}'")
+    if opts.select_best == "off":
+        return None
+    if opts.select_every < 1:
+        raise ValueError(f"--select-every must be >= 1 with --select-best, got {opts.select_every}")
+    if opts.select_best == "heldout":
+        if prep.heldout is None or len(prep.heldout) == 0:
+            raise RunDirError(f"{run_dir} kept no held-out training slice (importance split 'dev'): "
+                              "use --select-best dev or off")
+        return make_eval_loader(prep.heldout)
+    if "dev" not in prep.loaders:
+        raise RunDirError(f"the task of {run_dir} has no dev split: use --select-best heldout or off")
+    return prep.loaders["dev"]
 
 
 def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]:

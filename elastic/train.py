@@ -66,6 +66,8 @@ class LoopConfig:
         widths / depths: the uniform sub-networks trained every step.
         extra_subnets: stage 2 only: add the smallest grid sub-network and this many random per-layer ones.
         teacher_width: stage 2: "full" (released code) or "matched" (paper) teacher width.
+        select_every: with a selection function, score the model every this many steps (and at the
+            last step) and end the stage on the best-scoring weights (0 = keep the last weights).
     """
 
     total_steps: int
@@ -81,6 +83,7 @@ class LoopConfig:
     depths: tuple[float, ...] = GRID_DEPTHS
     extra_subnets: int = 0
     teacher_width: str = "full"
+    select_every: int = 0
 
     def __post_init__(self) -> None:
         if self.total_steps < 1:
@@ -93,6 +96,8 @@ class LoopConfig:
             raise ValueError(f"teacher_width must be 'full' or 'matched', got '{self.teacher_width}'")
         if self.extra_subnets < 0:
             raise ValueError(f"extra_subnets must be >= 0, got {self.extra_subnets}")
+        if self.select_every < 0:
+            raise ValueError(f"select_every must be >= 0, got {self.select_every}")
 
 
 @dataclass
@@ -284,11 +289,37 @@ def load_training_state(ckpt_dir: Path, student: ElasticBertForSequenceClassific
     return int(state["step"]), float(state["seconds"])
 
 
+BEST_META = "best.json"
+
+
+def best_dir(ckpt_dir: Path) -> Path:
+    """Where the best-scoring weights of a stage with model selection live (beside its checkpoint)."""
+    return ckpt_dir.with_name(ckpt_dir.name + "_best")
+
+
+def save_best(directory: Path, student: ElasticBertForSequenceClassification, step: int, score: float) -> None:
+    """Write the selected weights atomically (a fresh folder renamed over the old one)."""
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_checkpoint(student, tmp, {"step": step, "score": score})
+    (tmp / BEST_META).write_text(json.dumps({"step": step, "score": score}))
+    old = directory.with_name(directory.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 @dataclass
 class TrainResult:
+    """Steps run, training seconds, last losses; with model selection, the step and score kept."""
+
     steps: int
     seconds: float
     last: dict[str, float] = field(default_factory=dict)
+    selected_step: Optional[int] = None
+    selected_score: Optional[float] = None
 
 
 def train_stage(student: ElasticBertForSequenceClassification,
@@ -296,7 +327,8 @@ def train_stage(student: ElasticBertForSequenceClassification,
                 loop: LoopConfig, *, is_regression: bool, ckpt_dir: Optional[Path] = None,
                 log_path: Optional[Path] = None, resume: bool = False, progress: bool = True,
                 on_step: Optional[Callable[[int], None]] = None,
-                eval_fn: Optional[Callable[[int], dict[str, Any]]] = None) -> TrainResult:
+                eval_fn: Optional[Callable[[int], dict[str, Any]]] = None,
+                select_fn: Optional[Callable[[int], float]] = None) -> TrainResult:
     """Train `student` for one stage, checkpointing and logging as it goes.
 
     Args:
@@ -312,6 +344,10 @@ def train_stage(student: ElasticBertForSequenceClassification,
         progress: tqdm progress bar on rank 0.
         on_step: called with the finished step count after every step (and its checkpoint).
         eval_fn: called at every epoch end and at the last step; its dict is logged.
+        select_fn: model selection (rank 0): step -> a score, higher is better, computed every
+            `loop.select_every` steps and at the last step; the stage ends on the best-scoring
+            weights (the released DynaBERT code keeps its best dev checkpoint the same way). The
+            best weights are kept in memory and, with `ckpt_dir`, in `<ckpt_dir>_best` for resume.
 
     Returns:
         Steps done, wall-clock seconds of training (resumed runs add their earlier seconds), last losses.
@@ -331,6 +367,12 @@ def train_stage(student: ElasticBertForSequenceClassification,
     start, seconds_before = 0, 0.0
     if resume and ckpt_dir is not None and (ckpt_dir / CKPT_STATE).exists():
         start, seconds_before = load_training_state(ckpt_dir, student, optimizer, rng, loop)
+    selecting = select_fn is not None and loop.select_every > 0 and rank == 0
+    best: dict[str, Any] = {"step": None, "score": -math.inf, "state": None}
+    if selecting and resume and ckpt_dir is not None and (best_dir(ckpt_dir) / BEST_META).exists():
+        meta = json.loads((best_dir(ckpt_dir) / BEST_META).read_text())
+        best.update(step=int(meta["step"]), score=float(meta["score"]),
+                    state=load_checkpoint(best_dir(ckpt_dir))[0].state_dict())
     student.train()
     writer = open(log_path, "a") if (log_path is not None and rank == 0) else None
     bar = tqdm(total=loop.total_steps, initial=start, desc=stage.value, unit="step",
@@ -364,6 +406,15 @@ def train_stage(student: ElasticBertForSequenceClassification,
             if eval_fn is not None and (done % batches.steps_per_epoch == 0 or done == loop.total_steps):
                 record = {"step": done, **record, **eval_fn(done)}
                 student.train()
+            if selecting and (done % loop.select_every == 0 or done == loop.total_steps):
+                score = float(select_fn(done))
+                student.train()
+                record = {"step": done, **record, "select_score": round(score, 4)}
+                if score > best["score"]:
+                    best.update(step=done, score=score,
+                                state={k: v.detach().clone() for k, v in student.state_dict().items()})
+                    if ckpt_dir is not None:
+                        save_best(best_dir(ckpt_dir), student, done, score)
             if writer is not None and record:
                 writer.write(json.dumps(record) + "\n")
                 writer.flush()
@@ -377,4 +428,8 @@ def train_stage(student: ElasticBertForSequenceClassification,
         bar.close()
         if writer is not None:
             writer.close()
-    return TrainResult(steps=loop.total_steps, seconds=seconds_before + time.perf_counter() - t0, last=last)
+    result = TrainResult(steps=loop.total_steps, seconds=seconds_before + time.perf_counter() - t0, last=last)
+    if selecting and best["state"] is not None:
+        student.load_state_dict(best["state"])
+        result.selected_step, result.selected_score = best["step"], best["score"]
+    return result

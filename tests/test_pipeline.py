@@ -56,6 +56,12 @@ def test_stage_argv_carries_options(tmp_path):
     assert [a[a.index("--recipe") + 1] for a in stage_argv("baselines", tmp_path, o, resume=False)] == \
         PRESETS["quick"]["baselines"].split(",")
     assert stage_argv("export", tmp_path, {**o, "export": "none"}, resume=False) == []
+    sel = {**o, "stage2_lr": 1e-4, "select_best": "heldout", "select_every": 25}
+    s1, s2 = stage_argv("stage1", tmp_path, sel, resume=False)[0], stage_argv("stage2", tmp_path, sel, resume=False)[0]
+    assert s1[s1.index("--lr") + 1] == str(o["lr"]) and s2[s2.index("--lr") + 1] == "0.0001"
+    for argv in (s1, s2):
+        assert argv[argv.index("--select-best") + 1] == "heldout" and argv[argv.index("--select-every") + 1] == "25"
+    assert "--select-best" not in stage_argv("stage1", tmp_path, o, resume=False)[0]
 
 
 def test_run_order_timing_and_failure(tmp_path):

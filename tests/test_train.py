@@ -245,3 +245,68 @@ def test_length_sorted_eval_loader_keeps_labels_aligned():
     assert sorted(fast[1].tolist()) == sorted(plain[1].tolist())
     assert compute_metrics(task, *fast) == pytest.approx(compute_metrics(task, *plain))
     assert not torch.equal(torch.tensor(fast[1]), torch.tensor(plain[1]))  # the order did change
+
+
+# ---- model selection (--select-best) --------------------------------------------------------------
+def test_selection_keeps_the_best_scored_weights_and_survives_resume(tmp_path):
+    """Scores peak at step 4 of 6: the stage must end on step 4's weights, also after a kill + resume."""
+    teacher, init = tiny(dropout=0.1, seed=0), tiny(dropout=0.1, seed=1)
+    data = tiny_data(20)
+    loop = LoopConfig(total_steps=6, batch_size=8, lr=1e-3, seed=3, save_every=3, select_every=2,
+                      widths=(1.0, 0.5), depths=(1.0, 0.5))
+    scores = {2: 1.0, 4: 3.0, 6: 2.0}
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    def run(model, ckpt, resume=False, on_step=None):
+        def step_hook(step):
+            snapshots.setdefault(step, {k: v.clone() for k, v in model.state_dict().items()})
+            if on_step:
+                on_step(step)
+        return train_stage(model, teacher, Stage.STAGE2, data, loop, is_regression=False, ckpt_dir=ckpt,
+                           progress=False, resume=resume, on_step=step_hook,
+                           select_fn=lambda step: scores[step])
+
+    ref = copy.deepcopy(init)
+    res = run(ref, tmp_path / "a")
+    assert (res.selected_step, res.selected_score) == (4, 3.0)
+    step4 = snapshots[4]
+    assert max((v - step4[k]).abs().max().item() for k, v in ref.state_dict().items()) == 0.0
+    assert json.loads((tmp_path / "a_best" / "best.json").read_text()) == {"step": 4, "score": 3.0}
+
+    class Killed(Exception):
+        pass
+
+    def kill(step: int) -> None:
+        if step == 5:
+            raise Killed
+
+    victim = copy.deepcopy(init)
+    with pytest.raises(Killed):
+        run(victim, tmp_path / "b", on_step=kill)
+    assert json.loads((tmp_path / "b_best" / "best.json").read_text())["step"] == 4
+    resumed = copy.deepcopy(init)
+    res = run(resumed, tmp_path / "b", resume=True)  # restarts at step 3, re-scores 4 and 6
+    assert res.selected_step == 4 and _max_diff(resumed, ref) <= 1e-6
+    with pytest.raises(ValueError, match="select_every"):
+        LoopConfig(total_steps=2, select_every=-1)
+
+
+def test_select_best_in_a_run_directory(tiny_run, tmp_path, capsys):
+    from app.cli import main
+    fresh = tmp_path / "run_sel"
+    shutil.copytree(tiny_run["run"], fresh)
+    shutil.rmtree(fresh / "stage2")
+    assert main(["train-stage2", "--run-dir", str(fresh), "--max-steps", "3", "--select-best", "heldout",
+                 "--select-every", "2", "--no-progress"]) == 0
+    done = json.loads((fresh / "stage2" / "done.json").read_text())
+    assert done["select_on"] == "heldout" and done["selected_step"] in (2, 3) and done["selected_over"] == 12
+    assert 0 <= done["selected_score"] <= 1200 and not (fresh / "stage2" / "ckpt_best").exists()
+    log = [json.loads(x) for x in (fresh / "logs" / "stage2.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "select_score" in r] == [2, 3]
+    shutil.rmtree(fresh / "stage2")
+    meta = json.loads((fresh / "run.json").read_text())
+    meta["heldout_examples"] = 0
+    (fresh / "run.json").write_text(json.dumps(meta))
+    assert main(["train-stage2", "--run-dir", str(fresh), "--max-steps", "1", "--select-best", "heldout",
+                 "--no-progress"]) == 2
+    assert "no held-out training slice" in capsys.readouterr().err
