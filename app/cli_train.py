@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from elastic.config import SubnetConfig
-from elastic.train import Stage
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -103,9 +102,11 @@ def cost_fn_for(run_dir: Path, max_length: int):
     return cost
 
 
-def _train(stage: Stage):
+def _train(stage_name: str):
     def run(args: argparse.Namespace) -> int:
         from elastic.stages import read_run, run_stage
+        from elastic.train import Stage
+        stage = Stage(stage_name)
         opts = _options(args)
         max_length = opts.max_length or int(read_run(args.run_dir).get("max_length", 128))
         info = run_stage(args.run_dir, stage, opts, cost_fn=cost_fn_for(args.run_dir, max_length))
@@ -147,10 +148,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add this area's subcommands to the `dynabert` parser."""
-    specs = [("train-teacher", Stage.TEACHER, "fine-tune the teacher on the task with hard labels"),
-             ("train-stage1", Stage.STAGE1, "DynaBERT_W: width-adaptive distillation from the rewired teacher"),
-             ("train-stage2", Stage.STAGE2, "DynaBERT: width- and depth-adaptive distillation from DynaBERT_W"),
-             ("train-stage3", Stage.STAGE3, "optional hard-label fine-tuning of all grid sub-networks")]
+    specs = [("train-teacher", "teacher", "fine-tune the teacher on the task with hard labels"),
+             ("train-stage1", "stage1", "DynaBERT_W: width-adaptive distillation from the rewired teacher"),
+             ("train-stage2", "stage2", "DynaBERT: width- and depth-adaptive distillation from DynaBERT_W"),
+             ("train-stage3", "stage3", "optional hard-label fine-tuning of all grid sub-networks")]
     for name, stage, help_ in specs:
         p = sub.add_parser(name, help=help_, description=help_)
         _common(p)

@@ -1,0 +1,357 @@
+"""The work behind `dynabert baselines` (its parser, options and outputs: app/cli_baselines.py): train and
+evaluate DistilBERT-/TinyBERT-style students, the INT8 teacher and INT8 DynaBERT sub-networks, time them with
+the search's latency harness (own cache file, `<run>/baselines/latency_cache.jsonl`), append `baselines.csv`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+from elastic.baselines import (DistilWeights, Objective, Recipe, TinyWeights, append_baselines, make_projection,
+                               train_baseline)
+from elastic.config import SubnetConfig, grid
+from elastic.data import compute_metrics
+from elastic.evaluate import evaluate
+from elastic.extract import extract
+from elastic.model import ElasticBertForSequenceClassification
+from elastic.students import (Student, checkpoint_student, distilbert_layers, distilbert_student, subnet_student)
+from elastic.train import BatchPlan, LoopConfig
+
+
+
+class TinyBudget(str, Enum):
+    """How TinyBERT's two phases share the budget: each gets one stage's steps (as DynaBERT's two stages),
+    or they split one stage's steps in half."""
+
+    PER_PHASE = "per-phase"
+    SPLIT = "split"
+
+
+
+class Int8Runtime(str, Enum):
+    """Runtimes of dynamic INT8 (the profiling scenario runtimes of the same names)."""
+
+    EAGER = "eager-int8"
+    ORT = "ort-int8"
+
+
+INT8_RUNTIMES = tuple(r.value for r in Int8Runtime)
+
+
+@dataclass
+class BaselineOptions:
+    """Options of `dynabert baselines` (see `register` for the meaning of each)."""
+
+    recipes: tuple[Recipe, ...] = (Recipe.DISTILBERT, Recipe.TINYBERT, Recipe.INT8)
+    student_init: Optional[str] = None
+    layers: Optional[tuple[int, ...]] = None
+    depth: Optional[int] = None
+    width: float = 0.5
+    tinybert_budget: TinyBudget = TinyBudget.PER_PHASE
+    temperature: Optional[float] = None
+    distil: DistilWeights = field(default_factory=DistilWeights)
+    epochs: Optional[float] = None
+    max_steps: Optional[int] = None
+    batch_size: int = 32
+    lr: float = 2e-5
+    scenarios: tuple[str, ...] = ("cpu-eager-t2-b1-s128",)
+    int8_runtimes: tuple[Int8Runtime, ...] = tuple(Int8Runtime)
+    dynabert_stage: str = "stage2"
+    dynabert_points: Optional[tuple[tuple[float, float], ...]] = None
+    min_run_time_s: float = 1.0
+    save_every: int = 100
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        bad = [r for r in self.int8_runtimes if r not in INT8_RUNTIMES]
+        if bad:
+            raise ValueError(f"--int8-runtime must be in {INT8_RUNTIMES}, got {bad}")
+        self.int8_runtimes = tuple(Int8Runtime(r) for r in self.int8_runtimes)
+        if not 0 < self.width <= 1:
+            raise ValueError(f"--width must be in (0, 1], got {self.width}")
+
+
+# ---- budget ----------------------------------------------------------------------------------------
+def stage_budget(run_dir: Path, run: dict[str, Any]) -> Optional[int]:
+    """Optimizer steps of the run's DynaBERT stage (stage2, else stage1): done.json, else run.json options."""
+    for st in ("stage2", "stage1"):
+        done = run_dir / st / "done.json"
+        if done.exists():
+            return int(json.loads(done.read_text())["steps"])
+        steps = run.get("options", {}).get(st, {}).get("total_steps")
+        if steps:
+            return int(steps)
+    return None
+
+
+def resolve_steps(opts: BaselineOptions, run_dir: Path, run: dict[str, Any], steps_per_epoch: int) -> int:
+    """--max-steps, else --epochs, else the run's stage budget, else 3 epochs."""
+    if opts.max_steps is not None:
+        return opts.max_steps
+    if opts.epochs is not None:
+        return max(1, math.ceil(opts.epochs * steps_per_epoch))
+    return stage_budget(run_dir, run) or 3 * steps_per_epoch
+
+
+# ---- int8 accuracy ---------------------------------------------------------------------------------
+def int8_predictor(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, runtime: Int8Runtime, workdir: Path,
+                   threads: int = 2) -> Callable[[dict[str, torch.Tensor]], np.ndarray]:
+    """A batch -> logits function of the dynamically INT8-quantized extracted sub-network.
+
+    `eager-int8`: torchao `Int8DynamicActivationInt8WeightConfig` on the extracted model (as the latency
+    harness does); `ort-int8`: ONNX export + `quantize_dynamic` + an ONNX Runtime session, for
+    single-segment inputs only (the export takes input ids and attention mask, no token types).
+    """
+    small = extract(model, cfg).eval()
+    if Int8Runtime(runtime) is Int8Runtime.EAGER:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+        quantize_(small, Int8DynamicActivationInt8WeightConfig())
+
+        @torch.inference_mode()
+        def eager(b: dict[str, torch.Tensor]) -> np.ndarray:
+            return small(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits.float().numpy()
+        return eager
+    from profiling.onnx_export import export_onnx, ort_session, quantize_onnx_int8
+    sess = ort_session(quantize_onnx_int8(export_onnx(small, workdir / "model.onnx"), workdir / "model.int8.onnx"),
+                       threads=threads)
+
+    def ort(b: dict[str, torch.Tensor]) -> np.ndarray:
+        if bool((b["token_type_ids"] != 0).any()):
+            raise ValueError("ort-int8 accuracy needs single-segment inputs (the ONNX export has no token "
+                             "types); use --int8-runtime eager-int8 for sentence-pair tasks")
+        return sess.run(None, {"input_ids": b["input_ids"].numpy(), "attention_mask": b["attention_mask"].numpy()})[0]
+    return ort
+
+
+def int8_metrics(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, runtime: Int8Runtime,
+                 loaders: dict[str, Any], task: Any, threads: int = 2) -> dict[str, float]:
+    """Primary metric (%) of the INT8 sub-network on every split of `loaders`."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="dynabert-int8-") as tmp:
+        predict = int8_predictor(model, cfg, runtime, Path(tmp), threads)
+        for split, loader in loaders.items():
+            logits, labels = [], []
+            for b in loader:
+                logits.append(predict(b))
+                labels.append(b["labels"].numpy())
+            out[split] = compute_metrics(task, np.concatenate(logits), np.concatenate(labels))["metric"]
+    return out
+
+
+# ---- measuring one network -------------------------------------------------------------------------
+def _rows(name: str, recipe: Recipe, model: ElasticBertForSequenceClassification, cfg: SubnetConfig,
+          in_teacher: Optional[SubnetConfig], metrics: dict[str, float], scenarios: list, ctx: "_Ctx",
+          steps: Optional[int], epochs: Optional[float]) -> list[dict[str, Any]]:
+    from profiling.flops import analytic_macs, param_count
+    from profiling.latency import measure
+    macs = analytic_macs(model.arch, cfg, ctx.max_length, num_labels=model.num_labels)
+    params = param_count(model.arch, cfg, model.num_labels)
+    rows = []
+    for sc in scenarios:
+        rec = measure(model, cfg, sc, cache=ctx.cache, min_run_time_s=ctx.opts.min_run_time_s, count_fvcore=False,
+                      workdir=ctx.workdir)
+        rows.append({"name": name, "recipe": recipe, "config_json": (in_teacher or cfg).to_json(), "macs": macs,
+                     "params": params, "dev_metric": metrics.get("dev"), "test_metric": metrics.get("test"),
+                     "latency_ms": round(rec["median_ms"], 4), "scenario": sc.key, "steps": steps,
+                     "epochs": None if epochs is None else round(epochs, 4)})
+    return rows
+
+
+@dataclass
+class _Ctx:
+    run_dir: Path
+    opts: BaselineOptions
+    prep: Any
+    teacher: ElasticBertForSequenceClassification
+    cache: Any
+    workdir: Path
+    max_length: int
+    steps: int
+    spe: int
+    rewired: bool
+
+    def metrics(self, model, cfg) -> dict[str, float]:
+        return {s: evaluate(model, ld, cfg, self.prep.task)["metric"] for s, ld in self.prep.loaders.items()}
+
+    def loop(self, steps: int) -> LoopConfig:
+        return LoopConfig(total_steps=steps, batch_size=self.opts.batch_size, lr=self.opts.lr, seed=self.prep.seed,
+                          save_every=self.opts.save_every)
+
+
+def _scenarios(opts: BaselineOptions, int8_runtime: Optional[Int8Runtime] = None) -> list:
+    from profiling.scenario import Scenario
+    out = []
+    for key in opts.scenarios:
+        sc = Scenario.parse(key)
+        if int8_runtime is not None:
+            sc = replace(sc, runtime=Int8Runtime(int8_runtime).value)
+        elif sc.int8:
+            continue  # fp32 students are timed in fp32 scenarios only
+        if sc not in out:
+            out.append(sc)
+    return out
+
+
+def _trained(ctx: _Ctx, name: str, student: Student, phases: list[tuple[Objective, int]], temperature: float
+             ) -> tuple[Student, int]:
+    """Train (or reload) a student through its phases; returns it and its total steps."""
+    from elastic.weights import load_checkpoint, save_checkpoint
+    out = ctx.run_dir / "baselines" / name
+    total = sum(n for _, n in phases)
+    if (out / "done.json").exists():
+        done = int(json.loads((out / "done.json").read_text())["steps"])
+        if done != total:
+            from elastic.stages import RunDirError
+            raise RunDirError(f"{out} was trained for {done} steps, this command asks for {total}: pass the same "
+                              "budget (--max-steps/--epochs) to reuse it, or delete that folder to retrain")
+        model, _ = load_checkpoint(out)
+        return replace(student, model=model), done
+    projection = make_projection(student.model.arch.hidden_size, ctx.teacher.arch.hidden_size, ctx.prep.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = 0.0
+    for objective, steps in phases:
+        phase_dir = out / objective.value
+        if (phase_dir / "done.json").exists():  # an earlier, finished phase of an interrupted run
+            model, _ = load_checkpoint(phase_dir)
+            student = replace(student, model=model)
+            continue
+        res = train_baseline(student, ctx.teacher, objective, ctx.prep.train, ctx.loop(steps),
+                             is_regression=ctx.prep.task.is_regression, projection=projection,
+                             distil=replace(ctx.opts.distil, temperature=temperature),
+                             tiny=TinyWeights(temperature=temperature), ckpt_dir=out / f"ckpt-{objective.value}",
+                             log_path=out / "train.jsonl", resume=ctx.opts.resume, progress=ctx.opts.progress)
+        seconds += res.seconds
+        shutil.rmtree(out / f"ckpt-{objective.value}", ignore_errors=True)  # resumable state, no longer needed
+        if len(phases) > 1:
+            save_checkpoint(student.model, phase_dir, {"objective": objective.value})
+            (phase_dir / "done.json").write_text(json.dumps({"steps": steps, "seconds": round(res.seconds, 2)}))
+    save_checkpoint(student.model, out, {"baseline": name})
+    info = {"steps": total, "epochs": round(total / ctx.spe, 4), "seconds": round(seconds, 2),
+            "phases": {o.value: n for o, n in phases}, "temperature": temperature,
+            "config": None if student.in_teacher is None else student.in_teacher.to_dict()}
+    (out / "done.json").write_text(json.dumps(info, indent=2))
+    return student, total
+
+
+def run_distilbert(ctx: _Ctx) -> list[dict[str, Any]]:
+    arch = ctx.teacher.arch
+    layers = ctx.opts.layers or distilbert_layers(arch.num_layers, ctx.opts.depth or max(1, arch.num_layers // 2))
+    name = "distilbert-L" + "-".join(map(str, layers))
+    t = ctx.opts.temperature if ctx.opts.temperature is not None else ctx.opts.distil.temperature
+    student, steps = _trained(ctx, name, distilbert_student(ctx.teacher, layers),
+                              [(Objective.DISTILBERT, ctx.steps)], t)
+    return _rows(name, Recipe.DISTILBERT, student.model, student.subnet, student.in_teacher,
+                 ctx.metrics(student.model, student.subnet), _scenarios(ctx.opts), ctx, steps, steps / ctx.spe)
+
+
+def run_tinybert(ctx: _Ctx) -> list[dict[str, Any]]:
+    arch = ctx.teacher.arch
+    if ctx.opts.student_init:
+        from elastic.stages import load_any
+        student = checkpoint_student(load_any(ctx.opts.student_init, ctx.prep.task.num_labels), arch)
+        name = "tinybert-init-" + Path(ctx.opts.student_init).name
+    else:
+        if not ctx.rewired:
+            from elastic.stages import RunDirError
+            raise RunDirError(f"{ctx.run_dir} is not rewired yet: the TinyBERT student keeps the most important "
+                              f"heads and neurons; run `dynabert rewire --run-dir {ctx.run_dir}` first "
+                              "(or give --student-init)")
+        layers = ctx.opts.layers or distilbert_layers(arch.num_layers, ctx.opts.depth or max(1, arch.num_layers // 2))
+        heads = max(1, int(round(arch.num_heads * ctx.opts.width)))
+        ffn = int(heads / arch.num_heads * arch.intermediate_size)
+        cfg = SubnetConfig(layers, (heads,) * len(layers), (ffn,) * len(layers)).validate(arch)
+        student = subnet_student(ctx.teacher, cfg)
+        name = f"tinybert-w{ctx.opts.width:g}-L" + "-".join(map(str, layers))
+    t = ctx.opts.temperature if ctx.opts.temperature is not None else TinyWeights().temperature
+    first = ctx.steps if ctx.opts.tinybert_budget is TinyBudget.PER_PHASE else max(1, ctx.steps // 2)
+    second = ctx.steps if ctx.opts.tinybert_budget is TinyBudget.PER_PHASE else max(1, ctx.steps - first)
+    phases = [(Objective.TINYBERT_INTERMEDIATE, first), (Objective.TINYBERT_PREDICTION, second)]
+    student, steps = _trained(ctx, name, student, phases, t)
+    return _rows(name, Recipe.TINYBERT, student.model, student.subnet, student.in_teacher,
+                 ctx.metrics(student.model, student.subnet), _scenarios(ctx.opts), ctx, steps, steps / ctx.spe)
+
+
+def _int8_rows(ctx: _Ctx, name: str, recipe: Recipe, model, cfg: SubnetConfig) -> list[dict[str, Any]]:
+    rows = []
+    for rt in ctx.opts.int8_runtimes:
+        scen = _scenarios(ctx.opts, rt)
+        metrics = int8_metrics(model, cfg, rt, ctx.prep.loaders, ctx.prep.task, threads=scen[0].threads)
+        rows += _rows(f"{name}-{rt.value}", recipe, model, cfg, cfg, metrics, scen, ctx, None, None)
+    return rows
+
+
+def run_int8(ctx: _Ctx) -> list[dict[str, Any]]:
+    return _int8_rows(ctx, "int8-teacher", Recipe.INT8, ctx.teacher, SubnetConfig.full(ctx.teacher.arch))
+
+
+def run_dynabert_int8(ctx: _Ctx) -> list[dict[str, Any]]:
+    from elastic.stages import _stage_dir_model
+    model = _stage_dir_model(ctx.run_dir, ctx.opts.dynabert_stage, ctx.prep.task.num_labels)
+    points = ctx.opts.dynabert_points or tuple((w, d) for w, d, _ in grid(model.arch))
+    rows = []
+    for w, d in points:
+        cfg = SubnetConfig.uniform(model.arch, w, d)
+        rows += _int8_rows(ctx, f"dynabert-{ctx.opts.dynabert_stage}-w{w:g}-d{d:g}", Recipe.DYNABERT_INT8, model, cfg)
+    return rows
+
+
+RUNNERS = {Recipe.DISTILBERT: run_distilbert, Recipe.TINYBERT: run_tinybert, Recipe.INT8: run_int8,
+           Recipe.DYNABERT_INT8: run_dynabert_int8}
+
+
+def run_baselines(run_dir: str | Path, opts: BaselineOptions) -> list[dict[str, Any]]:
+    """Run the chosen recipes in a run directory and append their rows to `baselines.csv`.
+
+    The distillation teacher is the run's rewired teacher (same function as `teacher/`, heads ordered by
+    importance, so a width-cut student's heads are the teacher's first heads); `teacher/` while the run is
+    not rewired yet (DistilBERT and INT8 only). Rows are appended after
+    each recipe, so a later failure keeps the earlier results.
+
+    Returns:
+        The rows written (dicts with `elastic.baselines.BASELINE_COLUMNS`).
+    """
+    from elastic.stages import REWIRED, StageOptions, _stage_dir_model, prepare, read_run
+    from profiling.latency import LatencyCache
+    run_dir = Path(run_dir)
+    prep = prepare(run_dir, StageOptions(progress=opts.progress))
+    # The rewired teacher computes the same function as teacher/ with heads/neurons ordered by importance;
+    # DistilBERT and INT8 can use teacher/ while rewiring has not run, a cut TinyBERT student cannot.
+    rewired = (run_dir / REWIRED / "elastic_config.json").exists()
+    teacher = _stage_dir_model(run_dir, REWIRED if rewired else "teacher", prep.task.num_labels)
+    spe = BatchPlan(prep.train, opts.batch_size, prep.seed).steps_per_epoch
+    run = read_run(run_dir)
+    cache = LatencyCache(run_dir / "baselines" / "latency_cache.jsonl")
+    ctx = _Ctx(run_dir, opts, prep, teacher.eval(), cache, run_dir / "baselines" / "onnx", prep.max_length,
+               resolve_steps(opts, run_dir, run, spe), spe, rewired)
+    rows = []
+    for recipe in opts.recipes:
+        new = RUNNERS[recipe](ctx)
+        append_baselines(run_dir, new)
+        rows += new
+    return rows
+
+
+def options_from_args(args: argparse.Namespace) -> BaselineOptions:
+    """Turn parsed arguments into `BaselineOptions` (recipe `all` expands to every recipe)."""
+    recipes = tuple(Recipe) if "all" in args.recipe else tuple(dict.fromkeys(Recipe(r) for r in args.recipe))
+    distil = DistilWeights(soft=args.alpha_soft, hard=args.beta_hard, cosine=args.gamma_cos,
+                           temperature=args.temperature if args.temperature is not None else 2.0)
+    return BaselineOptions(
+        recipes=recipes, student_init=args.student_init, layers=args.layers, depth=args.depth, width=args.width,
+        tinybert_budget=TinyBudget(args.tinybert_budget),
+        temperature=args.temperature, distil=distil, epochs=args.epochs, max_steps=args.max_steps,
+        batch_size=args.batch_size, lr=args.lr, scenarios=tuple(args.scenario or ("cpu-eager-t2-b1-s128",)),
+        int8_runtimes=tuple(args.int8_runtime or INT8_RUNTIMES), dynabert_stage=args.dynabert_stage,
+        dynabert_points=args.dynabert_points, min_run_time_s=args.min_run_time, save_every=args.save_every,
+        resume=args.resume, progress=not args.no_progress)
