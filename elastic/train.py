@@ -15,10 +15,11 @@ import os
 import random
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 import torch.distributed as dist
@@ -247,20 +248,28 @@ def save_training_state(ckpt_dir: Path, student: ElasticBertForSequenceClassific
                         optimizer: torch.optim.Optimizer, step: int, rng: random.Random,
                         loop: LoopConfig, seconds: float) -> None:
     """Write a resumable checkpoint atomically (a fresh folder renamed over the old one)."""
-    tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
+    with _replaced_atomically(ckpt_dir) as tmp:
+        save_checkpoint(student, tmp, {"step": step})
+        # Optimizer moments are tensors in nested dicts: torch.save, read back with weights_only=True.
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        save_file({"torch_rng": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
+        state = {"step": step, "seconds": seconds, "python_rng": list(rng.getstate()),
+                 "loop": _loop_key(loop)}
+        (tmp / CKPT_STATE).write_text(json.dumps(state))
+
+
+@contextmanager
+def _replaced_atomically(directory: Path) -> Iterator[Path]:
+    """Yield a fresh sibling folder to fill; on success it is renamed over `directory` (a crash at any
+    point leaves either the old folder or the new one complete)."""
+    tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    save_checkpoint(student, tmp, {"step": step})
-    # Optimizer moments are tensors in nested dicts: torch.save, read back with weights_only=True.
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    save_file({"torch_rng": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
-    state = {"step": step, "seconds": seconds, "python_rng": list(rng.getstate()),
-             "loop": _loop_key(loop)}
-    (tmp / CKPT_STATE).write_text(json.dumps(state))
-    old = ckpt_dir.with_name(ckpt_dir.name + ".old")
+    yield tmp
+    old = directory.with_name(directory.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
-    if ckpt_dir.exists():
-        os.replace(ckpt_dir, old)
-    os.replace(tmp, ckpt_dir)
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(tmp, directory)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -299,16 +308,9 @@ def best_dir(ckpt_dir: Path) -> Path:
 
 def save_best(directory: Path, student: ElasticBertForSequenceClassification, step: int, score: float) -> None:
     """Write the selected weights atomically (a fresh folder renamed over the old one)."""
-    tmp = directory.with_name(directory.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_checkpoint(student, tmp, {"step": step, "score": score})
-    (tmp / BEST_META).write_text(json.dumps({"step": step, "score": score}))
-    old = directory.with_name(directory.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if directory.exists():
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
+    with _replaced_atomically(directory) as tmp:
+        save_checkpoint(student, tmp, {"step": step, "score": score})
+        (tmp / BEST_META).write_text(json.dumps({"step": step, "score": score}))
 
 
 @dataclass
