@@ -210,11 +210,11 @@ def test_paired_ratio_interleaves_and_recovers_a_known_ratio():
 
     def a():
         order.append("a")
-        _time.sleep(0.002)
+        _time.sleep(0.02)  # long enough that a loaded scheduler's wake-up delay (a few ms) cannot blur 1:3
 
     def b():
         order.append("b")
-        _time.sleep(0.006)
+        _time.sleep(0.06)
 
     res = paired_ratio(a, b, threads=1, min_time_s=0.0, min_rounds=6, warmup=0)
     assert res["rounds"] == 6
