@@ -125,6 +125,18 @@ def main() -> int:
     return 0
 
 
+def selection_info(run_dir: Path) -> dict[str, dict]:
+    """done.json selection fields of the stages that used `--select-best`."""
+    out = {}
+    for stage in ("stage1", "stage2", "stage3"):
+        f = run_dir / stage / "done.json"
+        info = json.loads(f.read_text()) if f.exists() else {}
+        if "selected_step" in info:
+            out[stage] = {k: info[k] for k in ("select_on", "select_every", "selected_step", "selected_score",
+                                               "selected_over")}
+    return out
+
+
 def write_results(a: argparse.Namespace, overhead: dict[str, float], wall_s: float) -> None:
     import pandas as pd
     import torch
@@ -146,13 +158,13 @@ def write_results(a: argparse.Namespace, overhead: dict[str, float], wall_s: flo
               "steps_per_stage": a.steps, "teacher_epochs": a.teacher_epochs, "seed": a.seed, "max_length": 64,
               "train_examples": run.get("options", {}).get("stage1", {}).get("train_examples"),
               "heldout_examples": run.get("heldout_examples"), "stage2_extra_options": a.extra,
-              "stage1_extra_options": a.stage1_extra,
-              "command": " ".join(sys.argv), "wall_seconds_this_invocation": round(wall_s, 1)}
+              "stage1_extra_options": a.stage1_extra, "selection": selection_info(a.run_dir),
+              "command": shlex.join(sys.argv), "wall_seconds_this_invocation": round(wall_s, 1)}
     prev = a.out.with_suffix(".json")
     result["notes"] = list(a.note)
     if a.report_only and prev.exists():  # keep the command that trained; record the regeneration
         result["command"] = json.loads(prev.read_text()).get("command", result["command"])
-        result["report_command"] = " ".join(sys.argv)
+        result["report_command"] = shlex.join(sys.argv)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
     a.out.with_suffix(".md").write_text(render_md(result))
@@ -204,20 +216,29 @@ def render_md(r: dict) -> str:
               f"- Training data: {r['train_examples']} of the 6,920 SST-2 training sentences; the last "
               f"{r['heldout_examples']} are the held-out importance slice (default `--importance-split "
               "train-heldout`) and no stage trains on them. The official reference trained on all 6,920.",
-              f"- Stage 1: widths 1.0/0.75/0.5/0.25 at full depth, 4 sub-networks per step; stage 2: the same 4 widths "
-              f"x depths 1.0/0.75/0.5 = 12 sub-networks per step (as the released code), teacher width full, "
-              f"extra options: {r['stage2_extra_options'] or 'none'}. No stage 3, no augmentation.",
+              f"- Stage 1: widths 1.0/0.75/0.5/0.25 at full depth, 4 sub-networks per step, extra options: "
+              f"{' '.join(r.get('stage1_extra_options') or []) or 'none'}; stage 2: the same 4 widths x depths "
+              f"1.0/0.75/0.5 = 12 sub-networks per step (as the released code), teacher width full, extra options: "
+              f"{' '.join(r['stage2_extra_options']) or 'none'}. No stage 3, no augmentation.",
+              *selection_lines(r),
               f"- {r['steps_per_stage']} steps of batch 32 = every training sentence about "
               f"{r['steps_per_stage'] * 32 / max(1, r['train_examples'] or 1):.1f} times per stage; the reference used "
               "433 steps (every sentence twice).",
-              f"- torch threads of the invocation that wrote this file: {r['fingerprint']['torch_threads']}. The machine "
-              "is shared (other sessions' tests and benchmarks ran at the same time, load average 3-7 on 2 cores); "
-              "with 2 intra-op threads a MiniLM forward+backward (batch 32 x 30 tokens) took 8-16 s under that load "
-              "against 1.2-2.5 s with 1 thread (OpenMP oversubscription). Wall-clock seconds and the overhead ratio "
-              "were measured under that load: they are indicative, not clean timings.", ""]
+              f"- torch threads of the invocation that wrote this file: {r['fingerprint']['torch_threads']}. The machine is shared with other work (see the run "
+              "history): wall-clock seconds and the overhead ratio are indicative, not clean timings.", ""]
     if r.get("notes"):
         lines += ["## Run history", ""] + [f"- {n}" for n in r["notes"]] + [""]
     return "\n".join(lines) + "\n"
+
+
+def selection_lines(r: dict) -> list[str]:
+    """One line per stage that ended on selected weights (`--select-best`), from its done.json."""
+    out = []
+    for stage, info in (r.get("selection") or {}).items():
+        out.append(f"- {stage}: weights of step {info['selected_step']} kept (`--select-best {info['select_on']}`: "
+                   f"sum over its {info['selected_over']} grid sub-networks of the accuracy on "
+                   f"{'the held-out training slice' if info['select_on'] == 'heldout' else 'dev'}, scored every {info['select_every']} steps and at the end; best {info['selected_score']:.2f}).")
+    return out
 
 
 def goal_lines(r: dict, diffs: dict) -> list[str]:
