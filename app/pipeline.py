@@ -35,12 +35,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"max_length": 64, "limit_train": 640, "lr": 1e-4, "teacher_epochs": 3.0, "stage1_epochs": 1.0,
               "stage2_epochs": 1.0, "scenario": "cpu-eager-t2-b1-s64", "n_random": 16, "n_heldout": 8,
               "n_trials": 80, "baselines": "distilbert,int8", "baseline_steps": 30, "save_every": 20},
+    # stage2_lr 1e-4 + selection on the held-out train slice: on SST-2 at 433 steps per stage this beat the
+    # released code at 11 of 12 grid points (results/sst2_dynabert.md); at 2e-5 the narrow, shallow
+    # sub-networks stay at chance for the first 100 steps (results/stage2_probe.md).
     "standard": {"max_length": 128, "teacher_epochs": 3.0, "stage1_epochs": 2.0, "stage2_epochs": 2.0,
-                 "n_trials": 300},
+                 "stage2_lr": 1e-4, "select_best": "heldout", "n_trials": 300},
     # Hyper-parameters of the paper (Hou et al. 2020, GLUE): lr 2e-5, batch 32, max length 128, importance
-    # on dev; one epoch per distillation stage on TinyBERT-augmented data (needs --mlm-checkpoint).
+    # on dev; one epoch per distillation stage on TinyBERT-augmented data (needs --mlm-checkpoint); the
+    # released code keeps the checkpoint with the best sum of dev accuracies (scored every 50 steps).
     "paper": {"max_length": 128, "teacher_epochs": 3.0, "stage1_epochs": 1.0, "stage2_epochs": 1.0,
-              "importance_split": "dev", "augment": 20, "teacher_width": "full", "n_trials": 300},
+              "importance_split": "dev", "augment": 20, "teacher_width": "full", "select_best": "dev",
+              "n_trials": 300},
 }
 
 
