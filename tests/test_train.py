@@ -40,6 +40,18 @@ def tiny_data(n: int = 24, seed: int = 0) -> EncodedSplit:
     return EncodedSplit(ids, types, labels, False, 0)
 
 
+class Killed(Exception):
+    """Raised by a `kill_at` hook: a stage interrupted in the middle."""
+
+
+def kill_at(step_to_kill: int):
+    """An `on_step` hook that interrupts training once `step_to_kill` steps are done."""
+    def hook(step: int) -> None:
+        if step == step_to_kill:
+            raise Killed
+    return hook
+
+
 def _max_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
     sb = b.state_dict()
     return max((v - sb[k]).abs().max().item() for k, v in a.state_dict().items())
@@ -87,17 +99,10 @@ def test_resume_gives_the_same_weights(tmp_path):
     ref = copy.deepcopy(init)
     train_stage(ref, teacher, Stage.STAGE2, data, loop, is_regression=False, ckpt_dir=tmp_path / "a", progress=False)
 
-    class Killed(Exception):
-        pass
-
-    def kill(step: int) -> None:
-        if step == 3:
-            raise Killed
-
     victim = copy.deepcopy(init)
     with pytest.raises(Killed):
         train_stage(victim, teacher, Stage.STAGE2, data, loop, is_regression=False, ckpt_dir=tmp_path / "b",
-                    progress=False, on_step=kill, log_path=tmp_path / "b.jsonl")
+                    progress=False, on_step=kill_at(3), log_path=tmp_path / "b.jsonl")
     assert json.loads((tmp_path / "b" / "state.json").read_text())["step"] == 2
     resumed = copy.deepcopy(init)
     res = train_stage(resumed, teacher, Stage.STAGE2, data, loop, is_regression=False, ckpt_dir=tmp_path / "b",
@@ -273,16 +278,9 @@ def test_selection_keeps_the_best_scored_weights_and_survives_resume(tmp_path):
     assert max((v - step4[k]).abs().max().item() for k, v in ref.state_dict().items()) == 0.0
     assert json.loads((tmp_path / "a_best" / "best.json").read_text()) == {"step": 4, "score": 3.0}
 
-    class Killed(Exception):
-        pass
-
-    def kill(step: int) -> None:
-        if step == 5:
-            raise Killed
-
     victim = copy.deepcopy(init)
     with pytest.raises(Killed):
-        run(victim, tmp_path / "b", on_step=kill)
+        run(victim, tmp_path / "b", on_step=kill_at(5))
     assert json.loads((tmp_path / "b_best" / "best.json").read_text())["step"] == 4
     resumed = copy.deepcopy(init)
     res = run(resumed, tmp_path / "b", resume=True)  # restarts at step 3, re-scores 4 and 6
