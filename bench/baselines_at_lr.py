@@ -1,0 +1,75 @@
+"""Report: baseline students trained at another learning rate, next to the DynaBERT grid point of the same
+architecture. Reads `<students-run>/baselines.csv` (from `dynabert baselines --lr ...`) and the DynaBERT run's
+grid.csv; writes results/<name>.{json,md}. Trains nothing.
+
+    .venv/bin/python bench/baselines_at_lr.py --students-run runs/sst2_v2_students_lr1e-4 --dynabert-run runs/sst2_v2 \
+        --lr 1e-4 --name baselines_lr1e-4
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import fingerprint, write_result  # noqa: E402
+
+
+def point_of(config_json: str, num_layers: int, num_heads: int) -> tuple[float, float] | None:
+    """(width, depth) of a uniform config, else None."""
+    cfg = json.loads(config_json)
+    heads = set(cfg["heads"])
+    if len(heads) != 1:
+        return None
+    return heads.pop() / num_heads, len(cfg["layers"]) / num_layers
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--students-run", type=Path, required=True)
+    ap.add_argument("--dynabert-run", type=Path, required=True)
+    ap.add_argument("--lr", type=float, required=True, help="the students' learning rate (for the report)")
+    ap.add_argument("--name", default="baselines_lr1e-4", help="results file stem")
+    ap.add_argument("--command", action="append", default=[], help="a command that trained the students")
+    a = ap.parse_args()
+    students = pd.read_csv(a.students_run / "baselines.csv").drop_duplicates("name")
+    grid = pd.read_csv(a.dynabert_run / "grid.csv")
+    grid = grid[grid.stage == "stage2"]
+    arch = json.loads((a.dynabert_run / "rewired" / "elastic_config.json").read_text())["arch"]
+    rows = []
+    for r in students[students.recipe.isin(["distilbert", "tinybert"])].itertuples():
+        wd = point_of(r.config_json, arch["num_layers"], arch["num_heads"])
+        match = grid[(grid.width_mult == wd[0]) & (grid.depth_mult == wd[1])] if wd else grid.iloc[:0]
+        if match.empty:
+            continue
+        dy = match.iloc[0]
+        rows.append({"name": r.name, "recipe": r.recipe, "lr": a.lr, "steps": int(r.steps), "macs": int(r.macs),
+                     "dev_acc": round(r.dev_metric, 2), "test_acc": round(r.test_metric, 2),
+                     "dynabert_point": list(wd), "dynabert_macs": int(dy.macs),
+                     "dynabert_dev_acc": round(dy.dev_acc, 2), "dynabert_test_acc": round(dy.test_acc, 2),
+                     "dynabert_minus_student_test": round(dy.test_acc - r.test_metric, 2),
+                     "dynabert_minus_student_dev": round(dy.dev_acc - r.dev_metric, 2)})
+    data = {"rows": rows, "commands": a.command, "students_run": str(a.students_run),
+            "dynabert_run": str(a.dynabert_run), "fingerprint": fingerprint(1), "report_command": " ".join(sys.argv)}
+    md = [f"# Baseline students at lr {a.lr:g}, next to DynaBERT (same architecture, SST-2)", "",
+          f"Students: `{a.students_run}/baselines.csv`; DynaBERT: stage 2 of `{a.dynabert_run}`. Same teacher, data, "
+          "budget and evaluation as results/baselines.md; only the students' learning rate differs. Students end on "
+          "their last weights; DynaBERT's stage 2 on the weights its `--select-best` kept. Accuracy in %.", "",
+          "| student | steps | dev | test | DynaBERT point | DynaBERT dev | DynaBERT test | DynaBERT - student (test) | (dev) |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| {r['name']} | {r['steps']} | {r['dev_acc']:.2f} | {r['test_acc']:.2f} | w{r['dynabert_point'][0]:g} "
+                  f"d{r['dynabert_point'][1]:g} | {r['dynabert_dev_acc']:.2f} | {r['dynabert_test_acc']:.2f} | "
+                  f"{r['dynabert_minus_student_test']:+.2f} | {r['dynabert_minus_student_dev']:+.2f} |")
+    md += ["", "MACs are equal on both sides of each row (same architecture).", ""]
+    md += ["Commands that trained the students:", ""] + [f"- `{c}`" for c in a.command]
+    write_result(a.name, data, "\n".join(md))
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
