@@ -10,13 +10,13 @@ import math
 import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
-from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
+from app.cli_baselines import INT8_RUNTIMES, Int8Runtime, TinyBudget
 from elastic.baselines import (DistilWeights, Objective, Recipe, TinyWeights, append_baselines, make_projection,
                                train_baseline)
 from elastic.config import SubnetConfig, grid
@@ -26,26 +26,6 @@ from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.students import (Student, checkpoint_student, distilbert_layers, distilbert_student, subnet_student)
 from elastic.train import BatchPlan, LoopConfig
-
-
-
-class TinyBudget(str, Enum):
-    """How TinyBERT's two phases share the budget: each gets one stage's steps (as DynaBERT's two stages),
-    or they split one stage's steps in half."""
-
-    PER_PHASE = "per-phase"
-    SPLIT = "split"
-
-
-
-class Int8Runtime(str, Enum):
-    """Runtimes of dynamic INT8 (the profiling scenario runtimes of the same names)."""
-
-    EAGER = "eager-int8"
-    ORT = "ort-int8"
-
-
-INT8_RUNTIMES = tuple(r.value for r in Int8Runtime)
 
 
 @dataclass

@@ -1,24 +1,40 @@
-"""`dynabert baselines` command line (kept light: the work is in app/baselines_runner.py, imported when the
-command runs, so that `dynabert --help` does not load torch).
+"""`dynabert baselines`: DistilBERT-, TinyBERT-style students, INT8 teacher and INT8 DynaBERT sub-networks,
+trained with the run's budget, evaluated on dev/test and timed with the search's latency harness. Everything
+lands in `<run>/baselines.csv` (docs/ARTIFACTS.md); students are saved under `<run>/baselines/<name>/`
+(checkpoint + `done.json`), so a rerun measures but does not retrain. Latency records are cached in
+`<run>/baselines/latency_cache.jsonl`. MACs are counted at the run's max_length (as in grid.csv); latency at
+each `--scenario`.
 """
+# This module only builds the parser (no torch import, so `dynabert --help` stays fast); the work is in
+# app/baselines_runner.py, imported when the command runs.
 from __future__ import annotations
 
 import argparse
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 RECIPE_CHOICES = ("distilbert", "tinybert", "int8", "dynabert_int8", "all")
-TINY_BUDGETS = ("per-phase", "split")  # app.baselines_runner.TinyBudget values (a test checks)
-INT8_RUNTIME_CHOICES = ("eager-int8", "ort-int8")  # app.baselines_runner.Int8Runtime values (a test checks)
-BASELINES_DOC = """DistilBERT-, TinyBERT-style students, INT8 teacher and INT8 DynaBERT sub-networks, trained with the
-run's budget, evaluated on dev/test and timed with the search's latency harness. Everything lands in
-`<run>/baselines.csv` (docs/ARTIFACTS.md); students are saved under `<run>/baselines/<name>/` (checkpoint +
-`done.json`), so a rerun measures but does not retrain. Latency records are cached in
-`<run>/baselines/latency_cache.jsonl`. MACs are counted at the run's max_length (as in grid.csv); latency at
-each `--scenario`."""
 
 
-# ---- command line ----------------------------------------------------------------------------------
+class TinyBudget(str, Enum):
+    """How TinyBERT's two phases share the budget: each gets one stage's steps (as DynaBERT's two stages),
+    or they split one stage's steps in half."""
+
+    PER_PHASE = "per-phase"
+    SPLIT = "split"
+
+
+class Int8Runtime(str, Enum):
+    """Runtimes of dynamic INT8 (the profiling scenario runtimes of the same names)."""
+
+    EAGER = "eager-int8"
+    ORT = "ort-int8"
+
+
+INT8_RUNTIMES = tuple(r.value for r in Int8Runtime)
+
+
 def _ints(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.split(","))
@@ -49,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add `dynabert baselines` to the `dynabert` parser."""
     p = sub.add_parser("baselines", help="DistilBERT/TinyBERT-style students and INT8 baselines, same harness",
-                       description=BASELINES_DOC)
+                       description=__doc__)
     p.add_argument("--run-dir", required=True, type=Path, help="run directory with teacher/ and rewired/")
     p.add_argument("--recipe", nargs="+", choices=RECIPE_CHOICES, default=["distilbert", "tinybert", "int8"],
                    help="recipes to run (default distilbert tinybert int8; dynabert_int8 needs --dynabert-stage)")
@@ -57,7 +73,7 @@ def register(sub) -> None:
     p.add_argument("--layers", type=_ints, help="teacher layers the student keeps, e.g. 0,2,4 (default every other)")
     p.add_argument("--depth", type=int, help="student layers (default half the teacher's)")
     p.add_argument("--width", type=float, default=0.5, help="TinyBERT student width multiplier of heads/FFN (0.5)")
-    p.add_argument("--tinybert-budget", choices=TINY_BUDGETS, default="per-phase",
+    p.add_argument("--tinybert-budget", choices=[b.value for b in TinyBudget], default="per-phase",
                    help="TinyBERT phases: each gets the stage budget (per-phase, default) or they split it (split)")
     p.add_argument("--temperature", type=float, help="distillation temperature (default DistilBERT 2.0, TinyBERT 1.0)")
     p.add_argument("--alpha-soft", type=float, default=5.0, help="DistilBERT soft-CE weight (5.0)")
@@ -68,7 +84,7 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="batch size (32)")
     p.add_argument("--lr", type=float, default=2e-5, help="peak learning rate, linear decay (2e-5)")
     p.add_argument("--scenario", nargs="+", help="latency scenario keys (default cpu-eager-t2-b1-s128)")
-    p.add_argument("--int8-runtime", nargs="+", choices=INT8_RUNTIME_CHOICES, help="INT8 runtimes (default both)")
+    p.add_argument("--int8-runtime", nargs="+", choices=INT8_RUNTIMES, help="INT8 runtimes (default both)")
     p.add_argument("--dynabert-stage", default="stage2", help="checkpoint for dynabert_int8 (stage2)")
     p.add_argument("--dynabert-points", type=_points, help="width:depth grid points for dynabert_int8 (default all)")
     p.add_argument("--min-run-time", type=float, default=1.0, help="seconds of timed runs per latency (1.0)")

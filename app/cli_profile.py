@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-
 AUTO_CHECKPOINTS: tuple[str, ...] = ("stage2", "stage1", "rewired", "teacher")
 CHECKPOINT_CHOICES: tuple[str, ...] = ("stage3", *AUTO_CHECKPOINTS)
 
@@ -199,9 +198,10 @@ def _print_tables(result: dict[str, Any], scenarios: Sequence) -> None:
 def _run(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
+    from elastic.stages import read_run, write_run
+
     run_dir: Path = args.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    from elastic.stages import read_run
     run = read_run(run_dir)
     scenarios = scenarios_from_args(args, run)
     model, source = load_model_for_profile(run_dir, args.checkpoint, args.teacher)
@@ -212,14 +212,11 @@ def _run(args: argparse.Namespace) -> int:
                          reference_every=args.reference_every, min_run_time_s=args.min_run_time,
                          seed=args.seed, progress=not args.no_progress, timing=args.timing)
     _print_tables(result, scenarios)
-    from elastic.stages import read_run
-    run = read_run(run_dir)
+    run = read_run(run_dir)  # again: profiling took minutes, a stage may have written it meanwhile
     run["profile"] = {"checkpoint": source, "scenarios": [s.key for s in scenarios], "n_random": args.n_random,
                       "n_heldout": args.n_heldout, "reference_every": args.reference_every,
                       "min_run_time_s": args.min_run_time, "seed": args.seed, "timing": args.timing,
                       "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    tmp = run_dir / "run.json.tmp"
-    tmp.write_text(json.dumps(run, indent=2, default=str))
-    tmp.replace(run_dir / "run.json")
+    write_run(run_dir, run)
     print(f"\nwrote {run_dir / 'latency.csv'} and {run_dir / 'predictor.json'}")
     return 0

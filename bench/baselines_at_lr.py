@@ -8,7 +8,6 @@ grid.csv; writes results/<name>.{json,md}. Trains nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -16,15 +15,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import fingerprint, write_result  # noqa: E402
-
-
-def point_of(config_json: str, num_layers: int, num_heads: int) -> tuple[float, float] | None:
-    """(width, depth) of a uniform config, else None."""
-    cfg = json.loads(config_json)
-    heads = set(cfg["heads"])
-    if len(heads) != 1:
-        return None
-    return heads.pop() / num_heads, len(cfg["layers"]) / num_layers
+from elastic.config import SubnetConfig  # noqa: E402
 
 
 def main() -> int:
@@ -38,14 +29,15 @@ def main() -> int:
     students = pd.read_csv(a.students_run / "baselines.csv").drop_duplicates("name")
     grid = pd.read_csv(a.dynabert_run / "grid.csv")
     grid = grid[grid.stage == "stage2"]
-    arch = json.loads((a.dynabert_run / "rewired" / "elastic_config.json").read_text())["arch"]
     rows = []
     for r in students[students.recipe.isin(["distilbert", "tinybert"])].itertuples():
-        wd = point_of(r.config_json, arch["num_layers"], arch["num_heads"])
-        match = grid[(grid.width_mult == wd[0]) & (grid.depth_mult == wd[1])] if wd else grid.iloc[:0]
+        # the grid sub-network with the student's architecture (a DistilBERT student's config_json names the
+        # teacher layers it copied, at full width)
+        match = grid[grid.config_hash == SubnetConfig.from_json(r.config_json).hash]
         if match.empty:
             continue
         dy = match.iloc[0]
+        wd = (float(dy.width_mult), float(dy.depth_mult))
         rows.append({"name": r.name, "recipe": r.recipe, "lr": a.lr, "steps": int(r.steps), "macs": int(r.macs),
                      "dev_acc": round(r.dev_metric, 2), "test_acc": round(r.test_metric, 2),
                      "dynabert_point": list(wd), "dynabert_macs": int(dy.macs),

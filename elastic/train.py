@@ -16,7 +16,7 @@ import random
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -285,8 +285,12 @@ def load_training_state(ckpt_dir: Path, student: ElasticBertForSequenceClassific
                         optimizer: torch.optim.Optimizer, rng: random.Random, loop: LoopConfig) -> tuple[int, float]:
     """Restore weights, optimizer, RNGs from `ckpt_dir`; returns (step, seconds so far)."""
     state = json.loads((ckpt_dir / CKPT_STATE).read_text())
-    if state["loop"] != _loop_key(loop):
-        diff = sorted(k for k in state["loop"] if state["loop"][k] != _loop_key(loop).get(k))
+    now = _loop_key(loop)
+    # An option added after the checkpoint was written counts as its default (so old checkpoints resume).
+    defaults = {f.name: f.default for f in fields(LoopConfig) if f.default is not MISSING}
+    saved = {**{k: v for k, v in defaults.items() if k in now}, **state["loop"]}
+    if saved != now:
+        diff = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
         raise ResumeError(f"cannot resume {ckpt_dir}: it was made with different options ({', '.join(diff)}); "
                           "rerun with the original options or delete the checkpoint to start over")
     model, _ = load_checkpoint(ckpt_dir)

@@ -310,10 +310,3 @@ def test_ort_int8_accuracy_matches_fp32(tmp_path, tiny_arch):
     for s in q:  # 16 examples each: at most 2 predictions may flip under INT8
         assert abs(q[s] - fp32[s]) <= 12.5 + 1e-9
 
-
-def test_light_cli_choices_match_the_runner_enums():
-    """app/cli_baselines.py repeats the enum values so that `dynabert --help` need not import torch."""
-    from app.baselines_runner import Int8Runtime, TinyBudget
-    from app.cli_baselines import INT8_RUNTIME_CHOICES, TINY_BUDGETS
-    assert TINY_BUDGETS == tuple(b.value for b in TinyBudget)
-    assert INT8_RUNTIME_CHOICES == tuple(r.value for r in Int8Runtime)

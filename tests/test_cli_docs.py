@@ -28,3 +28,12 @@ def test_help_lists_every_stage_command(capsys):
 def test_no_command_prints_help_and_fails(capsys):
     assert main([]) == 2
     assert "usage: dynabert" in capsys.readouterr().out
+
+
+def test_cli_parser_does_not_import_torch():
+    """`dynabert --help` builds every subcommand's parser; none of them may pull in torch (start-up time)."""
+    import subprocess
+    import sys
+    code = "import sys; from app.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

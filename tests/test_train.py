@@ -110,6 +110,14 @@ def test_resume_gives_the_same_weights(tmp_path):
     assert res.steps == 6
     assert _max_diff(resumed, ref) <= 1e-6
     assert _max_diff(resumed, init) > 1e-4  # it trained at all
+    # A checkpoint written before an option existed resumes as if it had the option's default.
+    state_file = tmp_path / "a" / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["loop"]["select_every"]
+    state_file.write_text(json.dumps(state))
+    old = copy.deepcopy(init)
+    assert train_stage(old, teacher, Stage.STAGE2, data, loop, is_regression=False, ckpt_dir=tmp_path / "a",
+                       progress=False, resume=True).steps == 6
     changed = LoopConfig(**{**loop.__dict__, "lr": 2e-3})
     with pytest.raises(ValueError, match="different options"):
         train_stage(copy.deepcopy(init), teacher, Stage.STAGE2, data, changed, is_regression=False,
