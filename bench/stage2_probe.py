@@ -1,8 +1,9 @@
 """Diagnostic: how fast does stage 2 teach its narrow, shallow sub-networks? Short stage-2 runs from a
 run's DynaBERT_W checkpoint, dev accuracy of six probe sub-networks every few steps, per variant.
 
-Each variant trains a fresh copy of `<run>/stage1` with the stage-2 plan (12 sub-networks, teacher =
-DynaBERT_W at full width), the learning-rate schedule of a `--total`-step stage cut after `--steps`.
+Each variant trains a fresh copy of `<run>/stage1` with the stage-2 training loop (`train_stage`: 12
+sub-networks, teacher = DynaBERT_W at full width), the learning-rate schedule of a `--total`-step stage cut
+after `--steps`.
 Variants: `base` (the released code's recipe: lr 2e-5, hidden weight 1.0), `lr1e-4`, `hidden0.1`
 (hidden-state loss weight 0.1), `pad64` (every batch padded to 64 tokens, as the released code pads).
 
@@ -14,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import RESULTS, fingerprint, write_result  # noqa: E402
@@ -30,11 +29,20 @@ PROBES = ((1.0, 1.0), (1.0, 0.5), (0.25, 1.0), (0.25, 0.75), (0.25, 0.5), (0.5, 
 VARIANTS = {"base": {}, "lr1e-4": {"lr": 1e-4}, "hidden0.1": {"hidden_weight": 0.1}, "pad64": {"pad_to": 64}}
 
 
+class _Stop(Exception):
+    """Ends a probe after its steps (the schedule stays the one of a `total`-step stage)."""
+
+
 def probe(run_dir: Path, lr: float = 2e-5, hidden_weight: float = 1.0, pad_to: int = 0, steps: int = 100,
           total: int = 433, every: int = 25) -> list[dict[str, Any]]:
-    """Train stage 2 for `steps` steps of a `total`-step schedule; dev accuracy of PROBES every `every`."""
+    """Stage 2 through `elastic.train.train_stage` for `steps` steps of a `total`-step schedule; dev accuracy
+    of PROBES every `every` steps. `hidden_weight` and `pad_to` are applied by patching the train module for
+    the duration of the call (restored after)."""
+    import functools
+
     import elastic.train as T
     from elastic.config import SubnetConfig
+    from elastic.data import PadCollator
     from elastic.evaluate import evaluate
     from elastic.stages import StageOptions, prepare
     from elastic.weights import load_checkpoint
@@ -42,45 +50,35 @@ def probe(run_dir: Path, lr: float = 2e-5, hidden_weight: float = 1.0, pad_to: i
     prep = prepare(run_dir, StageOptions(progress=False))
     student, _ = load_checkpoint(run_dir / "stage1")
     teacher, _ = load_checkpoint(run_dir / "stage1")
-    teacher.eval().requires_grad_(False)
-    weights = dict(T.LOSS_WEIGHTS)
-    T.LOSS_WEIGHTS[T.Stage.STAGE2] = (1.0, hidden_weight)
-    loop = T.LoopConfig(total_steps=total, seed=prep.seed, lr=lr)
-    rng, batches = random.Random(prep.seed), T.BatchPlan(prep.train, 32, prep.seed)
-    torch.manual_seed(prep.seed)
-    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
     cfgs = {f"{w},{d}": SubnetConfig.uniform(student.arch, w, d) for w, d in PROBES}
     rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
 
-    def record(step: int, t0: float, last: dict[str, float]) -> None:
+    def record(step: int) -> None:
         accs = {k: round(evaluate(student, prep.loaders["dev"], c, prep.task)["metric"], 2) for k, c in cfgs.items()}
-        rows.append({"step": step, "dev_acc": accs, "loss": {k: round(v, 4) for k, v in last.items()},
-                     "seconds": round(time.perf_counter() - t0, 1)})
+        rows.append({"step": step, "dev_acc": accs, "seconds": round(time.perf_counter() - t0, 1)})
         print(json.dumps(rows[-1]), flush=True)
         student.train()
 
+    def on_step(step: int) -> None:
+        if step % every == 0:
+            record(step)
+        if step >= steps:
+            raise _Stop
+
+    weights, collator = dict(T.LOSS_WEIGHTS), T.PadCollator
+    T.LOSS_WEIGHTS[T.Stage.STAGE2] = (1.0, hidden_weight)
+    T.PadCollator = functools.partial(PadCollator, min_width=pad_to)
     try:
-        t0 = time.perf_counter()
-        record(0, t0, {})
-        student.train()
-        for step in range(steps):
-            b = batches.batch(step)
-            if pad_to and b["input_ids"].shape[1] < pad_to:
-                extra = pad_to - b["input_ids"].shape[1]
-                b = {k: (F.pad(v, (0, extra), value=prep.train.pad_token_id if k == "input_ids" else 0)
-                         if v.dim() == 2 else v) for k, v in b.items()}
-            for g in opt.param_groups:
-                g["lr"] = T.lr_at(step, loop)
-            opt.zero_grad(set_to_none=True)
-            plan = T.step_plan(T.Stage.STAGE2, student.arch, loop, rng)
-            last = T.run_step(student, teacher, b, plan, T.Stage.STAGE2, is_regression=False)
-            torch.nn.utils.clip_grad_norm_(student.parameters(), loop.grad_clip)
-            opt.step()
-            if (step + 1) % every == 0:
-                record(step + 1, t0, last)
+        record(0)
+        T.train_stage(student, teacher, T.Stage.STAGE2, prep.train, T.LoopConfig(total_steps=total, seed=prep.seed, lr=lr),
+                      is_regression=prep.task.is_regression, progress=False, on_step=on_step)
+    except _Stop:
+        pass
     finally:
         T.LOSS_WEIGHTS.clear()
         T.LOSS_WEIGHTS.update(weights)
+        T.PadCollator = collator
     return rows
 
 

@@ -504,14 +504,16 @@ def encode_split(task: TaskData, split: str, tokenizer: Any, max_length: int) ->
 
 
 class PadCollator:
-    """Pads a list of examples to the longest one in the batch (a class so workers can pickle it)."""
+    """Pads a list of examples to the longest one in the batch, or to `min_width` tokens when longer (as
+    fixed-length padding does); a class so workers can pickle it."""
 
-    def __init__(self, pad_token_id: int, is_regression: bool) -> None:
+    def __init__(self, pad_token_id: int, is_regression: bool, min_width: int = 0) -> None:
         self.pad_token_id = pad_token_id
         self.is_regression = is_regression
+        self.min_width = min_width
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        width = max(len(it["input_ids"]) for it in items)
+        width = max(self.min_width, max(len(it["input_ids"]) for it in items))
         input_ids = torch.full((len(items), width), self.pad_token_id, dtype=torch.long)  # (B, T)
         token_type_ids = torch.zeros((len(items), width), dtype=torch.long)
         attention_mask = torch.zeros((len(items), width), dtype=torch.long)
