@@ -8,6 +8,7 @@ grid.csv; writes results/<name>.{json,md}. Trains nothing.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -25,10 +26,14 @@ def main() -> int:
     ap.add_argument("--lr", type=float, required=True, help="the students' learning rate (for the report)")
     ap.add_argument("--name", default="baselines_lr1e-4", help="results file stem")
     ap.add_argument("--command", action="append", default=[], help="a command that trained the students")
+    ap.add_argument("--stage", default="stage2", choices=("stage1", "stage2", "stage3"),
+                    help="the DynaBERT stage whose grid points are compared (default stage2)")
     a = ap.parse_args()
     students = pd.read_csv(a.students_run / "baselines.csv").drop_duplicates("name")
     grid = pd.read_csv(a.dynabert_run / "grid.csv")
-    grid = grid[grid.stage == "stage2"]
+    grid = grid[grid.stage == a.stage]
+    if grid.empty:
+        ap.error(f"{a.dynabert_run}/grid.csv has no {a.stage} rows: has that stage finished?")
     rows = []
     for r in students[students.recipe.isin(["distilbert", "tinybert"])].itertuples():
         # the grid sub-network with the student's architecture (a DistilBERT student's config_json names the
@@ -44,12 +49,14 @@ def main() -> int:
                      "dynabert_dev_acc": round(dy.dev_acc, 2), "dynabert_test_acc": round(dy.test_acc, 2),
                      "dynabert_minus_student_test": round(dy.test_acc - r.test_metric, 2),
                      "dynabert_minus_student_dev": round(dy.dev_acc - r.dev_metric, 2)})
-    data = {"rows": rows, "commands": a.command, "students_run": str(a.students_run),
+    run = json.loads((a.dynabert_run / "run.json").read_text())
+    seed = run.get("seed")
+    data = {"rows": rows, "commands": a.command, "dynabert_stage": a.stage, "seed": seed, "students_run": str(a.students_run),
             "dynabert_run": str(a.dynabert_run), "fingerprint": fingerprint(1), "report_command": " ".join(sys.argv)}
     md = [f"# Baseline students at lr {a.lr:g}, next to DynaBERT (same architecture, SST-2)", "",
-          f"Students: `{a.students_run}/baselines.csv`; DynaBERT: stage 2 of `{a.dynabert_run}`. Same teacher, data, "
+          f"Students: `{a.students_run}/baselines.csv`; DynaBERT: {a.stage} of `{a.dynabert_run}` (seed {seed}). Same teacher, data, "
           "budget and evaluation as results/baselines.md; only the students' learning rate differs. Students end on "
-          "their last weights; DynaBERT's stage 2 on the weights its `--select-best` kept. Accuracy in %.", "",
+          "their last weights; DynaBERT's stage on the weights its `--select-best` kept, if it was given. Accuracy in %.", "",
           "| student | steps | dev | test | DynaBERT point | DynaBERT dev | DynaBERT test | DynaBERT - student (test) | (dev) |",
           "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

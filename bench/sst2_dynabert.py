@@ -219,7 +219,10 @@ def render_md(r: dict) -> str:
               f"- Stage 1: widths 1.0/0.75/0.5/0.25 at full depth, 4 sub-networks per step, extra options: "
               f"{' '.join(r.get('stage1_extra_options') or []) or 'none'}; stage 2: the same 4 widths x depths "
               f"1.0/0.75/0.5 = 12 sub-networks per step (as the released code), teacher width full, extra options: "
-              f"{' '.join(r['stage2_extra_options']) or 'none'}. No stage 3, no augmentation.",
+              f"{' '.join(r['stage2_extra_options']) or 'none'}. "
+              + ("Stage 3 (hard-label fine-tuning of the 12 grid sub-networks, run separately with `dynabert "
+                 "train-stage3`: see the run history) is in the table; no augmentation."
+                 if any(g["stage"] == "stage3" for g in r["grid"]) else "No stage 3, no augmentation."),
               *selection_lines(r),
               f"- {r['steps_per_stage']} steps of batch 32 = every training sentence about "
               f"{r['steps_per_stage'] * 32 / max(1, r['train_examples'] or 1):.1f} times per stage; the reference used "
