@@ -289,6 +289,25 @@ def load_search(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def stale_search_note(run_dir: Path, search: dict[str, Any]) -> str | None:
+    """A note when search.json's front was searched on other weights than the run's checkpoint of that
+    stage now (the stage was retrained after the search); None when they agree or nothing was recorded."""
+    from search.evaluator import checkpoint_stamp  # light: json and paths only
+
+    searched = search.get("checkpoint")
+    if not isinstance(searched, str) or "@" not in searched:
+        return None
+    stage = searched.split("@", 1)[0]
+    ckpt = Path(run_dir) / stage
+    try:
+        if checkpoint_stamp(stage, ckpt) == searched:
+            return None
+    except OSError:  # neither done.json's finished_at nor the weights
+        return f"The searched front comes from a `{stage}` checkpoint that this run no longer has."
+    return (f"The searched front was searched on an earlier training of `{stage}` ({searched.rstrip(':')}): its "
+            "metrics are not the current weights'. Run `dynabert search --study-name NEW` again.")
+
+
 def load_published_reference(path: str | os.PathLike = PUBLISHED_CSV) -> pd.DataFrame:
     """The published SST-2 reference points shipped with the app (not measured here).
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -197,9 +198,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     from profiling.onnx_export import export_onnx
     from profiling.scenario import Scenario
     from search.evaluator import RunContext
+    from search.pareto import searched_checkpoint
 
     ctx = RunContext(args.run_dir)
     items = _selection(args, ctx.arch)
+    searched = searched_checkpoint(args.run_dir)
+    if searched is not None and searched != ctx.cache_namespace():
+        # pareto.csv's configs are architectures (still valid); its metrics belong to the old weights
+        print(f"warning: the search ran on checkpoint {searched.rstrip(':')}, the run's checkpoint is now "
+              f"{ctx.cache_namespace().rstrip(':')}: metrics are re-evaluated on the current weights; run "
+              "`dynabert search --study-name NEW` for a front of the current weights", file=sys.stderr)
+        for _, _, facts in items:
+            facts.pop("dev_metric", None)
+            facts.pop("test_metric", None)
     scenario_key = args.scenario or _default_scenario(args.run_dir)
     Scenario.parse(scenario_key)
     evaluator = ctx.evaluator()

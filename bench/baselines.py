@@ -226,11 +226,26 @@ def dynabert_side(run_dir: Path, stage: Optional[str], cfg_json: str, scenario: 
     return round(rec["median_ms"], 4)
 
 
+def front_of_stage(run_dir: Path, stage: str) -> Optional[pd.DataFrame]:
+    """pareto.csv when the search ran on the compared stage's current checkpoint, else None (with a note):
+    a front of other weights (an earlier training of the stage, or another stage) is not this model's."""
+    from search.evaluator import checkpoint_stamp
+    from search.pareto import searched_checkpoint
+    if not (run_dir / "pareto.csv").exists():
+        return None
+    searched, current = searched_checkpoint(run_dir), checkpoint_stamp(stage, run_dir / stage)
+    if searched != current:
+        print(f"note: pareto.csv is not used: the search ran on checkpoint {searched or '(not recorded)'}, the "
+              f"compared checkpoint is {current}", file=sys.stderr)
+        return None
+    return pd.read_csv(run_dir / "pareto.csv")
+
+
 def write(run_dir: Path, rows: list[dict[str, Any]], int8_rows: list[dict[str, Any]], grid_df, stage, steps: int,
           steps_from: str, args, seconds: float) -> None:
     from elastic.baselines import Recipe
     from profiling.fingerprint import fingerprint
-    front = pd.read_csv(run_dir / "pareto.csv") if (run_dir / "pareto.csv").exists() else None
+    front = front_of_stage(run_dir, stage)
     out_rows = []
     by_name: dict[str, dict[str, float]] = {}
     for r in rows:

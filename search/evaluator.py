@@ -261,6 +261,18 @@ def find_checkpoint(run_dir: Path, stage: str | None = None) -> tuple[str, Path]
                       f"--run-dir {run_dir}`")
 
 
+def checkpoint_stamp(stage: str, checkpoint: Path) -> str:
+    """`<stage>@<finished_at>:` of a stage checkpoint dir (its done.json, else the weights' mtime): what
+    caches and studies record, so that a retrained stage never reuses the old checkpoint's results."""
+    done = Path(checkpoint) / "done.json"
+    try:
+        stamp = str(json.loads(done.read_text()).get("finished_at", ""))
+    except (OSError, json.JSONDecodeError, AttributeError):
+        stamp = ""
+    stamp = stamp or str(int((Path(checkpoint) / "model.safetensors").stat().st_mtime))
+    return f"{stage}@{stamp}:"
+
+
 class RunContext:
     """A run dir's trained elastic model, tokenizer and task, loaded once per process.
 
@@ -345,13 +357,7 @@ class RunContext:
 
     def cache_namespace(self) -> str:
         """`<stage>@<finished_at>:` so that a retrained stage never reuses the old checkpoint's metrics."""
-        done = self.checkpoint / "done.json"
-        try:
-            stamp = str(json.loads(done.read_text()).get("finished_at", ""))
-        except (OSError, json.JSONDecodeError, AttributeError):
-            stamp = ""
-        stamp = stamp or str(int((self.checkpoint / "model.safetensors").stat().st_mtime))
-        return f"{self.stage}@{stamp}:"
+        return checkpoint_stamp(self.stage, self.checkpoint)
 
     def evaluator(self, *, subset: int | None = None, cache: bool = True) -> CachedEvaluator:
         """A cached evaluator over this run (cache file `<run>/eval_cache.jsonl`)."""

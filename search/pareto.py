@@ -190,6 +190,8 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
         "knee_hash": rows[knee]["config_hash"], "knee_trial": rows[knee]["trial"], "n_trials": n_complete,
         "n_front": len(rows), "seconds_per_trial": timing["seconds_per_trial"], "eval_share": timing["eval_share"],
         "latency_measured": measure_fn is not None, "fingerprint": fingerprint, "study_name": study.study_name,
+        # the checkpoint whose metrics the trials hold (`<stage>@<finished_at>:`, see search.study.open_study)
+        "checkpoint": study.user_attrs.get("checkpoint"),
     }
     tmp = Path(run_dir) / "search.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, default=str))
@@ -283,3 +285,13 @@ def trial_config(trial: optuna.trial.FrozenTrial) -> SubnetConfig:
     if not text:
         raise ValueError(f"trial {trial.number} has no config_json (it did not finish)")
     return SubnetConfig.from_json(text)
+
+
+def searched_checkpoint(run_dir: Path) -> str | None:
+    """The checkpoint stamp recorded in `<run>/search.json` (None: no search.json, or one from before the
+    stamp was recorded). Compare it with `RunContext.cache_namespace()` before trusting pareto.csv's metrics."""
+    try:
+        value = json.loads((Path(run_dir) / "search.json").read_text()).get("checkpoint")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

@@ -160,8 +160,18 @@ def make_sampler(kind: str, seed: int, *, population_size: int = 20) -> optuna.s
     raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{kind}'")
 
 
-def open_study(opts: SearchOptions, *, worker: int = 0) -> optuna.Study:
-    """Create or load (`load_if_exists`) the study; directions follow `opts.objectives`."""
+# Study user attribute naming the checkpoint (`RunContext.cache_namespace()`) whose metrics its trials hold.
+CHECKPOINT_ATTR = "checkpoint"
+
+
+def open_study(opts: SearchOptions, *, worker: int = 0, checkpoint: str | None = None) -> optuna.Study:
+    """Create or load (`load_if_exists`) the study; directions follow `opts.objectives`.
+
+    Args:
+        checkpoint: the searched checkpoint's stamp (`<stage>@<finished_at>:`). A new study records it; a
+            study that recorded another one (the stage was retrained, or another stage is searched) is
+            refused, since its trials' metrics belong to other weights. None skips the check.
+    """
     directions = ["maximize"] + ["minimize"] * (len(opts.objectives) - 1)
     study = optuna.create_study(
         study_name=opts.name, storage=make_storage(opts.storage_url), directions=directions,
@@ -174,6 +184,16 @@ def open_study(opts: SearchOptions, *, worker: int = 0) -> optuna.Study:
     if study.metric_names is not None and study.metric_names != names:
         raise ValueError(f"study '{opts.name}' was run with objectives {study.metric_names}, not {names}; "
                          "pass another --study-name (or --storage) for these objectives")
+    if checkpoint is not None:
+        recorded = study.user_attrs.get(CHECKPOINT_ATTR)
+        if recorded is None:
+            study.set_user_attr(CHECKPOINT_ATTR, checkpoint)
+        elif recorded != checkpoint:
+            raise ValueError(
+                f"study '{opts.name}' in {opts.storage_url} holds trials of checkpoint {recorded.rstrip(':')}, but "
+                f"the checkpoint searched now is {checkpoint.rstrip(':')} (retrained, or another stage): its "
+                "metrics belong to other weights. Pass --study-name NEW for a search of the current weights "
+                "(or --stage to search the old stage's checkpoint)")
     if study.metric_names != names:
         with warnings.catch_warnings():  # experimental since 3.2, still the way dashboards name axes
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -238,6 +258,7 @@ class Objective:
     arch: Any
     evaluator: CachedEvaluator
     costs: Callable[[SubnetConfig], dict[str, float]]
+    checkpoint: str | None = None  # the searched checkpoint's stamp (see open_study)
     eval_seconds: float = field(default=0.0, init=False)
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
@@ -318,7 +339,7 @@ def run_worker(opts: SearchOptions, *, worker: int = 0, objective: Objective | N
 
 def _worker_loop(opts: SearchOptions, worker: int, objective: Objective,
                  on_trial: Callable[[int], None] | None) -> WorkerStats:
-    study = open_study(opts, worker=worker)
+    study = open_study(opts, worker=worker, checkpoint=objective.checkpoint)
     stats, t_start = WorkerStats(), time.perf_counter()
     me = f"{socket.gethostname()}:{os.getpid()}"
     with _search_lock(opts):
@@ -352,7 +373,8 @@ def build_objective(opts: SearchOptions, ctx: RunContext | None = None) -> Objec
     sc = Scenario.parse(opts.scenario)
     lat = latency_fn(ctx, opts.scenario, measure=opts.measure) if opts.needs_latency else None
     costs = TrialCosts(ctx.arch, ctx.model.num_labels, sc.seq_len, sc.batch, lat)
-    return Objective(opts, ctx.arch, ctx.evaluator(subset=opts.fidelity_subset), costs)
+    return Objective(opts, ctx.arch, ctx.evaluator(subset=opts.fidelity_subset), costs,
+                     checkpoint=ctx.cache_namespace())
 
 
 def _worker_main(opts: SearchOptions, worker: int) -> None:
@@ -370,7 +392,7 @@ def run_search(opts: SearchOptions, *, objective: Objective | None = None) -> op
     opts.run_dir.mkdir(parents=True, exist_ok=True)
     if objective is None:
         objective = build_objective(opts)  # fail fast (no checkpoint, no predictor) before any worker
-    study = open_study(opts)
+    study = open_study(opts, checkpoint=objective.checkpoint)
     done = lambda: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))  # noqa: E731
     bar = tqdm(total=opts.n_trials, initial=min(done(), opts.n_trials), desc="search", unit="trial",
                disable=not opts.progress)

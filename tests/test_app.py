@@ -176,6 +176,18 @@ def test_hypervolume_recomputed_without_history(copy_runs: Path, monkeypatch: py
     assert "recomputed from trials.csv" in texts(at.caption)
 
 
+def test_front_of_retrained_weights_is_flagged(copy_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = copy_runs / RUN / "search.json"
+    data = json.loads(p.read_text())
+    p.write_text(json.dumps({**data, "checkpoint": "stage2@2026-11-24T08:50:00+00:00:"}))  # this stage2
+    at = open_app(copy_runs, monkeypatch, "pareto")
+    assert "earlier training" not in texts(at.warning)
+    p.write_text(json.dumps({**data, "checkpoint": "stage2@2026-11-20T10:00:00+00:00:"}))  # a stage2 since retrained
+    at = open_app(copy_runs, monkeypatch, "pareto")
+    warning = texts(at.warning)
+    assert "earlier training of `stage2`" in warning and "--study-name NEW" in warning
+
+
 def test_export_page_runs_the_cli_export(copy_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from app import cli_search
 

@@ -162,3 +162,23 @@ def test_cli_export_pareto_from_pareto_csv(run_dir, tmp_path, capsys):
     assert len(dirs) == len(rows) and all(d.startswith("pareto-t") for d in dirs)
     card = (tmp_path / "all" / dirs[0] / "model_card.md").read_text()
     assert "test accuracy: 12.5 %" in card and "pareto.csv trial" in card
+
+
+def test_export_from_a_front_of_older_weights_reevaluates(tmp_path, capsys):
+    from search.pareto import finalize, load_study
+
+    run = make_tiny_run(tmp_path / "r")  # its own run: this test retrains (re-stamps) stage2
+    code, _, err = _cli(["search", "--run-dir", str(run), "--scenario", "cpu-eager-t1-b1-s16",
+                         "--objectives", "metric,macs", "--n-trials", "12", "--study-name", "old", "--threads", "1",
+                         "--no-progress", "--no-finalize"], capsys)
+    assert code == 0, err
+    finalize(load_study(run, study_name="old"), run_dir=run, scenario="cpu-eager-t1-b1-s16",
+             objectives=("metric", "macs"), full_costs=[1e9], test_fn=lambda cfg: 12.5)
+    done = json.loads((run / "stage2" / "done.json").read_text())
+    (run / "stage2" / "done.json").write_text(json.dumps({**done, "finished_at": "2026-03-03T00:00:00+00:00"}))
+    code, _, err = _cli(["export", "--run-dir", str(run), "--knee", "--no-onnx", "--no-measure",
+                         "--out", str(tmp_path / "k")], capsys)
+    assert code == 0, err
+    assert "warning: the search ran on checkpoint stage2@2026-01-01" in err
+    card = (tmp_path / "k" / "model_card.md").read_text()
+    assert "pareto.csv trial" in card and "12.5" not in card  # the old weights' test figure is not carried over

@@ -246,3 +246,30 @@ def test_resuming_with_other_objectives_is_refused(run_dir):
     run_search(_opts(run_dir, study_name="objs", n_trials=12))
     with pytest.raises(ValueError, match="was run with objectives"):
         open_study(_opts(run_dir, study_name="objs", objectives=("metric", "params")))
+
+
+def test_a_retrained_checkpoint_refuses_the_old_study(tmp_path, capsys):
+    from app.cli import main
+    from search.pareto import searched_checkpoint
+
+    run = make_tiny_run(tmp_path)  # its own run: this test retrains (re-stamps) stage2
+    opts = _opts(run, study_name="ck", n_trials=6, sampler="random")
+    study = run_search(opts)
+    stamp = "stage2@2026-01-01T00:00:00+00:00:"
+    assert study.user_attrs["checkpoint"] == stamp
+    complete = lambda st: len(st.get_trials(states=(TrialState.COMPLETE,)))  # noqa: E731
+    assert complete(run_search(_opts(run, study_name="ck", n_trials=8, sampler="random"))) == 8  # same weights resume
+    done = json.loads((run / "stage2" / "done.json").read_text())
+    (run / "stage2" / "done.json").write_text(json.dumps({**done, "finished_at": "2026-02-02T00:00:00+00:00"}))
+    with pytest.raises(ValueError, match="holds trials of checkpoint stage2@2026-01-01.*--study-name NEW"):
+        run_search(_opts(run, study_name="ck", n_trials=10, sampler="random"))
+    assert complete(open_study(opts)) == 8  # nothing was added to the old study
+    code = main(["search", "--run-dir", str(run), "--scenario", SCENARIO, "--objectives", "metric,macs",
+                 "--n-trials", "10", "--study-name", "ck", "--threads", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: study 'ck'") and err.strip().count("\n") == 0
+    # a new study of the current weights runs, and its search.json names the checkpoint it searched
+    code = main(["search", "--run-dir", str(run), "--scenario", SCENARIO, "--objectives", "metric,macs",
+                 "--n-trials", "6", "--study-name", "ck2", "--threads", "1", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert searched_checkpoint(run) == "stage2@2026-02-02T00:00:00+00:00:"

@@ -6,6 +6,7 @@ import math
 import pandas as pd
 import streamlit as st
 
+from app import artifacts as A
 from app import charts as C
 from app.app_pages.common import (current_run, frame_for_display, load, metric_name, published_reference,
                                   stage2_grid)
@@ -59,6 +60,8 @@ if cand is None or cand.empty:
     st.stop()
 if cand is grid:
     st.info("No searched front: the budget controls act on the uniform grid points.")
+elif stale := A.stale_search_note(run, search):
+    st.warning(stale)
 
 
 def _range(s: pd.Series, pad: float) -> tuple[float, float]:
