@@ -25,6 +25,7 @@ def main() -> int:
     ap.add_argument("--dynabert-run", type=Path, required=True)
     ap.add_argument("--lr", type=float, required=True, help="the students' learning rate (for the report)")
     ap.add_argument("--name", default="baselines_lr1e-4", help="results file stem")
+    ap.add_argument("--task-name", default="SST-2", help="the task, for the report's title (SST-2)")
     ap.add_argument("--command", action="append", default=[], help="a command that trained the students")
     ap.add_argument("--stage", default="stage2", choices=("stage1", "stage2", "stage3"),
                     help="the DynaBERT stage whose grid points are compared (default stage2)")
@@ -51,11 +52,12 @@ def main() -> int:
                      "dynabert_minus_student_dev": round(dy.dev_acc - r.dev_metric, 2)})
     run = json.loads((a.dynabert_run / "run.json").read_text())
     seed = run.get("seed")
-    data = {"rows": rows, "commands": a.command, "dynabert_stage": a.stage, "seed": seed, "students_run": str(a.students_run),
+    data = {"task": a.task_name, "rows": rows, "commands": a.command, "dynabert_stage": a.stage, "seed": seed, "students_run": str(a.students_run),
             "dynabert_run": str(a.dynabert_run), "fingerprint": fingerprint(1), "report_command": " ".join(sys.argv)}
-    md = [f"# Baseline students at lr {a.lr:g}, next to DynaBERT (same architecture, SST-2)", "",
-          f"Students: `{a.students_run}/baselines.csv`; DynaBERT: {a.stage} of `{a.dynabert_run}` (seed {seed}). Same teacher, data, "
-          "budget and evaluation as results/baselines.md; only the students' learning rate differs. Students end on "
+    md = [f"# Baseline students at lr {a.lr:g}, next to DynaBERT (same architecture, {a.task_name})", "",
+          f"Students: `{a.students_run}/baselines.csv`; DynaBERT: {a.stage} of `{a.dynabert_run}` (seed {seed}). Students and DynaBERT "
+          "share the teacher, data, step budget, evaluation and harness (as results/baselines.md); the students train at "
+          f"lr {a.lr:g}. Students end on "
           "their last weights; DynaBERT's stage on the weights its `--select-best` kept, if it was given. Accuracy in %.", "",
           "| student | steps | dev | test | DynaBERT point | DynaBERT dev | DynaBERT test | DynaBERT - student (test) | (dev) |",
           "|---|---|---|---|---|---|---|---|---|"]

@@ -24,3 +24,21 @@ def test_aggregate_means_worst_seed_and_target_flags() -> None:
     t3 = rows["t3"]
     assert t3["mean_diff_test"] == pytest.approx(1.0) and t3["target_met_on_mean"]
     assert not t3["target_met_every_seed"]  # 0.5 in s1
+
+
+def test_baselines_bench_uses_only_a_front_of_the_compared_weights(tmp_path, capsys) -> None:
+    import json
+
+    from bench.baselines import front_of_stage
+
+    (tmp_path / "stage2").mkdir()
+    (tmp_path / "stage2" / "done.json").write_text(json.dumps({"steps": 1, "finished_at": "2026-05-05T00:00:00"}))
+    assert front_of_stage(tmp_path, "stage2") is None  # no pareto.csv
+    (tmp_path / "pareto.csv").write_text("trial,macs,dev_metric,test_metric,latency_measured_ms\n3,10,80.0,81.0,1.5\n")
+    for recorded in (None, "stage2@2026-01-01T00:00:00:", "stage1@2026-05-05T00:00:00:"):
+        (tmp_path / "search.json").write_text(json.dumps({"scenario": "s", "checkpoint": recorded}))
+        assert front_of_stage(tmp_path, "stage2") is None, recorded  # unknown, older or other-stage weights
+        assert "pareto.csv is not used" in capsys.readouterr().err
+    (tmp_path / "search.json").write_text(json.dumps({"scenario": "s", "checkpoint": "stage2@2026-05-05T00:00:00:"}))
+    front = front_of_stage(tmp_path, "stage2")
+    assert front is not None and list(front.trial) == [3]
