@@ -25,7 +25,7 @@ from elastic.evaluate import evaluate
 from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.students import (Student, checkpoint_student, distilbert_layers, distilbert_student, subnet_student)
-from elastic.train import BatchPlan, LoopConfig
+from elastic.train import BatchPlan, LoopConfig, best_dir
 
 
 @dataclass
@@ -49,6 +49,8 @@ class BaselineOptions:
     dynabert_stage: str = "stage2"
     dynabert_points: Optional[tuple[tuple[float, float], ...]] = None
     min_run_time_s: float = 1.0
+    select_best: str = "off"
+    select_every: int = 50
     save_every: int = 100
     resume: bool = False
     progress: bool = True
@@ -60,6 +62,11 @@ class BaselineOptions:
         self.int8_runtimes = tuple(Int8Runtime(r) for r in self.int8_runtimes)
         if not 0 < self.width <= 1:
             raise ValueError(f"--width must be in (0, 1], got {self.width}")
+        from elastic.stages import SELECT_SPLITS
+        if self.select_best not in SELECT_SPLITS:
+            raise ValueError(f"--select-best must be one of {SELECT_SPLITS}, got '{self.select_best}'")
+        if self.select_every < 1:
+            raise ValueError(f"--select-every must be >= 1, got {self.select_every}")
 
 
 # ---- budget ----------------------------------------------------------------------------------------
@@ -164,9 +171,18 @@ class _Ctx:
     def metrics(self, model, cfg) -> dict[str, float]:
         return {s: evaluate(model, ld, cfg, self.prep.task)["metric"] for s, ld in self.prep.loaders.items()}
 
-    def loop(self, steps: int) -> LoopConfig:
+    def loop(self, steps: int, *, select: bool = False) -> LoopConfig:
         return LoopConfig(total_steps=steps, batch_size=self.opts.batch_size, lr=self.opts.lr, seed=self.prep.seed,
-                          save_every=self.opts.save_every)
+                          save_every=self.opts.save_every, select_every=self.opts.select_every if select else 0)
+
+    def select_fn(self, student: Student) -> Optional[Callable[[int], float]]:
+        """`--select-best`: the student's metric on the held-out train slice (or dev), as the DynaBERT stages."""
+        from elastic.stages import StageOptions, make_select_loader
+        loader = make_select_loader(self.prep, StageOptions(select_best=self.opts.select_best,
+                                                       select_every=self.opts.select_every), self.run_dir)
+        if loader is None:
+            return None
+        return lambda step: evaluate(student.model, loader, student.subnet, self.prep.task)["metric"]
 
 
 def _scenarios(opts: BaselineOptions, int8_runtime: Optional[Int8Runtime] = None) -> list:
@@ -190,35 +206,46 @@ def _trained(ctx: _Ctx, name: str, student: Student, phases: list[tuple[Objectiv
     out = ctx.run_dir / "baselines" / name
     total = sum(n for _, n in phases)
     if (out / "done.json").exists():
-        done = int(json.loads((out / "done.json").read_text())["steps"])
-        if done != total:
+        info = json.loads((out / "done.json").read_text())
+        done, selected_on = int(info["steps"]), info.get("select_best", "off")
+        if done != total or selected_on != ctx.opts.select_best:
             from elastic.stages import RunDirError
-            raise RunDirError(f"{out} was trained for {done} steps, this command asks for {total}: pass the same "
-                              "budget (--max-steps/--epochs) to reuse it, or delete that folder to retrain")
+            raise RunDirError(f"{out} was trained for {done} steps with --select-best {selected_on}, this command "
+                              f"asks for {total} steps with --select-best {ctx.opts.select_best}: pass the same "
+                              "budget (--max-steps/--epochs) and selection to reuse it, or delete that folder to retrain")
         model, _ = load_checkpoint(out)
         return replace(student, model=model), done
     projection = make_projection(student.model.arch.hidden_size, ctx.teacher.arch.hidden_size, ctx.prep.seed)
     out.mkdir(parents=True, exist_ok=True)
-    seconds = 0.0
-    for objective, steps in phases:
+    seconds, selected = 0.0, {}
+    for i, (objective, steps) in enumerate(phases):
         phase_dir = out / objective.value
         if (phase_dir / "done.json").exists():  # an earlier, finished phase of an interrupted run
             model, _ = load_checkpoint(phase_dir)
             student = replace(student, model=model)
             continue
-        res = train_baseline(student, ctx.teacher, objective, ctx.prep.train, ctx.loop(steps),
+        # Model selection scores the task metric, so it applies to the last phase (the one that trains the
+        # prediction); TinyBERT's intermediate-layer phase runs its whole budget.
+        select = i == len(phases) - 1 and ctx.opts.select_best != "off"
+        ckpt = out / f"ckpt-{objective.value}"
+        res = train_baseline(student, ctx.teacher, objective, ctx.prep.train, ctx.loop(steps, select=select),
                              is_regression=ctx.prep.task.is_regression, projection=projection,
                              distil=replace(ctx.opts.distil, temperature=temperature),
-                             tiny=TinyWeights(temperature=temperature), ckpt_dir=out / f"ckpt-{objective.value}",
-                             log_path=out / "train.jsonl", resume=ctx.opts.resume, progress=ctx.opts.progress)
+                             tiny=TinyWeights(temperature=temperature), ckpt_dir=ckpt,
+                             log_path=out / "train.jsonl", resume=ctx.opts.resume, progress=ctx.opts.progress,
+                             select_fn=ctx.select_fn(student) if select else None)
         seconds += res.seconds
-        shutil.rmtree(out / f"ckpt-{objective.value}", ignore_errors=True)  # resumable state, no longer needed
+        if res.selected_step is not None:
+            selected = {"selected_step": res.selected_step, "selected_score": round(res.selected_score, 4)}
+        for d in (ckpt, best_dir(ckpt)):  # resumable state, no longer needed
+            shutil.rmtree(d, ignore_errors=True)
         if len(phases) > 1:
             save_checkpoint(student.model, phase_dir, {"objective": objective.value})
             (phase_dir / "done.json").write_text(json.dumps({"steps": steps, "seconds": round(res.seconds, 2)}))
     save_checkpoint(student.model, out, {"baseline": name})
     info = {"steps": total, "epochs": round(total / ctx.spe, 4), "seconds": round(seconds, 2),
             "phases": {o.value: n for o, n in phases}, "temperature": temperature,
+            "select_best": ctx.opts.select_best, **selected,
             "config": None if student.in_teacher is None else student.in_teacher.to_dict()}
     (out / "done.json").write_text(json.dumps(info, indent=2))
     return student, total
@@ -333,5 +360,6 @@ def options_from_args(args: argparse.Namespace) -> BaselineOptions:
         temperature=args.temperature, distil=distil, epochs=args.epochs, max_steps=args.max_steps,
         batch_size=args.batch_size, lr=args.lr, scenarios=tuple(args.scenario or ("cpu-eager-t2-b1-s128",)),
         int8_runtimes=tuple(args.int8_runtime or INT8_RUNTIMES), dynabert_stage=args.dynabert_stage,
-        dynabert_points=args.dynabert_points, min_run_time_s=args.min_run_time, save_every=args.save_every,
+        dynabert_points=args.dynabert_points, min_run_time_s=args.min_run_time, select_best=args.select_best,
+        select_every=args.select_every, save_every=args.save_every,
         resume=args.resume, progress=not args.no_progress)

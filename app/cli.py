@@ -13,8 +13,9 @@ from typing import Sequence
 # several-fold. Passive waiting costs little alone and avoids that; users may override it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # transformers imports torchao when it is installed; torchao then logs warnings about CUDA-only kernels
-# and deprecated pytree registrations that say nothing about the user's run.
-for _noisy in ("torchao", "torch.utils._pytree"):
+# and deprecated pytree registrations, and the ONNX exporter about torchvision ops we never use: none of
+# it says anything about the user's run.
+for _noisy in ("torchao", "torch.utils._pytree", "torch.onnx._internal.exporter._registration"):
     logging.getLogger(_noisy).setLevel(logging.ERROR)
 
 # Each module defines `register(subparsers)`, adding its subcommands with `set_defaults(func=...)`.

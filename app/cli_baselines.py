@@ -88,6 +88,10 @@ def register(sub) -> None:
     p.add_argument("--dynabert-stage", default="stage2", help="checkpoint for dynabert_int8 (stage2)")
     p.add_argument("--dynabert-points", type=_points, help="width:depth grid points for dynabert_int8 (default all)")
     p.add_argument("--min-run-time", type=float, default=1.0, help="seconds of timed runs per latency (1.0)")
+    p.add_argument("--select-best", choices=("off", "heldout", "dev"), default="off",
+                   help="students end on their best-scoring weights (held-out train slice or dev, scored every "
+                        "--select-every steps and at the end), as the DynaBERT stages' --select-best; default off")
+    p.add_argument("--select-every", type=int, default=50, help="steps between selection scores (50)")
     p.add_argument("--save-every", type=int, default=100, help="checkpoint period in steps (100)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted student from its checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

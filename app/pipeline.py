@@ -128,8 +128,13 @@ def stage_argv(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
                  "--n-workers", str(o["n_workers"])]]
     if stage == "baselines":
         recipes = [r for r in str(o["baselines"]).split(",") if r]
-        return [["baselines", *rd, "--recipe", r, "--scenario", o["scenario"],
-                 *_flag("max_steps", o["baseline_steps"])] for r in recipes]
+        # Students train as DynaBERT's stage 2 does: same learning rate, same model selection (at another lr
+        # the comparison measures the lr, see results/baselines_lr1e-4.md).
+        student_lr = o["stage2_lr"] if o["stage2_lr"] is not None else o["lr"]
+        select = ([*_flag("select_best", o["select_best"]), *_flag("select_every", o["select_every"])]
+                  if o["select_best"] not in (None, "off") else [])
+        return [["baselines", *rd, "--recipe", r, "--scenario", o["scenario"], *_flag("max_steps", o["baseline_steps"]),
+                 *(_flag("lr", student_lr) + select if r in ("distilbert", "tinybert") else [])] for r in recipes]
     if stage == "export":
         if o["export"] in (None, "", "none"):
             return []

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # DynaBERT vs separately trained students at the SAME learning rate, on any task, end to end:
 # teacher -> rewire -> stage 1 (lr 2e-5) -> stage 2 (lr LR) -> the three baseline students (lr LR, same
-# step budget) -> results/<NAME>.{json,md} through bench/baselines_at_lr.py. Every step is a resumable CLI
+# step budget, same model selection on the held-out train slice) -> results/<NAME>.{json,md} through bench/baselines_at_lr.py. Every step is a resumable CLI
 # stage: rerun the same command after a crash and finished stages are skipped.
 #
 #   bash bench/equal_lr.sh ../shared/data/trec runs/trec_lr1e-4 trec_lr1e-4 [LR=1e-4] [STEPS=433] [MAXLEN=64]
@@ -17,8 +17,9 @@ done_stage teacher || dyn train-teacher "${common[@]}" --task "$task" --max-leng
 dyn rewire --run-dir "$run"  # a no-op once rewired
 done_stage stage1 || dyn train-stage1 "${common[@]}" --max-steps "$steps" --select-best heldout $(resume stage1)
 done_stage stage2 || dyn train-stage2 "${common[@]}" --max-steps "$steps" --lr "$lr" --select-best heldout $(resume stage2)
+# the students get the same model selection as the DynaBERT stages (held-out train slice, every 50 steps)
 student=(baselines --run-dir "$run" --no-progress --min-run-time 1 --scenario cpu-eager-t2-b1-s128
-         --max-steps "$steps" --lr "$lr")
+         --max-steps "$steps" --lr "$lr" --select-best heldout)
 cmds=("${student[*]} --recipe distilbert --depth 3"
       "${student[*]} --recipe tinybert --depth 6 --width 0.5 --tinybert-budget split"
       "${student[*]} --recipe tinybert --depth 3 --width 0.5 --tinybert-budget per-phase")

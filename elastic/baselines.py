@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import pandas as pd
 import torch
@@ -33,8 +33,8 @@ from elastic.data import EncodedSplit
 from elastic.losses import hard_label_loss
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.students import Student
-from elastic.train import (CKPT_STATE, BatchPlan, LoopConfig, TrainResult, load_training_state, lr_at,
-                           save_training_state)
+from elastic.train import (CKPT_STATE, BatchPlan, BestWeights, LoopConfig, TrainResult, best_dir,
+                           load_training_state, lr_at, save_training_state)
 
 BASELINE_COLUMNS: tuple[str, ...] = ("name", "recipe", "config_json", "macs", "params", "dev_metric",
                                      "test_metric", "latency_ms", "scenario", "steps", "epochs")
@@ -241,7 +241,8 @@ def train_baseline(student: Student, teacher: ElasticBertForSequenceClassificati
                    data: EncodedSplit, loop: LoopConfig, *, is_regression: bool,
                    projection: Optional[nn.Module] = None, distil: DistilWeights = DistilWeights(),
                    tiny: TinyWeights = TinyWeights(), ckpt_dir: Optional[Path] = None,
-                   log_path: Optional[Path] = None, resume: bool = False, progress: bool = True) -> TrainResult:
+                   log_path: Optional[Path] = None, resume: bool = False, progress: bool = True,
+                   select_fn: Optional[Callable[[int], float]] = None) -> TrainResult:
     """Train a student for one phase: AdamW, linear decay (`lr_at`), clipped, seeded batches (`BatchPlan`).
 
     Args:
@@ -253,9 +254,12 @@ def train_baseline(student: Student, teacher: ElasticBertForSequenceClassificati
         ckpt_dir: resumable checkpoint folder (`elastic.train.save_training_state` layout + projection).
         log_path: JSONL log, one line per `log_every` steps: step, loss, lr and the loss parts.
         resume: continue from `ckpt_dir` when it holds a checkpoint.
+        select_fn: model selection, as in `elastic.train.train_stage`: step -> score (higher is better) every
+            `loop.select_every` steps and at the last step; the phase ends on the best-scoring weights (kept in
+            `best_dir(ckpt_dir)` for resume).
 
     Returns:
-        `TrainResult` (steps, wall-clock seconds, last logged parts).
+        `TrainResult` (steps, wall-clock seconds, last logged parts; the selected step and score).
     """
     teacher.eval()
     for p in teacher.parameters():
@@ -272,6 +276,8 @@ def train_baseline(student: Student, teacher: ElasticBertForSequenceClassificati
         start, seconds_before = load_training_state(ckpt_dir, student.model, optimizer, rng, loop)
         if projection is not None:
             projection.load_state_dict(load_file(str(ckpt_dir / PROJECTION_FILE)))
+    selecting = select_fn is not None and loop.select_every > 0
+    best = BestWeights(best_dir(ckpt_dir) if ckpt_dir is not None else None, resume=selecting and resume)
     student.model.train()
     writer = open(log_path, "a") if log_path is not None else None
     bar = tqdm(total=loop.total_steps, initial=start, desc=objective.value, unit="step", disable=not progress)
@@ -289,11 +295,19 @@ def train_baseline(student: Student, teacher: ElasticBertForSequenceClassificati
             optimizer.step()
             done = step + 1
             bar.update(1)
-            if writer is not None and (done % loop.log_every == 0 or done == loop.total_steps):
-                writer.write(json.dumps({"step": done, "objective": objective.value, "lr": lr_at(step, loop),
-                                         **{k: round(v, 6) for k, v in parts.items()}}) + "\n")
-                writer.flush()
+            record: dict[str, Any] = {}
+            if done % loop.log_every == 0 or done == loop.total_steps:
+                record = {"step": done, "objective": objective.value, "lr": lr_at(step, loop),
+                          **{k: round(v, 6) for k, v in parts.items()}}
                 bar.set_postfix(loss=f"{parts['loss']:.4f}")
+            if selecting and (done % loop.select_every == 0 or done == loop.total_steps):
+                score = float(select_fn(done))
+                student.model.train()
+                best.offer(student.model, done, score)
+                record = {"step": done, "objective": objective.value, **record, "select_score": round(score, 4)}
+            if writer is not None and record:
+                writer.write(json.dumps(record) + "\n")
+                writer.flush()
             if ckpt_dir is not None and loop.save_every and done % loop.save_every == 0 and done < loop.total_steps:
                 save_training_state(ckpt_dir, student.model, optimizer, done, rng, loop,
                                     seconds_before + time.perf_counter() - t0)
@@ -304,7 +318,10 @@ def train_baseline(student: Student, teacher: ElasticBertForSequenceClassificati
         bar.close()
         if writer is not None:
             writer.close()
-    return TrainResult(steps=loop.total_steps, seconds=seconds_before + time.perf_counter() - t0, last=parts)
+    result = TrainResult(steps=loop.total_steps, seconds=seconds_before + time.perf_counter() - t0, last=parts)
+    if selecting:
+        best.restore(student.model, result)
+    return result
 
 
 # ---- baselines.csv -------------------------------------------------------------------------------

@@ -280,7 +280,7 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
         from elastic.augment import augment_encoded
         train_data = augment_encoded(prep.task, train_data, prep.tokenizer, n_per_example=opts.augment,
                                      mlm_checkpoint=opts.mlm_checkpoint, max_length=prep.max_length, seed=prep.seed)
-    select_loader = _select_loader(prep, opts, run_dir)
+    select_loader = make_select_loader(prep, opts, run_dir)
     spe = BatchPlan(train_data, opts.batch_size, prep.seed).steps_per_epoch
     epochs = opts.epochs if opts.epochs is not None else 3.0
     total = opts.max_steps or max(1, math.ceil(epochs * spe))
@@ -354,7 +354,7 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
     return info
 
 
-def _select_loader(prep: Prepared, opts: StageOptions, run_dir: Path):
+def make_select_loader(prep: Prepared, opts: StageOptions, run_dir: Path):
     """The eval loader of `--select-best` (None when off); a clear error when its split is missing."""
     if opts.select_best not in SELECT_SPLITS:
         raise ValueError(f"--select-best must be one of {SELECT_SPLITS}, got '{opts.select_best}'")

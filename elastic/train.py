@@ -328,6 +328,42 @@ class TrainResult:
     selected_score: Optional[float] = None
 
 
+class BestWeights:
+    """Model selection: the best-scoring weights seen so far, in memory and (with `directory`) on disk, so that
+    a resumed run still ends on the best weights of its earlier part.
+
+    Args:
+        directory: where the best weights go (`best_dir(ckpt_dir)`); None keeps them in memory only.
+        resume: reload the best weights an interrupted run left in `directory`.
+    """
+
+    def __init__(self, directory: Optional[Path], *, resume: bool) -> None:
+        self.directory = directory
+        self.step: Optional[int] = None
+        self.score = -math.inf
+        self.state: Optional[dict[str, torch.Tensor]] = None
+        if resume and directory is not None and (directory / BEST_META).exists():
+            meta = json.loads((directory / BEST_META).read_text())
+            self.step, self.score = int(meta["step"]), float(meta["score"])
+            self.state = load_checkpoint(directory)[0].state_dict()
+
+    def offer(self, model: ElasticBertForSequenceClassification, step: int, score: float) -> bool:
+        """Keep `model`'s weights if `score` beats the best so far; True when kept."""
+        if score <= self.score:
+            return False
+        self.step, self.score = step, score
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if self.directory is not None:
+            save_best(self.directory, model, step, score)
+        return True
+
+    def restore(self, model: ElasticBertForSequenceClassification, result: TrainResult) -> None:
+        """Load the best weights into `model` (when any were kept) and note them in `result`."""
+        if self.state is not None:
+            model.load_state_dict(self.state)
+            result.selected_step, result.selected_score = self.step, self.score
+
+
 def train_stage(student: ElasticBertForSequenceClassification,
                 teacher: Optional[ElasticBertForSequenceClassification], stage: Stage, data: EncodedSplit,
                 loop: LoopConfig, *, is_regression: bool, ckpt_dir: Optional[Path] = None,
@@ -374,11 +410,7 @@ def train_stage(student: ElasticBertForSequenceClassification,
     if resume and ckpt_dir is not None and (ckpt_dir / CKPT_STATE).exists():
         start, seconds_before = load_training_state(ckpt_dir, student, optimizer, rng, loop)
     selecting = select_fn is not None and loop.select_every > 0 and rank == 0
-    best: dict[str, Any] = {"step": None, "score": -math.inf, "state": None}
-    if selecting and resume and ckpt_dir is not None and (best_dir(ckpt_dir) / BEST_META).exists():
-        meta = json.loads((best_dir(ckpt_dir) / BEST_META).read_text())
-        best.update(step=int(meta["step"]), score=float(meta["score"]),
-                    state=load_checkpoint(best_dir(ckpt_dir))[0].state_dict())
+    best = BestWeights(best_dir(ckpt_dir) if ckpt_dir is not None else None, resume=selecting and resume)
     student.train()
     writer = open(log_path, "a") if (log_path is not None and rank == 0) else None
     bar = tqdm(total=loop.total_steps, initial=start, desc=stage.value, unit="step",
@@ -416,11 +448,7 @@ def train_stage(student: ElasticBertForSequenceClassification,
                 score = float(select_fn(done))
                 student.train()
                 record = {"step": done, **record, "select_score": round(score, 4)}
-                if score > best["score"]:
-                    best.update(step=done, score=score,
-                                state={k: v.detach().clone() for k, v in student.state_dict().items()})
-                    if ckpt_dir is not None:
-                        save_best(best_dir(ckpt_dir), student, done, score)
+                best.offer(student, done, score)
             if writer is not None and record:
                 writer.write(json.dumps(record) + "\n")
                 writer.flush()
@@ -435,7 +463,6 @@ def train_stage(student: ElasticBertForSequenceClassification,
         if writer is not None:
             writer.close()
     result = TrainResult(steps=loop.total_steps, seconds=seconds_before + time.perf_counter() - t0, last=last)
-    if selecting and best["state"] is not None:
-        student.load_state_dict(best["state"])
-        result.selected_step, result.selected_score = best["step"], best["score"]
+    if selecting:
+        best.restore(student, result)
     return result

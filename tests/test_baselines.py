@@ -190,6 +190,42 @@ def test_recipe_loss_decreases(tiny_model, objective, tmp_path):
     assert [x["step"] for x in lines] == [4, 8, 12] and all(x["objective"] == objective.value for x in lines)
 
 
+class _Killed(Exception):
+    pass
+
+
+def test_selection_ends_on_the_best_scored_weights_and_survives_resume(tiny_model, tmp_path):
+    """Scores peak at step 4 of 6: the student must end on step 4's weights, also after a kill and resume."""
+    data = _data()
+    loop = LoopConfig(total_steps=6, batch_size=8, lr=3e-3, seed=3, save_every=3, select_every=2)
+    scores = {2: 1.0, 4: 3.0, 6: 2.0}
+
+    def run(ckpt, *, kill_at=None, resume=False):
+        student = distilbert_student(tiny_model, (0, 2))
+        seen = {}
+
+        def select(step):
+            if step == kill_at:
+                raise _Killed
+            seen[step] = {k: v.clone() for k, v in student.model.state_dict().items()}  # the weights scored
+            return scores[step]
+        res = train_baseline(student, tiny_model, Objective.DISTILBERT, data, loop, is_regression=False,
+                             ckpt_dir=ckpt, resume=resume, progress=False, select_fn=select)
+        return student, res, seen
+
+    student, res, seen = run(tmp_path / "a")
+    assert (res.selected_step, res.selected_score) == (4, 3.0)
+    assert all(torch.equal(v, seen[4][k]) for k, v in student.model.state_dict().items())
+    assert not all(torch.equal(v, seen[6][k]) for k, v in student.model.state_dict().items())
+    with pytest.raises(_Killed):
+        run(tmp_path / "b", kill_at=6)
+    assert json.loads((tmp_path / "b_best" / "best.json").read_text())["step"] == 4
+    resumed, res, _ = run(tmp_path / "b", resume=True)  # restarts at step 3's checkpoint
+    assert res.selected_step == 4
+    diff = max((v - student.model.state_dict()[k]).abs().max().item() for k, v in resumed.model.state_dict().items())
+    assert diff <= 1e-6
+
+
 def test_teacher_is_not_trained(tiny_model):
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
     student = distilbert_student(tiny_model, (0, 2))
@@ -283,6 +319,25 @@ def test_cli_baselines_end_to_end(tmp_path, tiny_arch, capsys):
     assert ckpt.stat().st_mtime_ns == mtime
     assert len(load_csv(run / "baselines.csv")) == 4
     assert "distilbert-L0-2" in capsys.readouterr().out
+
+
+def test_cli_students_with_model_selection(tmp_path, tiny_arch, capsys):
+    from app.cli import main
+    run = _tiny_run(tmp_path, tiny_arch)
+    argv = ["baselines", "--run-dir", str(run), "--recipe", "distilbert", "tinybert", "--scenario", "cpu-eager-t1-b1-s16",
+            "--min-run-time", "0.01", "--no-progress", "--lr", "1e-3", "--max-steps", "4", "--select-every", "2"]
+    assert main(argv + ["--select-best", "heldout"]) == 2  # this run kept no held-out slice
+    assert "no held-out training slice" in capsys.readouterr().err
+    assert main(argv + ["--select-best", "dev"]) == 0
+    for name in ("distilbert-L0-2", "tinybert-w0.5-L0-2"):
+        done = json.loads((run / "baselines" / name / "done.json").read_text())
+        assert done["select_best"] == "dev" and done["selected_step"] in (2, 4) and 0 <= done["selected_score"] <= 100
+        assert not [d for d in (run / "baselines" / name).iterdir() if d.name.startswith("ckpt")]
+    log = [json.loads(x) for x in (run / "baselines" / "tinybert-w0.5-L0-2" / "train.jsonl").read_text().splitlines()]
+    # only the prediction phase is scored: the intermediate phase does not train the task output
+    assert {r["objective"] for r in log if "select_score" in r} == {"tinybert-prediction"}
+    assert main(argv + ["--select-best", "off"]) == 2  # a student trained otherwise is not silently reused
+    assert "--select-best dev" in capsys.readouterr().err
 
 
 def test_cli_tinybert_needs_rewiring(tmp_path, tiny_arch, capsys):
