@@ -4,16 +4,16 @@
 # step budget, same model selection on the held-out train slice) -> results/<NAME>.{json,md} through bench/baselines_at_lr.py. Every step is a resumable CLI
 # stage: rerun the same command after a crash and finished stages are skipped.
 #
-#   bash bench/equal_lr.sh ../shared/data/trec runs/trec_lr1e-4 trec_lr1e-4 [LR=1e-4] [STEPS=433] [MAXLEN=64]
+#   bash bench/equal_lr.sh ../shared/data/trec runs/trec_lr1e-4 trec_lr1e-4 [LR=1e-4] [STEPS=433] [MAXLEN=64] [SEED=42]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-task=$1 run=$2 name=$3 lr=${4:-1e-4} steps=${5:-433} maxlen=${6:-64}
+task=$1 run=$2 name=$3 lr=${4:-1e-4} steps=${5:-433} maxlen=${6:-64} seed=${7:-42}
 py=${PYTHON:-.venv/bin/python}
 dyn() { echo "+ dynabert $*"; "$py" -m app.cli "$@"; }
 done_stage() { [ -f "$run/$1/done.json" ]; }
 resume() { if [ -d "$run/$1" ]; then echo --resume; fi; }  # continue an interrupted stage
 common=(--run-dir "$run" --no-progress)
-done_stage teacher || dyn train-teacher "${common[@]}" --task "$task" --max-length "$maxlen" $(resume teacher)
+done_stage teacher || dyn train-teacher "${common[@]}" --task "$task" --max-length "$maxlen" --seed "$seed" $(resume teacher)
 dyn rewire --run-dir "$run"  # a no-op once rewired
 done_stage stage1 || dyn train-stage1 "${common[@]}" --max-steps "$steps" --select-best heldout $(resume stage1)
 done_stage stage2 || dyn train-stage2 "${common[@]}" --max-steps "$steps" --lr "$lr" --select-best heldout $(resume stage2)
