@@ -44,7 +44,10 @@ def main() -> int:
             continue
         dy = match.iloc[0]
         wd = (float(dy.width_mult), float(dy.depth_mult))
+        done_f = a.students_run / "baselines" / r.name / "done.json"
+        done = json.loads(done_f.read_text()) if done_f.exists() else {}
         rows.append({"name": r.name, "recipe": r.recipe, "lr": a.lr, "steps": int(r.steps), "macs": int(r.macs),
+                     "select_best": done.get("select_best", "off"), "selected_step": done.get("selected_step"),
                      "dev_acc": round(r.dev_metric, 2), "test_acc": round(r.test_metric, 2),
                      "dynabert_point": list(wd), "dynabert_macs": int(dy.macs),
                      "dynabert_dev_acc": round(dy.dev_acc, 2), "dynabert_test_acc": round(dy.test_acc, 2),
@@ -52,17 +55,23 @@ def main() -> int:
                      "dynabert_minus_student_dev": round(dy.dev_acc - r.dev_metric, 2)})
     run = json.loads((a.dynabert_run / "run.json").read_text())
     seed = run.get("seed")
+    stage_done = a.dynabert_run / a.stage / "done.json"
+    stage_info = json.loads(stage_done.read_text()) if stage_done.exists() else {}
+    dyn_sel = (f"on `{stage_info['select_on']}`, step {stage_info['selected_step']} kept" if stage_info.get("select_on")
+               else "none (last weights)")
     data = {"task": a.task_name, "rows": rows, "commands": a.command, "dynabert_stage": a.stage, "seed": seed, "students_run": str(a.students_run),
             "dynabert_run": str(a.dynabert_run), "fingerprint": fingerprint(1), "report_command": " ".join(sys.argv)}
     md = [f"# Baseline students at lr {a.lr:g}, next to DynaBERT (same architecture, {a.task_name})", "",
           f"Students: `{a.students_run}/baselines.csv`; DynaBERT: {a.stage} of `{a.dynabert_run}` (seed {seed}). Students and DynaBERT "
           "share the teacher, data, step budget, evaluation and harness (as results/baselines.md); the students train at "
-          f"lr {a.lr:g}. Students end on "
-          "their last weights; DynaBERT's stage on the weights its `--select-best` kept, if it was given. Accuracy in %.", "",
-          "| student | steps | dev | test | DynaBERT point | DynaBERT dev | DynaBERT test | DynaBERT - student (test) | (dev) |",
-          "|---|---|---|---|---|---|---|---|---|"]
+          f"lr {a.lr:g}. Model selection of DynaBERT's {a.stage}: {dyn_sel}; of each student: its "
+          "`selection` column (`off` = last weights). Accuracy in %.", "",
+          "| student | steps | selection | dev | test | DynaBERT point | DynaBERT dev | DynaBERT test "
+          "| DynaBERT - student (test) | (dev) |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        md.append(f"| {r['name']} | {r['steps']} | {r['dev_acc']:.2f} | {r['test_acc']:.2f} | w{r['dynabert_point'][0]:g} "
+        sel = r["select_best"] + (f", step {r['selected_step']}" if r["selected_step"] is not None else "")
+        md.append(f"| {r['name']} | {r['steps']} | {sel} | {r['dev_acc']:.2f} | {r['test_acc']:.2f} | w{r['dynabert_point'][0]:g} "
                   f"d{r['dynabert_point'][1]:g} | {r['dynabert_dev_acc']:.2f} | {r['dynabert_test_acc']:.2f} | "
                   f"{r['dynabert_minus_student_test']:+.2f} | {r['dynabert_minus_student_dev']:+.2f} |")
     md += ["", "MACs are equal on both sides of each row (same architecture).", ""]

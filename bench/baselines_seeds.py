@@ -67,12 +67,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--result", type=parse_result, action="append", required=True, metavar="LABEL=PATH")
     ap.add_argument("--name", default="baselines_seeds", help="results file stem")
+    ap.add_argument("--task-name", default="SST-2", help="the task, for the report's title (SST-2)")
     a = ap.parse_args()
     rows = aggregate(a.result)
     labels = [lab for lab, _ in a.result]
-    data = {"rows": rows, "target_points": TARGET, "results": {lab: r["_path"] for lab, r in a.result},
+    data = {"task": a.task_name, "rows": rows, "target_points": TARGET, "results": {lab: r["_path"] for lab, r in a.result},
             "fingerprint": fingerprint(1), "report_command": " ".join(sys.argv)}
-    md = [f"# DynaBERT minus baseline student over {len(labels)} seeds (SST-2, same architecture)", "",
+    md = [f"# DynaBERT minus baseline student over {len(labels)} seeds ({a.task_name}, same architecture)", "",
           "Each seed has its own teacher, DynaBERT run and students, trained with the same recipe; sources: "
           + ", ".join(f"{lab} = `{r['_path']}`" for lab, r in a.result) + ". Accuracy in %; differences are "
           f"DynaBERT minus student. Target: >= +{TARGET:.1f} on test.", "",
