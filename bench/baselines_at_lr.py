@@ -59,13 +59,14 @@ def main() -> int:
     stage_info = json.loads(stage_done.read_text()) if stage_done.exists() else {}
     dyn_sel = (f"on `{stage_info['select_on']}`, step {stage_info['selected_step']} kept" if stage_info.get("select_on")
                else "none (last weights)")
-    data = {"task": a.task_name, "rows": rows, "commands": a.command, "dynabert_stage": a.stage, "seed": seed, "students_run": str(a.students_run),
+    data = {"task": a.task_name, "teacher_metrics": run.get("teacher_metrics"), "rows": rows, "commands": a.command, "dynabert_stage": a.stage, "seed": seed, "students_run": str(a.students_run),
             "dynabert_run": str(a.dynabert_run), "fingerprint": fingerprint(1), "report_command": " ".join(sys.argv)}
     md = [f"# Baseline students at lr {a.lr:g}, next to DynaBERT (same architecture, {a.task_name})", "",
           f"Students: `{a.students_run}/baselines.csv`; DynaBERT: {a.stage} of `{a.dynabert_run}` (seed {seed}). Students and DynaBERT "
           "share the teacher, data, step budget, evaluation and harness (as results/baselines.md); the students train at "
           f"lr {a.lr:g}. Model selection of DynaBERT's {a.stage}: {dyn_sel}; of each student: its "
           "`selection` column (`off` = last weights). Accuracy in %.", "",
+          "Teacher: " + ", ".join(f"{k} {v['metric']:.2f}" for k, v in (run.get("teacher_metrics") or {}).items()) + ".", "",
           "| student | steps | selection | dev | test | DynaBERT point | DynaBERT dev | DynaBERT test "
           "| DynaBERT - student (test) | (dev) |",
           "|---|---|---|---|---|---|---|---|---|---|"]
@@ -75,6 +76,16 @@ def main() -> int:
                   f"d{r['dynabert_point'][1]:g} | {r['dynabert_dev_acc']:.2f} | {r['dynabert_test_acc']:.2f} | "
                   f"{r['dynabert_minus_student_test']:+.2f} | {r['dynabert_minus_student_dev']:+.2f} |")
     md += ["", "MACs are equal on both sides of each row (same architecture).", ""]
+    widths, depths = sorted(set(grid.width_mult), reverse=True), sorted(set(grid.depth_mult), reverse=True)
+    cell = {(float(g.width_mult), float(g.depth_mult)): g for g in grid.itertuples()}
+    md += [f"DynaBERT {a.stage}, every grid point, test (dev):", "",
+           "| width \\ depth | " + " | ".join(f"{d:g}" for d in depths) + " |", "|---|" + "---|" * len(depths)]
+    for w in widths:
+        md.append(f"| {w:g} | " + " | ".join(f"{cell[(w, d)].test_acc:.2f} ({cell[(w, d)].dev_acc:.2f})" if (w, d) in cell
+                                           else "-" for d in depths) + " |")
+    data["grid"] = [{"width_mult": float(g.width_mult), "depth_mult": float(g.depth_mult), "macs": int(g.macs),
+                     "dev_acc": round(float(g.dev_acc), 2), "test_acc": round(float(g.test_acc), 2)} for g in grid.itertuples()]
+    md += [""]
     md += ["Commands that trained the students:", ""] + [f"- `{c}`" for c in a.command]
     write_result(a.name, data, "\n".join(md))
     print("\n".join(md))
