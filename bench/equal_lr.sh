@@ -30,4 +30,4 @@ for c in "${cmds[@]}"; do
   report+=(--command "dynabert $c")
 done
 "$py" bench/baselines_at_lr.py --students-run "$run" --dynabert-run "$run" --lr "$lr" --name "$name" \
-  --task-name "$(basename "$task")" "${report[@]}"
+  --task-name "${TASK_NAME:-$(basename "$task")}" "${report[@]}"
