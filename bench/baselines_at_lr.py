@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import fingerprint, write_result  # noqa: E402
+from bench.common import fingerprint, fingerprint_line, write_result  # noqa: E402
 from elastic.config import SubnetConfig  # noqa: E402
 
 
@@ -87,6 +87,7 @@ def main() -> int:
                      "dev_acc": round(float(g.dev_acc), 2), "test_acc": round(float(g.test_acc), 2)} for g in grid.itertuples()]
     md += [""]
     md += ["Commands that trained the students:", ""] + [f"- `{c}`" for c in a.command]
+    md += ["", fingerprint_line(data["fingerprint"])]
     write_result(a.name, data, "\n".join(md))
     print("\n".join(md))
     return 0

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import fingerprint, write_result  # noqa: E402
+from bench.common import fingerprint, fingerprint_line, write_result  # noqa: E402
 
 TARGET = 1.0
 
@@ -90,6 +90,7 @@ def main() -> int:
         md.append(f"- {r['name']}: " + "; ".join(f"{p['seed']} {p['student_test']:.2f} / {p['dynabert_test']:.2f}"
                                                   for p in r["per_seed"])
                   + f"; mean {r['mean_student_test']:.2f} / {r['mean_dynabert_test']:.2f}")
+    md += ["", fingerprint_line(data["fingerprint"])]
     write_result(a.name, data, "\n".join(md))
     print("\n".join(md))
     return 0

@@ -33,6 +33,13 @@ def fingerprint(threads: int | None = None) -> dict[str, Any]:
     return fp
 
 
+def fingerprint_line(fp: dict[str, Any]) -> str:
+    """One report line naming the machine of `fingerprint()`."""
+    load = f", load average {fp['load_avg_1min']:.2f} when written" if "load_avg_1min" in fp else ""
+    return (f"Machine: {fp['cpu']} ({fp['logical_cores']} logical cores), {fp['platform']}, Python {fp['python']}, "
+            f"torch {fp['torch']}, transformers {fp['transformers']}{load}.")
+
+
 def write_result(name: str, data: dict[str, Any], markdown: str) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
