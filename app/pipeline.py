@@ -96,6 +96,13 @@ def _flag(name: str, value: Any) -> list[str]:
     return [] if value is None else [f"--{name.replace('_', '-')}", str(value)]
 
 
+def _select_flags(o: Mapping[str, Any]) -> list[str]:
+    """`--select-best/--select-every` of the run's model selection (none when off)."""
+    if o["select_best"] in (None, "off"):
+        return []
+    return [*_flag("select_best", o["select_best"]), *_flag("select_every", o["select_every"])]
+
+
 def stage_argv(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool) -> list[list[str]]:
     """The `dynabert` argument lists that carry out one pipeline stage."""
     rd = ["--run-dir", str(run_dir)]
@@ -111,8 +118,7 @@ def stage_argv(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
         return [["rewire", *rd]]
     if stage in ("stage1", "stage2"):
         extra = [*_flag("augment", o["augment"] or None), *_flag("mlm_checkpoint", o["mlm_checkpoint"])]
-        if o["select_best"] not in (None, "off"):
-            extra += [*_flag("select_best", o["select_best"]), *_flag("select_every", o["select_every"])]
+        extra += _select_flags(o)
         if stage == "stage2":
             extra += [*_flag("extra_subnets", o["extra_subnets"]), *_flag("teacher_width", o["teacher_width"])]
         argv = [[f"train-{stage}", *rd, *_flag("epochs", o[f"{stage}_epochs"]), *train, *extra]]
@@ -131,10 +137,9 @@ def stage_argv(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
         # Students train as DynaBERT's stage 2 does: same learning rate, same model selection (at another lr
         # the comparison measures the lr, see results/baselines_lr1e-4.md).
         student_lr = o["stage2_lr"] if o["stage2_lr"] is not None else o["lr"]
-        select = ([*_flag("select_best", o["select_best"]), *_flag("select_every", o["select_every"])]
-                  if o["select_best"] not in (None, "off") else [])
         return [["baselines", *rd, "--recipe", r, "--scenario", o["scenario"], *_flag("max_steps", o["baseline_steps"]),
-                 *(_flag("lr", student_lr) + select if r in ("distilbert", "tinybert") else [])] for r in recipes]
+                 *(_flag("lr", student_lr) + _select_flags(o) if r in ("distilbert", "tinybert") else [])]
+                for r in recipes]
     if stage == "export":
         if o["export"] in (None, "", "none"):
             return []

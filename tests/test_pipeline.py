@@ -55,6 +55,12 @@ def test_stage_argv_carries_options(tmp_path):
     assert s2[0][s2[0].index("--extra-subnets") + 1] == "2" and "--resume" not in s2[0]
     assert [a[a.index("--recipe") + 1] for a in stage_argv("baselines", tmp_path, o, resume=False)] == \
         PRESETS["quick"]["baselines"].split(",")
+    # students train as stage 2 does: its learning rate and its model selection (INT8 trains nothing)
+    students = stage_argv("baselines", tmp_path, {**o, "baselines": "distilbert,int8", "stage2_lr": 3e-4,
+                                                  "select_best": "heldout"}, resume=False)
+    assert students[0][students[0].index("--lr") + 1] == "0.0003"
+    assert students[0][students[0].index("--select-best") + 1] == "heldout"
+    assert "--lr" not in students[1] and "--select-best" not in students[1]
     assert stage_argv("export", tmp_path, {**o, "export": "none"}, resume=False) == []
     sel = {**o, "stage2_lr": 1e-4, "select_best": "heldout", "select_every": 25}
     s1, s2 = stage_argv("stage1", tmp_path, sel, resume=False)[0], stage_argv("stage2", tmp_path, sel, resume=False)[0]
