@@ -287,6 +287,52 @@ def training_curve_figure(logs: dict[str, pd.DataFrame]) -> go.Figure:
     return fig
 
 
+SubnetField = Literal["subnet_losses", "dev_metrics", "select_metrics"]
+SUBNET_FIELD_TITLES: dict[str, str] = {"subnet_losses": "training loss", "dev_metrics": "dev metric (%)",
+                                       "select_metrics": "selection metric (%)"}
+
+
+def subnet_series(log: pd.DataFrame, field: SubnetField) -> dict[str, tuple[list[int], list[float]]]:
+    """Per-sub-network curves of a stage log: name -> (steps, values).
+
+    Args:
+        log: `load_log` of logs/<stage>.jsonl.
+        field: `subnet_losses` (each sub-network's total loss per logged step), `dev_metrics` (each grid
+            sub-network's dev metric at evaluation steps) or `select_metrics` (held-out/dev metric at
+            model-selection steps).
+
+    Returns:
+        Curves in first-seen order; empty when the log has no such field (older runs).
+    """
+    out: dict[str, tuple[list[int], list[float]]] = {}
+    if field not in log:
+        return out
+    for step, cell in zip(log["step"], log[field]):
+        if not isinstance(cell, dict):
+            continue
+        for name, v in cell.items():
+            v = v.get("loss") if isinstance(v, dict) else v
+            if isinstance(v, (int, float)):
+                xs, ys = out.setdefault(name, ([], []))
+                xs.append(int(step))
+                ys.append(float(v))
+    return out
+
+
+def subnet_curve_figure(log: pd.DataFrame, field: SubnetField) -> go.Figure | None:
+    """One line per sub-network (`w<width>_d<depth>` for the grid): a stuck sub-network shows at a glance."""
+    series = subnet_series(log, field)
+    if not series:
+        return None
+    fig = go.Figure()
+    for name, (xs, ys) in series.items():
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if len(xs) < 30 else "lines", name=name,
+                                 hovertemplate=f"{name} step %{{x}}: %{{y:.4g}}<extra></extra>"))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="optimizer step",
+                      yaxis_title=SUBNET_FIELD_TITLES[field], legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
 # ----------------------------------------------------------------------------------------- search
 def hypervolume_from_trials(trials: pd.DataFrame, reference_point: Sequence[float] | None) -> list[list[float]]:
     """[[n_trials, hypervolume]] of (max dev metric %, min latency ms) over completed trials, via Optuna."""

@@ -51,6 +51,11 @@ def _common(p: argparse.ArgumentParser, *, training: bool = True) -> None:
                         "stage's grid sub-networks' metric on the held-out train slice or dev, and end the "
                         "stage on the best weights (the released code does this on dev); default off")
     p.add_argument("--select-every", type=int, default=50, help="steps between selection scores (default 50)")
+    p.add_argument("--hidden-weight", type=float,
+                   help="distillation stages: weight of the hidden-state MSE (default: 0.1 in stage 1, 1.0 in stage 2, "
+                        "as the released code)")
+    p.add_argument("--hard-weight", type=float, default=0.0,
+                   help="distillation stages: weight of a hard-label cross-entropy added to the loss (default 0)")
 
 
 def _options(args: argparse.Namespace):
@@ -62,7 +67,8 @@ def _options(args: argparse.Namespace):
                   lr=args.lr, warmup_steps=args.warmup_steps, save_every=args.save_every, resume=args.resume,
                   extra_subnets=args.extra_subnets, teacher_width=args.teacher_width, widths=args.widths,
                   depths=args.depths, augment=args.augment, mlm_checkpoint=args.mlm_checkpoint,
-                  limit_train=args.limit_train, select_best=args.select_best, select_every=args.select_every)
+                  limit_train=args.limit_train, select_best=args.select_best, select_every=args.select_every,
+                  hidden_weight=args.hidden_weight, hard_weight=args.hard_weight)
         if args.augment and not args.mlm_checkpoint:
             raise ValueError("--augment needs --mlm-checkpoint DIR (a masked-LM checkpoint, e.g. bert-base-uncased)")
     return StageOptions(**kw)
@@ -114,6 +120,9 @@ def _train(stage_name: str):
             print(f"{stage.value} already finished in {args.run_dir} ({info.get('steps')} steps); nothing to do")
         else:
             print(f"{stage.value} done: {info['steps']} steps in {info['seconds']:.0f} s -> {args.run_dir / stage.value}")
+        if info.get("stuck_subnets"):
+            from elastic.stages import stuck_warning
+            print(stuck_warning(stage.value, info["stuck_subnets"]))
         return 0
     return run
 

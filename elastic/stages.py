@@ -25,7 +25,8 @@ from elastic.data import EncodedSplit, TaskData, encode_split, load_task
 from elastic.evaluate import CostFn, GRID_COLUMNS, evaluate, grid_rows, make_eval_loader
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.rewire import compute_importance, importance_record, rewire
-from elastic.train import BatchPlan, LoopConfig, Stage, best_dir, rank_world, train_stage, uniform_plan
+from elastic.train import (BatchPlan, LoopConfig, Stage, best_dir, rank_world, subnet_name, train_stage,
+                           uniform_plan)
 from elastic.weights import (CheckpointError, META_FILE, default_teacher_path, load_checkpoint, load_hf_bert,
                              load_tokenizer, read_arch, resolve_checkpoint_dir, save_checkpoint)
 
@@ -67,6 +68,8 @@ class StageOptions:
     limit_train: Optional[int] = None
     select_best: str = "off"
     select_every: int = 50
+    hidden_weight: Optional[float] = None
+    hard_weight: float = 0.0
     progress: bool = True
 
 
@@ -287,7 +290,8 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
     loop = LoopConfig(total_steps=total, batch_size=opts.batch_size, lr=opts.lr, warmup_steps=opts.warmup_steps,
                       seed=prep.seed, save_every=opts.save_every, log_every=opts.log_every,
                       widths=tuple(opts.widths), depths=tuple(opts.depths), extra_subnets=opts.extra_subnets,
-                      teacher_width=opts.teacher_width, select_every=opts.select_every if select_loader else 0)
+                      teacher_width=opts.teacher_width, select_every=opts.select_every if select_loader else 0,
+                      hidden_weight=opts.hidden_weight, hard_weight=opts.hard_weight)
     ckpt = out_dir / "ckpt"
     if (ckpt / "state.json").exists() and not opts.resume:
         raise RunDirError(f"{ckpt} holds an interrupted {stage.value} run: add --resume to continue it, "
@@ -308,15 +312,21 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
             prep.tokenizer.save_pretrained(str(run_dir / "tokenizer"))
     _barrier()
 
+    select_cfgs = [p.student for p in uniform_plan(stage, student.arch, loop)]
+
+    def per_subnet(loader) -> dict[str, float]:
+        return {subnet_name(c, student.arch): evaluate(student, loader, c, prep.task)["metric"] for c in select_cfgs}
+
     def eval_fn(step: int) -> dict[str, Any]:
         if "dev" not in prep.loaders or rank != 0:
             return {}
-        return {"dev_metric": round(evaluate(student, prep.loaders["dev"], None, prep.task)["metric"], 4)}
+        rec = {"dev_metric": round(evaluate(student, prep.loaders["dev"], None, prep.task)["metric"], 4)}
+        if len(select_cfgs) > 1:  # every trained sub-network's dev metric: a stuck one shows in the curves
+            rec["dev_metrics"] = {k: round(v, 4) for k, v in per_subnet(prep.loaders["dev"]).items()}
+        return rec
 
-    select_cfgs = [p.student for p in uniform_plan(stage, student.arch, loop)]
-
-    def select_fn(step: int) -> float:  # the sum of the stage's uniform sub-networks' metrics, as the released code
-        return sum(evaluate(student, select_loader, c, prep.task)["metric"] for c in select_cfgs)
+    def select_fn(step: int) -> dict[str, float]:  # their sum is the score, as the released code
+        return per_subnet(select_loader)
 
     result = train_stage(student, teacher, stage, train_data, loop, is_regression=prep.task.is_regression,
                          ckpt_dir=ckpt, log_path=log, resume=opts.resume, progress=opts.progress,
@@ -341,6 +351,10 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
             rows[0].update(macs=cost.get("macs", ""), params=cost.get("params", ""))
         else:
             rows = grid_rows(student, prep.loaders, prep.task, stage.value, cost_fn)
+            trained = {c.hash for c in select_cfgs}  # stage 1 does not train the shallow grid points
+            stuck = stuck_subnets([r for r in rows if r["config_hash"] in trained], prep.task)
+            if stuck:
+                info["stuck_subnets"] = stuck
         write_grid(run_dir, rows, stage.value)
         (out_dir / "done.json").write_text(json.dumps(info, indent=2))
         run = read_run(run_dir)
@@ -352,6 +366,43 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
         shutil.rmtree(best_dir(ckpt), ignore_errors=True)
     _barrier()
     return info
+
+
+def majority_accuracy(task: TaskData, split: str) -> Optional[float]:
+    """Accuracy (%) of always predicting the most frequent label of `split` (None for regression or no labels)."""
+    if task.is_regression or split not in task.splits:
+        return None
+    labels = task.splits[split]["label"]
+    labels = labels[labels >= 0]
+    return None if labels.empty else 100.0 * labels.value_counts().iloc[0] / len(labels)
+
+
+def stuck_subnets(rows: list[dict[str, Any]], task: TaskData, margin: float = 0.5) -> list[dict[str, Any]]:
+    """Grid sub-networks whose accuracy is within `margin` points of the majority-class accuracy (or below):
+    they most likely predict one class. Judged on dev, else test.
+
+    Returns:
+        [{"width_mult", "depth_mult", "split", "acc", "majority_acc"}] (empty when none is stuck).
+    """
+    split = "dev" if "dev" in task.splits else "test"
+    majority = majority_accuracy(task, split)
+    if majority is None:
+        return []
+    out = []
+    for r in rows:
+        acc = r.get(f"{split}_acc")
+        if isinstance(acc, (int, float)) and acc <= majority + margin:
+            out.append({"width_mult": r["width_mult"], "depth_mult": r["depth_mult"], "split": split,
+                        "acc": round(float(acc), 2), "majority_acc": round(majority, 2)})
+    return out
+
+
+def stuck_warning(stage: str, stuck: list[dict[str, Any]]) -> str:
+    """One warning line naming the grid sub-networks that ended `stage` at majority-class accuracy."""
+    names = ", ".join(f"(w{s['width_mult']}, d{s['depth_mult']}) {s['acc']:.1f}" for s in stuck)
+    return (f"warning: {len(stuck)} grid sub-network(s) ended {stage} at the majority-class accuracy of "
+            f"{stuck[0]['split']} ({stuck[0]['majority_acc']:.1f}%): {names}. They predict (almost) one class; "
+            "train longer (--max-steps/--epochs), raise the stage's --lr, or add --hard-weight")
 
 
 def make_select_loader(prep: Prepared, opts: StageOptions, run_dir: Path):

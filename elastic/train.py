@@ -85,6 +85,8 @@ class LoopConfig:
     extra_subnets: int = 0
     teacher_width: str = "full"
     select_every: int = 0
+    hidden_weight: Optional[float] = None
+    hard_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.total_steps < 1:
@@ -97,6 +99,10 @@ class LoopConfig:
             raise ValueError(f"teacher_width must be 'full' or 'matched', got '{self.teacher_width}'")
         if self.extra_subnets < 0:
             raise ValueError(f"extra_subnets must be >= 0, got {self.extra_subnets}")
+        if self.hidden_weight is not None and self.hidden_weight < 0:
+            raise ValueError(f"hidden_weight must be >= 0, got {self.hidden_weight}")
+        if self.hard_weight < 0:
+            raise ValueError(f"hard_weight must be >= 0, got {self.hard_weight}")
         if self.select_every < 0:
             raise ValueError(f"select_every must be >= 0, got {self.select_every}")
 
@@ -182,9 +188,34 @@ def shard(batch: dict[str, torch.Tensor], rank: int, world: int) -> dict[str, to
     return batch if world == 1 else {k: v[rank::world] for k, v in batch.items()}
 
 
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of a distillation step's loss terms: soft-CE on logits, hidden MSE, hard-label CE."""
+
+    logit: float
+    hidden: float
+    hard: float = 0.0
+
+
+def loss_weights(stage: Stage, loop: LoopConfig) -> LossWeights:
+    """The stage's weights (the released code's unless `loop` overrides the hidden or hard weight)."""
+    w_logit, w_hidden = LOSS_WEIGHTS.get(stage, (1.0, 1.0))
+    return LossWeights(w_logit, w_hidden if loop.hidden_weight is None else loop.hidden_weight, loop.hard_weight)
+
+
+def subnet_name(cfg: SubnetConfig, arch) -> str:
+    """`w<width>_d<depth>` for a uniform grid sub-network, else `cfg-<hash>` (names in logs and charts)."""
+    for d in GRID_DEPTHS:
+        for w in GRID_WIDTHS:
+            if SubnetConfig.uniform(arch, w, d) == cfg:
+                return f"w{w}_d{d}"
+    return f"cfg-{cfg.hash}"
+
+
 def run_step(student: ElasticBertForSequenceClassification,
              teacher: Optional[ElasticBertForSequenceClassification], batch: dict[str, torch.Tensor],
-             plan: list[Planned], stage: Stage, *, is_regression: bool, scale: float = 1.0) -> dict[str, float]:
+             plan: list[Planned], stage: Stage, *, is_regression: bool, scale: float = 1.0,
+             weights: Optional[LossWeights] = None) -> dict[str, Any]:
     """Forward + backward of every planned sub-network on one batch; gradients accumulate in `.grad`.
 
     Args:
@@ -195,34 +226,43 @@ def run_step(student: ElasticBertForSequenceClassification,
         stage: picks the loss.
         is_regression: regression drops the logit loss / uses MSE on labels.
         scale: multiplies every loss (this rank's share of the global batch).
+        weights: loss weights of distillation (default: the stage's, as the released code).
 
     Returns:
-        {"loss": sum over sub-networks, "logit": ..., "hidden": ...} as floats (unscaled).
+        {"loss": sum over sub-networks, "logit": ..., "hidden": ..., "hard": ...} as floats (unscaled),
+        and "per_subnet": one {"loss", "logit", "hidden", "hard"} dict per planned sub-network.
     """
     ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
-    totals = {"loss": 0.0, "logit": 0.0, "hidden": 0.0}
+    totals: dict[str, Any] = {"loss": 0.0, "logit": 0.0, "hidden": 0.0, "hard": 0.0, "per_subnet": []}
     if ids.shape[0] == 0:
         return totals
+    w = weights or LossWeights(*LOSS_WEIGHTS.get(stage, (1.0, 1.0)))
     teacher_cache: dict[SubnetConfig, Any] = {}
     for p in plan:
+        parts: dict[str, float] = {}
         if p.teacher is None:
             out = student(ids, mask, types, subnet=p.student)
             loss = hard_label_loss(out.logits, batch["labels"], is_regression)
+            parts["hard"] = float(loss.detach())
         else:
             if p.teacher not in teacher_cache:  # one teacher forward per step per teacher width
                 with torch.no_grad():
                     teacher_cache[p.teacher] = teacher(ids, mask, types, subnet=p.teacher, output_hidden_states=True)
             t = teacher_cache[p.teacher]
             out = student(ids, mask, types, subnet=p.student, output_hidden_states=True)
-            w_logit, w_hidden = LOSS_WEIGHTS.get(stage, (1.0, 1.0))
             loss, parts = distillation_loss(
                 out.logits, out.hidden_states, t.logits, t.hidden_states,
                 matched_teacher_indices(p.student.layers, student.arch.num_layers),
-                logit_weight=w_logit, hidden_weight=w_hidden, is_regression=is_regression)
-            totals["logit"] += parts["logit"]
-            totals["hidden"] += parts["hidden"]
+                logit_weight=w.logit, hidden_weight=w.hidden, is_regression=is_regression)
+            if w.hard:
+                hard = hard_label_loss(out.logits, batch["labels"], is_regression)
+                loss = loss + w.hard * hard
+                parts["hard"] = float(hard.detach())
         (loss * scale).backward()
-        totals["loss"] += float(loss.detach())
+        parts["loss"] = float(loss.detach())
+        for k in ("loss", "logit", "hidden", "hard"):
+            totals[k] += parts.get(k, 0.0)
+        totals["per_subnet"].append(parts)
     return totals
 
 
@@ -370,7 +410,7 @@ def train_stage(student: ElasticBertForSequenceClassification,
                 log_path: Optional[Path] = None, resume: bool = False, progress: bool = True,
                 on_step: Optional[Callable[[int], None]] = None,
                 eval_fn: Optional[Callable[[int], dict[str, Any]]] = None,
-                select_fn: Optional[Callable[[int], float]] = None) -> TrainResult:
+                select_fn: Optional[Callable[[int], float | dict[str, float]]] = None) -> TrainResult:
     """Train `student` for one stage, checkpointing and logging as it goes.
 
     Args:
@@ -386,7 +426,8 @@ def train_stage(student: ElasticBertForSequenceClassification,
         progress: tqdm progress bar on rank 0.
         on_step: called with the finished step count after every step (and its checkpoint).
         eval_fn: called at every epoch end and at the last step; its dict is logged.
-        select_fn: model selection (rank 0): step -> a score, higher is better, computed every
+        select_fn: model selection (rank 0): step -> a score, higher is better (or a dict of per-sub-network
+            metrics, logged, whose sum is the score), computed every
             `loop.select_every` steps and at the last step; the stage ends on the best-scoring
             weights (the released DynaBERT code keeps its best dev checkpoint the same way). The
             best weights are kept in memory and, with `ckpt_dir`, in `<ckpt_dir>_best` for resume.
@@ -401,6 +442,7 @@ def train_stage(student: ElasticBertForSequenceClassification,
     rng = random.Random(loop.seed)
     batches = BatchPlan(data, loop.batch_size, loop.seed)
     params = [p for p in student.parameters() if p.requires_grad]
+    weights = loss_weights(stage, loop)
     optimizer = torch.optim.AdamW(params, lr=loop.lr, weight_decay=loop.weight_decay)
     if teacher is not None:
         teacher.eval()
@@ -426,7 +468,8 @@ def train_stage(student: ElasticBertForSequenceClassification,
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(step, loop)
             optimizer.zero_grad(set_to_none=True)
-            last = run_step(student, teacher, local, plan, stage, is_regression=is_regression, scale=scale)
+            last = run_step(student, teacher, local, plan, stage, is_regression=is_regression, scale=scale,
+                            weights=weights)
             _sync_grads(params, world)
             torch.nn.utils.clip_grad_norm_(params, loop.grad_clip)
             optimizer.step()
@@ -439,15 +482,24 @@ def train_stage(student: ElasticBertForSequenceClassification,
                 n_sub_done, t_window = 0, time.perf_counter()
                 record = {"step": done, "loss": round(last["loss"], 6), "lr": lr_at(step, loop),
                           "subnets_per_s": round(rate, 3), "logit_loss": round(last["logit"], 6),
-                          "hidden_loss": round(last["hidden"], 6), "subnets": len(plan)}
+                          "hidden_loss": round(last["hidden"], 6), "subnets": len(plan),
+                          "subnet_losses": {subnet_name(p.student, student.arch): {
+                              k: round(v, 6) for k, v in parts.items()} for p, parts in zip(plan, last["per_subnet"])}}
+                if last["hard"]:
+                    record["hard_loss"] = round(last["hard"], 6)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", subnets_per_s=f"{rate:.2f}")
             if eval_fn is not None and (done % batches.steps_per_epoch == 0 or done == loop.total_steps):
                 record = {"step": done, **record, **eval_fn(done)}
                 student.train()
             if selecting and (done % loop.select_every == 0 or done == loop.total_steps):
-                score = float(select_fn(done))
+                scored = select_fn(done)
                 student.train()
-                record = {"step": done, **record, "select_score": round(score, 4)}
+                record = {"step": done, **record}
+                if isinstance(scored, dict):  # per-sub-network metrics: the score is their sum
+                    record["select_metrics"] = {k: round(float(v), 4) for k, v in scored.items()}
+                    scored = sum(scored.values())
+                score = float(scored)
+                record["select_score"] = round(score, 4)
                 best.offer(student, done, score)
             if writer is not None and record:
                 writer.write(json.dumps(record) + "\n")

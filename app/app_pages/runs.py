@@ -51,6 +51,16 @@ if name and (root / name).is_dir():
     if logs:
         st.markdown("**Training curves** (logs/*.jsonl)")
         st.plotly_chart(C.training_curve_figure(logs), key="training_curves")
+        per_subnet = [s for s, df in logs.items() if "subnet_losses" in df]
+        if per_subnet:
+            st.markdown("**Per sub-network** (loss terms every logged step; metrics at evaluation and "
+                        "selection steps)")
+            stage = st.selectbox("Stage", per_subnet, index=len(per_subnet) - 1, key="subnet_stage")
+            for field in ("subnet_losses", "dev_metrics", "select_metrics"):
+                fig = C.subnet_curve_figure(logs[stage], field)
+                if fig is not None:
+                    st.caption(C.SUBNET_FIELD_TITLES[field])
+                    st.plotly_chart(fig, key=f"subnet_{field}")
     studies = load(run, "study.db", quiet_missing=True)
     if studies:
         st.caption("Optuna studies in study.db: " + ", ".join(
