@@ -54,6 +54,9 @@ def _common(p: argparse.ArgumentParser, *, training: bool = True) -> None:
     p.add_argument("--hidden-weight", type=float,
                    help="distillation stages: weight of the hidden-state MSE (default: 0.1 in stage 1, 1.0 in stage 2, "
                         "as the released code)")
+    p.add_argument("--batching", choices=("random", "length-grouped"), default="random",
+                   help="random batches (the released code's) or length-grouped: batches of similar lengths drawn "
+                        "from random windows of 50 batches, far fewer padding tokens (default random)")
     p.add_argument("--hard-weight", type=float, default=0.0,
                    help="distillation stages: weight of a hard-label cross-entropy added to the loss (default 0)")
 
@@ -68,7 +71,7 @@ def _options(args: argparse.Namespace):
                   extra_subnets=args.extra_subnets, teacher_width=args.teacher_width, widths=args.widths,
                   depths=args.depths, augment=args.augment, mlm_checkpoint=args.mlm_checkpoint,
                   limit_train=args.limit_train, select_best=args.select_best, select_every=args.select_every,
-                  hidden_weight=args.hidden_weight, hard_weight=args.hard_weight)
+                  hidden_weight=args.hidden_weight, hard_weight=args.hard_weight, batching=args.batching)
         if args.augment and not args.mlm_checkpoint:
             raise ValueError("--augment needs --mlm-checkpoint DIR (a masked-LM checkpoint, e.g. bert-base-uncased)")
     return StageOptions(**kw)

@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "teacher_epochs": 3.0, "stage1_epochs": 1.0, "stage2_epochs": 1.0, "stage3": False, "stage3_epochs": 1.0,
     "limit_train": None, "extra_subnets": 0, "teacher_width": "full", "importance_split": "train-heldout",
     "augment": 0, "mlm_checkpoint": None, "save_every": 100, "stage2_lr": None, "select_best": "off",
-    "select_every": 50,
+    "select_every": 50, "hard_weight": 0.0, "hidden_weight": None, "batching": "random",
     "scenario": "cpu-eager-t2-b1-s128", "n_random": 50, "n_heldout": 50,
     "n_trials": 300, "sampler": "nsga2", "objectives": "metric,latency", "n_workers": 1,
     "baselines": "distilbert,tinybert,int8", "baseline_steps": None, "export": "knee",
@@ -119,6 +119,8 @@ def stage_argv(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
     if stage in ("stage1", "stage2"):
         extra = [*_flag("augment", o["augment"] or None), *_flag("mlm_checkpoint", o["mlm_checkpoint"])]
         extra += _select_flags(o)
+        extra += [*_flag("hard_weight", o["hard_weight"] or None), *_flag("batching", o["batching"]),
+                  *_flag("hidden_weight", o["hidden_weight"])]
         if stage == "stage2":
             extra += [*_flag("extra_subnets", o["extra_subnets"]), *_flag("teacher_width", o["teacher_width"])]
         argv = [[f"train-{stage}", *rd, *_flag("epochs", o[f"{stage}_epochs"]), *train, *extra]]

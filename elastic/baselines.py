@@ -266,7 +266,7 @@ def train_baseline(student: Student, teacher: ElasticBertForSequenceClassificati
         p.requires_grad_(False)
     torch.manual_seed(loop.seed)  # dropout; restored from the checkpoint on resume
     rng = random.Random(loop.seed)
-    batches = BatchPlan(data, loop.batch_size, loop.seed)
+    batches = BatchPlan(data, loop.batch_size, loop.seed, loop.batching)
     params = [p for p in student.model.parameters() if p.requires_grad]
     if projection is not None:
         params += list(projection.parameters())

@@ -39,6 +39,17 @@ def config_from_arch(arch: BertArch, num_labels: int, *, hidden_dropout_prob: fl
         layer_norm_eps=arch.layer_norm_eps, pad_token_id=arch.pad_token_id, num_labels=num_labels)
 
 
+def _rows(t: torch.Tensor, n: int) -> torch.Tensor:
+    """The first `n` rows of a weight or bias. The whole tensor is returned as is, not as a slice: the backward
+    of a slice allocates a full-size zero gradient and copies into it, wasted work at full width."""
+    return t if n == t.shape[0] else t[:n]
+
+
+def _cols(t: torch.Tensor, n: int) -> torch.Tensor:
+    """The first `n` columns of a weight (the whole tensor when `n` is its width; see `_rows`)."""
+    return t if n == t.shape[1] else t[:, :n]
+
+
 class ElasticBertForSequenceClassification(nn.Module):
     """BERT classifier whose layers, heads and FFN neurons can be cut per forward call.
 
@@ -94,14 +105,15 @@ class ElasticBertForSequenceClassification(nn.Module):
             gate = None if head_gates is None else head_gates[j][:h]
             # Q/K/V keep their first `h` heads (rows); the output projection the matching columns.
             ctx, probs = multi_head_attention(
-                x, sa.query.weight[:inner], sa.query.bias[:inner], sa.key.weight[:inner], sa.key.bias[:inner],
-                sa.value.weight[:inner], sa.value.bias[:inner], h, hd, mask, p_attn, gate=gate,
-                return_probs=output_attentions)
-            a = F.linear(ctx, ao.dense.weight[:, :inner], ao.dense.bias)
+                x, _rows(sa.query.weight, inner), _rows(sa.query.bias, inner), _rows(sa.key.weight, inner),
+                _rows(sa.key.bias, inner), _rows(sa.value.weight, inner), _rows(sa.value.bias, inner), h, hd,
+                mask, p_attn, gate=gate, return_probs=output_attentions)
+            a = F.linear(ctx, _cols(ao.dense.weight, inner), ao.dense.bias)
             x = ao.LayerNorm(F.dropout(a, self.hidden_dropout_prob, train) + x)
             # FFN-in keeps its first `n` rows, FFN-out the matching columns.
-            mid = layer.act(F.linear(x, layer.intermediate.dense.weight[:n], layer.intermediate.dense.bias[:n]))
-            o = F.linear(mid, layer.output.dense.weight[:, :n], layer.output.dense.bias)
+            mid = layer.act(F.linear(x, _rows(layer.intermediate.dense.weight, n),
+                                     _rows(layer.intermediate.dense.bias, n)))
+            o = F.linear(mid, _cols(layer.output.dense.weight, n), layer.output.dense.bias)
             x = layer.output.LayerNorm(F.dropout(o, self.hidden_dropout_prob, train) + x)
             hidden.append(x)
             attns.append(probs)

@@ -70,6 +70,7 @@ class StageOptions:
     select_every: int = 50
     hidden_weight: Optional[float] = None
     hard_weight: float = 0.0
+    batching: str = "random"
     progress: bool = True
 
 
@@ -291,7 +292,7 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
                       seed=prep.seed, save_every=opts.save_every, log_every=opts.log_every,
                       widths=tuple(opts.widths), depths=tuple(opts.depths), extra_subnets=opts.extra_subnets,
                       teacher_width=opts.teacher_width, select_every=opts.select_every if select_loader else 0,
-                      hidden_weight=opts.hidden_weight, hard_weight=opts.hard_weight)
+                      hidden_weight=opts.hidden_weight, hard_weight=opts.hard_weight, batching=opts.batching)
     ckpt = out_dir / "ckpt"
     if (ckpt / "state.json").exists() and not opts.resume:
         raise RunDirError(f"{ckpt} holds an interrupted {stage.value} run: add --resume to continue it, "

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Literal, Optional, get_args
 
 import torch
 import torch.distributed as dist
@@ -44,6 +44,11 @@ class Stage(str, Enum):
 
 # (logit weight, hidden weight) of the distillation stages, as in the released code.
 LOSS_WEIGHTS = {Stage.STAGE1: (1.0, 0.1), Stage.STAGE2: (1.0, 1.0)}
+
+
+Batching = Literal["random", "length-grouped"]
+BATCHINGS: tuple[str, ...] = get_args(Batching)
+MEGABATCH = 50  # length-grouped batching sorts windows of this many batches (as transformers' group_by_length)
 
 
 class ResumeError(ValueError):
@@ -87,6 +92,7 @@ class LoopConfig:
     select_every: int = 0
     hidden_weight: Optional[float] = None
     hard_weight: float = 0.0
+    batching: Batching = "random"
 
     def __post_init__(self) -> None:
         if self.total_steps < 1:
@@ -101,6 +107,8 @@ class LoopConfig:
             raise ValueError(f"extra_subnets must be >= 0, got {self.extra_subnets}")
         if self.hidden_weight is not None and self.hidden_weight < 0:
             raise ValueError(f"hidden_weight must be >= 0, got {self.hidden_weight}")
+        if self.batching not in BATCHINGS:
+            raise ValueError(f"batching must be one of {BATCHINGS}, got '{self.batching}'")
         if self.hard_weight < 0:
             raise ValueError(f"hard_weight must be >= 0, got {self.hard_weight}")
         if self.select_every < 0:
@@ -161,22 +169,48 @@ def rank_world() -> tuple[int, int]:
 
 
 class BatchPlan:
-    """Step -> global batch: a seeded permutation per epoch, consumed in order (resume-exact)."""
+    """Step -> global batch: a seeded permutation per epoch, consumed in order (resume-exact).
 
-    def __init__(self, data: EncodedSplit, batch_size: int, seed: int) -> None:
+    Args:
+        data: the training split.
+        batch_size: global batch size.
+        seed: with the epoch, fixes the order.
+        batching: "random" (each batch a random sample, the released code's order) or "length-grouped":
+            the epoch's permutation is cut into windows of `MEGABATCH` batches, each window is sorted by
+            length (longest first) and cut into batches, and the batches are shuffled: every batch is
+            still drawn from a random window, but its examples have similar lengths, so far fewer
+            padding tokens are computed (about half on SST-2 at max length 64).
+    """
+
+    def __init__(self, data: EncodedSplit, batch_size: int, seed: int, batching: Batching = "random") -> None:
         if len(data) == 0:
             raise ValueError("the training split is empty")
-        self.data, self.batch_size, self.seed = data, batch_size, seed
+        if batching not in BATCHINGS:
+            raise ValueError(f"batching must be one of {BATCHINGS}, got '{batching}'")
+        self.data, self.batch_size, self.seed, self.batching = data, batch_size, seed, batching
         self.steps_per_epoch = math.ceil(len(data) / batch_size)
         self.collate = PadCollator(data.pad_token_id, data.is_regression)
-        self._perm: tuple[int, torch.Tensor] | None = None
+        self._epoch: tuple[int, list[list[int]]] | None = None
+
+    def _batches(self, epoch: int) -> list[list[int]]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        perm = torch.randperm(len(self.data), generator=g).tolist()
+        bs = self.batch_size
+        if self.batching == "random":
+            return [perm[i:i + bs] for i in range(0, len(perm), bs)]
+        batches: list[list[int]] = []
+        window = MEGABATCH * bs
+        for w in range(0, len(perm), window):
+            chunk = sorted(perm[w:w + window], key=lambda i: -len(self.data.input_ids[i]))  # stable sort
+            batches += [chunk[i:i + bs] for i in range(0, len(chunk), bs)]
+        order = torch.randperm(len(batches), generator=g).tolist()
+        return [batches[i] for i in order]
 
     def indices(self, step: int) -> list[int]:
         epoch, b = divmod(step, self.steps_per_epoch)
-        if self._perm is None or self._perm[0] != epoch:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm = (epoch, torch.randperm(len(self.data), generator=g))
-        return self._perm[1][b * self.batch_size:(b + 1) * self.batch_size].tolist()
+        if self._epoch is None or self._epoch[0] != epoch:
+            self._epoch = (epoch, self._batches(epoch))
+        return list(self._epoch[1][b])
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         """The global batch of `step`, padded to its longest example."""
@@ -440,7 +474,7 @@ def train_stage(student: ElasticBertForSequenceClassification,
     rank, world = rank_world()
     torch.manual_seed(loop.seed + rank)  # dropout draws from torch's RNG; saved in checkpoints
     rng = random.Random(loop.seed)
-    batches = BatchPlan(data, loop.batch_size, loop.seed)
+    batches = BatchPlan(data, loop.batch_size, loop.seed, loop.batching)
     params = [p for p in student.parameters() if p.requires_grad]
     weights = loss_weights(stage, loop)
     optimizer = torch.optim.AdamW(params, lr=loop.lr, weight_decay=loop.weight_decay)

@@ -76,3 +76,22 @@ def test_majority_class_warning_names_stuck_subnetworks():
     text = stuck_warning("stage2", stuck)
     assert "2 grid sub-network(s)" in text and "(w0.25, d0.5) 60.0" in text and "60.0%" in text
     assert stuck_subnets(rows[:1], task) == []
+
+
+def test_length_grouped_batches_cover_the_epoch_with_less_padding():
+    data = tiny_data(200, seed=3)
+    rand = BatchPlan(data, 8, 5, "random")
+    grouped = BatchPlan(data, 8, 5, "length-grouped")
+    again = BatchPlan(data, 8, 5, "length-grouped")
+    for epoch in (0, 1):
+        steps = range(epoch * grouped.steps_per_epoch, (epoch + 1) * grouped.steps_per_epoch)
+        seen = sorted(i for s in steps for i in grouped.indices(s))
+        assert seen == list(range(200))  # every example once per epoch
+        assert [grouped.indices(s) for s in steps] == [again.indices(s) for s in reversed(steps)][::-1]
+
+    def padded(plan: BatchPlan) -> int:
+        return sum(plan.batch(s)["input_ids"].numel() for s in range(plan.steps_per_epoch))
+    assert padded(grouped) < 0.8 * padded(rand)
+    assert grouped.indices(0) != grouped.indices(grouped.steps_per_epoch)  # a new order each epoch
+    with pytest.raises(ValueError, match="batching"):
+        BatchPlan(data, 8, 5, "sorted")
