@@ -53,7 +53,7 @@ CSV_SCHEMAS: dict[str, CsvSchema] = {
         ("stage", "width_mult", "depth_mult", "config_hash", "config_json", "dev_metric", "test_metric",
          "dev_acc", "test_acc", "macs", "params"),
         numeric=("width_mult", "depth_mult", "dev_metric", "test_metric", "dev_acc", "test_acc", "macs", "params"),
-        nullable=("test_metric", "test_acc", "dev_acc"), written_by="dynabert train"),
+        nullable=("test_metric", "test_acc", "dev_acc"), written_by="dynabert train-teacher / train-stage1 / train-stage2"),
     "latency.csv": CsvSchema(
         ("config_hash", "config_json", "macs", "macs_fvcore", "params", "scenario", "device", "runtime",
          "threads", "batch", "seq_len", "median_ms", "p90_ms", "iqr_ms", "n", "fingerprint"),
@@ -83,9 +83,9 @@ CSV_SCHEMAS: dict[str, CsvSchema] = {
 
 #: Every artifact a complete run has, with the command that writes it (directories end in "/").
 ARTIFACTS: dict[str, str] = {
-    "run.json": "any dynabert command",
-    "importance.json": "dynabert train (rewiring)",
-    "grid.csv": "dynabert train",
+    "run.json": "dynabert run or any stage command",
+    "importance.json": "dynabert rewire",
+    "grid.csv": "dynabert train-stage1 / train-stage2",
     "latency.csv": "dynabert profile",
     "predictor.json": "dynabert profile",
     "study.db": "dynabert search",
@@ -325,7 +325,7 @@ def load_log(path: str | os.PathLike) -> pd.DataFrame:
     evaluation lines add `dev_metric`). Returns one row per line."""
     p = Path(path)
     if not p.is_file():
-        raise _missing(p, "dynabert train")
+        raise _missing(p, f"dynabert train-{p.stem}")
     rows = []
     for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -342,7 +342,7 @@ def load_log(path: str | os.PathLike) -> pd.DataFrame:
 
 def load_done(path: str | os.PathLike) -> dict[str, Any]:
     """<stage>/done.json: {steps, epochs, seconds, finished_at} once a stage is complete."""
-    data = read_json(path, "dynabert train")
+    data = read_json(path, f"dynabert train-{Path(path).parent.name}")
     _check_keys(f"{Path(path).parent.name}/done.json", data, {"steps": (int,), "epochs": _NUM, "seconds": _NUM,
                                                               "finished_at": (str,)}, required=("steps",))
     return data

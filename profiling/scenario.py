@@ -75,7 +75,7 @@ class Scenario:
         """
         if self.seq_len > arch.max_position_embeddings:
             raise ValueError(f"scenario seq_len {self.seq_len} is longer than the model's position table "
-                             f"({arch.max_position_embeddings} positions); use --seq-len <= "
+                             f"({arch.max_position_embeddings} positions); use --max-length <= "
                              f"{arch.max_position_embeddings}")
         if self.device == "cuda":
             import torch

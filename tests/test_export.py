@@ -116,12 +116,12 @@ def _cli(args, capsys):
 def test_cli_bad_config_and_empty_study_give_one_clear_message(run_dir, tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('{"layers": [0, 7], "heads": [1, 1], "ffn": [8, 8]}')
-    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--config", str(bad)], capsys)
+    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--subnet", str(bad)], capsys)
     assert code == 2 and err.strip().count("\n") == 0 and "unknown layer 7" in err and "bad.json" in err
     bad.write_text("{not json")
-    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--config", str(bad)], capsys)
+    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--subnet", str(bad)], capsys)
     assert code == 2 and "not valid JSON" in err and "Traceback" not in err
-    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--config", str(tmp_path / "nope.json")], capsys)
+    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--subnet", str(tmp_path / "nope.json")], capsys)
     assert code == 2 and "not found" in err
     code, _, err = _cli(["export", "--run-dir", str(run_dir), "--pareto"], capsys)
     assert code == 2 and "no study.db" in err

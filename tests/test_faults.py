@@ -81,12 +81,12 @@ def test_bad_option_values(run, tmp_path, capsys):
 
 def test_bad_config_files(run, tmp_path, capsys):
     (tmp_path / "cfg.json").write_text('{"layers": [0, 9], "heads": [1, 1], "ffn": [8, 8]}')
-    fails(["export", "--run-dir", str(run), "--config", str(tmp_path / "cfg.json"), "--out",
+    fails(["export", "--run-dir", str(run), "--subnet", str(tmp_path / "cfg.json"), "--out",
            str(tmp_path / "x")], capsys, "unknown layer 9")
     (tmp_path / "cfg2.json").write_text("not json")
-    fails(["export", "--run-dir", str(run), "--config", str(tmp_path / "cfg2.json"), "--out",
+    fails(["export", "--run-dir", str(run), "--subnet", str(tmp_path / "cfg2.json"), "--out",
            str(tmp_path / "x")], capsys, "JSON")
-    fails(["export", "--run-dir", str(run), "--config", str(tmp_path / "absent.json"), "--out",
+    fails(["export", "--run-dir", str(run), "--subnet", str(tmp_path / "absent.json"), "--out",
            str(tmp_path / "x")], capsys, "absent.json")
     (tmp_path / "p.toml").write_text("n_trials = = 3")
     fails(["run", "--run-dir", str(tmp_path / "p"), "--config", str(tmp_path / "p.toml")], capsys, "p.toml")
@@ -105,7 +105,7 @@ def test_corrupt_checkpoint(run, tmp_path, capsys):
     f = broken / "stage2" / "model.safetensors"
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])  # a truncated copy
     fails(["evaluate", "--run-dir", str(broken), "--stage", "stage2"], capsys, "corrupt or truncated")
-    fails(["export", "--run-dir", str(broken), "--config", str(_cfg(tmp_path)), "--out", str(tmp_path / "e")],
+    fails(["export", "--run-dir", str(broken), "--subnet", str(_cfg(tmp_path)), "--out", str(tmp_path / "e")],
           capsys, "corrupt or truncated")
     # The intact run is untouched by the failures next to it.
     assert main(["evaluate", "--run-dir", str(run), "--stage", "stage2"]) == 0

@@ -65,7 +65,7 @@ def run_cli_export(run: Path, cfg, name: str, *, trial: int | None, force: bool,
         else:
             cfg_file = Path(tmp) / "config.json"
             cfg_file.write_text(cfg.to_json())
-            argv += ["--config", str(cfg_file)]
+            argv += ["--subnet", str(cfg_file)]
         argv += (["--force"] if force else []) + ([] if onnx else ["--no-onnx"]) + ([] if measure else ["--no-measure"])
         buf = io.StringIO()
         try:
@@ -85,7 +85,7 @@ def run_cli_export(run: Path, cfg, name: str, *, trial: int | None, force: bool,
 # ---- new export
 st.subheader("Export a configuration")
 if not choices:
-    st.info("Nothing to export yet: needs `pareto.csv` (dynabert search) or `grid.csv` (dynabert train).")
+    st.info("Nothing to export yet: needs `pareto.csv` (dynabert search) or `grid.csv` (dynabert train-stage2).")
 else:
     label = st.selectbox("Configuration", list(choices), key="export_pick")
     row = choices[label]
