@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from elastic.config import BertArch, SubnetConfig
+from elastic.model_card import CARD_FILE, card_body
 
 
 class ArtifactError(ValueError):
@@ -455,6 +456,7 @@ def list_exports(run_dir: Path) -> list[ExportInfo]:
     out = []
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
         files = sorted((str(f.relative_to(d)), f.stat().st_size) for f in d.rglob("*") if f.is_file())
-        card = d / "model_card.md"
-        out.append(ExportInfo(d.name, d, card.read_text(encoding="utf-8") if card.is_file() else None, files))
+        card = d / CARD_FILE
+        out.append(ExportInfo(d.name, d, card_body(card.read_text(encoding="utf-8")) if card.is_file() else None,
+                              files))
     return out

@@ -244,6 +244,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     macs_shape=f"batch {sc.batch}, {sc.seq_len} tokens",
                     params=param_count(ctx.arch, cfg, ctx.model.num_labels), scenario=sc_key,
                     task=(run.get("task") or {}).get("name", run.get("task_spec")), teacher=run.get("teacher"),
+                    task_spec=run.get("task_spec"), pair=len((run.get("task") or {}).get("text_columns", [])) == 2,
                     stages=run.get("stage_seconds"), training=_training_summary(run))
         if measure is not None and info.get("latency_ms") is None:
             rec = measure(cfg)
@@ -252,6 +253,6 @@ def cmd_export(args: argparse.Namespace) -> int:
                       card_info=info, onnx_writer=onnx_writer, force=args.force)
         written.append(out)
         print(f"exported {cfg.describe()} -> {out}")
-    print(f"{len(written)} export(s); load with AutoModelForSequenceClassification.from_pretrained(DIR, "
-          "trust_remote_code=True)")
+    print(f"{len(written)} export(s); usage in each one's README.md: AutoModelForSequenceClassification."
+          "from_pretrained(DIR, trust_remote_code=True), AutoTokenizer.from_pretrained(DIR), DIR/model.onnx")
     return 0

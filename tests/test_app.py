@@ -197,7 +197,7 @@ def test_export_page_runs_the_cli_export(copy_runs: Path, monkeypatch: pytest.Mo
         calls.append(args)
         d = args.run_dir / "exports" / args.name
         d.mkdir(parents=True)
-        (d / "model_card.md").write_text(f"# {args.name}\n\nfake card for trial {args.trial}\n")
+        (d / "README.md").write_text(f"# {args.name}\n\nfake card for trial {args.trial}\n")
         print(f"exported -> {d}")
         return 0
 

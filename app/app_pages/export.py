@@ -39,7 +39,7 @@ def _show_export(info: A.ExportInfo, key: str) -> None:
         # Demote the card's headings two levels so they sit under this page's own headings.
         st.markdown(re.sub(r"^(#{1,4}) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", info.card, flags=re.M))
     else:
-        st.warning(f"`{info.name}` has no model_card.md")
+        st.warning(f"`{info.name}` has no model card (README.md)")
     total = sum(s for _, s in info.files)
     st.caption(f"{len(info.files)} files, {total / 1e6:.2f} MB, in `{info.path}`")
     for rel, size in info.files:
