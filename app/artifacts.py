@@ -19,6 +19,10 @@ import pandas as pd
 from elastic.config import BertArch, SubnetConfig
 from elastic.model_card import CARD_FILE, card_body
 
+# Run-directory stage folder -> the subcommand that writes it (for "run `dynabert ...` first" hints).
+STAGE_COMMANDS = {"teacher": "train-teacher", "stage1": "train-stage1", "stage2": "train-stage2",
+                  "stage3": "train-stage3", "rewired": "rewire"}
+
 
 class ArtifactError(ValueError):
     """A run-directory file that is malformed (or missing): the message names the file and the problem."""
@@ -326,7 +330,7 @@ def load_log(path: str | os.PathLike) -> pd.DataFrame:
     evaluation lines add `dev_metric`). Returns one row per line."""
     p = Path(path)
     if not p.is_file():
-        raise _missing(p, f"dynabert train-{p.stem}")
+        raise _missing(p, f"dynabert {STAGE_COMMANDS.get(p.stem, 'run')}")
     rows = []
     for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -343,7 +347,7 @@ def load_log(path: str | os.PathLike) -> pd.DataFrame:
 
 def load_done(path: str | os.PathLike) -> dict[str, Any]:
     """<stage>/done.json: {steps, epochs, seconds, finished_at} once a stage is complete."""
-    data = read_json(path, f"dynabert train-{Path(path).parent.name}")
+    data = read_json(path, f"dynabert {STAGE_COMMANDS.get(Path(path).parent.name, 'run')}")
     _check_keys(f"{Path(path).parent.name}/done.json", data, {"steps": (int,), "epochs": _NUM, "seconds": _NUM,
                                                               "finished_at": (str,)}, required=("steps",))
     return data

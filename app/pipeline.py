@@ -19,9 +19,11 @@ from typing import Any, Callable, Literal, Mapping
 Preset = Literal["quick", "standard", "paper"]
 STAGES = ("teacher", "rewire", "stage1", "stage2", "profile", "search", "baselines", "export")
 
-# Every option the pipeline understands, with its default (used when neither preset, file nor flag sets it).
+# Every option the pipeline understands, with its default (used when neither preset, file nor flag sets it);
+# examples/run.toml explains each one (tests/test_run_options.py keeps the two in step).
 DEFAULTS: dict[str, Any] = {
-    "task": "bbc", "text_columns": None, "label_column": None, "teacher": None, "max_length": 128, "seed": 42, "batch_size": 32, "lr": 2e-5,
+    "task": "bbc", "text_columns": None, "label_column": None, "teacher": None, "max_length": 128, "seed": 42,
+    "batch_size": 32, "lr": 2e-5,
     "teacher_epochs": 3.0, "stage1_epochs": 1.0, "stage2_epochs": 1.0, "stage3": False, "stage3_epochs": 1.0,
     "limit_train": None, "extra_subnets": 0, "teacher_width": "full", "importance_split": "train-heldout",
     "augment": 0, "mlm_checkpoint": None, "save_every": 100, "stage2_lr": None, "select_best": "off",
