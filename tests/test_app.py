@@ -217,7 +217,7 @@ def test_export_page_runs_the_cli_export(copy_runs: Path, monkeypatch: pytest.Mo
     at.selectbox(key="export_pick").set_value(grid_label).run()
     at.text_input(key="export_name").set_value("grid1").run()
     at.button(key="export_go").click().run()
-    assert calls[-1].trial is None and calls[-1].config is not None
+    assert calls[-1].trial is None and calls[-1].subnet is not None
 
 
 def test_export_failure_is_a_message(copy_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
