@@ -71,12 +71,13 @@ def test_bad_option_values(run, tmp_path, capsys):
     fails(["profile", "--run-dir", str(run), "--scenario", "cpu-eager-t2-b1-s4096"], capsys, "4096")
     fails(["search", "--run-dir", str(run), "--objectives", "latency,metric"], capsys, "metric")
     fails(["evaluate", "--run-dir", str(run), "--width", "1.5"], capsys, "width")
-    fails(["run", "--run-dir", str(tmp_path / "p"), "--preset", "fastest"], capsys, "preset")
     fails(["run", "--run-dir", str(tmp_path / "p"), "--only", "teacher,coffee"], capsys, "coffee")
     # argparse's own errors (wrong choice) also exit 2 with a usage line, not a traceback.
-    with pytest.raises(SystemExit) as e:
-        main(["search", "--run-dir", str(run), "--sampler", "annealing"])
-    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    for argv in (["search", "--run-dir", str(run), "--sampler", "annealing"],
+                 ["run", "--run-dir", str(tmp_path / "p"), "--preset", "fastest"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
 def test_bad_config_files(run, tmp_path, capsys):
