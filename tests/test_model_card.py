@@ -94,3 +94,17 @@ print(json.dumps({{"diff": float(np.abs(onnx - ref).max()), "types": enc["token_
     got = json.loads(res.stdout.strip().splitlines()[-1])
     assert got["diff"] < 1e-4
     assert any(1 in row for row in got["types"]) == pair  # a pair really has a second segment
+
+
+def test_without_trust_remote_code_a_pruned_export_fails_loudly(export, tmp_path):
+    """model_type is bert (so the tokenizer needs no custom code): plain BertForSequenceClassification must then
+    refuse the per-layer-sized weights rather than load a wrong model."""
+    out, pair = export
+    if pair:
+        pytest.skip("one export is enough")
+    code = f"""
+from transformers import AutoModelForSequenceClassification
+AutoModelForSequenceClassification.from_pretrained("{out.name}")
+"""
+    res = _fresh(code, out.parent, tmp_path)
+    assert res.returncode != 0 and "mismatched_sizes" in res.stderr
