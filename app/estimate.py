@@ -23,7 +23,8 @@ STEP_SECONDS: dict[str, dict[int, float]] = {
 MEASURED_BATCH = 32
 # results/pipeline_quick.json "fingerprint" (load average 1.18 while it ran).
 MEASURED_ON = "AMD EPYC, 2 logical cores, torch 2.13.0+cpu (results/pipeline_quick.json)"
-# Stage 3 trains the 12 grid sub-networks with hard labels and no teacher: stage 2 without its teacher pass.
+# Stage 3 trains the 12 grid sub-networks with hard labels and no teacher: estimated at stage 2's rate (an upper
+# bound, since it has no teacher pass).
 _STAGE_TABLE = {"teacher": "teacher", "stage1": "stage1", "stage2": "stage2", "stage3": "stage2"}
 
 
