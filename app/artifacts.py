@@ -17,6 +17,11 @@ from typing import Any, Sequence
 import pandas as pd
 
 from elastic.config import BertArch, SubnetConfig
+from elastic.model_card import CARD_FILE, card_body
+
+# Run-directory stage folder -> the subcommand that writes it (for "run `dynabert ...` first" hints).
+STAGE_COMMANDS = {"teacher": "train-teacher", "stage1": "train-stage1", "stage2": "train-stage2",
+                  "stage3": "train-stage3", "rewired": "rewire"}
 
 
 class ArtifactError(ValueError):
@@ -53,7 +58,7 @@ CSV_SCHEMAS: dict[str, CsvSchema] = {
         ("stage", "width_mult", "depth_mult", "config_hash", "config_json", "dev_metric", "test_metric",
          "dev_acc", "test_acc", "macs", "params"),
         numeric=("width_mult", "depth_mult", "dev_metric", "test_metric", "dev_acc", "test_acc", "macs", "params"),
-        nullable=("test_metric", "test_acc", "dev_acc"), written_by="dynabert train"),
+        nullable=("test_metric", "test_acc", "dev_acc"), written_by="dynabert train-teacher / train-stage1 / train-stage2"),
     "latency.csv": CsvSchema(
         ("config_hash", "config_json", "macs", "macs_fvcore", "params", "scenario", "device", "runtime",
          "threads", "batch", "seq_len", "median_ms", "p90_ms", "iqr_ms", "n", "fingerprint"),
@@ -83,9 +88,9 @@ CSV_SCHEMAS: dict[str, CsvSchema] = {
 
 #: Every artifact a complete run has, with the command that writes it (directories end in "/").
 ARTIFACTS: dict[str, str] = {
-    "run.json": "any dynabert command",
-    "importance.json": "dynabert train (rewiring)",
-    "grid.csv": "dynabert train",
+    "run.json": "dynabert run or any stage command",
+    "importance.json": "dynabert rewire",
+    "grid.csv": "dynabert train-stage1 / train-stage2",
     "latency.csv": "dynabert profile",
     "predictor.json": "dynabert profile",
     "study.db": "dynabert search",
@@ -325,7 +330,7 @@ def load_log(path: str | os.PathLike) -> pd.DataFrame:
     evaluation lines add `dev_metric`). Returns one row per line."""
     p = Path(path)
     if not p.is_file():
-        raise _missing(p, "dynabert train")
+        raise _missing(p, f"dynabert {STAGE_COMMANDS.get(p.stem, 'run')}")
     rows = []
     for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -342,7 +347,7 @@ def load_log(path: str | os.PathLike) -> pd.DataFrame:
 
 def load_done(path: str | os.PathLike) -> dict[str, Any]:
     """<stage>/done.json: {steps, epochs, seconds, finished_at} once a stage is complete."""
-    data = read_json(path, "dynabert train")
+    data = read_json(path, f"dynabert {STAGE_COMMANDS.get(Path(path).parent.name, 'run')}")
     _check_keys(f"{Path(path).parent.name}/done.json", data, {"steps": (int,), "epochs": _NUM, "seconds": _NUM,
                                                               "finished_at": (str,)}, required=("steps",))
     return data
@@ -455,6 +460,7 @@ def list_exports(run_dir: Path) -> list[ExportInfo]:
     out = []
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
         files = sorted((str(f.relative_to(d)), f.stat().st_size) for f in d.rglob("*") if f.is_file())
-        card = d / "model_card.md"
-        out.append(ExportInfo(d.name, d, card.read_text(encoding="utf-8") if card.is_file() else None, files))
+        card = d / CARD_FILE
+        out.append(ExportInfo(d.name, d, card_body(card.read_text(encoding="utf-8")) if card.is_file() else None,
+                              files))
     return out

@@ -109,15 +109,12 @@ def int8_predictor(model: ElasticBertForSequenceClassification, cfg: SubnetConfi
         def eager(b: dict[str, torch.Tensor]) -> np.ndarray:
             return small(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits.float().numpy()
         return eager
-    from profiling.onnx_export import export_onnx, ort_session, quantize_onnx_int8
+    from profiling.onnx_export import export_onnx, ort_feeds, ort_session, quantize_onnx_int8
     sess = ort_session(quantize_onnx_int8(export_onnx(small, workdir / "model.onnx"), workdir / "model.int8.onnx"),
                        threads=threads)
 
     def ort(b: dict[str, torch.Tensor]) -> np.ndarray:
-        if bool((b["token_type_ids"] != 0).any()):
-            raise ValueError("ort-int8 accuracy needs single-segment inputs (the ONNX export has no token "
-                             "types); use --int8-runtime eager-int8 for sentence-pair tasks")
-        return sess.run(None, {"input_ids": b["input_ids"].numpy(), "attention_mask": b["attention_mask"].numpy()})[0]
+        return sess.run(None, ort_feeds(b["input_ids"], b["attention_mask"], b["token_type_ids"]))[0]
     return ort
 
 

@@ -19,7 +19,8 @@ for _noisy in ("torchao", "torch.utils._pytree", "torch.onnx._internal.exporter.
     logging.getLogger(_noisy).setLevel(logging.ERROR)
 
 # Each module defines `register(subparsers)`, adding its subcommands with `set_defaults(func=...)`.
-COMMAND_MODULES = ("app.cli_train", "app.cli_profile", "app.cli_search", "app.cli_baselines", "app.cli_run")
+COMMAND_MODULES = ("app.cli_train", "app.cli_profile", "app.cli_search", "app.cli_baselines", "app.cli_run",
+                   "app.cli_dashboard")
 
 
 class UsageError(ValueError):

@@ -31,8 +31,8 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--runtime", default="eager", choices=("eager", "eager-int8", "ort", "ort-int8"))
     p.add_argument("--threads", type=int, default=2, help="intra-op threads (default 2)")
-    p.add_argument("--batch", type=int, default=1, help="sequences per forward pass (default 1)")
-    p.add_argument("--seq-len", type=int, help="tokens per sequence (default: the run's max_length, else 128)")
+    p.add_argument("--batch-size", type=int, default=1, help="sequences per forward pass (default 1)")
+    p.add_argument("--max-length", type=int, help="tokens per sequence (default: the run's max_length, else 128)")
     p.add_argument("--n-random", type=int, default=50, help="random per-layer configs to fit on (default 50)")
     p.add_argument("--n-heldout", type=int, default=50, help="other random configs to score the predictor (50)")
     p.add_argument("--reference-every", type=int, default=10,
@@ -80,8 +80,9 @@ def scenarios_from_args(args: argparse.Namespace, run: dict[str, Any]) -> list:
 
     if args.scenario:
         return [Scenario.parse(k) for k in args.scenario]
-    seq = args.seq_len or int(run.get("max_length") or 128)
-    return [Scenario(device=args.device, runtime=args.runtime, threads=args.threads, batch=args.batch, seq_len=seq)]
+    seq = args.max_length or int(run.get("max_length") or 128)
+    return [Scenario(device=args.device, runtime=args.runtime, threads=args.threads, batch=args.batch_size,
+                     seq_len=seq)]
 
 
 def _interleaved_ms(model, cfgs: Sequence, scenario, cache, full_ms: float, *, min_time_s: float,

@@ -44,7 +44,7 @@ def register(sub) -> None:
     which.add_argument("--trial", type=int, help="a trial number of the study")
     which.add_argument("--pareto", action="store_true", help="every point of the Pareto front")
     which.add_argument("--knee", action="store_true", help="the knee point of the front")
-    which.add_argument("--config", type=Path, help="a SubnetConfig JSON file {layers, heads, ffn}")
+    which.add_argument("--subnet", type=Path, help="a SubnetConfig JSON file {layers, heads, ffn}")
     e.add_argument("--out", type=Path, help="model directory (for --pareto: the folder of all of them); "
                                            "default <run>/exports/<name>")
     e.add_argument("--name", help="export name (sanitized: letters, digits, '.', '_', '-')")
@@ -118,14 +118,14 @@ def _selection(args: argparse.Namespace, arch) -> list[tuple[str, Any, dict[str,
     from search.pareto import read_pareto_csv
     from search.pareto import load_study, trial_config
 
-    if args.config is not None:
-        if not args.config.is_file():
-            raise FileNotFoundError(f"--config {args.config} not found (expected a JSON file with layers, heads, ffn)")
+    if args.subnet is not None:
+        if not args.subnet.is_file():
+            raise FileNotFoundError(f"--subnet {args.subnet} not found (expected a JSON file with layers, heads, ffn)")
         try:
-            cfg = SubnetConfig.from_json(args.config.read_text()).validate(arch)
+            cfg = SubnetConfig.from_json(args.subnet.read_text()).validate(arch)
         except ValueError as e:
-            raise ValueError(f"--config {args.config}: {e}") from None
-        return [(f"cfg-{cfg.hash}", cfg, {"source": f"config file {args.config}"})]
+            raise ValueError(f"--subnet {args.subnet}: {e}") from None
+        return [(f"cfg-{cfg.hash}", cfg, {"source": f"config file {args.subnet}"})]
     pareto_csv = args.run_dir / "pareto.csv"
     if (args.pareto or args.knee) and pareto_csv.exists() and args.storage is None and args.study_name is None:
         rows = read_pareto_csv(pareto_csv)
@@ -244,6 +244,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     macs_shape=f"batch {sc.batch}, {sc.seq_len} tokens",
                     params=param_count(ctx.arch, cfg, ctx.model.num_labels), scenario=sc_key,
                     task=(run.get("task") or {}).get("name", run.get("task_spec")), teacher=run.get("teacher"),
+                    task_spec=run.get("task_spec"), pair=len((run.get("task") or {}).get("text_columns", [])) == 2,
                     stages=run.get("stage_seconds"), training=_training_summary(run))
         if measure is not None and info.get("latency_ms") is None:
             rec = measure(cfg)
@@ -252,6 +253,6 @@ def cmd_export(args: argparse.Namespace) -> int:
                       card_info=info, onnx_writer=onnx_writer, force=args.force)
         written.append(out)
         print(f"exported {cfg.describe()} -> {out}")
-    print(f"{len(written)} export(s); load with AutoModelForSequenceClassification.from_pretrained(DIR, "
-          "trust_remote_code=True)")
+    print(f"{len(written)} export(s); usage in each one's README.md: AutoModelForSequenceClassification."
+          "from_pretrained(DIR, trust_remote_code=True), AutoTokenizer.from_pretrained(DIR), DIR/model.onnx")
     return 0

@@ -4,9 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
-from elastic.config import SubnetConfig
+from app.cli_common import add_run_dir, add_task_args, task_kwargs
+from elastic.config import GRID_DEPTHS, GRID_WIDTHS, IMPORTANCE_SPLITS, SELECT_SPLITS, SubnetConfig
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -16,20 +17,35 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
 
 
-def _common(p: argparse.ArgumentParser, *, training: bool = True) -> None:
-    p.add_argument("--run-dir", required=True, type=Path, help="run directory, e.g. runs/sst2")
-    p.add_argument("--task", help="task spec (a data dir/file, glue/<task>, bbc); default: the run's task")
+StageName = Literal["teacher", "stage1", "stage2", "stage3"]
+# The flags of each training subcommand beyond the shared ones: train-teacher lists none of stage 2's.
+_DISTILL = ("teacher", "widths", "augment", "select")
+STAGE_FLAGS: dict[str, tuple[str, ...]] = {
+    "teacher": ("pretrained", "importance_split"),
+    "stage1": _DISTILL,
+    "stage2": (*_DISTILL, "depths", "stage2"),
+    "stage3": ("widths", "depths", "select"),
+}
+
+
+def _base(p: argparse.ArgumentParser) -> None:
+    """Flags of every command that loads the run's task and tokenizes it."""
+    add_run_dir(p)
+    add_task_args(p)
     p.add_argument("--max-length", type=int, help="tokens per example (default: the run's, else 128)")
     p.add_argument("--seed", type=int, help="seed (default: the run's, else 42)")
-    p.add_argument("--importance-split", choices=("train-heldout", "dev"),
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _importance_split(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--importance-split", choices=IMPORTANCE_SPLITS,
                    help="where importance is computed (default train-heldout: the last 10%% of train, "
                         "at most 1000 examples, excluded from all training; dev reproduces the paper)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    if not training:
-        return
-    p.add_argument("--teacher", help="teacher-stage: pretrained HF BERT dir to fine-tune (default: embedded "
-                                     "all-MiniLM-L6-v2); distillation stages: a distillation teacher to use "
-                                     "instead of the run's own")
+
+
+def _training(p: argparse.ArgumentParser, stage: StageName) -> None:
+    """The flags of `train-<stage>`: the shared loop options plus the stage's own (STAGE_FLAGS)."""
+    _base(p)
     p.add_argument("--epochs", type=float, help="epochs (default 3)")
     p.add_argument("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
     p.add_argument("--batch-size", type=int, default=32, help="global batch size (default 32)")
@@ -37,43 +53,57 @@ def _common(p: argparse.ArgumentParser, *, training: bool = True) -> None:
     p.add_argument("--warmup-steps", type=int, default=0, help="linear warm-up steps (default 0)")
     p.add_argument("--save-every", type=int, default=100, help="checkpoint period in steps (default 100)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted stage from its checkpoint")
-    p.add_argument("--extra-subnets", type=int, default=0,
-                   help="stage 2: add the smallest grid sub-network and K random per-layer ones each step")
-    p.add_argument("--teacher-width", choices=("full", "matched"), default="full",
-                   help="stage 2 teacher width: full (released code, default) or matched (paper)")
-    p.add_argument("--widths", type=_floats, default=(1.0, 0.75, 0.5, 0.25), help="width multipliers trained")
-    p.add_argument("--depths", type=_floats, default=(1.0, 0.75, 0.5), help="stage 2/3 depth multipliers trained")
-    p.add_argument("--augment", type=int, default=0, help="augmented copies per example (distillation stages)")
-    p.add_argument("--mlm-checkpoint", help="masked-LM checkpoint dir for --augment")
     p.add_argument("--limit-train", type=int, help="train on the first N training examples only")
-    p.add_argument("--select-best", choices=("off", "heldout", "dev"), default="off",
-                   help="model selection: every --select-every steps (and at the end) score the sum of the "
-                        "stage's grid sub-networks' metric on the held-out train slice or dev, and end the "
-                        "stage on the best weights (the released code does this on dev); default off")
-    p.add_argument("--select-every", type=int, default=50, help="steps between selection scores (default 50)")
-    p.add_argument("--hidden-weight", type=float,
-                   help="distillation stages: weight of the hidden-state MSE (default: 0.1 in stage 1, 1.0 in stage 2, "
-                        "as the released code)")
+    flags = STAGE_FLAGS[stage]
+    if "pretrained" in flags:
+        p.add_argument("--teacher", help="pretrained HF BERT dir or hub id to fine-tune (default: embedded "
+                                         "all-MiniLM-L6-v2)")
+    if "importance_split" in flags:
+        _importance_split(p)
+    if "teacher" in flags:
+        p.add_argument("--teacher", help="a distillation teacher checkpoint to use instead of the run's own")
+    if "widths" in flags:
+        p.add_argument("--widths", type=_floats, default=GRID_WIDTHS, help="width multipliers trained")
+    if "depths" in flags:
+        p.add_argument("--depths", type=_floats, default=GRID_DEPTHS, help="depth multipliers trained")
+    if "stage2" in flags:
+        p.add_argument("--extra-subnets", type=int, default=0,
+                       help="also train the smallest grid sub-network and K random per-layer ones each step")
+        p.add_argument("--teacher-width", choices=("full", "matched"), default="full",
+                       help="teacher width: full (released code, default) or matched (paper)")
+    if "augment" in flags:
+        p.add_argument("--augment", type=int, default=0, help="TinyBERT-style augmented copies per example")
+        p.add_argument("--mlm-checkpoint", help="masked-LM checkpoint dir for --augment")
     p.add_argument("--batching", choices=("random", "length-grouped"), default="random",
                    help="random batches (the released code's) or length-grouped: batches of similar lengths drawn "
                         "from random windows of 50 batches, far fewer padding tokens (default random)")
-    p.add_argument("--hard-weight", type=float, default=0.0,
-                   help="distillation stages: weight of a hard-label cross-entropy added to the loss (default 0)")
+    if "teacher" in flags:  # the distillation stages
+        p.add_argument("--hidden-weight", type=float,
+                       help="weight of the hidden-state MSE (default: 0.1 in stage 1, 1.0 in stage 2, as the "
+                            "released code)")
+        p.add_argument("--hard-weight", type=float, default=0.0,
+                       help="weight of a hard-label cross-entropy added to the distillation loss (default 0)")
+    if "select" in flags:
+        p.add_argument("--select-best", choices=SELECT_SPLITS, default="off",
+                       help="model selection: every --select-every steps (and at the end) score the sum of the "
+                            "stage's grid sub-networks' metric on the held-out train slice or dev, and end the "
+                            "stage on the best weights (the released code does this on dev); default off")
+        p.add_argument("--select-every", type=int, default=50, help="steps between selection scores (default 50)")
+
+
+_OPTION_FLAGS = ("teacher", "epochs", "max_steps", "batch_size", "lr", "warmup_steps", "save_every", "resume",
+                 "extra_subnets", "teacher_width", "widths", "depths", "augment", "mlm_checkpoint", "limit_train",
+                 "select_best", "select_every", "importance_split", "max_length", "seed", "batching",
+                 "hidden_weight", "hard_weight")
 
 
 def _options(args: argparse.Namespace):
+    """`StageOptions` from the flags this subcommand has (the others keep StageOptions' defaults)."""
     from elastic.stages import StageOptions
-    kw: dict[str, Any] = dict(task=args.task, max_length=args.max_length, seed=args.seed,
-                              importance_split=args.importance_split, progress=not args.no_progress)
-    if hasattr(args, "epochs"):
-        kw.update(teacher=args.teacher, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
-                  lr=args.lr, warmup_steps=args.warmup_steps, save_every=args.save_every, resume=args.resume,
-                  extra_subnets=args.extra_subnets, teacher_width=args.teacher_width, widths=args.widths,
-                  depths=args.depths, augment=args.augment, mlm_checkpoint=args.mlm_checkpoint,
-                  limit_train=args.limit_train, select_best=args.select_best, select_every=args.select_every,
-                  hidden_weight=args.hidden_weight, hard_weight=args.hard_weight, batching=args.batching)
-        if args.augment and not args.mlm_checkpoint:
-            raise ValueError("--augment needs --mlm-checkpoint DIR (a masked-LM checkpoint, e.g. bert-base-uncased)")
+    kw: dict[str, Any] = {**task_kwargs(args), "progress": not args.no_progress}
+    kw.update({k: getattr(args, k) for k in _OPTION_FLAGS if hasattr(args, k)})
+    if kw.get("augment") and not kw.get("mlm_checkpoint"):
+        raise ValueError("--augment needs --mlm-checkpoint DIR (a masked-LM checkpoint, e.g. bert-base-uncased)")
     return StageOptions(**kw)
 
 
@@ -144,14 +174,14 @@ def _rewire(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from elastic.stages import evaluate_run, read_run
     cfg: Optional[SubnetConfig] = None
-    if args.config:
-        text = Path(args.config).read_text() if Path(args.config).is_file() else args.config
+    if args.subnet:
+        text = Path(args.subnet).read_text() if Path(args.subnet).is_file() else args.subnet
         cfg = SubnetConfig.from_json(text)
     elif args.width is not None or args.depth is not None:
         from elastic.weights import load_checkpoint
         model, _ = load_checkpoint(args.run_dir / args.stage)
         cfg = SubnetConfig.uniform(model.arch, args.width or 1.0, args.depth or 1.0)
-    res = evaluate_run(args.run_dir, args.stage, cfg, tuple(args.splits.split(",")), task=args.task)
+    res = evaluate_run(args.run_dir, args.stage, cfg, tuple(args.splits.split(",")), **task_kwargs(args))
     out = {"stage": args.stage, "config": None if cfg is None else cfg.to_dict(),
            "metric": read_run(args.run_dir).get("metric"), "results_pct": res}
     print(json.dumps(out, indent=2))
@@ -166,15 +196,17 @@ def register(sub) -> None:
              ("train-stage3", "stage3", "optional hard-label fine-tuning of all grid sub-networks")]
     for name, stage, help_ in specs:
         p = sub.add_parser(name, help=help_, description=help_)
-        _common(p)
+        _training(p, stage)
         p.set_defaults(func=_train(stage))
     p = sub.add_parser("rewire", help="importance of heads/neurons and reordering of the teacher")
-    _common(p, training=False)
+    _base(p)
+    _importance_split(p)
     p.set_defaults(func=_rewire)
     p = sub.add_parser("evaluate", help="dev/test metrics of any sub-network of a stage")
-    _common(p, training=False)
+    add_run_dir(p)
+    add_task_args(p)
     p.add_argument("--stage", default="stage2", help="stage checkpoint folder (teacher, rewired, stage1..3)")
-    p.add_argument("--config", help="SubnetConfig JSON (text or file); default: full or --width/--depth")
+    p.add_argument("--subnet", help="SubnetConfig JSON (text or file); default: full or --width/--depth")
     p.add_argument("--width", type=float, help="uniform width multiplier")
     p.add_argument("--depth", type=float, help="uniform depth multiplier")
     p.add_argument("--splits", default="dev,test", help="comma-separated splits (default dev,test)")

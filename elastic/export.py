@@ -1,10 +1,11 @@
 """Export a sub-network as a standalone Hugging Face model directory.
 
-What users get in `<out>/`: `config.json` (per-layer `layer_heads`/`layer_ffn`/`source_layers`,
-`id2label`, `auto_map`), `model.safetensors`, `hf_compact.py` (the model code, copied by
-`save_pretrained` because the classes are registered for the auto classes), the tokenizer, optionally
-`model.onnx` (the ONNX writer is passed in: elastic/ does not import profiling/), and `model_card.md`.
-Load with stock transformers:
+What users get in `<out>/`: `config.json` (model_type bert, per-layer `layer_heads`/`layer_ffn`/
+`source_layers`, `id2label`, `auto_map`), `model.safetensors`, `hf_compact.py` (the model code, copied by
+`save_pretrained` because the classes are registered for the auto classes), the tokenizer (plain BERT: it
+loads without trust_remote_code), optionally `model.onnx` (the ONNX writer is passed in: elastic/ does not
+import profiling/; inputs input_ids, attention_mask, token_type_ids), and the model card `README.md`
+(Hub YAML metadata). Load with stock transformers:
 `AutoModelForSequenceClassification.from_pretrained(out, trust_remote_code=True)`.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from elastic.config import SubnetConfig
 from elastic.extract import extract
 from elastic.hf_compact import CompactBertConfig, CompactBertForSequenceClassification
 from elastic.model import ElasticBertForSequenceClassification
+from elastic.model_card import CARD_FILE, model_card
 
 _BAD = re.compile(r"[^A-Za-z0-9._-]+")
 OnnxWriter = Callable[[Any, Path], Any]
@@ -50,64 +52,6 @@ def export_dir(root: str | os.PathLike, name: str) -> Path:
     return out
 
 
-def model_card(*, name: str, cfg: SubnetConfig, info: Mapping[str, Any]) -> str:
-    """Markdown model card.
-
-    Args:
-        name: the export's name.
-        cfg: the sub-network.
-        info: optional keys: num_layers (of the full model), dev_metric, test_metric, metric, macs,
-            params, latency_ms, scenario, fingerprint (dict), task, teacher, stages (stage -> seconds),
-            training (stage -> options), source.
-    """
-    g = info.get
-    lines = [f"# {name}", "",
-             "A sub-network of a DynaBERT (Hou et al., NeurIPS 2020) elastic BERT, extracted into a dense model "
-             "by DynaBERT Explorer.", "",
-             "```python", "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
-             f"model = AutoModelForSequenceClassification.from_pretrained('{name}', trust_remote_code=True)",
-             f"tokenizer = AutoTokenizer.from_pretrained('{name}')", "```", "",
-             "## Architecture", "",
-             f"{len(cfg.layers)} of {g('num_layers', '?')} layers kept. Config hash `{cfg.hash}`.", "",
-             "| layer (new) | source layer | heads | FFN neurons |", "|---|---|---|---|"]
-    lines += [f"| {j} | {li} | {h} | {n} |" for j, (li, h, n) in enumerate(zip(cfg.layers, cfg.heads, cfg.ffn))]
-    metric = g("metric", "metric")
-    lines += ["", "## Quality and cost", "",
-              f"- dev {metric}: {_fmt(g('dev_metric'))} %",
-              f"- test {metric}: {_fmt(g('test_metric'))} % (reported only; never used to choose this model)",
-              f"- MACs (multiply-accumulates, one forward pass, {g('macs_shape', 'see scenario')}): {_fmt(g('macs'))}",
-              f"- parameters: {_fmt(g('params'))}",
-              f"- latency (median, measured on the extracted model): {_fmt(g('latency_ms'))} ms "
-              f"on scenario `{g('scenario', 'n/a')}`"]
-    fp = g("fingerprint")
-    if fp:
-        lines += ["", "Measured on:", "", "```json", _json(fp), "```"]
-    lines += ["", "## How it was trained", "",
-              f"- task: {g('task', 'n/a')}", f"- teacher: {g('teacher', 'n/a')}",
-              "- recipe: teacher fine-tuning, network rewiring (head/neuron importance), DynaBERT_W width "
-              "distillation (stage 1), width x depth distillation (stage 2)" +
-              (", hard-label fine-tuning (stage 3)" if "stage3" in (g("stages") or {}) else ""),
-              f"- chosen from: {g('source', 'n/a')}", "", "Stage options and seconds (from run.json):", "",
-              "```json", _json({"options": g("training") or {}, "seconds": g("stages") or {}}), "```"]
-    return "\n".join(lines) + "\n"
-
-
-def _fmt(v: Any) -> str:
-    if v is None or v == "":
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
-
-
-def _json(v: Any) -> str:
-    import json
-
-    return json.dumps(v, indent=1, sort_keys=True, default=str)
-
-
 def export_subnet(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, out: str | os.PathLike, *,
                   tokenizer: Any = None, label_names: Sequence[str] | None = None,
                   card_info: Mapping[str, Any] | None = None, onnx_writer: OnnxWriter | None = None,
@@ -123,7 +67,7 @@ def export_subnet(model: ElasticBertForSequenceClassification, cfg: SubnetConfig
         out: target directory (its name should come from `sanitize_name`).
         tokenizer: saved with the model when given.
         label_names: class names in id order (written as id2label/label2id).
-        card_info: facts for `model_card.md` (see `model_card`).
+        card_info: facts for the model card `README.md` (see `elastic.model_card.model_card`).
         onnx_writer: (extracted model, path) -> writes `model.onnx`; None skips ONNX.
         force: replace an existing `out`.
 
@@ -155,7 +99,8 @@ def export_subnet(model: ElasticBertForSequenceClassification, cfg: SubnetConfig
         if onnx_writer is not None:
             onnx_writer(small, tmp / "model.onnx")
         name = out.name
-        (tmp / "model_card.md").write_text(model_card(name=name, cfg=cfg, info=card_info or {}))
+        card = model_card(name=name, cfg=cfg, info=card_info or {}, onnx=onnx_writer is not None)
+        (tmp / CARD_FILE).write_text(card)
         for f in tmp.rglob("*"):
             if f.is_file():
                 f.chmod(0o644)  # safetensors writes 0600; an export is meant to be shared

@@ -77,9 +77,15 @@ def multi_head_attention(
 
 
 class CompactBertConfig(PretrainedConfig):
-    """BERT config with per-layer head and FFN counts (`layer_heads`, `layer_ffn`)."""
+    """BERT config with per-layer head and FFN counts (`layer_heads`, `layer_ffn`).
 
-    model_type = "compact_bert"
+    `model_type` is "bert": stock transformers then reads an export's config.json without running its code
+    (what `AutoTokenizer.from_pretrained(dir)` does, with no trust_remote_code prompt), while
+    `AutoModelForSequenceClassification.from_pretrained(dir, trust_remote_code=True)` follows `auto_map` to
+    this class, so the per-layer sizes are honoured.
+    """
+
+    model_type = "bert"
 
     def __init__(self, vocab_size: int = 30522, hidden_size: int = 768, num_hidden_layers: int = 12,
                  num_attention_heads: int = 12, attention_head_size: int = 64,

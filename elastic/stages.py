@@ -14,13 +14,14 @@ import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import pandas as pd
 import torch
 import torch.distributed as dist
 
-from elastic.config import GRID_DEPTHS, GRID_WIDTHS, SubnetConfig
+from elastic.config import (GRID_DEPTHS, GRID_WIDTHS, IMPORTANCE_SPLITS, SELECT_SPLITS, ImportanceSplit, SelectSplit,
+                            SubnetConfig)
 from elastic.data import EncodedSplit, TaskData, encode_split, load_task
 from elastic.evaluate import CostFn, GRID_COLUMNS, evaluate, grid_rows, make_eval_loader
 from elastic.model import ElasticBertForSequenceClassification
@@ -33,8 +34,6 @@ from elastic.weights import (CheckpointError, META_FILE, default_teacher_path, l
 REWIRED = "rewired"
 # Stage -> run-dir folder it starts from (student; also the default distillation teacher).
 STAGE_INPUT = {Stage.STAGE1: REWIRED, Stage.STAGE2: Stage.STAGE1.value, Stage.STAGE3: Stage.STAGE2.value}
-IMPORTANCE_SPLITS = ("train-heldout", "dev")
-SELECT_SPLITS = ("off", "heldout", "dev")
 MAX_HELDOUT = 1000
 
 
@@ -47,10 +46,12 @@ class StageOptions:
     """Options of a stage command; None means "as recorded in run.json, else the default"."""
 
     task: Optional[str] = None
+    text_columns: Optional[tuple[str, ...]] = None
+    label_column: Optional[str] = None
     teacher: Optional[str] = None
     max_length: Optional[int] = None
     seed: Optional[int] = None
-    importance_split: Optional[str] = None
+    importance_split: Optional[ImportanceSplit] = None
     epochs: Optional[float] = None
     max_steps: Optional[int] = None
     batch_size: int = 32
@@ -66,12 +67,20 @@ class StageOptions:
     augment: int = 0
     mlm_checkpoint: Optional[str] = None
     limit_train: Optional[int] = None
-    select_best: str = "off"
+    select_best: SelectSplit = "off"
     select_every: int = 50
     hidden_weight: Optional[float] = None
     hard_weight: float = 0.0
     batching: str = "random"
     progress: bool = True
+
+
+def task_columns(run: dict[str, Any], text_columns: Optional[Sequence[str]] = None,
+                 label_column: Optional[str] = None) -> dict[str, Any]:
+    """`load_task`'s column arguments: the given ones, else those recorded in run.json (None = detect)."""
+    cols = text_columns if text_columns is not None else run.get("text_columns")
+    return {"text_columns": None if cols is None else tuple(cols),
+            "label_column": label_column if label_column is not None else run.get("label_column")}
 
 
 # ---- run.json ----------------------------------------------------------------------------------
@@ -117,7 +126,8 @@ def prepare(run_dir: Path, opts: StageOptions, *, tokenizer_from: Optional[Path]
     split_mode = opts.importance_split or run.get("importance_split", "train-heldout")
     if split_mode not in IMPORTANCE_SPLITS:
         raise ValueError(f"--importance-split must be one of {IMPORTANCE_SPLITS}, got '{split_mode}'")
-    task = check_task(run_dir, run, spec, int(run.get("seed", seed)))
+    columns = task_columns(run, opts.text_columns, opts.label_column)
+    task = check_task(run_dir, run, spec, int(run.get("seed", seed)), columns)
     meta = task.to_meta()
     if "heldout_examples" in run:
         heldout_n = int(run["heldout_examples"])
@@ -125,7 +135,8 @@ def prepare(run_dir: Path, opts: StageOptions, *, tokenizer_from: Optional[Path]
         n = len(task.splits["train"])
         heldout_n = min(MAX_HELDOUT, n // 10) if split_mode == "train-heldout" else 0
     run.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    run.update(task_spec=spec, task=meta, metric=task.metric, seed=run.get("seed", seed),
+    run.update(task_spec=spec, task=meta, text_columns=None if columns["text_columns"] is None else
+               list(columns["text_columns"]), label_column=columns["label_column"], metric=task.metric, seed=run.get("seed", seed),
                max_length=run.get("max_length", max_length), importance_split=run.get("importance_split", split_mode),
                heldout_examples=heldout_n)
     run.setdefault("stage_seconds", {})
@@ -146,9 +157,11 @@ def prepare(run_dir: Path, opts: StageOptions, *, tokenizer_from: Optional[Path]
     return Prepared(run, task, tokenizer, train, heldout, loaders, max_length, seed)
 
 
-def check_task(run_dir: Path, run: dict[str, Any], spec: str, seed: int) -> TaskData:
-    """Load the task `spec`; a clear error when the run directory was made for other data."""
-    task = load_task(spec, seed=seed)
+def check_task(run_dir: Path, run: dict[str, Any], spec: str, seed: int,
+               columns: Optional[dict[str, Any]] = None) -> TaskData:
+    """Load the task `spec` (with `task_columns`, default the run's); a clear error when the run directory
+    was made for other data."""
+    task = load_task(spec, seed=seed, **(columns if columns is not None else task_columns(run)))
     if run.get("task") and run["task"].get("fingerprint") != task.to_meta()["fingerprint"]:
         raise RunDirError(
             f"{run_dir} belongs to task '{run['task'].get('name')}' ({run.get('task_spec')}), not to '{spec}' "
@@ -251,7 +264,8 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
     if (out_dir / "done.json").exists():
         if opts.task:  # a finished stage is not rerun, but a wrong --task is still an error
             run = read_run(run_dir)
-            check_task(run_dir, run, opts.task, int(run.get("seed", 42)))
+            check_task(run_dir, run, opts.task, int(run.get("seed", 42)),
+                       task_columns(run, opts.text_columns, opts.label_column))
         info = json.loads((out_dir / "done.json").read_text())
         return {**info, "skipped": True}
     _init_distributed()
@@ -470,11 +484,13 @@ def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]
 
 def evaluate_run(run_dir: str | os.PathLike, stage: str, cfg: Optional[SubnetConfig],
                  splits: tuple[str, ...] = ("dev", "test"), task: Optional[str] = None,
+                 text_columns: Optional[tuple[str, ...]] = None, label_column: Optional[str] = None,
                  ) -> dict[str, dict[str, float]]:
     """Metrics (in %) of one sub-network of a stage's checkpoint on the given splits (`task`, when given,
     must be the run's own: another task's data is refused, not silently replaced)."""
     run_dir = Path(run_dir)
-    prep = prepare(run_dir, StageOptions(task=task, progress=False))
+    prep = prepare(run_dir, StageOptions(task=task, text_columns=text_columns, label_column=label_column,
+                                         progress=False))
     model = _stage_dir_model(run_dir, stage, prep.task.num_labels)
     if cfg is not None:
         cfg.validate(model.arch)

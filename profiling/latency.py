@@ -109,7 +109,7 @@ def build_runner(small: nn.Module, scenario: Scenario, *, workdir: str | os.Path
     """
     ids, mask = make_inputs(scenario, int(small.config.vocab_size))
     if scenario.uses_ort:
-        from profiling.onnx_export import export_onnx, ort_session, quantize_onnx_int8
+        from profiling.onnx_export import export_onnx, ort_feeds, ort_session, quantize_onnx_int8
 
         own = workdir is None and onnx_path is None
         folder = Path(tempfile.mkdtemp(prefix="dynabert-onnx-") if workdir is None else workdir)
@@ -122,7 +122,7 @@ def build_runner(small: nn.Module, scenario: Scenario, *, workdir: str | os.Path
         finally:
             if own:  # the session holds the model in memory; a BERT export is ~100 MB of disk
                 shutil.rmtree(folder, ignore_errors=True)
-        feeds = {"input_ids": ids.cpu().numpy(), "attention_mask": mask.cpu().numpy()}
+        feeds = ort_feeds(ids, mask)
         return lambda: sess.run(None, feeds)
     model = copy.deepcopy(small).eval().to(scenario.device)
     if scenario.int8:

@@ -1,27 +1,43 @@
-"""ONNX export of an extracted sub-network (dynamic batch and sequence length) and ONNX Runtime sessions."""
+"""ONNX export of an extracted sub-network (dynamic batch and sequence length) and ONNX Runtime sessions.
+
+The graph takes exactly what a BERT tokenizer returns (`input_ids`, `attention_mask`, `token_type_ids`, int64),
+so `session.run(None, dict(tokenizer(texts, padding=True, return_tensors="np")))` works, sentence pairs included.
+"""
 from __future__ import annotations
 
 import logging
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-INPUT_NAMES = ("input_ids", "attention_mask")
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("logits",)
 
 
 class _Logits(nn.Module):
-    """Export wrapper: two int64 inputs in, logits out (token types are all zero, as in our timing)."""
+    """Export wrapper: the tokenizer's three int64 inputs in, logits out."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids, attention_mask).logits
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids, attention_mask, token_type_ids).logits
+
+
+def ort_feeds(input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> dict[str, np.ndarray]:
+    """ONNX Runtime inputs from tensors or arrays; token types default to zeros (single sentences)."""
+    arrays = [np.asarray(t.cpu().numpy() if isinstance(t, torch.Tensor) else t, dtype=np.int64)
+              for t in (input_ids, attention_mask)]
+    types = np.zeros_like(arrays[0]) if token_type_ids is None else np.asarray(
+        token_type_ids.cpu().numpy() if isinstance(token_type_ids, torch.Tensor) else token_type_ids, dtype=np.int64)
+    return dict(zip(INPUT_NAMES, [*arrays, types]))
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, max_seq_len: int | None = None) -> Path:
@@ -50,13 +66,15 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, max_seq_len: int |
     ids = torch.ones(2, min(8, max_seq), dtype=torch.long)
     batch = torch.export.Dim("batch", min=1, max=4096)
     seq = torch.export.Dim("seq", min=1, max=max_seq)
-    shapes = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}
+    shapes = {name: {0: batch, 1: seq} for name in INPUT_NAMES}
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             # The exporter logs every pass at INFO; keep the console readable.
             logging.getLogger("torch.onnx").setLevel(logging.WARNING)
-            torch.onnx.export(_Logits(model), (ids, torch.ones_like(ids)), str(path), dynamo=True,
+            # Token types 0/1 in the example so the exporter sees a real input (sentence pairs).
+            types = (torch.arange(ids.shape[1]) >= ids.shape[1] // 2).long().expand_as(ids).contiguous()
+            torch.onnx.export(_Logits(model), (ids, torch.ones_like(ids), types), str(path), dynamo=True,
                               input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
                               dynamic_shapes=shapes, verbose=False)
     finally:

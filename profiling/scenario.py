@@ -75,8 +75,8 @@ class Scenario:
         """
         if self.seq_len > arch.max_position_embeddings:
             raise ValueError(f"scenario seq_len {self.seq_len} is longer than the model's position table "
-                             f"({arch.max_position_embeddings} positions); use --seq-len <= "
-                             f"{arch.max_position_embeddings}")
+                             f"({arch.max_position_embeddings} positions); use a length <= {arch.max_position_embeddings} "
+                             f"(--max-length, or the s<N> part of a --scenario key)")
         if self.device == "cuda":
             import torch
 

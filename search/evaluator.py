@@ -306,11 +306,12 @@ class RunContext:
         """The run's task, reloaded from `task_spec` and checked against the recorded fingerprint."""
         if self._task is None:
             from elastic.data import load_task
+            from elastic.stages import task_columns
 
             spec = self.run.get("task_spec")
             if not spec:
                 raise RunDirError(f"{self.run_dir}/run.json records no task_spec; re-run a training stage")
-            task = load_task(str(spec), seed=int(self.run.get("seed", 42)))
+            task = load_task(str(spec), seed=int(self.run.get("seed", 42)), **task_columns(self.run))
             recorded = (self.run.get("task") or {}).get("fingerprint")
             if recorded and recorded != task.to_meta()["fingerprint"]:
                 raise RunDirError(f"the data at '{spec}' changed since {self.run_dir} was trained "

@@ -178,7 +178,7 @@ def build_fixture_run(root: str | Path, name: str = "sst2-fixture", *, n_trials:
     _write_study(run / "study.db", done)
     exp = run / "exports" / "knee"
     exp.mkdir(parents=True, exist_ok=True)
-    (exp / "model_card.md").write_text(f"# knee\n\nSub-network `{front.config_json[knee]}` of the fixture run.\n")
+    (exp / "README.md").write_text(f"# knee\n\nSub-network `{front.config_json[knee]}` of the fixture run.\n")
     (exp / "config.json").write_text(json.dumps({"model_type": "dynabert-compact"}))
     return run
 

@@ -197,7 +197,7 @@ def test_export_page_runs_the_cli_export(copy_runs: Path, monkeypatch: pytest.Mo
         calls.append(args)
         d = args.run_dir / "exports" / args.name
         d.mkdir(parents=True)
-        (d / "model_card.md").write_text(f"# {args.name}\n\nfake card for trial {args.trial}\n")
+        (d / "README.md").write_text(f"# {args.name}\n\nfake card for trial {args.trial}\n")
         print(f"exported -> {d}")
         return 0
 
@@ -212,12 +212,12 @@ def test_export_page_runs_the_cli_export(copy_runs: Path, monkeypatch: pytest.Mo
     assert len(calls) == 1 and calls[0].name == "mine" and calls[0].no_onnx and calls[0].trial is not None
     assert "Exported" in texts(at.success)
     assert "fake card for trial" in texts(at.markdown)
-    # A grid point has no trial: it goes through --config.
+    # A grid point has no trial: it goes through --subnet.
     grid_label = next(o for o in at.selectbox(key="export_pick").options if o.startswith("grid"))
     at.selectbox(key="export_pick").set_value(grid_label).run()
     at.text_input(key="export_name").set_value("grid1").run()
     at.button(key="export_go").click().run()
-    assert calls[-1].trial is None and calls[-1].config is not None
+    assert calls[-1].trial is None and calls[-1].subnet is not None
 
 
 def test_export_failure_is_a_message(copy_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:

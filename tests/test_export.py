@@ -14,7 +14,7 @@ import torch
 from app.cli import main
 from elastic.config import SubnetConfig
 from elastic.export import export_dir, export_subnet, sanitize_name
-from profiling.onnx_export import export_onnx
+from profiling.onnx_export import export_onnx, ort_feeds
 from tests.conftest_search import make_tiny_run, tiny_elastic, tiny_tokenizer
 
 CFG = SubnetConfig((0, 2, 3), (3, 1, 4), (40, 16, 64))
@@ -71,16 +71,16 @@ def test_export_contents_and_onnx_parity(exported):
 
     out, _, ids, mask, ref = exported
     names = {p.name for p in out.iterdir()}
-    assert {"config.json", "model.safetensors", "hf_compact.py", "model.onnx", "model_card.md",
+    assert {"config.json", "model.safetensors", "hf_compact.py", "model.onnx", "README.md",
             "tokenizer_config.json"} <= names
     config = json.loads((out / "config.json").read_text())
     assert config["auto_map"]["AutoModelForSequenceClassification"] == "hf_compact.CompactBertForSequenceClassification"
     assert config["layer_ffn"] == [40, 16, 64] and config["source_layers"] == [0, 2, 3]
     assert (out / "model.safetensors").stat().st_mode & 0o044  # readable by others
     sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
-    logits = sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    logits = sess.run(None, ort_feeds(ids, mask))[0]
     assert np.abs(logits - ref.numpy()).max() < 1e-4
-    card = (out / "model_card.md").read_text()
+    card = (out / "README.md").read_text()
     assert "| 1 | 2 | 1 | 16 |" in card and "81.25 %" in card and "cpu-eager-t1-b1-s16" in card
 
 
@@ -116,12 +116,12 @@ def _cli(args, capsys):
 def test_cli_bad_config_and_empty_study_give_one_clear_message(run_dir, tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('{"layers": [0, 7], "heads": [1, 1], "ffn": [8, 8]}')
-    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--config", str(bad)], capsys)
+    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--subnet", str(bad)], capsys)
     assert code == 2 and err.strip().count("\n") == 0 and "unknown layer 7" in err and "bad.json" in err
     bad.write_text("{not json")
-    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--config", str(bad)], capsys)
+    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--subnet", str(bad)], capsys)
     assert code == 2 and "not valid JSON" in err and "Traceback" not in err
-    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--config", str(tmp_path / "nope.json")], capsys)
+    code, _, err = _cli(["export", "--run-dir", str(run_dir), "--subnet", str(tmp_path / "nope.json")], capsys)
     assert code == 2 and "not found" in err
     code, _, err = _cli(["export", "--run-dir", str(run_dir), "--pareto"], capsys)
     assert code == 2 and "no study.db" in err
@@ -140,7 +140,7 @@ def test_cli_search_then_export_knee(run_dir, tmp_path, capsys):
                            "--no-measure", "--out", str(tmp_path / "knee")], capsys)
     assert code == 0, err
     assert (tmp_path / "knee" / "config.json").exists()
-    card = (tmp_path / "knee" / "model_card.md").read_text()
+    card = (tmp_path / "knee" / "README.md").read_text()
     assert "study 's' trial" in card and "test accuracy" in card
 
 
@@ -160,7 +160,7 @@ def test_cli_export_pareto_from_pareto_csv(run_dir, tmp_path, capsys):
     assert code == 0, err
     dirs = sorted(p.name for p in (tmp_path / "all").iterdir())
     assert len(dirs) == len(rows) and all(d.startswith("pareto-t") for d in dirs)
-    card = (tmp_path / "all" / dirs[0] / "model_card.md").read_text()
+    card = (tmp_path / "all" / dirs[0] / "README.md").read_text()
     assert "test accuracy: 12.5 %" in card and "pareto.csv trial" in card
 
 
@@ -180,5 +180,5 @@ def test_export_from_a_front_of_older_weights_reevaluates(tmp_path, capsys):
                          "--out", str(tmp_path / "k")], capsys)
     assert code == 0, err
     assert "warning: the search ran on checkpoint stage2@2026-01-01" in err
-    card = (tmp_path / "k" / "model_card.md").read_text()
+    card = (tmp_path / "k" / "README.md").read_text()
     assert "pareto.csv trial" in card and "12.5" not in card  # the old weights' test figure is not carried over

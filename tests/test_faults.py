@@ -71,22 +71,23 @@ def test_bad_option_values(run, tmp_path, capsys):
     fails(["profile", "--run-dir", str(run), "--scenario", "cpu-eager-t2-b1-s4096"], capsys, "4096")
     fails(["search", "--run-dir", str(run), "--objectives", "latency,metric"], capsys, "metric")
     fails(["evaluate", "--run-dir", str(run), "--width", "1.5"], capsys, "width")
-    fails(["run", "--run-dir", str(tmp_path / "p"), "--preset", "fastest"], capsys, "preset")
     fails(["run", "--run-dir", str(tmp_path / "p"), "--only", "teacher,coffee"], capsys, "coffee")
     # argparse's own errors (wrong choice) also exit 2 with a usage line, not a traceback.
-    with pytest.raises(SystemExit) as e:
-        main(["search", "--run-dir", str(run), "--sampler", "annealing"])
-    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    for argv in (["search", "--run-dir", str(run), "--sampler", "annealing"],
+                 ["run", "--run-dir", str(tmp_path / "p"), "--preset", "fastest"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
 def test_bad_config_files(run, tmp_path, capsys):
     (tmp_path / "cfg.json").write_text('{"layers": [0, 9], "heads": [1, 1], "ffn": [8, 8]}')
-    fails(["export", "--run-dir", str(run), "--config", str(tmp_path / "cfg.json"), "--out",
+    fails(["export", "--run-dir", str(run), "--subnet", str(tmp_path / "cfg.json"), "--out",
            str(tmp_path / "x")], capsys, "unknown layer 9")
     (tmp_path / "cfg2.json").write_text("not json")
-    fails(["export", "--run-dir", str(run), "--config", str(tmp_path / "cfg2.json"), "--out",
+    fails(["export", "--run-dir", str(run), "--subnet", str(tmp_path / "cfg2.json"), "--out",
            str(tmp_path / "x")], capsys, "JSON")
-    fails(["export", "--run-dir", str(run), "--config", str(tmp_path / "absent.json"), "--out",
+    fails(["export", "--run-dir", str(run), "--subnet", str(tmp_path / "absent.json"), "--out",
            str(tmp_path / "x")], capsys, "absent.json")
     (tmp_path / "p.toml").write_text("n_trials = = 3")
     fails(["run", "--run-dir", str(tmp_path / "p"), "--config", str(tmp_path / "p.toml")], capsys, "p.toml")
@@ -105,7 +106,7 @@ def test_corrupt_checkpoint(run, tmp_path, capsys):
     f = broken / "stage2" / "model.safetensors"
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])  # a truncated copy
     fails(["evaluate", "--run-dir", str(broken), "--stage", "stage2"], capsys, "corrupt or truncated")
-    fails(["export", "--run-dir", str(broken), "--config", str(_cfg(tmp_path)), "--out", str(tmp_path / "e")],
+    fails(["export", "--run-dir", str(broken), "--subnet", str(_cfg(tmp_path)), "--out", str(tmp_path / "e")],
           capsys, "corrupt or truncated")
     # The intact run is untouched by the failures next to it.
     assert main(["evaluate", "--run-dir", str(run), "--stage", "stage2"]) == 0

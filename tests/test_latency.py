@@ -159,7 +159,7 @@ def test_cli_profile_writes_artifacts_the_dashboard_reads(model, tmp_path, capsy
     run = tmp_path / "run"
     save_checkpoint(model, run / "stage1")
     # One thread: on a busy machine two spinning OpenMP threads can make a 1 ms model take 1 s.
-    argv = ["profile", "--run-dir", str(run), "--threads", "1", "--seq-len", "8", "--n-random", "6", "--n-heldout", "4",
+    argv = ["profile", "--run-dir", str(run), "--threads", "1", "--max-length", "8", "--n-random", "6", "--n-heldout", "4",
             "--min-run-time", "0.01", "--reference-every", "5", "--no-progress"]
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -186,7 +186,7 @@ def test_cli_profile_blocked_timing(model, tmp_path):
     from profiling.predictor import LatencyPredictor
 
     save_checkpoint(model, tmp_path / "stage2")
-    assert main(["profile", "--run-dir", str(tmp_path), "--threads", "1", "--seq-len", "8", "--n-random", "2",
+    assert main(["profile", "--run-dir", str(tmp_path), "--threads", "1", "--max-length", "8", "--n-random", "2",
                  "--n-heldout", "3", "--min-run-time", "0.01", "--timing", "blocked", "--no-progress"]) == 0
     pred = LatencyPredictor.load(tmp_path / "predictor.json")
     assert pred.report["timing"] == "blocked" and pred.scenario == "cpu-eager-t1-b1-s8"

@@ -8,7 +8,7 @@ import torch
 from elastic.config import BertArch, SubnetConfig
 from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
-from profiling.onnx_export import export_onnx, ort_session, quantize_onnx_int8
+from profiling.onnx_export import export_onnx, ort_feeds, ort_session, quantize_onnx_int8
 
 ARCH = BertArch(num_layers=4, hidden_size=32, num_heads=4, head_dim=8, intermediate_size=64,
                 vocab_size=99, max_position_embeddings=64)
@@ -37,7 +37,7 @@ def test_onnx_runtime_matches_pytorch(exported, batch, seq):
     ids, mask = _inputs(batch, seq, seed=batch)
     with torch.no_grad():
         ref = small(ids, mask).logits.numpy()
-    out = ort_session(path, threads=1).run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    out = ort_session(path, threads=1).run(None, ort_feeds(ids, mask))[0]
     assert out.shape == (batch, 3)
     np.testing.assert_allclose(out, ref, atol=1e-4, rtol=0)
 
@@ -48,7 +48,7 @@ def test_int8_onnx_runs_and_stays_close(exported, tmp_path):
     ids, mask = _inputs(2, 16, seed=3)
     with torch.no_grad():
         ref = small(ids, mask).logits.numpy()
-    out = ort_session(q, threads=1).run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    out = ort_session(q, threads=1).run(None, ort_feeds(ids, mask))[0]
     assert out.shape == ref.shape
     assert np.abs(out - ref).max() < 0.05  # INT8 is approximate; random weights give small logits
     import onnx
@@ -81,3 +81,33 @@ def test_measure_every_runtime_cleans_up(runtime):
                   min_run_time_s=0.02, warmup=1, count_fvcore=False)
     assert rec["runtime"] == runtime and rec["median_ms"] > 0 and rec["n"] >= 1
     assert set(tmp.glob("dynabert-onnx-*")) <= before  # exports do not pile up in /tmp
+
+
+@pytest.fixture(scope="module")
+def pair_model(tmp_path_factory):
+    """A tiny sentence-pair classifier with weights large enough that logits are O(1) and segments matter."""
+    torch.manual_seed(1)
+    model = ElasticBertForSequenceClassification(ARCH, 2).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm" not in name:
+                p.normal_(0.0, 0.3)
+    small = extract(model, SubnetConfig(layers=(0, 1, 3), heads=(4, 2, 3), ffn=(64, 16, 40)))
+    return small, export_onnx(small, tmp_path_factory.mktemp("pair") / "model.onnx")
+
+
+@pytest.mark.parametrize("batch, seq", [(1, 9), (4, 21)])
+def test_sentence_pair_parity_with_token_types(pair_model, batch, seq):
+    """A sentence-pair batch (segment 0 then 1, padding): ONNX Runtime equals PyTorch, and the segments matter."""
+    small, path = pair_model
+    ids, mask = _inputs(batch, seq, seed=10 + batch)
+    types = (torch.arange(seq) >= seq // 3).long().expand(batch, seq).contiguous() * mask
+    with torch.no_grad():
+        ref = small(ids, mask, types).logits.numpy()
+        single = small(ids, mask).logits.numpy()
+    assert np.abs(ref).max() > 0.1  # logits big enough for 1e-4 to be a real tolerance
+    sess = ort_session(path, threads=1)
+    assert [i.name for i in sess.get_inputs()] == ["input_ids", "attention_mask", "token_type_ids"]
+    out = sess.run(None, ort_feeds(ids, mask, types))[0]
+    np.testing.assert_allclose(out, ref, atol=1e-4, rtol=0)
+    assert np.abs(ref - single).max() > 1e-2  # token types reach the model: the pair input is not ignored

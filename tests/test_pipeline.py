@@ -100,7 +100,7 @@ def test_finished_non_training_stages_are_skipped(tmp_path):
     (tmp_path / "predictor.json").write_text("{}")
     (tmp_path / "baselines.csv").write_text("name,recipe\nd3,distilbert\n")
     (tmp_path / "exports" / "knee").mkdir(parents=True)
-    (tmp_path / "exports" / "knee" / "model_card.md").write_text("card")
+    (tmp_path / "exports" / "knee" / "README.md").write_text("card")
     calls = []
     run_pipeline(tmp_path, o, resume=False, dispatch=lambda a: calls.append(a) or 0)
     ran = [(a[0], a[a.index("--recipe") + 1] if "--recipe" in a else None) for a in calls]

@@ -33,7 +33,7 @@ else:
 st.subheader("Per-layer configuration")
 if not choices:
     st.info("No configurations to show: this view needs `pareto.csv` (dynabert search) or `grid.csv` "
-            "(dynabert train).")
+            "(dynabert train-stage2).")
 else:
     labels = list(choices)
     a = st.selectbox("Config A", labels, key="arch_a")

@@ -91,9 +91,9 @@ def current_run() -> Path:
 
 def no_runs_page(root: Path) -> None:
     """What to show when the runs directory holds no run."""
-    st.info(f"No runs found under `{root}`.\n\nA run directory is created by `dynabert train --run-dir "
-            f"{root}/<name> ...`; point the dashboard elsewhere with `streamlit run app/main.py -- --runs-dir DIR` "
-            "or the environment variable `DYNABERT_RUNS_DIR`.")
+    st.info(f"No runs found under `{root}`.\n\nA run directory is created by `dynabert run --run-dir "
+            f"{root}/<name> ...` (or its stage commands, e.g. `dynabert train-teacher`); point the dashboard "
+            "elsewhere with `dynabert dashboard --runs-dir DIR` or the environment variable `DYNABERT_RUNS_DIR`.")
 
 
 def metric_name(run_dir: Path) -> str:

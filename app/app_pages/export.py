@@ -39,7 +39,7 @@ def _show_export(info: A.ExportInfo, key: str) -> None:
         # Demote the card's headings two levels so they sit under this page's own headings.
         st.markdown(re.sub(r"^(#{1,4}) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", info.card, flags=re.M))
     else:
-        st.warning(f"`{info.name}` has no model_card.md")
+        st.warning(f"`{info.name}` has no model card (README.md)")
     total = sum(s for _, s in info.files)
     st.caption(f"{len(info.files)} files, {total / 1e6:.2f} MB, in `{info.path}`")
     for rel, size in info.files:
@@ -65,7 +65,7 @@ def run_cli_export(run: Path, cfg, name: str, *, trial: int | None, force: bool,
         else:
             cfg_file = Path(tmp) / "config.json"
             cfg_file.write_text(cfg.to_json())
-            argv += ["--config", str(cfg_file)]
+            argv += ["--subnet", str(cfg_file)]
         argv += (["--force"] if force else []) + ([] if onnx else ["--no-onnx"]) + ([] if measure else ["--no-measure"])
         buf = io.StringIO()
         try:
@@ -85,7 +85,7 @@ def run_cli_export(run: Path, cfg, name: str, *, trial: int | None, force: bool,
 # ---- new export
 st.subheader("Export a configuration")
 if not choices:
-    st.info("Nothing to export yet: needs `pareto.csv` (dynabert search) or `grid.csv` (dynabert train).")
+    st.info("Nothing to export yet: needs `pareto.csv` (dynabert search) or `grid.csv` (dynabert train-stage2).")
 else:
     label = st.selectbox("Configuration", list(choices), key="export_pick")
     row = choices[label]

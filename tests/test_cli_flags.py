@@ -1,0 +1,142 @@
+"""The command line's promises: every flag an error message names exists on the command that prints it,
+each subcommand lists only its own flags, one name per idea, and the dashboard names real commands."""
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from app.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+# "dynabert <command> <its flags>" inside a message: those flags must be that command's.
+PHRASE = re.compile(r"dynabert ([a-z][a-z0-9-]*)([^`;.]*)")
+TRAIN = ("train-teacher", "train-stage1", "train-stage2", "train-stage3")
+WITH_TASK = (*TRAIN, "rewire", "evaluate", "run")
+# Which commands print the messages of a module (a flag must be on one of them); data errors name the column
+# flags, which must be on every command that takes --task.
+COMMANDS_OF: dict[str, tuple[str, ...]] = {
+    "app/cli_train.py": (*TRAIN, "rewire", "evaluate"), "elastic/stages.py": (*TRAIN, "rewire", "evaluate"),
+    "elastic/augment.py": ("train-stage1", "train-stage2", "run"), "app/cli_profile.py": ("profile",),
+    "app/cli_search.py": ("search", "export"), "elastic/export.py": ("export",), "search/study.py": ("search",),
+    "search/evaluator.py": ("search", "export"), "search/pareto.py": ("search", "export"),
+    "app/baselines_runner.py": ("baselines",), "app/cli_baselines.py": ("baselines",),
+    "app/pipeline.py": ("run",), "app/cli_run.py": ("run",), "app/cli_dashboard.py": ("dashboard",),
+    "app/app_pages/common.py": ("dashboard",), "profiling/scenario.py": ("profile", "search", "baselines"),
+}
+STRICT_ALL = {"elastic/data.py": WITH_TASK}
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def _flags(p: argparse.ArgumentParser) -> set[str]:
+    return {o for a in p._actions for o in a.option_strings if o.startswith("--")}
+
+
+def _messages() -> list[tuple[str, int, str]]:
+    """(module, line, text) of every raised error and printed/logged message that names a flag."""
+    out = []
+    for f in sorted(ROOT.glob("*/**/*.py")):
+        rel = f.relative_to(ROOT).as_posix()
+        if rel.split("/")[0] not in ("app", "elastic", "search", "profiling"):
+            continue
+        for node in ast.walk(ast.parse(f.read_text())):
+            target = None
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                target = node.exc
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
+                    "print", "warning", "error", "info"):
+                target = node
+            if target is not None:
+                text = " ".join(n.value for n in ast.walk(target) if isinstance(n, ast.Constant)
+                                and isinstance(n.value, str))
+                if FLAG.search(text):
+                    out.append((rel, node.lineno, text))
+    return out
+
+
+def test_the_walk_finds_the_messages():
+    found = {m for m, _, _ in _messages()}
+    assert {"elastic/data.py", "elastic/stages.py", "app/cli_search.py", "search/pareto.py"} <= found
+
+
+def test_every_flag_an_error_names_exists_where_it_is_printed():
+    subs = _subparsers()
+    all_flags = set().union(*map(_flags, subs.values()))
+    bad = []
+    for module, line, text in _messages():
+        rest = text
+        for cmd, tail in PHRASE.findall(text):
+            for flag in FLAG.findall(tail):
+                if cmd in subs and flag not in _flags(subs[cmd]):
+                    bad.append(f"{module}:{line}: `dynabert {cmd}` has no {flag}")
+            rest = rest.replace(tail, " ")
+        for flag in FLAG.findall(rest):
+            if module in STRICT_ALL:
+                bad += [f"{module}:{line}: {c} has no {flag}" for c in STRICT_ALL[module] if flag not in _flags(subs[c])]
+            elif module in COMMANDS_OF:
+                if not any(flag in _flags(subs[c]) for c in COMMANDS_OF[module]):
+                    bad.append(f"{module}:{line}: none of {COMMANDS_OF[module]} has {flag}")
+            elif flag not in all_flags:
+                bad.append(f"{module}:{line}: no command has {flag}")
+    assert not bad, "\n".join(bad)
+
+
+def test_column_flags_on_every_command_with_task():
+    for name, p in _subparsers().items():
+        if "--task" in _flags(p):
+            assert {"--text-columns", "--label-column"} <= _flags(p), name
+    assert {name for name, p in _subparsers().items() if "--task" in _flags(p)} == set(WITH_TASK)
+
+
+def test_each_training_command_lists_only_its_own_flags():
+    subs = _subparsers()
+    teacher = _flags(subs["train-teacher"])
+    assert not teacher & {"--teacher-width", "--extra-subnets", "--depths", "--widths", "--augment",
+                          "--mlm-checkpoint", "--select-best"}
+    assert not _flags(subs["train-stage1"]) & {"--teacher-width", "--extra-subnets", "--depths", "--importance-split"}
+    assert {"--teacher-width", "--extra-subnets", "--depths", "--widths"} <= _flags(subs["train-stage2"])
+    assert not _flags(subs["train-stage3"]) & {"--teacher", "--augment", "--teacher-width", "--extra-subnets"}
+    assert not _flags(subs["evaluate"]) & {"--importance-split", "--max-length", "--seed"}  # evaluate ignores them
+
+
+def test_one_flag_name_per_idea():
+    subs = _subparsers()
+    assert [n for n, p in subs.items() if "--config" in _flags(p)] == ["run"]  # a TOML/YAML options file
+    assert {"--subnet"} <= _flags(subs["evaluate"]) & _flags(subs["export"])  # a SubnetConfig JSON
+    for name, p in subs.items():
+        assert not _flags(p) & {"--batch", "--seq-len", "--seq-length", "--max-len"}, name
+    for name in ("profile", "baselines", "run", *TRAIN):
+        assert "--batch-size" in _flags(subs[name]), name
+    for name in ("profile", "run", *TRAIN, "rewire"):
+        assert "--max-length" in _flags(subs[name]), name
+
+
+def test_preset_has_choices_and_real_work_is_the_default():
+    p = _subparsers()["run"]
+    preset = next(a for a in p._actions if "--preset" in a.option_strings)
+    assert set(preset.choices) == {"quick", "standard", "paper"} and preset.default == "standard"
+    with pytest.raises(SystemExit):
+        p.parse_args(["--run-dir", "r", "--preset", "fast"])
+    assert "--preset quick" in (ROOT / "Makefile").read_text()  # the demo asks for the demo preset itself
+
+
+def test_dashboard_and_artifact_hints_name_real_commands():
+    subs = set(_subparsers())
+    named = []
+    for f in sorted((ROOT / "app").rglob("*.py")):
+        for m in re.finditer(r"dynabert ([a-z][a-z0-9-]*)", f.read_text()):
+            named.append((f.relative_to(ROOT).as_posix(), m.group(1)))
+    assert len(named) > 10
+    bad = [f"{f}: dynabert {w}" for f, w in named if w not in subs]
+    assert not bad, bad
+    from app.artifacts import STAGE_COMMANDS
+
+    assert set(STAGE_COMMANDS.values()) <= subs
