@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
+from app.cli_runtime import add_runtime_args, runtime_from_args
 from elastic.config import SubnetConfig
 
 
@@ -25,6 +26,7 @@ def _common(p: argparse.ArgumentParser, *, training: bool = True) -> None:
                    help="where importance is computed (default train-heldout: the last 10%% of train, "
                         "at most 1000 examples, excluded from all training; dev reproduces the paper)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_runtime_args(p)
     if not training:
         return
     p.add_argument("--teacher", help="teacher-stage: pretrained HF BERT dir to fine-tune (default: embedded "
@@ -56,7 +58,8 @@ def _common(p: argparse.ArgumentParser, *, training: bool = True) -> None:
 def _options(args: argparse.Namespace):
     from elastic.stages import StageOptions
     kw: dict[str, Any] = dict(task=args.task, max_length=args.max_length, seed=args.seed,
-                              importance_split=args.importance_split, progress=not args.no_progress)
+                              importance_split=args.importance_split, progress=not args.no_progress,
+                              runtime=runtime_from_args(args))
     if hasattr(args, "epochs"):
         kw.update(teacher=args.teacher, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
                   lr=args.lr, warmup_steps=args.warmup_steps, save_every=args.save_every, resume=args.resume,
@@ -139,7 +142,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         from elastic.weights import load_checkpoint
         model, _ = load_checkpoint(args.run_dir / args.stage)
         cfg = SubnetConfig.uniform(model.arch, args.width or 1.0, args.depth or 1.0)
-    res = evaluate_run(args.run_dir, args.stage, cfg, tuple(args.splits.split(",")), task=args.task)
+    res = evaluate_run(args.run_dir, args.stage, cfg, tuple(args.splits.split(",")), task=args.task,
+                       runtime=runtime_from_args(args))
     out = {"stage": args.stage, "config": None if cfg is None else cfg.to_dict(),
            "metric": read_run(args.run_dir).get("metric"), "results_pct": res}
     print(json.dumps(out, indent=2))

@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from elastic.config import GRID_DEPTHS, GRID_WIDTHS, SubnetConfig
+from elastic.device import CPU_FP32, Runtime, init_distributed
 from elastic.data import EncodedSplit, TaskData, encode_split, load_task
 from elastic.evaluate import CostFn, GRID_COLUMNS, evaluate, grid_rows, make_eval_loader
 from elastic.model import ElasticBertForSequenceClassification
@@ -68,6 +69,7 @@ class StageOptions:
     select_best: str = "off"
     select_every: int = 50
     progress: bool = True
+    runtime: Runtime = CPU_FP32  # device and precision (the CLI's --device/--precision)
 
 
 # ---- run.json ----------------------------------------------------------------------------------
@@ -200,11 +202,6 @@ def _stage_dir_model(run_dir: Path, name: str, num_labels: int) -> ElasticBertFo
 
 
 # ---- stages ------------------------------------------------------------------------------------
-def _init_distributed() -> None:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
-
-
 def _barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
@@ -250,7 +247,8 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
             check_task(run_dir, run, opts.task, int(run.get("seed", 42)))
         info = json.loads((out_dir / "done.json").read_text())
         return {**info, "skipped": True}
-    _init_distributed()
+    rt = opts.runtime.check()
+    init_distributed(rt)
     rank, _ = rank_world()
     teacher_src = None
     if stage is Stage.TEACHER:
@@ -311,16 +309,17 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
     def eval_fn(step: int) -> dict[str, Any]:
         if "dev" not in prep.loaders or rank != 0:
             return {}
-        return {"dev_metric": round(evaluate(student, prep.loaders["dev"], None, prep.task)["metric"], 4)}
+        return {"dev_metric": round(evaluate(student, prep.loaders["dev"], None, prep.task, rt)["metric"], 4)}
 
     select_cfgs = [p.student for p in uniform_plan(stage, student.arch, loop)]
 
     def select_fn(step: int) -> float:  # the sum of the stage's uniform sub-networks' metrics, as the released code
-        return sum(evaluate(student, select_loader, c, prep.task)["metric"] for c in select_cfgs)
+        return sum(evaluate(student, select_loader, c, prep.task, rt)["metric"] for c in select_cfgs)
 
     result = train_stage(student, teacher, stage, train_data, loop, is_regression=prep.task.is_regression,
                          ckpt_dir=ckpt, log_path=log, resume=opts.resume, progress=opts.progress,
-                         on_step=on_step, eval_fn=eval_fn, select_fn=select_fn if select_loader else None)
+                         on_step=on_step, eval_fn=eval_fn, select_fn=select_fn if select_loader else None,
+                         runtime=rt)
     info = {"steps": result.steps, "epochs": round(result.steps / spe, 4), "seconds": round(result.seconds, 2),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if result.selected_step is not None:
@@ -329,7 +328,7 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
     if rank == 0:
         save_checkpoint(student, out_dir, {"stage": stage.value, "steps": result.steps})
         if stage is Stage.TEACHER:
-            metrics = {s: evaluate(student, ld, None, prep.task) for s, ld in prep.loaders.items()}
+            metrics = {s: evaluate(student, ld, None, prep.task, rt) for s, ld in prep.loaders.items()}
             info["metrics"] = metrics
             rows = [{"stage": "teacher", "width_mult": 1.0, "depth_mult": 1.0,
                      "config_hash": SubnetConfig.full(student.arch).hash,
@@ -340,7 +339,7 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
                 SubnetConfig.full(student.arch))
             rows[0].update(macs=cost.get("macs", ""), params=cost.get("params", ""))
         else:
-            rows = grid_rows(student, prep.loaders, prep.task, stage.value, cost_fn)
+            rows = grid_rows(student, prep.loaders, prep.task, stage.value, cost_fn, runtime=rt)
         write_grid(run_dir, rows, stage.value)
         (out_dir / "done.json").write_text(json.dumps(info, indent=2))
         run = read_run(run_dir)
@@ -395,7 +394,9 @@ def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]
                               "use --importance-split dev, or start a new run with --importance-split train-heldout")
         data = prep.heldout
     loader = make_eval_loader(data, batch_size=32)
-    head, ffn, n = compute_importance(model, loader, is_regression=prep.task.is_regression, progress=opts.progress)
+    head, ffn, n = compute_importance(model, loader, is_regression=prep.task.is_regression, progress=opts.progress,
+                                      runtime=opts.runtime.check())
+    model.cpu()  # rewiring and its no-change check run on the CPU, in fp32
     probe = next(iter(loader))
     model.eval()
     with torch.no_grad():
@@ -418,7 +419,7 @@ def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]
 
 def evaluate_run(run_dir: str | os.PathLike, stage: str, cfg: Optional[SubnetConfig],
                  splits: tuple[str, ...] = ("dev", "test"), task: Optional[str] = None,
-                 ) -> dict[str, dict[str, float]]:
+                 runtime: Runtime = CPU_FP32) -> dict[str, dict[str, float]]:
     """Metrics (in %) of one sub-network of a stage's checkpoint on the given splits (`task`, when given,
     must be the run's own: another task's data is refused, not silently replaced)."""
     run_dir = Path(run_dir)
@@ -429,4 +430,5 @@ def evaluate_run(run_dir: str | os.PathLike, stage: str, cfg: Optional[SubnetCon
     missing = [s for s in splits if s not in prep.loaders]
     if missing:
         raise RunDirError(f"task '{prep.task.name}' has no split(s) {missing}")
-    return {s: evaluate(model, prep.loaders[s], cfg, prep.task) for s in splits}
+    rt = runtime.check()
+    return {s: evaluate(model, prep.loaders[s], cfg, prep.task, rt) for s in splits}

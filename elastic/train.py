@@ -3,7 +3,7 @@
 Each step: every planned sub-network runs forward + backward on the same batch, gradients
 accumulate, then ONE clipped AdamW step with a linearly decaying learning rate. The data order is a
 pure function of (seed, epoch), so a resumed run consumes exactly the batches an uninterrupted run
-would. Multi-process (torchrun, gloo): every rank collates the same global batch (same padding),
+would. Multi-process (torchrun; gloo on CPU, NCCL on CUDA): every rank collates the same global batch (same padding),
 takes its rows `rank::world`, scales its loss by its share of the batch, and gradients are summed
 by all-reduce, so the update equals the single-process one.
 """
@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from elastic.config import GRID_DEPTHS, GRID_WIDTHS, SubnetConfig
 from elastic.data import EncodedSplit, PadCollator
+from elastic.device import CPU_FP32, Amp, Runtime
 from elastic.losses import distillation_loss, hard_label_loss, matched_teacher_indices
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.weights import load_checkpoint, save_checkpoint
@@ -184,7 +185,8 @@ def shard(batch: dict[str, torch.Tensor], rank: int, world: int) -> dict[str, to
 
 def run_step(student: ElasticBertForSequenceClassification,
              teacher: Optional[ElasticBertForSequenceClassification], batch: dict[str, torch.Tensor],
-             plan: list[Planned], stage: Stage, *, is_regression: bool, scale: float = 1.0) -> dict[str, float]:
+             plan: list[Planned], stage: Stage, *, is_regression: bool, scale: float = 1.0,
+             amp: Optional[Amp] = None) -> dict[str, float]:
     """Forward + backward of every planned sub-network on one batch; gradients accumulate in `.grad`.
 
     Args:
@@ -195,6 +197,8 @@ def run_step(student: ElasticBertForSequenceClassification,
         stage: picks the loss.
         is_regression: regression drops the logit loss / uses MSE on labels.
         scale: multiplies every loss (this rank's share of the global batch).
+        amp: device/precision helper: forward passes run under its autocast, backward through its
+            grad scaler (None: fp32, plain backward).
 
     Returns:
         {"loss": sum over sub-networks, "logit": ..., "hidden": ...} as floats (unscaled).
@@ -204,26 +208,37 @@ def run_step(student: ElasticBertForSequenceClassification,
     if ids.shape[0] == 0:
         return totals
     teacher_cache: dict[SubnetConfig, Any] = {}
+    amp = amp or CPU_FP32.amp()
     for p in plan:
-        if p.teacher is None:
-            out = student(ids, mask, types, subnet=p.student)
-            loss = hard_label_loss(out.logits, batch["labels"], is_regression)
-        else:
-            if p.teacher not in teacher_cache:  # one teacher forward per step per teacher width
-                with torch.no_grad():
-                    teacher_cache[p.teacher] = teacher(ids, mask, types, subnet=p.teacher, output_hidden_states=True)
-            t = teacher_cache[p.teacher]
-            out = student(ids, mask, types, subnet=p.student, output_hidden_states=True)
-            w_logit, w_hidden = LOSS_WEIGHTS.get(stage, (1.0, 1.0))
-            loss, parts = distillation_loss(
-                out.logits, out.hidden_states, t.logits, t.hidden_states,
-                matched_teacher_indices(p.student.layers, student.arch.num_layers),
-                logit_weight=w_logit, hidden_weight=w_hidden, is_regression=is_regression)
-            totals["logit"] += parts["logit"]
-            totals["hidden"] += parts["hidden"]
-        (loss * scale).backward()
+        with amp.runtime.autocast():
+            loss = _planned_loss(student, teacher, batch, p, stage, teacher_cache, totals, is_regression)
+        amp.backward(loss * scale)
         totals["loss"] += float(loss.detach())
     return totals
+
+
+def _planned_loss(student: ElasticBertForSequenceClassification,
+                  teacher: Optional[ElasticBertForSequenceClassification], batch: dict[str, torch.Tensor],
+                  p: Planned, stage: Stage, teacher_cache: dict[SubnetConfig, Any], totals: dict[str, float],
+                  is_regression: bool) -> torch.Tensor:
+    """Forward pass and loss of one planned sub-network (adds its loss parts to `totals`)."""
+    ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+    if p.teacher is None:
+        out = student(ids, mask, types, subnet=p.student)
+        return hard_label_loss(out.logits, batch["labels"], is_regression)
+    if p.teacher not in teacher_cache:  # one teacher forward per step per teacher width
+        with torch.no_grad():
+            teacher_cache[p.teacher] = teacher(ids, mask, types, subnet=p.teacher, output_hidden_states=True)
+    t = teacher_cache[p.teacher]
+    out = student(ids, mask, types, subnet=p.student, output_hidden_states=True)
+    w_logit, w_hidden = LOSS_WEIGHTS.get(stage, (1.0, 1.0))
+    loss, parts = distillation_loss(
+        out.logits, out.hidden_states, t.logits, t.hidden_states,
+        matched_teacher_indices(p.student.layers, student.arch.num_layers),
+        logit_weight=w_logit, hidden_weight=w_hidden, is_regression=is_regression)
+    totals["logit"] += parts["logit"]
+    totals["hidden"] += parts["hidden"]
+    return loss
 
 
 def _sync_grads(params: list[torch.nn.Parameter], world: int) -> None:
@@ -370,7 +385,7 @@ def train_stage(student: ElasticBertForSequenceClassification,
                 log_path: Optional[Path] = None, resume: bool = False, progress: bool = True,
                 on_step: Optional[Callable[[int], None]] = None,
                 eval_fn: Optional[Callable[[int], dict[str, Any]]] = None,
-                select_fn: Optional[Callable[[int], float]] = None) -> TrainResult:
+                select_fn: Optional[Callable[[int], float]] = None, runtime: Runtime = CPU_FP32) -> TrainResult:
     """Train `student` for one stage, checkpointing and logging as it goes.
 
     Args:
@@ -390,6 +405,7 @@ def train_stage(student: ElasticBertForSequenceClassification,
             `loop.select_every` steps and at the last step; the stage ends on the best-scoring
             weights (the released DynaBERT code keeps its best dev checkpoint the same way). The
             best weights are kept in memory and, with `ckpt_dir`, in `<ckpt_dir>_best` for resume.
+        runtime: device and precision (models are moved there; default cpu fp32).
 
     Returns:
         Steps done, wall-clock seconds of training (resumed runs add their earlier seconds), last losses.
@@ -399,6 +415,8 @@ def train_stage(student: ElasticBertForSequenceClassification,
     rank, world = rank_world()
     torch.manual_seed(loop.seed + rank)  # dropout draws from torch's RNG; saved in checkpoints
     rng = random.Random(loop.seed)
+    runtime.module(student, teacher)
+    amp = runtime.amp()
     batches = BatchPlan(data, loop.batch_size, loop.seed)
     params = [p for p in student.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=loop.lr, weight_decay=loop.weight_decay)
@@ -421,15 +439,14 @@ def train_stage(student: ElasticBertForSequenceClassification,
         for step in range(start, loop.total_steps):
             plan = step_plan(stage, student.arch, loop, rng)
             gbatch = batches.batch(step)
-            local = shard(gbatch, rank, world)
+            local = runtime.batch(shard(gbatch, rank, world))
             scale = local["input_ids"].shape[0] / gbatch["input_ids"].shape[0]
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(step, loop)
             optimizer.zero_grad(set_to_none=True)
-            last = run_step(student, teacher, local, plan, stage, is_regression=is_regression, scale=scale)
+            last = run_step(student, teacher, local, plan, stage, is_regression=is_regression, scale=scale, amp=amp)
             _sync_grads(params, world)
-            torch.nn.utils.clip_grad_norm_(params, loop.grad_clip)
-            optimizer.step()
+            amp.step(optimizer, params, loop.grad_clip)
             done = step + 1
             n_sub_done += len(plan)
             bar.update(1)

@@ -157,7 +157,7 @@ def save_checkpoint(model: ElasticBertForSequenceClassification, directory: str 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     tmp = d / (MODEL_FILE + ".tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     os.replace(tmp, d / MODEL_FILE)
     info = {"arch": model.arch.to_dict(), "num_labels": model.num_labels,
             "hidden_dropout_prob": model.hidden_dropout_prob,
