@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from app.cli_runtime import add_runtime_args
+
 
 def register(sub) -> None:
     """Add `dynabert run`."""
@@ -34,6 +36,7 @@ def register(sub) -> None:
     p.add_argument("--only", help="comma-separated stages to run (teacher,rewire,stage1,stage2,profile,search,"
                                   "baselines,export)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted stage from its checkpoint")
+    add_runtime_args(p, unset_is_none=True)  # unset: the preset's/config file's, else auto and fp32
     p.set_defaults(func=_run)
 
 
@@ -41,7 +44,8 @@ def _run(args: argparse.Namespace) -> int:
     from app.pipeline import STAGES, load_config_file, resolve, run_pipeline
     cli = {k: getattr(args, k) for k in ("task", "teacher", "max_length", "seed", "teacher_epochs",
                                          "stage1_epochs", "stage2_epochs", "extra_subnets", "stage2_lr", "select_best",
-                                         "augment", "mlm_checkpoint", "scenario", "n_trials", "n_workers")}
+                                         "augment", "mlm_checkpoint", "scenario", "n_trials", "n_workers",
+                                         "device", "precision")}
     opts = resolve(args.preset, load_config_file(args.config) if args.config else {}, cli)
     only = None
     if args.only:

@@ -5,13 +5,23 @@ import argparse
 
 from elastic.device import PRECISIONS, Runtime
 
+DEFAULT_DEVICE, DEFAULT_PRECISION = "auto", "fp32"
 
-def add_runtime_args(p: argparse.ArgumentParser) -> None:
-    """Add `--device` and `--precision` to a subcommand (each default defined here only)."""
-    p.add_argument("--device", default="auto", metavar="{auto,cpu,cuda,cuda:N,mps}",
-                   help="where to compute: auto (CUDA when present, else cpu; default), cpu, cuda, cuda:N, mps")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="fp32 (default), bf16 or fp16 (torch.autocast; fp16 trains with a grad scaler)")
+
+def add_runtime_args(p: argparse.ArgumentParser, *, unset_is_none: bool = False) -> None:
+    """Add `--device` and `--precision` to a subcommand (their defaults are defined here only).
+
+    Args:
+        unset_is_none: leave unset flags None (`dynabert run` layers presets and config files under its
+            flags, and falls back to the defaults here itself).
+    """
+    p.add_argument("--device", default=None if unset_is_none else DEFAULT_DEVICE,
+                   metavar="{auto,cpu,cuda,cuda:N,mps}",
+                   help=f"where to compute: auto (CUDA when present, else cpu), cpu, cuda, cuda:N, mps "
+                        f"(default {DEFAULT_DEVICE})")
+    p.add_argument("--precision", default=None if unset_is_none else DEFAULT_PRECISION, choices=PRECISIONS,
+                   help=f"fp32, bf16 or fp16: torch.autocast, fp16 trains with a grad scaler (default "
+                        f"{DEFAULT_PRECISION})")
 
 
 def runtime_from_args(args: argparse.Namespace) -> Runtime:

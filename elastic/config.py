@@ -72,6 +72,11 @@ class BertArch:
             model_type=model_type,
         )
 
+    @property
+    def max_seq_len(self) -> int:
+        """Longest input: the position table, less RoBERTa's offset (its positions start at pad + 1)."""
+        return self.max_position_embeddings - (self.pad_token_id + 1 if self.model_type == "roberta" else 0)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         if d["model_type"] == "bert":  # as before RoBERTa existed: hashes of BERT artifacts stay valid

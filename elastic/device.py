@@ -12,14 +12,20 @@ import contextlib
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, ContextManager, Iterable, Literal, Mapping, Optional, get_args
+from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Literal, Mapping, Optional, get_args
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used: the CLI parser imports this module, never torch
+    import torch
 
 DeviceSpec = str  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
 Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
-DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def torch_dtype(precision: Precision) -> "torch.dtype":
+    """fp32 -> torch.float32, bf16 -> torch.bfloat16, fp16 -> torch.float16."""
+    import torch
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps(:0)?|cuda(:\d+)?)$")
 
 
@@ -36,6 +42,8 @@ def resolve_device(spec: DeviceSpec = "auto") -> torch.device:
     Raises:
         DeviceError: unknown spelling, or a device this machine lacks.
     """
+    import torch
+
     spec = str(spec).strip().lower()
     if not _DEVICE_RE.match(spec):
         raise DeviceError(f"--device must be auto, cpu, cuda, cuda:N or mps, got '{spec}'")
@@ -77,12 +85,12 @@ class Runtime:
             raise DeviceError(f"--device must be auto, cpu, cuda, cuda:N or mps, got '{self.device}'")
 
     @property
-    def torch_device(self) -> torch.device:
+    def torch_device(self) -> "torch.device":
         return resolve_device(self.device)
 
     @property
-    def dtype(self) -> torch.dtype:
-        return DTYPES[self.precision]
+    def dtype(self) -> "torch.dtype":
+        return torch_dtype(self.precision)
 
     def check(self) -> "Runtime":
         """Resolve the device and check the precision works there; returns self so calls chain.
@@ -90,6 +98,8 @@ class Runtime:
         Raises:
             DeviceError: the device is missing, or bf16 on a GPU without bf16 support.
         """
+        import torch
+
         dev = self.torch_device
         if dev.type == "cuda" and self.precision == "bf16" and not torch.cuda.is_bf16_supported():
             raise DeviceError(f"--precision bf16: {torch.cuda.get_device_name(dev)} has no bf16 support; "
@@ -104,7 +114,7 @@ class Runtime:
         return {"device": str(self.device), "precision": self.precision}
 
     # ---- moving things ------------------------------------------------------------------------
-    def module(self, *modules: Optional[torch.nn.Module]) -> None:
+    def module(self, *modules: Optional["torch.nn.Module"]) -> None:
         """Move models (in place) to the device; None entries are skipped."""
         dev = self.torch_device
         for m in modules:
@@ -113,6 +123,8 @@ class Runtime:
 
     def batch(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """A batch dict with its tensors on the device (the same tensors on cpu)."""
+        import torch
+
         dev = self.torch_device
         return {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -121,6 +133,8 @@ class Runtime:
         """`torch.autocast` on the device in the chosen dtype; a null context in fp32."""
         if self.precision == "fp32":
             return contextlib.nullcontext()
+        import torch
+
         return torch.autocast(device_type=self.torch_device.type, dtype=self.dtype)
 
     def amp(self) -> "Amp":
@@ -139,8 +153,10 @@ class Runtime:
 CPU_FP32 = Runtime()
 
 
-def synchronize(device: torch.device | str) -> None:
+def synchronize(device: "torch.device | str") -> None:
     """Block until `device` has finished its queued work (no-op on cpu)."""
+    import torch
+
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -157,15 +173,20 @@ class Amp:
     """
 
     def __init__(self, runtime: Runtime) -> None:
+        import torch
+
         self.runtime = runtime
         self.scaler = (torch.amp.GradScaler(runtime.torch_device.type)
                        if runtime.precision == "fp16" else None)
 
-    def backward(self, loss: torch.Tensor) -> None:
+    def backward(self, loss: "torch.Tensor") -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
-    def step(self, optimizer: torch.optim.Optimizer, params: Iterable[torch.nn.Parameter], max_norm: float) -> None:
+    def step(self, optimizer: "torch.optim.Optimizer", params: Iterable["torch.nn.Parameter"],
+             max_norm: float) -> None:
         """Clip the global gradient norm to `max_norm`, then step (and update the scale in fp16)."""
+        import torch
+
         params = list(params)
         if self.scaler is None:
             torch.nn.utils.clip_grad_norm_(params, max_norm)
@@ -179,6 +200,7 @@ class Amp:
 
 def init_distributed(runtime: Runtime) -> None:
     """Join the torchrun process group (NCCL on CUDA, gloo otherwise); nothing outside torchrun."""
+    import torch
     import torch.distributed as dist
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
