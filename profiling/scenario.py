@@ -18,7 +18,7 @@ Dtype = Literal["fp32", "bf16", "fp16"]
 DEVICES: tuple[str, ...] = get_args(Device)
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
 DTYPES: tuple[str, ...] = get_args(Dtype)
-_KEY = re.compile(r"^(?P<device>[a-z]+)-(?P<runtime>[a-z0-9-]+?)(-(?P<dtype>fp32|bf16|fp16))?"
+_KEY = re.compile(r"^(?P<device>[a-z]+)-(?P<runtime>eager-int8|ort-int8|[a-z0-9]+)(-(?P<dtype>fp32|bf16|fp16))?"
                   r"(-t(?P<threads>-?\d+))?-b(?P<batch>-?\d+)-s(?P<seq_len>-?\d+)$")
 _FORM = ("{device}-{runtime}[-{dtype}]-t{threads}-b{batch}-s{seq_len} (cpu) or "
          "cuda-{runtime}-{dtype}-b{batch}-s{seq_len}, e.g. cpu-eager-t2-b1-s128 or cuda-eager-fp16-b1-s128")
