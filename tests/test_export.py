@@ -53,8 +53,8 @@ def exported(tmp_path_factory, request):
     return out, model, ids, mask, ref
 
 
-def test_fresh_process_loads_with_stock_transformers(exported, tmp_path):
-    out, _, ids, mask, ref = exported
+def load_in_fresh_process(out, ids: torch.Tensor, mask: torch.Tensor, tmp_path) -> dict:
+    """Run LOADER on export `out` in a new interpreter (no PYTHONPATH, offline); its JSON answer."""
     inp = tmp_path / "inp.json"
     inp.write_text(json.dumps({"ids": ids.tolist(), "mask": mask.tolist()}))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -62,7 +62,12 @@ def test_fresh_process_loads_with_stock_transformers(exported, tmp_path):
     res = subprocess.run([sys.executable, "-c", LOADER, str(out), str(inp)], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    got = json.loads(res.stdout.strip().splitlines()[-1])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_fresh_process_loads_with_stock_transformers(exported, tmp_path):
+    out, _, ids, mask, ref = exported
+    got = load_in_fresh_process(out, ids, mask, tmp_path)
     assert got["ours"] == []  # the model code came from the export directory, not our package
     assert np.abs(np.array(got["logits"]) - ref.numpy()).max() < 1e-4
     assert got["id2label"] == {"0": "neg", "1": "pos"}

@@ -4,9 +4,6 @@ one sub-network, export, and a fresh process that loads the export with stock tr
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -17,7 +14,7 @@ from app.cli import main
 from elastic.config import SubnetConfig
 from elastic.weights import load_checkpoint
 from tests.conftest_search import tiny_roberta_tokenizer
-from tests.test_export import LOADER
+from tests.test_export import load_in_fresh_process
 from tests.test_train import _write_task
 
 
@@ -67,14 +64,7 @@ def test_tiny_roberta_pipeline_end_to_end(tmp_path, capsys):
     assert enc["input_ids"][1, -1].item() == 1  # RoBERTa pads with id 1
     with torch.no_grad():
         ref = model.eval()(enc["input_ids"], enc["attention_mask"], subnet=cfg).logits
-    inp = tmp_path / "inp.json"
-    inp.write_text(json.dumps({"ids": enc["input_ids"].tolist(), "mask": enc["attention_mask"].tolist()}))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
-    res = subprocess.run([sys.executable, "-c", LOADER, str(out), str(inp)], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
-    got = json.loads(res.stdout.strip().splitlines()[-1])
+    got = load_in_fresh_process(out, enc["input_ids"], enc["attention_mask"], tmp_path)
     assert got["ours"] == [] and got["layer_heads"] == list(cfg.heads)
     assert np.abs(np.array(got["logits"]) - ref.numpy()).max() < 1e-4
 
