@@ -310,7 +310,8 @@ def load_training_state(ckpt_dir: Path, student: ElasticBertForSequenceClassific
                           "rerun with the original options or delete the checkpoint to start over")
     model, _ = load_checkpoint(ckpt_dir)
     student.load_state_dict(model.state_dict())
-    optimizer.load_state_dict(torch.load(ckpt_dir / "optimizer.pt", weights_only=True))
+    # map_location: a checkpoint written on a GPU resumes anywhere (load_state_dict moves state to the params)
+    optimizer.load_state_dict(torch.load(ckpt_dir / "optimizer.pt", weights_only=True, map_location="cpu"))
     torch.set_rng_state(load_file(str(ckpt_dir / "rng.safetensors"))["torch_rng"])
     v, internal, gauss = state["python_rng"]
     rng.setstate((v, tuple(internal), gauss))

@@ -31,6 +31,26 @@ def test_resolve_device_and_errors(monkeypatch):
     assert Runtime().dist_backend() == "gloo" and Runtime().describe() == "cpu/fp32"
 
 
+def test_torchrun_on_cuda_joins_an_nccl_group_on_its_local_gpu(monkeypatch):
+    """Under torchrun (WORLD_SIZE > 1) a CUDA runtime takes GPU LOCAL_RANK and an NCCL process group."""
+    import torch.distributed as dist
+
+    from elastic import device
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: calls.append(("set_device", str(d))))
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: calls.append(("init", backend)))
+    device.init_distributed(Runtime(device="cuda"))
+    assert calls == [("set_device", "cuda:1"), ("init", "nccl")]
+    calls.clear()
+    device.init_distributed(Runtime(device="cpu"))
+    assert calls == [("init", "gloo")]
+
+
 def test_fp32_runtime_is_the_plain_cpu_path():
     """Passing the cpu/fp32 runtime explicitly gives bit-identical weights to the default call."""
     data, loop = tiny_data(16), LoopConfig(total_steps=2, batch_size=8, lr=1e-3, seed=3)
