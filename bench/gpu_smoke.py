@@ -1,4 +1,4 @@
-"""GPU smoke bench (about a minute, at most 5, on one CUDA GPU): `python bench/gpu_smoke.py`.
+"""GPU smoke bench (sized to stay under 5 minutes on one CUDA GPU): `python bench/gpu_smoke.py`.
 
 1. A BERT-base-sized elastic model (12 layers, hidden 768, 12 heads, FFN 3072, vocab 30522) with random
    weights (nothing is downloaded) runs 20 steps of stage 2 in bf16 autocast on random token ids: all 12
