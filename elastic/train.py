@@ -267,7 +267,10 @@ def save_training_state(ckpt_dir: Path, student: ElasticBertForSequenceClassific
         save_checkpoint(student, tmp, {"step": step})
         # Optimizer moments are tensors in nested dicts: torch.save, read back with weights_only=True.
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        save_file({"torch_rng": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
+        rngs = {"torch_rng": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():  # dropout on a GPU draws from its RNG
+            rngs["cuda_rng"] = torch.cuda.get_rng_state()
+        save_file(rngs, str(tmp / "rng.safetensors"))
         state = {"step": step, "seconds": seconds, "python_rng": list(rng.getstate()),
                  "loop": _loop_key(loop)}
         (tmp / CKPT_STATE).write_text(json.dumps(state))
@@ -312,7 +315,10 @@ def load_training_state(ckpt_dir: Path, student: ElasticBertForSequenceClassific
     student.load_state_dict(model.state_dict())
     # map_location: a checkpoint written on a GPU resumes anywhere (load_state_dict moves state to the params)
     optimizer.load_state_dict(torch.load(ckpt_dir / "optimizer.pt", weights_only=True, map_location="cpu"))
-    torch.set_rng_state(load_file(str(ckpt_dir / "rng.safetensors"))["torch_rng"])
+    rngs = load_file(str(ckpt_dir / "rng.safetensors"))
+    torch.set_rng_state(rngs["torch_rng"])
+    if "cuda_rng" in rngs and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rngs["cuda_rng"])
     v, internal, gauss = state["python_rng"]
     rng.setstate((v, tuple(internal), gauss))
     return int(state["step"]), float(state["seconds"])

@@ -146,3 +146,24 @@ def test_cuda_mixed_precision_is_finite(precision):
     res = train_stage(student, teacher, Stage.STAGE2, tiny_data(24), loop, is_regression=False, progress=False,
                       runtime=Runtime(device="cuda", precision=precision))
     assert all(math.isfinite(v) for v in res.last.values())
+
+
+@needs_cuda
+def test_cuda_resume_with_dropout_gives_the_same_weights(tmp_path):
+    """The CUDA RNG (dropout on the GPU) is checkpointed too: interrupted + resumed == uninterrupted."""
+    from tests.test_train import Killed, kill_at
+    rt = Runtime(device="cuda", precision="fp32")
+    teacher, init = tiny(dropout=0.1, seed=0), tiny(dropout=0.1, seed=1)
+    data = tiny_data(20)
+    loop = LoopConfig(total_steps=6, batch_size=8, lr=1e-3, seed=3, save_every=2, widths=(1.0, 0.5), depths=(1.0,))
+    ref = copy.deepcopy(init)
+    train_stage(ref, copy.deepcopy(teacher), Stage.STAGE2, data, loop, is_regression=False, ckpt_dir=tmp_path / "a",
+                progress=False, runtime=rt)
+    victim = copy.deepcopy(init)
+    with pytest.raises(Killed):
+        train_stage(victim, copy.deepcopy(teacher), Stage.STAGE2, data, loop, is_regression=False,
+                    ckpt_dir=tmp_path / "b", progress=False, on_step=kill_at(3), runtime=rt)
+    resumed = copy.deepcopy(init)
+    train_stage(resumed, copy.deepcopy(teacher), Stage.STAGE2, data, loop, is_regression=False,
+                ckpt_dir=tmp_path / "b", progress=False, resume=True, runtime=rt)
+    assert _max_diff(resumed.cpu(), ref.cpu()) <= 1e-5
