@@ -3,9 +3,10 @@
 Each step: every planned sub-network runs forward + backward on the same batch, gradients
 accumulate, then ONE clipped AdamW step with a linearly decaying learning rate. The data order is a
 pure function of (seed, epoch), so a resumed run consumes exactly the batches an uninterrupted run
-would. Multi-process (torchrun; gloo on CPU, NCCL on CUDA): every rank collates the same global batch (same padding),
-takes its rows `rank::world`, scales its loss by its share of the batch, and gradients are summed
-by all-reduce, so the update equals the single-process one.
+would. Multi-process (torchrun; gloo on CPU, NCCL on CUDA): every rank collates the same global batch
+(same padding), takes its rows `rank::world`, scales its loss by its share of the batch, and gradients
+are summed by all-reduce, so the update equals the single-process one. Device and precision come in as
+one `elastic.device.Runtime`: forward passes run under its autocast, backward and step through its `Amp`.
 """
 from __future__ import annotations
 
