@@ -68,7 +68,8 @@ def gpu_fingerprint(index: int | None = None) -> dict[str, Any]:
 
     i = torch.cuda.current_device() if index is None else index
     props = torch.cuda.get_device_properties(i)
-    return {"gpu": torch.cuda.get_device_name(i), "gpu_capability": ".".join(map(str, torch.cuda.get_device_capability(i))),
+    capability = ".".join(map(str, torch.cuda.get_device_capability(i)))
+    return {"gpu": torch.cuda.get_device_name(i), "gpu_capability": capability,
             "gpu_memory_gib": round(props.total_memory / 2**30, 1), "gpu_count": torch.cuda.device_count(),
             "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
 

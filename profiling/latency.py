@@ -2,13 +2,13 @@
 
 On the CPU, timing uses `torch.utils.benchmark.Timer.blocked_autorange` for every runtime (for ONNX Runtime
 the timed statement is `session.run`); on CUDA, CUDA events around each call, read after synchronization
-(`profiling/cuda_timing.py`), and every CUDA runner synchronizes before it returns, so host clocks
-(warm-up, `paired_ratio`) see finished work. On the CPU: a warm-up, then blocks of runs for at least
-`min_run_time_s` and 5 calls; we keep median, p90 and IQR over the blocks (ms) and n (blocks). Records carry a fingerprint and
-are cached by model shape + config hash + scenario key + fingerprint hash, so a re-run measures nothing
-it has. `paired_ratio` gives latency ratios from calls interleaved with a reference model, which stay
-meaningful on a machine shared with other jobs (there, also start Python with OMP_WAIT_POLICY=PASSIVE:
-spinning OpenMP threads fighting other processes can make 2-thread timings several times slower).
+(`profiling/cuda_timing.py`), and every CUDA runner synchronizes before it returns, so host clocks (warm-up,
+`paired_ratio`) see finished work. On the CPU: a warm-up, then blocks of runs for at least `min_run_time_s`
+and 5 calls; we keep median, p90 and IQR over the blocks (ms) and n (blocks). Records carry a fingerprint and
+are cached by model shape + config hash + scenario key + fingerprint hash, so a re-run measures nothing it
+has. `paired_ratio` gives latency ratios from calls interleaved with a reference model, which stay meaningful
+on a machine shared with other jobs (there, also start Python with OMP_WAIT_POLICY=PASSIVE: spinning OpenMP
+threads fighting other processes can make 2-thread timings several times slower).
 """
 from __future__ import annotations
 
