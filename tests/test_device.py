@@ -114,8 +114,12 @@ def test_cli_stage_runs_with_device_cpu_and_records_it(tmp_path, capsys):
     assert "teacher done" in capsys.readouterr().out
     opts = json.loads((run / "run.json").read_text())["options"]["teacher"]
     assert opts["runtime"] == {"device": "cpu", "precision": "bf16"}
-    assert main(["evaluate", "--run-dir", str(run), "--stage", "teacher", "--device", "cpu"]) == 0
+    assert main(["evaluate", "--run-dir", str(run), "--stage", "teacher", "--device", "cpu", "--precision", "bf16"]) == 0
     assert 0 <= json.loads(capsys.readouterr().out)["results_pct"]["dev"]["accuracy"] <= 100
+    # Importance under bf16 autocast; rewiring itself runs in fp32 and must not change the function.
+    assert main(["rewire", "--run-dir", str(run), "--no-progress", "--device", "cpu", "--precision", "bf16"]) == 0
+    assert "full-model logits changed by at most" in capsys.readouterr().out
+    assert len(json.loads((run / "importance.json").read_text())["head"]) == 4
 
 
 @pytest.mark.skipif(not NO_CUDA, reason="checks the message of a machine without CUDA")
