@@ -105,4 +105,9 @@ def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool | None 
         spinning = os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
-    return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    if device == "cuda" and sess.get_providers()[0] != "CUDAExecutionProvider":
+        # ORT falls back to the CPU silently when the CUDA provider cannot start: never time that as cuda
+        raise ValueError(f"ONNX Runtime could not start its CUDA provider (session runs on {sess.get_providers()}); "
+                         "check onnxruntime-gpu against this CUDA version, or measure an eager cuda scenario")
+    return sess

@@ -135,3 +135,22 @@ def test_cuda_paired_ratio_orders_a_small_and_a_full_model():
     _, small = latency.runner_for(model, SubnetConfig.uniform(TINY, 0.25, 0.5), sc)
     res = paired_ratio(small, full, threads=1, min_time_s=0.2, device="cuda")
     assert 0 < res["ratio"] < 1.2
+
+
+def test_ort_cuda_session_never_falls_back_to_the_cpu_silently(monkeypatch, tmp_path):
+    """ONNX Runtime starts on the CPU when its CUDA provider cannot load; a cuda scenario must refuse that."""
+    import onnxruntime as ort
+
+    from profiling.onnx_export import ort_session
+
+    class CpuOnly:
+        def __init__(self, *a, **k):
+            pass
+
+        def get_providers(self):
+            return ["CPUExecutionProvider"]
+
+    monkeypatch.setattr(ort, "InferenceSession", CpuOnly)
+    with pytest.raises(ValueError, match="could not start its CUDA provider"):
+        ort_session(tmp_path / "m.onnx", threads=1, device="cuda")
+    assert isinstance(ort_session(tmp_path / "m.onnx", threads=1), CpuOnly)
