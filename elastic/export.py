@@ -58,12 +58,13 @@ def model_card(*, name: str, cfg: SubnetConfig, info: Mapping[str, Any]) -> str:
         cfg: the sub-network.
         info: optional keys: num_layers (of the full model), dev_metric, test_metric, metric, macs,
             params, latency_ms, scenario, fingerprint (dict), task, teacher, stages (stage -> seconds),
-            training (stage -> options), source.
+            training (stage -> options), source, backbone (bert or roberta).
     """
     g = info.get
     lines = [f"# {name}", "",
-             "A sub-network of a DynaBERT (Hou et al., NeurIPS 2020) elastic BERT, extracted into a dense model "
-             "by DynaBERT Explorer.", "",
+             f"A sub-network of a DynaBERT (Hou et al., NeurIPS 2020) elastic "
+             f"{'RoBERTa' if g('backbone') == 'roberta' else 'BERT'}, extracted into a dense model by DynaBERT "
+             "Explorer.", "",
              "```python", "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
              f"model = AutoModelForSequenceClassification.from_pretrained('{name}', trust_remote_code=True)",
              f"tokenizer = AutoTokenizer.from_pretrained('{name}')", "```", "",
@@ -155,7 +156,8 @@ def export_subnet(model: ElasticBertForSequenceClassification, cfg: SubnetConfig
         if onnx_writer is not None:
             onnx_writer(small, tmp / "model.onnx")
         name = out.name
-        (tmp / "model_card.md").write_text(model_card(name=name, cfg=cfg, info=card_info or {}))
+        info = {"backbone": model.arch.model_type, **(card_info or {})}
+        (tmp / "model_card.md").write_text(model_card(name=name, cfg=cfg, info=info))
         for f in tmp.rglob("*"):
             if f.is_file():
                 f.chmod(0o644)  # safetensors writes 0600; an export is meant to be shared

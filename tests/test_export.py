@@ -85,6 +85,8 @@ def test_export_contents_and_onnx_parity(exported):
     assert config["auto_map"]["AutoModelForSequenceClassification"] == "hf_compact.CompactBertForSequenceClassification"
     assert config["layer_ffn"] == [40, 16, 64] and config["source_layers"] == [0, 2, 3]
     assert config["backbone"] == model.arch.model_type
+    assert f"elastic {'RoBERTa' if config['backbone'] == 'roberta' else 'BERT'}, extracted" in \
+        (out / "model_card.md").read_text()
     assert (out / "model.safetensors").stat().st_mode & 0o044  # readable by others
     sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     logits = sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
