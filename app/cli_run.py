@@ -47,6 +47,8 @@ def _run(args: argparse.Namespace) -> int:
                                          "augment", "mlm_checkpoint", "scenario", "n_trials", "n_workers",
                                          "device", "precision")}
     opts = resolve(args.preset, load_config_file(args.config) if args.config else {}, cli)
+    from elastic.device import Runtime
+    Runtime(device=opts["device"], precision=opts["precision"]).check()  # before any stage: one clear line
     only = None
     if args.only:
         only = [s.strip() for s in args.only.split(",") if s.strip()]

@@ -171,3 +171,12 @@ def test_cuda_resume_with_dropout_gives_the_same_weights(tmp_path):
     train_stage(resumed, copy.deepcopy(teacher), Stage.STAGE2, data, loop, is_regression=False,
                 ckpt_dir=tmp_path / "b", progress=False, resume=True, runtime=rt)
     assert _max_diff(resumed.cpu(), ref.cpu()) <= 1e-5
+
+
+@pytest.mark.skipif(not NO_CUDA, reason="checks the message of a machine without CUDA")
+def test_run_pipeline_checks_the_device_before_any_stage(tmp_path, capsys):
+    from app.cli import main
+    assert main(["run", "--run-dir", str(tmp_path / "r"), "--device", "cuda:1", "--precision", "bf16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --device cuda:1: no CUDA device") and "\n" not in err
+    assert not (tmp_path / "r").exists()  # nothing ran
