@@ -25,7 +25,10 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 def torch_dtype(precision: Precision) -> "torch.dtype":
     """fp32 -> torch.float32, bf16 -> torch.bfloat16, fp16 -> torch.float16."""
     import torch
+
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps(:0)?|cuda(:\d+)?)$")
 
 
@@ -109,9 +112,6 @@ class Runtime:
     def describe(self) -> str:
         """E.g. `cpu/fp32`, `cuda:0/bf16`."""
         return f"{self.torch_device}/{self.precision}"
-
-    def to_dict(self) -> dict[str, str]:
-        return {"device": str(self.device), "precision": self.precision}
 
     # ---- moving things ------------------------------------------------------------------------
     def module(self, *modules: Optional["torch.nn.Module"]) -> None:
