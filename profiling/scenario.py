@@ -50,6 +50,8 @@ class Scenario:
         if self.dtype != "fp32" and self.runtime != "eager":
             raise ValueError(f"scenario dtype {self.dtype} needs runtime eager (runtime '{self.runtime}' "
                              "measures the fp32 or INT8 model)")
+        if self.device == "cuda":  # the key names no threads: one host thread launches the GPU's work
+            object.__setattr__(self, "threads", 1)
         if self.threads < 1:
             raise ValueError(f"scenario threads must be >= 1, got {self.threads}")
         if self.batch < 1:

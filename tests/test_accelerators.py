@@ -31,6 +31,7 @@ FAST = dict(min_run_time_s=0.02, warmup=1)
 def test_scenario_keys_with_dtype_round_trip(key, fields):
     sc = Scenario.parse(key)
     assert sc.key == key and all(getattr(sc, k) == v for k, v in fields.items())
+    assert Scenario(**{**sc.__dict__, "threads": 8 if sc.device == "cuda" else sc.threads}) == sc  # cuda: 1 thread
 
 
 @pytest.mark.parametrize("key, message", [
