@@ -17,10 +17,12 @@ import numpy as np
 import torch
 
 from app.cli_baselines import INT8_RUNTIMES, Int8Runtime, TinyBudget
+from app.cli_runtime import runtime_from_args
 from elastic.baselines import (DistilWeights, Objective, Recipe, TinyWeights, append_baselines, make_projection,
                                train_baseline)
 from elastic.config import SubnetConfig, grid
 from elastic.data import compute_metrics
+from elastic.device import CPU_FP32, Runtime
 from elastic.evaluate import evaluate
 from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
@@ -54,6 +56,7 @@ class BaselineOptions:
     save_every: int = 100
     resume: bool = False
     progress: bool = True
+    runtime: Runtime = CPU_FP32  # where students train and every model is evaluated
 
     def __post_init__(self) -> None:
         bad = [r for r in self.int8_runtimes if r not in INT8_RUNTIMES]
@@ -166,7 +169,8 @@ class _Ctx:
     rewired: bool
 
     def metrics(self, model, cfg) -> dict[str, float]:
-        return {s: evaluate(model, ld, cfg, self.prep.task)["metric"] for s, ld in self.prep.loaders.items()}
+        rt = self.opts.runtime
+        return {s: evaluate(model, ld, cfg, self.prep.task, rt)["metric"] for s, ld in self.prep.loaders.items()}
 
     def loop(self, steps: int, *, select: bool = False) -> LoopConfig:
         return LoopConfig(total_steps=steps, batch_size=self.opts.batch_size, lr=self.opts.lr, seed=self.prep.seed,
@@ -179,7 +183,7 @@ class _Ctx:
                                                        select_every=self.opts.select_every), self.run_dir)
         if loader is None:
             return None
-        return lambda step: evaluate(student.model, loader, student.subnet, self.prep.task)["metric"]
+        return lambda step: evaluate(student.model, loader, student.subnet, self.prep.task, self.opts.runtime)["metric"]
 
 
 def _scenarios(opts: BaselineOptions, int8_runtime: Optional[Int8Runtime] = None) -> list:
@@ -230,7 +234,7 @@ def _trained(ctx: _Ctx, name: str, student: Student, phases: list[tuple[Objectiv
                              distil=replace(ctx.opts.distil, temperature=temperature),
                              tiny=TinyWeights(temperature=temperature), ckpt_dir=ckpt,
                              log_path=out / "train.jsonl", resume=ctx.opts.resume, progress=ctx.opts.progress,
-                             select_fn=ctx.select_fn(student) if select else None)
+                             select_fn=ctx.select_fn(student) if select else None, runtime=ctx.opts.runtime)
         seconds += res.seconds
         if res.selected_step is not None:
             selected = {"selected_step": res.selected_step, "selected_score": round(res.selected_score, 4)}
@@ -359,4 +363,4 @@ def options_from_args(args: argparse.Namespace) -> BaselineOptions:
         int8_runtimes=tuple(args.int8_runtime or INT8_RUNTIMES), dynabert_stage=args.dynabert_stage,
         dynabert_points=args.dynabert_points, min_run_time_s=args.min_run_time, select_best=args.select_best,
         select_every=args.select_every, save_every=args.save_every,
-        resume=args.resume, progress=not args.no_progress)
+        resume=args.resume, progress=not args.no_progress, runtime=runtime_from_args(args))

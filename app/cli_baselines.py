@@ -14,6 +14,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Optional
 
+from app.cli_runtime import add_runtime_args
+
 RECIPE_CHOICES = ("distilbert", "tinybert", "int8", "dynabert_int8", "all")
 
 
@@ -95,4 +97,5 @@ def register(sub) -> None:
     p.add_argument("--save-every", type=int, default=100, help="checkpoint period in steps (100)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted student from its checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_runtime_args(p)  # where students train and models are evaluated; latency is each --scenario's
     p.set_defaults(func=_run)

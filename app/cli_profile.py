@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from app.cli_runtime import add_runtime_args
+
 AUTO_CHECKPOINTS: tuple[str, ...] = ("stage2", "stage1", "rewired", "teacher")
 CHECKPOINT_CHOICES: tuple[str, ...] = ("stage3", *AUTO_CHECKPOINTS)
 
@@ -27,8 +29,9 @@ def register(sub) -> None:
     p.add_argument("--teacher", help="HF BERT dir to profile when the run has no checkpoint "
                                      "(default then: the embedded all-MiniLM-L6-v2)")
     p.add_argument("--scenario", action="append", metavar="KEY",
-                   help="scenario key, e.g. cpu-eager-t2-b1-s128 (repeatable); overrides the flags below")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+                   help="scenario key, e.g. cpu-eager-t2-b1-s128 or cuda-eager-fp16-b1-s128 (repeatable); "
+                        "overrides the flags below")
+    add_runtime_args(p)  # --device and --precision: the scenario's device and the timed model's dtype
     p.add_argument("--runtime", default="eager", choices=("eager", "eager-int8", "ort", "ort-int8"))
     p.add_argument("--threads", type=int, default=2, help="intra-op threads (default 2)")
     p.add_argument("--batch-size", type=int, default=1, help="sequences per forward pass (default 1)")
@@ -81,8 +84,18 @@ def scenarios_from_args(args: argparse.Namespace, run: dict[str, Any]) -> list:
     if args.scenario:
         return [Scenario.parse(k) for k in args.scenario]
     seq = args.max_length or int(run.get("max_length") or 128)
-    return [Scenario(device=args.device, runtime=args.runtime, threads=args.threads, batch=args.batch_size,
-                     seq_len=seq)]
+    return [Scenario(device=scenario_device(args.device), runtime=args.runtime, threads=args.threads,
+                     batch=args.batch_size, seq_len=seq, dtype=args.precision)]
+
+
+def scenario_device(spec: str) -> str:
+    """The latency scenario's device for a `--device` value (auto: cuda when present); one clear error
+    for a device this machine lacks or that latency scenarios do not cover (mps)."""
+    from elastic.device import resolve_device
+    kind = resolve_device(spec).type
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"--device {spec}: latency scenarios are measured on cpu or cuda, not {kind}")
+    return kind
 
 
 def _interleaved_ms(model, cfgs: Sequence, scenario, cache, full_ms: float, *, min_time_s: float,

@@ -10,7 +10,8 @@ from app.cli_common import add_run_dir, add_task_args, task_kwargs
 # --config file (examples/run.toml lists and explains all of them).
 _OPTION_FLAGS = ("teacher", "max_length", "seed", "batch_size", "lr", "limit_train", "teacher_epochs",
                  "stage1_epochs", "stage2_epochs", "extra_subnets", "stage2_lr", "select_best", "augment",
-                 "mlm_checkpoint", "scenario", "n_trials", "n_workers")
+                 "mlm_checkpoint", "scenario", "n_trials", "n_workers", "device", "precision")
+from app.cli_runtime import add_runtime_args
 
 
 def register(sub) -> None:
@@ -52,6 +53,7 @@ def register(sub) -> None:
     p.add_argument("--only", help="comma-separated stages to run (teacher,rewire,stage1,stage2,profile,search,"
                                   "baselines,export)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted stage from its checkpoint")
+    add_runtime_args(p, unset_is_none=True)  # unset: the preset's/config file's, else auto and fp32
     p.set_defaults(func=_run)
 
 
@@ -60,6 +62,8 @@ def _run(args: argparse.Namespace) -> int:
     from app.pipeline import STAGES, load_config_file, resolve, run_pipeline
     cli = {**task_kwargs(args), **{k: getattr(args, k) for k in _OPTION_FLAGS}}
     opts = resolve(args.preset, load_config_file(args.config) if args.config else {}, cli)
+    from elastic.device import Runtime
+    Runtime(device=opts["device"], precision=opts["precision"]).check()  # before any stage: one clear line
     only = None
     if args.only:
         only = [s.strip() for s in args.only.split(",") if s.strip()]

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.cli_runtime import add_runtime_args, runtime_from_args
+
 DEFAULT_SCENARIO = "cpu-eager-t2-b1-s128"
 
 
@@ -36,6 +38,7 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, help="torch threads for evaluation (default: torch's)")
     p.add_argument("--no-finalize", action="store_true", help="skip re-measuring the front and pareto.csv")
     p.add_argument("--no-progress", action="store_true")
+    add_runtime_args(p)  # where trials are evaluated; latency is the --scenario's
     p.set_defaults(func=cmd_search)
 
     e = sub.add_parser("export", help="export sub-networks as standalone Hugging Face models (+ ONNX, card)")
@@ -54,6 +57,7 @@ def register(sub) -> None:
     e.add_argument("--scenario", help="latency scenario of the model card (default: the search's)")
     e.add_argument("--no-onnx", action="store_true", help="skip model.onnx")
     e.add_argument("--no-measure", action="store_true", help="do not time the model for its card")
+    add_runtime_args(e)  # where the card's metrics are evaluated; its latency is the --scenario's
     e.set_defaults(func=cmd_export)
 
 
@@ -92,8 +96,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         n_workers=args.n_workers, latency_budget_ms=args.latency_budget, metric_floor=args.metric_floor,
         max_params=args.max_params, measure=args.measure, fidelity_subset=args.fidelity_subset,
         ffn_step=args.ffn_step, population_size=args.population_size, stage=args.stage, threads=args.threads,
-        progress=not args.no_progress)
-    ctx = RunContext(opts.run_dir, stage=opts.stage)
+        progress=not args.no_progress, runtime=runtime_from_args(args))
+    ctx = RunContext(opts.run_dir, stage=opts.stage, runtime=opts.runtime)
     objective = build_objective(opts, ctx)
     study = run_search(opts, objective=objective)
     print(f"study '{study.study_name}' in {opts.storage_url}: {len(study.trials)} trials, "
@@ -200,7 +204,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from search.evaluator import RunContext
     from search.pareto import searched_checkpoint
 
-    ctx = RunContext(args.run_dir)
+    ctx = RunContext(args.run_dir, runtime=runtime_from_args(args))
     items = _selection(args, ctx.arch)
     searched = searched_checkpoint(args.run_dir)
     if searched is not None and searched != ctx.cache_namespace():

@@ -8,6 +8,7 @@ from typing import Any, Literal, Optional
 
 from app.cli_common import add_run_dir, add_task_args, task_kwargs
 from elastic.config import GRID_DEPTHS, GRID_WIDTHS, IMPORTANCE_SPLITS, SELECT_SPLITS, SubnetConfig
+from app.cli_runtime import add_runtime_args, runtime_from_args
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -35,6 +36,7 @@ def _base(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-length", type=int, help="tokens per example (default: the run's, else 128)")
     p.add_argument("--seed", type=int, help="seed (default: the run's, else 42)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_runtime_args(p)
 
 
 def _importance_split(p: argparse.ArgumentParser) -> None:
@@ -100,7 +102,8 @@ _OPTION_FLAGS = ("teacher", "epochs", "max_steps", "batch_size", "lr", "warmup_s
 def _options(args: argparse.Namespace):
     """`StageOptions` from the flags this subcommand has (the others keep StageOptions' defaults)."""
     from elastic.stages import StageOptions
-    kw: dict[str, Any] = {**task_kwargs(args), "progress": not args.no_progress}
+    kw: dict[str, Any] = {**task_kwargs(args), "progress": not args.no_progress,
+                          "runtime": runtime_from_args(args)}
     kw.update({k: getattr(args, k) for k in _OPTION_FLAGS if hasattr(args, k)})
     if kw.get("augment") and not kw.get("mlm_checkpoint"):
         raise ValueError("--augment needs --mlm-checkpoint DIR (a masked-LM checkpoint, e.g. bert-base-uncased)")
@@ -181,7 +184,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         from elastic.weights import load_checkpoint
         model, _ = load_checkpoint(args.run_dir / args.stage)
         cfg = SubnetConfig.uniform(model.arch, args.width or 1.0, args.depth or 1.0)
-    res = evaluate_run(args.run_dir, args.stage, cfg, tuple(args.splits.split(",")), **task_kwargs(args))
+    res = evaluate_run(args.run_dir, args.stage, cfg, tuple(args.splits.split(",")), **task_kwargs(args),
+                       runtime=runtime_from_args(args))
     out = {"stage": args.stage, "config": None if cfg is None else cfg.to_dict(),
            "metric": read_run(args.run_dir).get("metric"), "results_pct": res}
     print(json.dumps(out, indent=2))
@@ -210,4 +214,5 @@ def register(sub) -> None:
     p.add_argument("--width", type=float, help="uniform width multiplier")
     p.add_argument("--depth", type=float, help="uniform depth multiplier")
     p.add_argument("--splits", default="dev,test", help="comma-separated splits (default dev,test)")
+    add_runtime_args(p)
     p.set_defaults(func=_evaluate)

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
 Preset = Literal["quick", "standard", "paper"]
+from app.cli_runtime import DEFAULT_DEVICE, DEFAULT_PRECISION
+
 STAGES = ("teacher", "rewire", "stage1", "stage2", "profile", "search", "baselines", "export")
 
 # Every option the pipeline understands, with its default (used when neither preset, file nor flag sets it);
@@ -31,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "scenario": "cpu-eager-t2-b1-s128", "n_random": 50, "n_heldout": 50,
     "n_trials": 300, "sampler": "nsga2", "objectives": "metric,latency", "n_workers": 1,
     "baselines": "distilbert,tinybert,int8", "baseline_steps": None, "export": "knee",
+    "device": DEFAULT_DEVICE, "precision": DEFAULT_PRECISION,  # every computing stage (app/cli_runtime.py)
 }
 PRESETS: dict[str, dict[str, Any]] = {
     # The offline demo: minutes on 2 CPU cores, still a real front (every stage runs for real).
@@ -110,7 +113,7 @@ def _select_flags(o: Mapping[str, Any]) -> list[str]:
 
 def stage_argv(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool) -> list[list[str]]:
     """The `dynabert` argument lists that carry out one pipeline stage."""
-    rd = ["--run-dir", str(run_dir)]
+    rd = ["--run-dir", str(run_dir), *_flag("device", o["device"]), *_flag("precision", o["precision"])]
     lr = o["stage2_lr"] if stage == "stage2" and o["stage2_lr"] is not None else o["lr"]
     train = [*_flag("batch_size", o["batch_size"]), *_flag("lr", lr), *_flag("seed", o["seed"]),
              *_flag("save_every", o["save_every"]), *_flag("limit_train", o["limit_train"]),

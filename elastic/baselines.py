@@ -30,6 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from elastic.data import EncodedSplit
+from elastic.device import CPU_FP32, Runtime
 from elastic.losses import hard_label_loss
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.students import Student
@@ -242,7 +243,7 @@ def train_baseline(student: Student, teacher: ElasticBertForSequenceClassificati
                    projection: Optional[nn.Module] = None, distil: DistilWeights = DistilWeights(),
                    tiny: TinyWeights = TinyWeights(), ckpt_dir: Optional[Path] = None,
                    log_path: Optional[Path] = None, resume: bool = False, progress: bool = True,
-                   select_fn: Optional[Callable[[int], float]] = None) -> TrainResult:
+                   select_fn: Optional[Callable[[int], float]] = None, runtime: Runtime = CPU_FP32) -> TrainResult:
     """Train a student for one phase: AdamW, linear decay (`lr_at`), clipped, seeded batches (`BatchPlan`).
 
     Args:
@@ -257,6 +258,7 @@ def train_baseline(student: Student, teacher: ElasticBertForSequenceClassificati
         select_fn: model selection, as in `elastic.train.train_stage`: step -> score (higher is better) every
             `loop.select_every` steps and at the last step; the phase ends on the best-scoring weights (kept in
             `best_dir(ckpt_dir)` for resume).
+        runtime: device and precision (models are moved there; default cpu fp32).
 
     Returns:
         `TrainResult` (steps, wall-clock seconds, last logged parts; the selected step and score).
@@ -267,6 +269,8 @@ def train_baseline(student: Student, teacher: ElasticBertForSequenceClassificati
     torch.manual_seed(loop.seed)  # dropout; restored from the checkpoint on resume
     rng = random.Random(loop.seed)
     batches = BatchPlan(data, loop.batch_size, loop.seed, loop.batching)
+    runtime.module(student.model, teacher, projection)
+    amp = runtime.amp()
     params = [p for p in student.model.parameters() if p.requires_grad]
     if projection is not None:
         params += list(projection.parameters())
@@ -287,12 +291,13 @@ def train_baseline(student: Student, teacher: ElasticBertForSequenceClassificati
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(step, loop)
             optimizer.zero_grad(set_to_none=True)
-            loss, parts = objective_loss(objective, student, teacher, batches.batch(step), is_regression=is_regression,
-                                         projection=projection, distil=distil, tiny=tiny)
-            loss.backward()
+            with runtime.autocast():
+                loss, parts = objective_loss(objective, student, teacher, runtime.batch(batches.batch(step)),
+                                             is_regression=is_regression, projection=projection, distil=distil,
+                                             tiny=tiny)
+            amp.backward(loss)
             parts = {"loss": float(loss.detach()), **parts}
-            torch.nn.utils.clip_grad_norm_(params, loop.grad_clip)
-            optimizer.step()
+            amp.step(optimizer, params, loop.grad_clip)
             done = step + 1
             bar.update(1)
             record: dict[str, Any] = {}
@@ -312,7 +317,7 @@ def train_baseline(student: Student, teacher: ElasticBertForSequenceClassificati
                 save_training_state(ckpt_dir, student.model, optimizer, done, rng, loop,
                                     seconds_before + time.perf_counter() - t0)
                 if projection is not None:
-                    save_file({k: v.contiguous() for k, v in projection.state_dict().items()},
+                    save_file({k: v.detach().cpu().contiguous() for k, v in projection.state_dict().items()},
                               str(ckpt_dir / PROJECTION_FILE))
     finally:
         bar.close()

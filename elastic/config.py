@@ -20,11 +20,15 @@ IMPORTANCE_SPLITS: tuple[str, ...] = get_args(ImportanceSplit)
 SELECT_SPLITS: tuple[str, ...] = get_args(SelectSplit)
 GRID_WIDTHS: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)
 GRID_DEPTHS: tuple[float, ...] = (1.0, 0.75, 0.5)
+# Backbones that load (the paper's two); their encoders are the same, embeddings and heads differ.
+ModelType = Literal["bert", "roberta"]
+MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 
 
 @dataclass(frozen=True)
 class BertArch:
-    """Dimensions of a (full) BERT encoder, read from any HF BERT config."""
+    """Dimensions of a (full) BERT or RoBERTa encoder, read from an HF config (`model_type` picks the
+    embeddings' position ids and the classification head)."""
 
     num_layers: int
     hidden_size: int
@@ -37,21 +41,20 @@ class BertArch:
     layer_norm_eps: float = 1e-12
     hidden_act: str = "gelu"
     pad_token_id: int = 0
+    model_type: ModelType = "bert"
 
     @classmethod
     def from_hf_config(cls, config: Any) -> "BertArch":
         """Build from a `transformers` config object or a config.json dict.
 
         Raises:
-            ValueError: the config is not a BERT-family encoder config.
+            ValueError: the config is not a BERT or RoBERTa config.
         """
         d = config if isinstance(config, Mapping) else config.to_dict()
         model_type = d.get("model_type", "bert")
-        if model_type != "bert":
-            raise ValueError(
-                f"expected a BERT checkpoint (model_type 'bert'), got model_type '{model_type}'; "
-                "DynaBERT Explorer supports BERT-architecture encoders only"
-            )
+        if model_type not in MODEL_TYPES:
+            raise ValueError(f"model_type '{model_type}' is not supported: DynaBERT Explorer loads "
+                             f"{' and '.join(MODEL_TYPES)} checkpoints")
         missing = [k for k in ("num_hidden_layers", "hidden_size", "num_attention_heads",
                                "intermediate_size", "vocab_size") if k not in d]
         if missing:
@@ -71,10 +74,19 @@ class BertArch:
             layer_norm_eps=float(d.get("layer_norm_eps", 1e-12)),
             hidden_act=str(d.get("hidden_act", "gelu")),
             pad_token_id=int(d.get("pad_token_id") or 0),
+            model_type=model_type,
         )
 
+    @property
+    def max_seq_len(self) -> int:
+        """Longest input: the position table, less RoBERTa's offset (its positions start at pad + 1)."""
+        return self.max_position_embeddings - (self.pad_token_id + 1 if self.model_type == "roberta" else 0)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["model_type"] == "bert":  # as before RoBERTa existed: hashes of BERT artifacts stay valid
+            del d["model_type"]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "BertArch":

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 
 from elastic.config import SubnetConfig, grid
 from elastic.data import EncodedSplit, TaskData, compute_metrics, make_loader
+from elastic.device import Runtime
 from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
 
@@ -34,13 +35,15 @@ def make_eval_loader(encoded: EncodedSplit, batch_size: int = 128) -> DataLoader
 
 
 def predict_logits(model: ElasticBertForSequenceClassification, loader: DataLoader,
-                   subnet: Optional[SubnetConfig] = None) -> tuple[np.ndarray, np.ndarray]:
+                   subnet: Optional[SubnetConfig] = None, runtime: Optional[Runtime] = None,
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels of every example, in eval mode under `torch.inference_mode`.
 
     Args:
         model: the elastic model (its train/eval mode is restored afterwards).
         loader: yields dicts with input_ids, attention_mask, token_type_ids, labels.
         subnet: the sub-network to run (None = full).
+        runtime: device and precision; None = fp32 on the device the model is on.
 
     Returns:
         (logits (N, K) float32, labels (N,)).
@@ -49,12 +52,15 @@ def predict_logits(model: ElasticBertForSequenceClassification, loader: DataLoad
     model.eval()
     if subnet is not None:
         subnet.validate(model.arch)
+    runtime = runtime or Runtime(device=str(next(model.parameters()).device))
+    runtime.module(model)
     logits, labels = [], []
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), runtime.autocast():
             for batch in loader:
-                out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], subnet=subnet)
-                logits.append(out.logits)
+                b = runtime.batch(batch)
+                out = model(b["input_ids"], b["attention_mask"], b["token_type_ids"], subnet=subnet)
+                logits.append(out.logits.float().cpu())
                 labels.append(batch["labels"])
     finally:
         model.train(was_training)
@@ -64,7 +70,7 @@ def predict_logits(model: ElasticBertForSequenceClassification, loader: DataLoad
 
 
 def evaluate(model: ElasticBertForSequenceClassification, loader: DataLoader,
-             subnet: Optional[SubnetConfig], task: TaskData) -> dict[str, float]:
+             subnet: Optional[SubnetConfig], task: TaskData, runtime: Optional[Runtime] = None) -> dict[str, float]:
     """Metrics (in %) of one sub-network on one split.
 
     Args:
@@ -72,12 +78,13 @@ def evaluate(model: ElasticBertForSequenceClassification, loader: DataLoader,
         loader: the split's loader.
         subnet: the sub-network (None = full).
         task: gives the metric.
+        runtime: device and precision (None: fp32 where the model is).
 
     Returns:
         `compute_metrics` output: accuracy (and f1/mcc for binary tasks) or spearman/pearson, plus
         `metric` = the task's primary metric.
     """
-    logits, labels = predict_logits(model, loader, subnet)
+    logits, labels = predict_logits(model, loader, subnet, runtime)
     return compute_metrics(task, logits, labels)
 
 
@@ -89,7 +96,7 @@ def default_cost(model: ElasticBertForSequenceClassification, cfg: SubnetConfig)
 def grid_rows(model: ElasticBertForSequenceClassification, loaders: Mapping[str, DataLoader],
               task: TaskData, stage: str, cost_fn: Optional[CostFn] = None,
               widths: Optional[tuple[float, ...]] = None, depths: Optional[tuple[float, ...]] = None,
-              ) -> list[dict[str, Any]]:
+              runtime: Optional[Runtime] = None) -> list[dict[str, Any]]:
     """One `grid.csv` row per uniform (width, depth) sub-network, evaluated on every given split.
 
     Args:
@@ -99,6 +106,7 @@ def grid_rows(model: ElasticBertForSequenceClassification, loaders: Mapping[str,
         stage: value of the `stage` column.
         cost_fn: cfg -> {"macs": int, "params": int}; defaults to params of the extracted model.
         widths / depths: the grid (default: DynaBERT's 4 widths x 3 depths).
+        runtime: device and precision of the evaluation (None: fp32 where the model is).
 
     Returns:
         Rows with the columns of `GRID_COLUMNS` (metrics in %, macs as multiply-accumulates).
@@ -114,7 +122,7 @@ def grid_rows(model: ElasticBertForSequenceClassification, loaders: Mapping[str,
                                "config_json": cfg.to_json()}
         for split in ("dev", "test"):
             if split in loaders:
-                m = evaluate(model, loaders[split], cfg, task)
+                m = evaluate(model, loaders[split], cfg, task, runtime)
                 row[f"{split}_metric"], row[f"{split}_acc"] = m["metric"], m.get("accuracy", "")
             else:
                 row[f"{split}_metric"] = row[f"{split}_acc"] = ""

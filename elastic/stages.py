@@ -22,6 +22,7 @@ import torch.distributed as dist
 
 from elastic.config import (GRID_DEPTHS, GRID_WIDTHS, IMPORTANCE_SPLITS, SELECT_SPLITS, ImportanceSplit, SelectSplit,
                             SubnetConfig)
+from elastic.device import CPU_FP32, Runtime, init_distributed
 from elastic.data import EncodedSplit, TaskData, encode_split, load_task
 from elastic.evaluate import CostFn, GRID_COLUMNS, evaluate, grid_rows, make_eval_loader
 from elastic.model import ElasticBertForSequenceClassification
@@ -73,6 +74,7 @@ class StageOptions:
     hard_weight: float = 0.0
     batching: str = "random"
     progress: bool = True
+    runtime: Runtime = CPU_FP32  # device and precision (the CLI's --device/--precision)
 
 
 def task_columns(run: dict[str, Any], text_columns: Optional[Sequence[str]] = None,
@@ -217,11 +219,6 @@ def _stage_dir_model(run_dir: Path, name: str, num_labels: int) -> ElasticBertFo
 
 
 # ---- stages ------------------------------------------------------------------------------------
-def _init_distributed() -> None:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
-
-
 def _barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
@@ -268,7 +265,8 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
                        task_columns(run, opts.text_columns, opts.label_column))
         info = json.loads((out_dir / "done.json").read_text())
         return {**info, "skipped": True}
-    _init_distributed()
+    rt = opts.runtime.check()
+    init_distributed(rt)
     rank, _ = rank_world()
     teacher_src = None
     if stage is Stage.TEACHER:
@@ -330,12 +328,12 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
     select_cfgs = [p.student for p in uniform_plan(stage, student.arch, loop)]
 
     def per_subnet(loader) -> dict[str, float]:
-        return {subnet_name(c, student.arch): evaluate(student, loader, c, prep.task)["metric"] for c in select_cfgs}
+        return {subnet_name(c, student.arch): evaluate(student, loader, c, prep.task, rt)["metric"] for c in select_cfgs}
 
     def eval_fn(step: int) -> dict[str, Any]:
         if "dev" not in prep.loaders or rank != 0:
             return {}
-        rec = {"dev_metric": round(evaluate(student, prep.loaders["dev"], None, prep.task)["metric"], 4)}
+        rec = {"dev_metric": round(evaluate(student, prep.loaders["dev"], None, prep.task, rt)["metric"], 4)}
         if len(select_cfgs) > 1:  # every trained sub-network's dev metric: a stuck one shows in the curves
             rec["dev_metrics"] = {k: round(v, 4) for k, v in per_subnet(prep.loaders["dev"]).items()}
         return rec
@@ -345,7 +343,8 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
 
     result = train_stage(student, teacher, stage, train_data, loop, is_regression=prep.task.is_regression,
                          ckpt_dir=ckpt, log_path=log, resume=opts.resume, progress=opts.progress,
-                         on_step=on_step, eval_fn=eval_fn, select_fn=select_fn if select_loader else None)
+                         on_step=on_step, eval_fn=eval_fn, select_fn=select_fn if select_loader else None,
+                         runtime=rt)
     info = {"steps": result.steps, "epochs": round(result.steps / spe, 4), "seconds": round(result.seconds, 2),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if result.selected_step is not None:
@@ -354,7 +353,7 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
     if rank == 0:
         save_checkpoint(student, out_dir, {"stage": stage.value, "steps": result.steps})
         if stage is Stage.TEACHER:
-            metrics = {s: evaluate(student, ld, None, prep.task) for s, ld in prep.loaders.items()}
+            metrics = {s: evaluate(student, ld, None, prep.task, rt) for s, ld in prep.loaders.items()}
             info["metrics"] = metrics
             rows = [{"stage": "teacher", "width_mult": 1.0, "depth_mult": 1.0,
                      "config_hash": SubnetConfig.full(student.arch).hash,
@@ -365,7 +364,7 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
                 SubnetConfig.full(student.arch))
             rows[0].update(macs=cost.get("macs", ""), params=cost.get("params", ""))
         else:
-            rows = grid_rows(student, prep.loaders, prep.task, stage.value, cost_fn)
+            rows = grid_rows(student, prep.loaders, prep.task, stage.value, cost_fn, runtime=rt)
             trained = {c.hash for c in select_cfgs}  # stage 1 does not train the shallow grid points
             stuck = stuck_subnets([r for r in rows if r["config_hash"] in trained], prep.task)
             if stuck:
@@ -461,7 +460,9 @@ def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]
                               "use --importance-split dev, or start a new run with --importance-split train-heldout")
         data = prep.heldout
     loader = make_eval_loader(data, batch_size=32)
-    head, ffn, n = compute_importance(model, loader, is_regression=prep.task.is_regression, progress=opts.progress)
+    head, ffn, n = compute_importance(model, loader, is_regression=prep.task.is_regression, progress=opts.progress,
+                                      runtime=opts.runtime.check())
+    model.cpu()  # rewiring and its no-change check run on the CPU, in fp32
     probe = next(iter(loader))
     model.eval()
     with torch.no_grad():
@@ -485,7 +486,7 @@ def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]
 def evaluate_run(run_dir: str | os.PathLike, stage: str, cfg: Optional[SubnetConfig],
                  splits: tuple[str, ...] = ("dev", "test"), task: Optional[str] = None,
                  text_columns: Optional[tuple[str, ...]] = None, label_column: Optional[str] = None,
-                 ) -> dict[str, dict[str, float]]:
+                 runtime: Runtime = CPU_FP32) -> dict[str, dict[str, float]]:
     """Metrics (in %) of one sub-network of a stage's checkpoint on the given splits (`task`, when given,
     must be the run's own: another task's data is refused, not silently replaced)."""
     run_dir = Path(run_dir)
@@ -497,4 +498,5 @@ def evaluate_run(run_dir: str | os.PathLike, stage: str, cfg: Optional[SubnetCon
     missing = [s for s in splits if s not in prep.loaders]
     if missing:
         raise RunDirError(f"task '{prep.task.name}' has no split(s) {missing}")
-    return {s: evaluate(model, prep.loaders[s], cfg, prep.task) for s in splits}
+    rt = runtime.check()
+    return {s: evaluate(model, prep.loaders[s], cfg, prep.task, rt) for s in splits}

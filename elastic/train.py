@@ -3,9 +3,10 @@
 Each step: every planned sub-network runs forward + backward on the same batch, gradients
 accumulate, then ONE clipped AdamW step with a linearly decaying learning rate. The data order is a
 pure function of (seed, epoch), so a resumed run consumes exactly the batches an uninterrupted run
-would. Multi-process (torchrun, gloo): every rank collates the same global batch (same padding),
-takes its rows `rank::world`, scales its loss by its share of the batch, and gradients are summed
-by all-reduce, so the update equals the single-process one.
+would. Multi-process (torchrun; gloo on CPU, NCCL on CUDA): every rank collates the same global batch
+(same padding), takes its rows `rank::world`, scales its loss by its share of the batch, and gradients
+are summed by all-reduce, so the update equals the single-process one. Device and precision come in as
+one `elastic.device.Runtime`: forward passes run under its autocast, backward and step through its `Amp`.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from tqdm.auto import tqdm
 
 from elastic.config import GRID_DEPTHS, GRID_WIDTHS, SubnetConfig
 from elastic.data import EncodedSplit, PadCollator
+from elastic.device import CPU_FP32, Amp, Runtime
 from elastic.losses import distillation_loss, hard_label_loss, matched_teacher_indices
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.weights import load_checkpoint, save_checkpoint
@@ -249,7 +251,7 @@ def subnet_name(cfg: SubnetConfig, arch) -> str:
 def run_step(student: ElasticBertForSequenceClassification,
              teacher: Optional[ElasticBertForSequenceClassification], batch: dict[str, torch.Tensor],
              plan: list[Planned], stage: Stage, *, is_regression: bool, scale: float = 1.0,
-             weights: Optional[LossWeights] = None) -> dict[str, Any]:
+             weights: Optional[LossWeights] = None, amp: Optional[Amp] = None) -> dict[str, Any]:
     """Forward + backward of every planned sub-network on one batch; gradients accumulate in `.grad`.
 
     Args:
@@ -261,6 +263,8 @@ def run_step(student: ElasticBertForSequenceClassification,
         is_regression: regression drops the logit loss / uses MSE on labels.
         scale: multiplies every loss (this rank's share of the global batch).
         weights: loss weights of distillation (default: the stage's, as the released code).
+        amp: device/precision helper: forward passes run under its autocast, backward through its
+            grad scaler (None: fp32, plain backward).
 
     Returns:
         {"loss": sum over sub-networks, "logit": ..., "hidden": ..., "hard": ...} as floats (unscaled),
@@ -272,32 +276,42 @@ def run_step(student: ElasticBertForSequenceClassification,
         return totals
     w = weights or LossWeights(*LOSS_WEIGHTS.get(stage, (1.0, 1.0)))
     teacher_cache: dict[SubnetConfig, Any] = {}
+    amp = amp or CPU_FP32.amp()
     for p in plan:
-        parts: dict[str, float] = {}
-        if p.teacher is None:
-            out = student(ids, mask, types, subnet=p.student)
-            loss = hard_label_loss(out.logits, batch["labels"], is_regression)
-            parts["hard"] = float(loss.detach())
-        else:
-            if p.teacher not in teacher_cache:  # one teacher forward per step per teacher width
-                with torch.no_grad():
-                    teacher_cache[p.teacher] = teacher(ids, mask, types, subnet=p.teacher, output_hidden_states=True)
-            t = teacher_cache[p.teacher]
-            out = student(ids, mask, types, subnet=p.student, output_hidden_states=True)
-            loss, parts = distillation_loss(
-                out.logits, out.hidden_states, t.logits, t.hidden_states,
-                matched_teacher_indices(p.student.layers, student.arch.num_layers),
-                logit_weight=w.logit, hidden_weight=w.hidden, is_regression=is_regression)
-            if w.hard:
-                hard = hard_label_loss(out.logits, batch["labels"], is_regression)
-                loss = loss + w.hard * hard
-                parts["hard"] = float(hard.detach())
-        (loss * scale).backward()
+        with amp.runtime.autocast():
+            loss, parts = _planned_loss(student, teacher, batch, p, stage, teacher_cache, w, is_regression)
+        amp.backward(loss * scale)
         parts["loss"] = float(loss.detach())
         for k in ("loss", "logit", "hidden", "hard"):
             totals[k] += parts.get(k, 0.0)
         totals["per_subnet"].append(parts)
     return totals
+
+
+def _planned_loss(student: ElasticBertForSequenceClassification,
+                  teacher: Optional[ElasticBertForSequenceClassification], batch: dict[str, torch.Tensor],
+                  p: Planned, stage: Stage, teacher_cache: dict[SubnetConfig, Any], w: LossWeights,
+                  is_regression: bool) -> tuple[torch.Tensor, dict[str, float]]:
+    """Forward pass and loss of one planned sub-network, with its loss parts (floats) for logging."""
+    ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+    if p.teacher is None:
+        out = student(ids, mask, types, subnet=p.student)
+        loss = hard_label_loss(out.logits, batch["labels"], is_regression)
+        return loss, {"hard": float(loss.detach())}
+    if p.teacher not in teacher_cache:  # one teacher forward per step per teacher width
+        with torch.no_grad():
+            teacher_cache[p.teacher] = teacher(ids, mask, types, subnet=p.teacher, output_hidden_states=True)
+    t = teacher_cache[p.teacher]
+    out = student(ids, mask, types, subnet=p.student, output_hidden_states=True)
+    loss, parts = distillation_loss(
+        out.logits, out.hidden_states, t.logits, t.hidden_states,
+        matched_teacher_indices(p.student.layers, student.arch.num_layers),
+        logit_weight=w.logit, hidden_weight=w.hidden, is_regression=is_regression)
+    if w.hard:
+        hard = hard_label_loss(out.logits, batch["labels"], is_regression)
+        loss = loss + w.hard * hard
+        parts["hard"] = float(hard.detach())
+    return loss, parts
 
 
 def _sync_grads(params: list[torch.nn.Parameter], world: int) -> None:
@@ -326,7 +340,10 @@ def save_training_state(ckpt_dir: Path, student: ElasticBertForSequenceClassific
         save_checkpoint(student, tmp, {"step": step})
         # Optimizer moments are tensors in nested dicts: torch.save, read back with weights_only=True.
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        save_file({"torch_rng": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
+        rngs = {"torch_rng": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():  # dropout on a GPU draws from its RNG
+            rngs["cuda_rng"] = torch.cuda.get_rng_state()
+        save_file(rngs, str(tmp / "rng.safetensors"))
         state = {"step": step, "seconds": seconds, "python_rng": list(rng.getstate()),
                  "loop": _loop_key(loop)}
         (tmp / CKPT_STATE).write_text(json.dumps(state))
@@ -369,8 +386,12 @@ def load_training_state(ckpt_dir: Path, student: ElasticBertForSequenceClassific
                           "rerun with the original options or delete the checkpoint to start over")
     model, _ = load_checkpoint(ckpt_dir)
     student.load_state_dict(model.state_dict())
-    optimizer.load_state_dict(torch.load(ckpt_dir / "optimizer.pt", weights_only=True))
-    torch.set_rng_state(load_file(str(ckpt_dir / "rng.safetensors"))["torch_rng"])
+    # map_location: a checkpoint written on a GPU resumes anywhere (load_state_dict moves state to the params)
+    optimizer.load_state_dict(torch.load(ckpt_dir / "optimizer.pt", weights_only=True, map_location="cpu"))
+    rngs = load_file(str(ckpt_dir / "rng.safetensors"))
+    torch.set_rng_state(rngs["torch_rng"])
+    if "cuda_rng" in rngs and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rngs["cuda_rng"])
     v, internal, gauss = state["python_rng"]
     rng.setstate((v, tuple(internal), gauss))
     return int(state["step"]), float(state["seconds"])
@@ -444,7 +465,8 @@ def train_stage(student: ElasticBertForSequenceClassification,
                 log_path: Optional[Path] = None, resume: bool = False, progress: bool = True,
                 on_step: Optional[Callable[[int], None]] = None,
                 eval_fn: Optional[Callable[[int], dict[str, Any]]] = None,
-                select_fn: Optional[Callable[[int], float | dict[str, float]]] = None) -> TrainResult:
+                select_fn: Optional[Callable[[int], float | dict[str, float]]] = None,
+                runtime: Runtime = CPU_FP32) -> TrainResult:
     """Train `student` for one stage, checkpointing and logging as it goes.
 
     Args:
@@ -465,6 +487,7 @@ def train_stage(student: ElasticBertForSequenceClassification,
             `loop.select_every` steps and at the last step; the stage ends on the best-scoring
             weights (the released DynaBERT code keeps its best dev checkpoint the same way). The
             best weights are kept in memory and, with `ckpt_dir`, in `<ckpt_dir>_best` for resume.
+        runtime: device and precision (models are moved there; default cpu fp32).
 
     Returns:
         Steps done, wall-clock seconds of training (resumed runs add their earlier seconds), last losses.
@@ -474,6 +497,8 @@ def train_stage(student: ElasticBertForSequenceClassification,
     rank, world = rank_world()
     torch.manual_seed(loop.seed + rank)  # dropout draws from torch's RNG; saved in checkpoints
     rng = random.Random(loop.seed)
+    runtime.module(student, teacher)
+    amp = runtime.amp()
     batches = BatchPlan(data, loop.batch_size, loop.seed, loop.batching)
     params = [p for p in student.parameters() if p.requires_grad]
     weights = loss_weights(stage, loop)
@@ -497,16 +522,15 @@ def train_stage(student: ElasticBertForSequenceClassification,
         for step in range(start, loop.total_steps):
             plan = step_plan(stage, student.arch, loop, rng)
             gbatch = batches.batch(step)
-            local = shard(gbatch, rank, world)
+            local = runtime.batch(shard(gbatch, rank, world))
             scale = local["input_ids"].shape[0] / gbatch["input_ids"].shape[0]
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(step, loop)
             optimizer.zero_grad(set_to_none=True)
             last = run_step(student, teacher, local, plan, stage, is_regression=is_regression, scale=scale,
-                            weights=weights)
+                            weights=weights, amp=amp)
             _sync_grads(params, world)
-            torch.nn.utils.clip_grad_norm_(params, loop.grad_clip)
-            optimizer.step()
+            amp.step(optimizer, params, loop.grad_clip)
             done = step + 1
             n_sub_done += len(plan)
             bar.update(1)

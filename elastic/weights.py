@@ -1,4 +1,4 @@
-"""Weight loading: any HF BERT checkpoint by an explicit key map, the embedded teacher, our own
+"""Weight loading: any HF BERT or RoBERTa checkpoint by an explicit key map, the embedded teacher, our own
 checkpoints (safetensors + JSON metadata)."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from elastic.model import ElasticBertForSequenceClassification
 MODEL_FILE = "model.safetensors"
 META_FILE = "elastic_config.json"
 # Source keys we knowingly drop: MLM/NSP heads and buffers that are not weights.
-_IGNORED = re.compile(r"^(cls\.|embeddings\.position_ids$|lm_head\.|qa_outputs\.)")
+_IGNORED = re.compile(r"^(cls\.|embeddings\.(position_ids|token_type_ids)$|lm_head\.|qa_outputs\.)")
 
 
 class CheckpointError(ValueError):
@@ -38,13 +38,13 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _normalise_key(key: str) -> str:
-    key = re.sub(r"^(bert\.|model\.|0\.auto_model\.)", "", key)
+    key = re.sub(r"^(bert\.|roberta\.|model\.|0\.auto_model\.)", "", key)
     return key.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
 
 
 def map_hf_state_dict(source: Mapping[str, torch.Tensor], model: ElasticBertForSequenceClassification,
                       ) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Map HF BERT keys onto our model's keys, checking every shape.
+    """Map HF BERT/RoBERTa keys (`bert.*`/`roberta.*`, heads `classifier.*`) onto ours, checking every shape.
 
     Returns:
         (state dict to load, keys of ours left at their initial value, e.g. a fresh classifier).
@@ -106,7 +106,7 @@ def read_arch(path: Path) -> tuple[BertArch, dict[str, Any]]:
 
 
 def load_hf_bert(name_or_path: str | os.PathLike, num_labels: int) -> ElasticBertForSequenceClassification:
-    """Load any HF BERT checkpoint (config.json + safetensors or pytorch_model.bin) into an elastic model.
+    """Load any HF BERT or RoBERTa checkpoint (config.json + safetensors or pytorch_model.bin) into an elastic model.
 
     Args:
         name_or_path: a local checkpoint directory or a hub id (needs a network or a warm cache).
@@ -157,7 +157,7 @@ def save_checkpoint(model: ElasticBertForSequenceClassification, directory: str 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     tmp = d / (MODEL_FILE + ".tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     os.replace(tmp, d / MODEL_FILE)
     info = {"arch": model.arch.to_dict(), "num_labels": model.num_labels,
             "hidden_dropout_prob": model.hidden_dropout_prob,

@@ -34,7 +34,7 @@ def fingerprint(threads: int, device: str = "cpu") -> dict[str, Any]:
 
     Args:
         threads: intra-op threads the measurement used.
-        device: "cpu" or "cuda".
+        device: "cpu" or "cuda" (adds `gpu_fingerprint()`: GPU name, capability, memory, CUDA version).
 
     Returns:
         A JSON-serialisable dict.
@@ -54,8 +54,24 @@ def fingerprint(threads: int, device: str = "cpu") -> dict[str, Any]:
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
     }
     if device == "cuda" and torch.cuda.is_available():
-        fp["gpu"] = torch.cuda.get_device_name(0)
+        fp.update(gpu_fingerprint())
     return fp
+
+
+def gpu_fingerprint(index: int | None = None) -> dict[str, Any]:
+    """The GPU a CUDA figure was measured on: name, compute capability, memory, CUDA and cuDNN versions.
+
+    Args:
+        index: CUDA device index (default: the current device).
+    """
+    import torch
+
+    i = torch.cuda.current_device() if index is None else index
+    props = torch.cuda.get_device_properties(i)
+    capability = ".".join(map(str, torch.cuda.get_device_capability(i)))
+    return {"gpu": torch.cuda.get_device_name(i), "gpu_capability": capability,
+            "gpu_memory_gib": round(props.total_memory / 2**30, 1), "gpu_count": torch.cuda.device_count(),
+            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
 
 
 def fingerprint_hash(fp: dict[str, Any]) -> str:

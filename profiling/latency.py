@@ -1,12 +1,14 @@
 """Latency of PHYSICAL sub-networks (`extract(model, cfg)`) on a scenario, with a disk cache.
 
-Timing uses `torch.utils.benchmark.Timer.blocked_autorange` for every runtime (for ONNX Runtime the
-timed statement is `session.run`): a warm-up, then blocks of runs for at least `min_run_time_s` and
-5 calls; we keep median, p90 and IQR over the blocks (ms) and n (blocks). Records carry a fingerprint and
-are cached by model shape + config hash + scenario key + fingerprint hash, so a re-run measures nothing
-it has. `paired_ratio` gives latency ratios from calls interleaved with a reference model, which stay
-meaningful on a machine shared with other jobs (there, also start Python with OMP_WAIT_POLICY=PASSIVE:
-spinning OpenMP threads fighting other processes can make 2-thread timings several times slower).
+On the CPU, timing uses `torch.utils.benchmark.Timer.blocked_autorange` for every runtime (for ONNX Runtime
+the timed statement is `session.run`); on CUDA, CUDA events around each call, read after synchronization
+(`profiling/cuda_timing.py`), and every CUDA runner synchronizes before it returns, so host clocks (warm-up,
+`paired_ratio`) see finished work. On the CPU: a warm-up, then blocks of runs for at least `min_run_time_s`
+and 5 calls; we keep median, p90 and IQR over the blocks (ms) and n (blocks). Records carry a fingerprint and
+are cached by model shape + config hash + scenario key + fingerprint hash, so a re-run measures nothing it
+has. `paired_ratio` gives latency ratios from calls interleaved with a reference model, which stay meaningful
+on a machine shared with other jobs (there, also start Python with OMP_WAIT_POLICY=PASSIVE: spinning OpenMP
+threads fighting other processes can make 2-thread timings several times slower).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 from elastic.config import SubnetConfig
+from elastic.device import synchronize, torch_dtype
 from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
 from profiling.fingerprint import fingerprint, fingerprint_hash
@@ -118,13 +121,13 @@ def build_runner(small: nn.Module, scenario: Scenario, *, workdir: str | os.Path
             if scenario.int8:
                 q = path.with_name(f"{path.stem}.int8.onnx")
                 path = q if q.exists() else quantize_onnx_int8(path, q)
-            sess = ort_session(path, threads=scenario.threads)
+            sess = ort_session(path, threads=scenario.threads, device=scenario.device)
         finally:
             if own:  # the session holds the model in memory; a BERT export is ~100 MB of disk
                 shutil.rmtree(folder, ignore_errors=True)
         feeds = ort_feeds(ids, mask)
         return lambda: sess.run(None, feeds)
-    model = copy.deepcopy(small).eval().to(scenario.device)
+    model = copy.deepcopy(small).eval().to(scenario.device, torch_dtype(scenario.dtype))
     if scenario.int8:
         try:
             from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
@@ -133,9 +136,13 @@ def build_runner(small: nn.Module, scenario: Scenario, *, workdir: str | os.Path
                              "or measure ort-int8 instead") from None
         quantize_(model, Int8DynamicActivationInt8WeightConfig())
 
+    sync = synchronize if scenario.device == "cuda" else (lambda _device: None)
+
     @torch.inference_mode()
     def run() -> torch.Tensor:
-        return model(ids, mask).logits
+        out = model(ids, mask).logits
+        sync(scenario.device)  # the call ends when the GPU is done, not when the launch returns
+        return out
 
     return run
 
@@ -156,12 +163,13 @@ def runner_for(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, s
 
 
 def paired_ratio(fn: Callable[[], Any], fn_ref: Callable[[], Any], *, threads: int, min_time_s: float = 3.0,
-                 min_rounds: int = 5, warmup: int = 2) -> dict[str, float | int]:
+                 min_rounds: int = 5, warmup: int = 2, device: str = "cpu") -> dict[str, float | int]:
     """Latency ratio t(fn) / t(fn_ref) from interleaved calls, robust to a machine whose load changes.
 
     Calls alternate A B, B A, ... (so neither side always runs second); each round gives one ratio and
     the median ratio is returned. Slow drifts and bursts of other jobs hit both sides of a round alike,
-    which blocked timings taken seconds apart cannot offer.
+    which blocked timings taken seconds apart cannot offer. On `device="cuda"` the device is synchronized
+    before and after every timed call, so each host-clock interval holds exactly that call's GPU work.
 
     Returns:
         {"ratio", "ratio_iqr", "rounds", "median_ms", "ref_median_ms"} (times per call, ms).
@@ -179,8 +187,10 @@ def paired_ratio(fn: Callable[[], Any], fn_ref: Callable[[], Any], *, threads: i
         start, i = time.perf_counter(), 0
         while i < min_rounds or time.perf_counter() - start < min_time_s:
             for f, sink in ((fn, a_times), (fn_ref, b_times))[:: 1 if i % 2 == 0 else -1]:
+                synchronize(device)
                 t0 = time.perf_counter()
                 f()
+                synchronize(device)
                 sink.append(time.perf_counter() - t0)
             i += 1
     finally:
@@ -193,8 +203,9 @@ def paired_ratio(fn: Callable[[], Any], fn_ref: Callable[[], Any], *, threads: i
 
 
 def time_runner(fn: Callable[[], Any], *, threads: int, min_run_time_s: float = 1.0,
-                warmup: int = 3, min_blocks: int = 5) -> dict[str, float | int]:
-    """Time `fn` with torch.utils.benchmark: `warmup` untimed calls, then blocked_autorange.
+                warmup: int = 3, min_blocks: int = 5, device: str = "cpu") -> dict[str, float | int]:
+    """Time `fn` with torch.utils.benchmark: `warmup` untimed calls, then blocked_autorange
+    (`device="cuda"`: CUDA events after synchronization instead, `time_cuda_events`).
 
     The timed span is at least `min_run_time_s` and at least `min_blocks` calls long (estimated from
     the warm-up), so that slow configs (a batch of 32 can take a second) still get a median of several
@@ -207,6 +218,9 @@ def time_runner(fn: Callable[[], Any], *, threads: int, min_run_time_s: float = 
 
     if min_run_time_s <= 0:
         raise ValueError(f"min_run_time_s must be > 0, got {min_run_time_s}")
+    if device == "cuda":
+        from profiling.cuda_timing import time_cuda_events
+        return time_cuda_events(fn, min_run_time_s=min_run_time_s, warmup=max(warmup, 10))
     prev = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -252,7 +266,8 @@ def measure(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, scen
         hit["cached"] = True
         return hit
     small, run = runner_for(model, cfg, scenario, workdir=workdir)
-    stats = time_runner(run, threads=scenario.threads, min_run_time_s=min_run_time_s, warmup=warmup)
+    stats = time_runner(run, threads=scenario.threads, min_run_time_s=min_run_time_s, warmup=warmup,
+                        device=scenario.device)
     rec: dict[str, Any] = {
         "config_hash": cfg.hash, "config_json": cfg.to_json(),
         "macs": analytic_macs(model.arch, cfg, scenario.seq_len, batch=scenario.batch,
@@ -288,7 +303,7 @@ def measure_ratio(model: ElasticBertForSequenceClassification, cfg: SubnetConfig
         return hit
     _, run = runner_for(model, cfg, scenario, workdir=workdir)
     pr = paired_ratio(run, reference, threads=scenario.threads, min_time_s=min_time_s, min_rounds=min_rounds,
-                      warmup=1)
+                      warmup=1, device=scenario.device)
     rec = {"config_hash": cfg.hash, "scenario": scenario.key, "ratio": pr["ratio"], "ratio_iqr": pr["ratio_iqr"],
            "rounds": pr["rounds"]}
     if cache is not None:

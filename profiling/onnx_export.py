@@ -99,10 +99,13 @@ def quantize_onnx_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
-def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool | None = None):
-    """A CPU ONNX Runtime session using `threads` intra-op threads (one inter-op thread, sequential).
+def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool | None = None, device: str = "cpu"):
+    """An ONNX Runtime session using `threads` intra-op threads (one inter-op thread, sequential).
 
     Args:
+        device: "cpu", or "cuda" for the CUDA execution provider (onnxruntime-gpu; `Scenario.check`
+            refuses cuda ORT scenarios where the provider is missing). Its `run` returns host arrays,
+            so the call has finished on the GPU when it returns.
         spinning: let idle pool threads spin; default: off when OMP_WAIT_POLICY=PASSIVE (as torch's
             OpenMP pool then), on otherwise (ORT's default).
     """
@@ -119,4 +122,10 @@ def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool | None 
     if spinning is None:
         spinning = os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+    sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    if device == "cuda" and sess.get_providers()[0] != "CUDAExecutionProvider":
+        # ORT falls back to the CPU silently when the CUDA provider cannot start: never time that as cuda
+        raise ValueError(f"ONNX Runtime could not start its CUDA provider (session runs on {sess.get_providers()}); "
+                         "check onnxruntime-gpu against this CUDA version, or measure an eager cuda scenario")
+    return sess

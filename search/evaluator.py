@@ -15,9 +15,12 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from elastic.config import SubnetConfig
+
+if TYPE_CHECKING:
+    from elastic.device import Runtime
 
 CACHE_FILE = "eval_cache.jsonl"
 # (cfg, split, n_examples or None for the whole split) -> primary metric in %.
@@ -280,9 +283,11 @@ class RunContext:
         run_dir: the run directory (run.json, tokenizer/, stage checkpoints).
         stage: which checkpoint (default: the latest finished of stage3, stage2, stage1).
         batch_size: evaluation batch size.
+        runtime: device and precision of evaluations (default cpu fp32).
     """
 
-    def __init__(self, run_dir: str | os.PathLike, *, stage: str | None = None, batch_size: int = 128):
+    def __init__(self, run_dir: str | os.PathLike, *, stage: str | None = None, batch_size: int = 128,
+                 runtime: "Runtime | None" = None):
         from elastic.weights import load_checkpoint  # heavy imports only when a run is used
 
         self.run_dir = Path(run_dir)
@@ -297,6 +302,9 @@ class RunContext:
         self.arch = self.model.arch
         self.max_length = int(self.run.get("max_length", 128))
         self.batch_size = batch_size
+        from elastic.device import CPU_FP32
+
+        self.runtime = (runtime or CPU_FP32).check()
         self._task = None
         self._tokenizer = None
         self._encoded: dict[str, Any] = {}
@@ -354,7 +362,7 @@ class RunContext:
         """Primary metric (%) of sub-network `cfg` on a split (a `MetricFn`)."""
         from elastic.evaluate import evaluate
 
-        return float(evaluate(self.model, self.loader(split, n_examples), cfg, self.task)["metric"])
+        return float(evaluate(self.model, self.loader(split, n_examples), cfg, self.task, self.runtime)["metric"])
 
     def cache_namespace(self) -> str:
         """`<stage>@<finished_at>:` so that a retrained stage never reuses the old checkpoint's metrics."""
@@ -362,7 +370,9 @@ class RunContext:
 
     def evaluator(self, *, subset: int | None = None, cache: bool = True) -> CachedEvaluator:
         """A cached evaluator over this run (cache file `<run>/eval_cache.jsonl`)."""
-        store = EvalCache(self.run_dir / CACHE_FILE, namespace=self.cache_namespace()) if cache else None
+        # Metrics in another precision may differ in the last digits: they get their own cache entries.
+        precision = "" if self.runtime.precision == "fp32" else f"{self.runtime.precision}:"
+        store = EvalCache(self.run_dir / CACHE_FILE, namespace=self.cache_namespace() + precision) if cache else None
         return CachedEvaluator(self.metric, cache=store, subset=subset)
 
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import optuna
 from optuna.trial import TrialState
@@ -31,6 +31,9 @@ from elastic.config import SubnetConfig
 from search.evaluator import (CachedEvaluator, RunContext, TrialCosts, could_reach_front, latency_fn,
                               subset_margin)
 from search.space import enqueue_grid, suggest_subnet
+
+if TYPE_CHECKING:
+    from elastic.device import Runtime
 
 OBJECTIVES: tuple[str, ...] = ("metric", "latency", "macs", "params")
 SAMPLERS: tuple[str, ...] = ("nsga2", "tpe", "random")
@@ -60,6 +63,7 @@ class SearchOptions:
         threads: torch intra-op threads for evaluation (None: torch's default; local workers split
             the cores). On a loaded machine 1 is often much faster than several spinning threads.
         progress: show a tqdm bar.
+        runtime: device and precision of the evaluations (every worker's).
     """
 
     run_dir: Path
@@ -81,6 +85,7 @@ class SearchOptions:
     stage: str | None = None
     threads: int | None = None
     progress: bool = True
+    runtime: "Runtime | None" = None  # None: cpu fp32
 
     def __post_init__(self) -> None:
         from profiling.scenario import Scenario
@@ -369,7 +374,7 @@ def build_objective(opts: SearchOptions, ctx: RunContext | None = None) -> Objec
     """The objective of a run dir: its checkpoint, its cached evaluator, its cost functions."""
     from profiling.scenario import Scenario
 
-    ctx = ctx or RunContext(opts.run_dir, stage=opts.stage)
+    ctx = ctx or RunContext(opts.run_dir, stage=opts.stage, runtime=opts.runtime)
     sc = Scenario.parse(opts.scenario)
     lat = latency_fn(ctx, opts.scenario, measure=opts.measure) if opts.needs_latency else None
     costs = TrialCosts(ctx.arch, ctx.model.num_labels, sc.seq_len, sc.batch, lat)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,38 @@ from elastic.model import ElasticBertForSequenceClassification  # noqa: E402
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY = BertArch(num_layers=4, hidden_size=32, num_heads=4, head_dim=8, intermediate_size=64,
                 vocab_size=99, max_position_embeddings=64)
+# RoBERTa's differences: positions counted from its padding index 1 (so 2 more rows), one token type.
+TINY_ROBERTA = replace(TINY, model_type="roberta", pad_token_id=1, type_vocab_size=1, max_position_embeddings=66,
+                       layer_norm_eps=1e-5)
+TINY_BY_BACKBONE = {"bert": TINY, "roberta": TINY_ROBERTA}
+
+
+def seeded_tiny(arch: BertArch = TINY, num_labels: int = 3, seed: int = 0) -> ElasticBertForSequenceClassification:
+    """Seeded tiny elastic model in eval mode, with non-trivial LayerNorm/bias values so that a wrong
+    copy or key mix-up cannot hide."""
+    torch.manual_seed(seed)
+    model = ElasticBertForSequenceClassification(arch, num_labels=num_labels)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm" in name or name.endswith("bias"):
+                p.add_(0.1 * torch.randn_like(p))
+    return model.eval()
+
+
+def batch_for(arch: BertArch) -> dict[str, torch.Tensor]:
+    """A seeded (3, 12) batch with padding; RoBERTa's has its pad id in padded positions and one token type."""
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(1, 99, (3, 12), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 8:] = 0
+    mask[2, 5:] = 0
+    types = torch.zeros_like(ids)
+    if arch.model_type == "roberta":
+        ids = torch.where(ids == arch.pad_token_id, ids + 1, ids)
+        ids = torch.where(mask.bool(), ids, torch.full_like(ids, arch.pad_token_id))
+    else:
+        types[0, 6:] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
 @pytest.fixture
@@ -27,25 +60,19 @@ def tiny_arch() -> BertArch:
 @pytest.fixture
 def tiny_model() -> ElasticBertForSequenceClassification:
     """Seeded tiny elastic BERT in eval mode, with non-trivial LayerNorm parameters."""
-    torch.manual_seed(0)
-    model = ElasticBertForSequenceClassification(TINY, num_labels=3)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "LayerNorm" in name or name.endswith("bias"):
-                p.add_(0.1 * torch.randn_like(p))
-    return model.eval()
+    return seeded_tiny(TINY)
 
 
 @pytest.fixture
 def tiny_batch() -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(1)
-    ids = torch.randint(1, 99, (3, 12), generator=g)
-    mask = torch.ones_like(ids)
-    mask[1, 8:] = 0
-    mask[2, 5:] = 0
-    types = torch.zeros_like(ids)
-    types[0, 6:] = 1
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    return batch_for(TINY)
+
+
+@pytest.fixture(params=sorted(TINY_BY_BACKBONE))
+def backbone_model_batch(request) -> tuple[ElasticBertForSequenceClassification, dict[str, torch.Tensor]]:
+    """(tiny seeded elastic model, batch) for each supported backbone."""
+    arch = TINY_BY_BACKBONE[request.param]
+    return seeded_tiny(arch), batch_for(arch)
 
 
 def shared_data(name: str) -> Path:

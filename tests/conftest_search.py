@@ -16,9 +16,8 @@ import torch
 from elastic.config import BertArch
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.weights import save_checkpoint
+from tests.conftest import TINY, seeded_tiny
 
-TINY = BertArch(num_layers=4, hidden_size=32, num_heads=4, head_dim=8, intermediate_size=64,
-                vocab_size=99, max_position_embeddings=64)
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(94)]
 SCENARIO = "cpu-eager-t1-b1-s16"
 
@@ -29,14 +28,23 @@ def tiny_tokenizer():
     return BertTokenizer(vocab={w: i for i, w in enumerate(WORDS)})
 
 
-def tiny_elastic(num_labels: int = 2, seed: int = 0) -> ElasticBertForSequenceClassification:
-    torch.manual_seed(seed)
-    model = ElasticBertForSequenceClassification(TINY, num_labels=num_labels)
-    with torch.no_grad():  # non-trivial LayerNorm/bias values so that a wrong copy cannot hide
-        for name, p in model.named_parameters():
-            if "LayerNorm" in name or name.endswith("bias"):
-                p.add_(0.1 * torch.randn_like(p))
-    return model.eval()
+def tiny_roberta_tokenizer(words: list[str] = WORDS[5:]):
+    """A RoBERTa (byte-level BPE) tokenizer built offline: ids 0..4 are RoBERTa's specials (`<s>`, `<pad>`,
+    `</s>`, `<unk>`, `<mask>`), then every character of `words`, alone and after the space mark `Ġ`
+    (byte-level pre-tokenization splits letters from digits, so `w12` is `w`, `12`... character pieces)."""
+    from transformers import RobertaTokenizer
+
+    vocab = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>", "<mask>", "Ġ"])}
+    chars = sorted({c for w in words for c in w})
+    for c in chars:
+        vocab.setdefault(c, len(vocab))
+    for c in chars:
+        vocab.setdefault("Ġ" + c, len(vocab))
+    return RobertaTokenizer(vocab=vocab, merges=[("Ġ", c) for c in chars])
+
+
+def tiny_elastic(num_labels: int = 2, seed: int = 0, arch: BertArch = TINY) -> ElasticBertForSequenceClassification:
+    return seeded_tiny(arch, num_labels, seed)
 
 
 def _calibrate(model: ElasticBertForSequenceClassification) -> None:

@@ -63,6 +63,8 @@ def test_two_processes_match_one(tmp_path):
 if __name__ == "__main__":
     import torch.distributed as dist
     sys.path.insert(0, str(ROOT))
-    dist.init_process_group("gloo")
+    from elastic.device import Runtime, init_distributed
+    init_distributed(Runtime(device="cpu"))  # what the stages call: gloo on CPU (NCCL on CUDA)
+    assert dist.get_backend() == "gloo"
     _train(Path(sys.argv[1]))
     dist.destroy_process_group()

@@ -15,7 +15,8 @@ from app.cli import main
 from elastic.config import SubnetConfig
 from elastic.export import export_dir, export_subnet, sanitize_name
 from profiling.onnx_export import export_onnx, ort_feeds
-from tests.conftest_search import make_tiny_run, tiny_elastic, tiny_tokenizer
+from tests.conftest import TINY_BY_BACKBONE
+from tests.conftest_search import make_tiny_run, tiny_elastic, tiny_roberta_tokenizer, tiny_tokenizer
 
 CFG = SubnetConfig((0, 2, 3), (3, 1, 4), (40, 16, 64))
 # Runs in a fresh interpreter: stock transformers only, offline, our package never imported.
@@ -32,12 +33,14 @@ print(json.dumps({"logits": out.tolist(), "ours": ours, "id2label": model.config
 """
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+@pytest.fixture(scope="module", params=sorted(TINY_BY_BACKBONE))
+def exported(tmp_path_factory, request):
+    """An export of CFG from each backbone's tiny model (RoBERTa: its own position ids and head)."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("export")
-    model = tiny_elastic(2)
-    out = export_subnet(model, CFG, root / "m", tokenizer=tiny_tokenizer(), label_names=["neg", "pos"],
+    model = tiny_elastic(2, arch=TINY_BY_BACKBONE[request.param])
+    tok = tiny_roberta_tokenizer() if request.param == "roberta" else tiny_tokenizer()
+    out = export_subnet(model, CFG, root / "m", tokenizer=tok, label_names=["neg", "pos"],
                         card_info={"metric": "accuracy", "dev_metric": 81.25, "latency_ms": 1.5,
                                    "scenario": "cpu-eager-t1-b1-s16", "fingerprint": {"cpu": "x"}},
                         onnx_writer=lambda small, path: export_onnx(small, path))
@@ -50,8 +53,8 @@ def exported(tmp_path_factory):
     return out, model, ids, mask, ref
 
 
-def test_fresh_process_loads_with_stock_transformers(exported, tmp_path):
-    out, _, ids, mask, ref = exported
+def load_in_fresh_process(out, ids: torch.Tensor, mask: torch.Tensor, tmp_path) -> dict:
+    """Run LOADER on export `out` in a new interpreter (no PYTHONPATH, offline); its JSON answer."""
     inp = tmp_path / "inp.json"
     inp.write_text(json.dumps({"ids": ids.tolist(), "mask": mask.tolist()}))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -59,7 +62,12 @@ def test_fresh_process_loads_with_stock_transformers(exported, tmp_path):
     res = subprocess.run([sys.executable, "-c", LOADER, str(out), str(inp)], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    got = json.loads(res.stdout.strip().splitlines()[-1])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_fresh_process_loads_with_stock_transformers(exported, tmp_path):
+    out, _, ids, mask, ref = exported
+    got = load_in_fresh_process(out, ids, mask, tmp_path)
     assert got["ours"] == []  # the model code came from the export directory, not our package
     assert np.abs(np.array(got["logits"]) - ref.numpy()).max() < 1e-4
     assert got["id2label"] == {"0": "neg", "1": "pos"}
@@ -69,13 +77,16 @@ def test_fresh_process_loads_with_stock_transformers(exported, tmp_path):
 def test_export_contents_and_onnx_parity(exported):
     import onnxruntime as ort
 
-    out, _, ids, mask, ref = exported
+    out, model, ids, mask, ref = exported
     names = {p.name for p in out.iterdir()}
     assert {"config.json", "model.safetensors", "hf_compact.py", "model.onnx", "README.md",
             "tokenizer_config.json"} <= names
     config = json.loads((out / "config.json").read_text())
     assert config["auto_map"]["AutoModelForSequenceClassification"] == "hf_compact.CompactBertForSequenceClassification"
     assert config["layer_ffn"] == [40, 16, 64] and config["source_layers"] == [0, 2, 3]
+    assert config["backbone"] == model.arch.model_type
+    assert f"elastic {'RoBERTa' if config['backbone'] == 'roberta' else 'BERT'}, extracted" in \
+        (out / "README.md").read_text()
     assert (out / "model.safetensors").stat().st_mode & 0o044  # readable by others
     sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     logits = sess.run(None, ort_feeds(ids, mask))[0]

@@ -68,3 +68,13 @@ def test_macs_grow_with_size_and_seq():
 def test_bad_arguments_name_themselves(kwargs, word):
     with pytest.raises(ValueError, match=word):
         analytic_macs(ARCH, SubnetConfig.full(ARCH), **kwargs)
+
+
+def test_roberta_costs_equal_berts_and_fvcore():
+    """RoBERTa's head (dense + out_proj on <s>) costs what BERT's pooler + classifier cost; fvcore agrees."""
+    from tests.conftest import TINY_ROBERTA, seeded_tiny
+    roberta = seeded_tiny(TINY_ROBERTA, 3)
+    for cfg in (SubnetConfig.full(TINY_ROBERTA), SubnetConfig(layers=(0, 3), heads=(1, 4), ffn=(8, 64))):
+        small = extract(roberta, cfg)
+        assert analytic_macs(TINY_ROBERTA, cfg, 10, batch=3, num_labels=3) == fvcore_macs(small, 10, batch=3)
+        assert param_count(TINY_ROBERTA, cfg, 3) == sum(p.numel() for p in small.parameters())

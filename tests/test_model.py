@@ -1,11 +1,13 @@
-"""Equivalence: our BERT vs transformers, elastic forward vs extracted model, checkpoints round trip."""
+"""Equivalence: our BERT/RoBERTa vs transformers, elastic forward vs extracted model (both backbones),
+checkpoints round trip."""
 from __future__ import annotations
 
 import random
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import (BertConfig, BertForSequenceClassification, RobertaConfig,
+                          RobertaForSequenceClassification, RobertaModel)
 
 from elastic.config import BertArch, SubnetConfig, grid
 from elastic.extract import extract
@@ -13,23 +15,37 @@ from elastic.model import ElasticBertForSequenceClassification
 from elastic.weights import (CheckpointError, load_checkpoint, load_default_teacher, load_hf_bert,
                              map_hf_state_dict, save_checkpoint)
 
-from tests.conftest import TINY
+from tests.conftest import TINY, TINY_BY_BACKBONE, batch_for
+
+BACKBONES = sorted(TINY_BY_BACKBONE)
 
 
-def _hf_tiny(num_labels=3):
+def _hf_config(backbone: str, num_labels: int = 3):
+    kw = dict(vocab_size=99, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64,
+              num_labels=num_labels)
+    if backbone == "roberta":  # transformers' RoBERTa defaults: pad 1, bos 0, eos 2, one token type
+        return RobertaConfig(max_position_embeddings=66, type_vocab_size=1, layer_norm_eps=1e-5, **kw)
+    return BertConfig(max_position_embeddings=64, **kw)
+
+
+def _hf_tiny(num_labels=3, backbone: str = "bert"):
     torch.manual_seed(0)
-    hc = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
-                    intermediate_size=64, max_position_embeddings=64, num_labels=num_labels)
-    hf = BertForSequenceClassification(hc).eval()
+    hc = _hf_config(backbone, num_labels)
+    cls = RobertaForSequenceClassification if backbone == "roberta" else BertForSequenceClassification
+    hf = cls(hc).eval()
     with torch.no_grad():  # non-trivial LayerNorm/bias values so a key mix-up cannot hide
         for p in hf.parameters():
             p.add_(0.05 * torch.randn_like(p))
     return hf
 
 
-def test_parity_with_transformers(tiny_batch):
-    hf = _hf_tiny()
-    ours = ElasticBertForSequenceClassification(BertArch.from_hf_config(hf.config), 3).eval()
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_parity_with_transformers(backbone):
+    tiny_batch = batch_for(TINY_BY_BACKBONE[backbone])
+    hf = _hf_tiny(backbone=backbone)
+    arch = BertArch.from_hf_config(hf.config)
+    assert arch == TINY_BY_BACKBONE[backbone]
+    ours = ElasticBertForSequenceClassification(arch, 3).eval()
     state, missing = map_hf_state_dict(hf.state_dict(), ours)
     assert missing == []
     ours.load_state_dict(state, strict=True)
@@ -46,6 +62,24 @@ def test_parity_with_transformers(tiny_batch):
     # Probabilities are a distribution over unmasked keys only.
     assert torch.allclose(explicit.attentions[0].sum(-1), torch.ones(3, 4, 12), atol=1e-5)
     assert explicit.attentions[0][1, :, :, 8:].abs().max() == 0
+
+
+def test_roberta_base_model_checkpoint_loads_with_parity(tmp_path):
+    """A RobertaModel checkpoint (keys without prefix, with a pooler we do not use) loads; hidden states
+    equal RobertaModel's, and our fresh head is RoBERTa's dense + out_proj."""
+    torch.manual_seed(0)
+    hf = RobertaModel(_hf_config("roberta")).eval()
+    hf.save_pretrained(tmp_path / "rb")
+    ours = load_hf_bert(tmp_path / "rb", num_labels=2).eval()
+    batch = batch_for(TINY_BY_BACKBONE["roberta"])
+    with torch.no_grad():
+        ref = hf(**batch, output_hidden_states=True)
+        out = ours(**batch, output_hidden_states=True)
+    for a, b in zip(ref.hidden_states, out.hidden_states):
+        assert (a - b).abs().max() < 1e-5
+    assert ours.arch.model_type == "roberta" and ours.bert.pooler is None
+    assert {k for k in ours.state_dict() if k.startswith("classifier.")} == {
+        "classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight", "classifier.out_proj.bias"}
 
 
 def test_load_hf_checkpoint_dir_safetensors_and_bin(tmp_path, tiny_batch):
@@ -67,7 +101,7 @@ def test_checkpoint_errors(tmp_path):
         load_hf_bert(tmp_path / "nope", 2)
     (tmp_path / "gpt").mkdir()
     (tmp_path / "gpt" / "config.json").write_text('{"model_type": "gpt2"}')
-    with pytest.raises(CheckpointError, match="expected a BERT checkpoint"):
+    with pytest.raises(CheckpointError, match="model_type 'gpt2' is not supported: .* loads bert and roberta"):
         load_hf_bert(tmp_path / "gpt", 2)
     hf = _hf_tiny()
     hf.save_pretrained(tmp_path / "ok")
@@ -99,7 +133,8 @@ GRID_CFGS = [c for _, _, c in grid(TINY)]
 
 
 @pytest.mark.parametrize("cfg", GRID_CFGS + RANDOM_CFGS, ids=lambda c: c.describe())
-def test_elastic_equals_extracted(cfg, tiny_model, tiny_batch):
+def test_elastic_equals_extracted(cfg, backbone_model_batch):
+    tiny_model, tiny_batch = backbone_model_batch
     small = extract(tiny_model, cfg).eval()
     with torch.no_grad():
         a = tiny_model(**tiny_batch, subnet=cfg, output_hidden_states=True)
@@ -108,12 +143,14 @@ def test_elastic_equals_extracted(cfg, tiny_model, tiny_batch):
     for x, y in zip(a.hidden_states, b.hidden_states):
         assert (x - y).abs().max() < 1e-5
     # Physically smaller: parameter count equals the analytic count of kept slices.
-    H, hd, V, P, T, C = TINY.hidden_size, TINY.head_dim, TINY.vocab_size, TINY.max_position_embeddings, 2, 3
+    arch = tiny_model.arch
+    H, hd, V, P, T, C = arch.hidden_size, arch.head_dim, arch.vocab_size, arch.max_position_embeddings, \
+        arch.type_vocab_size, 3
     emb = (V + P + T) * H + 2 * H
     layers = sum(3 * (H * h * hd + h * hd) + (h * hd * H + H) + 2 * H  # Q, K, V, output, LayerNorm
                  + (H * n + n) + (n * H + H) + 2 * H  # FFN in, FFN out, LayerNorm
                  for h, n in zip(cfg.heads, cfg.ffn))
-    expected = emb + layers + H * H + H + H * C + C
+    expected = emb + layers + H * H + H + H * C + C  # BERT: pooler + classifier; RoBERTa: dense + out_proj
     assert sum(p.numel() for p in small.parameters()) == expected
     # No parameter is shared with the super-network.
     big = {p.data_ptr() for p in tiny_model.parameters()}
