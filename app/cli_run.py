@@ -30,7 +30,9 @@ def register(sub) -> None:
     p.add_argument("--mlm-checkpoint", help="masked-LM checkpoint dir used by --augment")
     p.add_argument("--scenario", help="latency scenario key, e.g. cpu-eager-t2-b1-s128")
     p.add_argument("--n-trials", type=int)
-    p.add_argument("--n-workers", type=int)
+    p.add_argument("--n-workers", type=int, help="search worker processes on this machine")
+    p.add_argument("--storage", help="search storage URL, e.g. postgresql://user:pw@host/db (see dynabert search)")
+    p.add_argument("--study-name", help="search study name (default search-<scenario>)")
     p.add_argument("--only", help="comma-separated stages to run (teacher,rewire,stage1,stage2,profile,search,"
                                   "baselines,export)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted stage from its checkpoint")
@@ -41,7 +43,8 @@ def _run(args: argparse.Namespace) -> int:
     from app.pipeline import STAGES, load_config_file, resolve, run_pipeline
     cli = {k: getattr(args, k) for k in ("task", "teacher", "max_length", "seed", "teacher_epochs",
                                          "stage1_epochs", "stage2_epochs", "extra_subnets", "stage2_lr", "select_best",
-                                         "augment", "mlm_checkpoint", "scenario", "n_trials", "n_workers")}
+                                         "augment", "mlm_checkpoint", "scenario", "n_trials", "n_workers",
+                                         "storage", "study_name")}
     opts = resolve(args.preset, load_config_file(args.config) if args.config else {}, cli)
     only = None
     if args.only:

@@ -264,7 +264,7 @@ def load_study(run_dir: Path, *, storage: str | None = None, study_name: str | N
     url = storage or f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
     if storage is None and not (Path(run_dir) / "study.db").exists():
         raise ValueError(f"{run_dir} has no study.db: run `dynabert search --run-dir {run_dir}` first")
-    from search.study import make_storage
+    from search.storage import make_storage
 
     st = make_storage(url)
     names = [s.study_name for s in optuna.get_all_study_summaries(st)]

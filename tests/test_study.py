@@ -220,7 +220,7 @@ def test_study_opens_in_optuna_dashboard(run_dir):
     import urllib.request
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-    from search.study import make_storage
+    from search.storage import make_storage
 
     opts = _opts(run_dir, study_name="for-dashboard", n_trials=12)
     run_search(opts)
