@@ -207,7 +207,7 @@ def _measured_cost(row: dict[str, Any], objective: str, predicted: float) -> flo
 
 def write_pareto_csv(rows: list[dict[str, Any]], path: Path) -> Path:
     """Write `pareto.csv` (columns of docs/ARTIFACTS.md) atomically."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: workers sharing a run dir end together
     with open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(PARETO_COLUMNS))
         w.writeheader()
@@ -246,7 +246,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
 
 def write_trials_csv(study: optuna.Study, path: Path) -> Path:
     """Write `trials.csv` atomically."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: workers sharing a run dir end together
     with open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(TRIALS_COLUMNS))
         w.writeheader()

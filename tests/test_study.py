@@ -14,9 +14,11 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from elastic.config import SubnetConfig
+from search.budget import StudyBudget
 from search.evaluator import CachedEvaluator, EvalCache, RunContext, RunDirError, could_reach_front
 from search.space import params_for, suggest_subnet
 from search.study import Objective, SearchOptions, build_objective, open_study, run_search
@@ -178,10 +180,10 @@ def test_kill_and_resume_keeps_completed_trials(run_dir):
     name = "killed"
     cmd = [sys.executable, "-m", "app.cli", "search", "--run-dir", str(run_dir), "--scenario", SCENARIO,
            "--objectives", "metric,macs", "--n-trials", "400", "--study-name", name, "--threads", "1",
-           "--no-finalize", "--no-progress", "--sampler", "random"]
+           "--no-finalize", "--no-progress", "--sampler", "random", "--heartbeat-interval", "1", "--grace-period", "2"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    opts = _opts(run_dir, study_name=name, sampler="random")
+    opts = _opts(run_dir, study_name=name, sampler="random", heartbeat_interval=1, grace_period=2)
     deadline = time.time() + 90
     try:
         while time.time() < deadline:
@@ -197,20 +199,23 @@ def test_kill_and_resume_keeps_completed_trials(run_dir):
             proc.kill()
     study = open_study(opts)
     killed = {t.number: t.values for t in study.get_trials(states=(TrialState.COMPLETE,))}
-    # The kill may land between two trials; make sure a trial of the dead process is left RUNNING, as
-    # when it dies mid-evaluation.
+    # The kill may land between two trials; make sure a trial of the dead process is left RUNNING and
+    # beating no more, as when it dies mid-evaluation.
     orphan = study.ask()
     suggest_subnet(orphan, RunContext(run_dir).arch)
     orphan.set_user_attr("worker", f"{socket.gethostname()}:{proc.pid}")
+    StudyBudget(opts.make_storage(), study, 10**6).admit(orphan)  # its heartbeat, recorded once
     target = len(killed) + 5
-    study = run_search(_opts(run_dir, study_name=name, sampler="random", n_trials=target))
+    time.sleep(2.5)  # longer than the grace period
+    study = run_search(_opts(run_dir, study_name=name, sampler="random", n_trials=target, heartbeat_interval=1,
+                             grace_period=2))
     after = study.get_trials()
     done = {t.number: t.values for t in after if t.state == TrialState.COMPLETE}
     assert all(done[n] == v for n, v in killed.items())  # every completed trial kept, unchanged
     assert len(done) == target
     assert not [t for t in after if t.state == TrialState.RUNNING]
     assert after[orphan.number].state == TrialState.FAIL  # the dead worker's trial was failed ...
-    retry = [t for t in after if t.user_attrs.get("retry_of") == orphan.number]
+    retry = [t for t in after if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == orphan.number]
     assert retry and retry[0].params == after[orphan.number].params  # ... and its config re-run
 
 
