@@ -193,7 +193,7 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
         # the checkpoint whose metrics the trials hold (`<stage>@<finished_at>:`, see search.study.open_study)
         "checkpoint": study.user_attrs.get("checkpoint"),
     }
-    tmp = Path(run_dir) / "search.json.tmp"
+    tmp = Path(run_dir) / f"search.json.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(summary, indent=2, default=str))
     os.replace(tmp, Path(run_dir) / "search.json")
     return summary
