@@ -3,13 +3,16 @@
 Budget: the study runs until it holds exactly `n_trials` COMPLETE trials. A worker may start a trial only
 while COMPLETE + RUNNING < n_trials; FAIL trials never count, so a failed trial and its retry count once.
 
-Claim (no lock, the database is the only shared state): a worker asks a trial (it is RUNNING from then
-on, committed), *then* counts COMPLETE + RUNNING again. Above `n_trials`, it puts the trial back in the
-queue (WAITING, for a later or larger budget) and backs off for a random moment. Why this never over-runs:
-take any moment with more than `n_trials` admitted trials alive, and among them the one admitted last.
-Every other one was committed RUNNING before it counted, and a trial never returns from FAIL/COMPLETE,
-so its count saw all of them and itself: more than `n_trials`, and it would have backed off. Two workers
-racing for the last slot can both back off; the random back-off makes one of them win the next round.
+Claim (no lock on the count, the database is the only shared state): a worker asks a trial (it is RUNNING
+from then on, committed), *then* counts COMPLETE + RUNNING again. Above `n_trials`, it puts the trial back
+in the queue (WAITING, for a later or larger budget) and backs off for a random moment. Why this never
+over-runs: take any moment with more than `n_trials` admitted trials alive (COMPLETE or RUNNING), and among
+them the one whose count ran last. Every other one was committed RUNNING before its own count, so before
+this one; and a trial never comes back from FAIL or COMPLETE, so this count saw all of them and itself:
+more than `n_trials`, and it would have backed off. COMPLETE trials stay counted, so they never exceed
+`n_trials`; workers stop only at `n_trials` COMPLETE, so they reach it. Two workers racing for the last
+slot can both back off; the random back-off makes one of them win a later round. (Popping a queued trial
+must itself be atomic: a server does it with SELECT ... FOR UPDATE, SQLite with `storage.queue_lock`.)
 
 Dead workers: every admitted trial beats (Optuna's heartbeat, in the database with the server's clock);
 any worker that looks fails a trial that stopped beating for the grace period, exactly once (the database

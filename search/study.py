@@ -322,7 +322,7 @@ def _worker_loop(opts: SearchOptions, worker: int, objective: Objective,
                 study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
                 raise
         # skip_if_finished: this worker stalled past the grace period, its trial was failed and queued
-        # again meanwhile; the retry counts (and finds this result in the evaluation cache), not this one.
+        # again meanwhile; the retry counts (and finds this result in a shared evaluation cache), not this one.
         if study.tell(trial, values, skip_if_finished=True).state == TrialState.COMPLETE:
             stats.trials += 1
         else:
