@@ -247,7 +247,7 @@ class Objective:
 
     def _metric(self, trial: optuna.Trial, cfg: SubnetConfig, cost_values: list[float]) -> tuple[float, bool, str]:
         ev, n = self.evaluator, self.opts.fidelity_subset
-        full = ev.cache.get(ev.cache.key(cfg, "dev", None))
+        full = ev.cache.get(ev.cache.key(cfg, "dev", None)) or self._from_study(trial, cfg)
         if n is None or full is not None:
             m, hit = ev.metric(cfg, "dev")
             return m, hit, "full"
@@ -258,6 +258,20 @@ class Objective:
             m, hit_full = ev.metric(cfg, "dev")
             return m, hit and hit_full, "full"
         return sub, hit, f"subset-{n}"
+
+    def _from_study(self, trial: optuna.Trial, cfg: SubnetConfig) -> dict[str, Any] | None:
+        """The full-dev metric of `cfg` from a COMPLETE trial of the study, put in this machine's cache.
+
+        Workers on other machines keep their own cache file; the study (same checkpoint, checked by
+        `open_study`) is what they share, so a config completed anywhere is evaluated nowhere again.
+        """
+        for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.user_attrs.get("config_hash") == cfg.hash and t.user_attrs.get("fidelity") == "full":
+                rec = {"config_json": cfg.to_json(), "split": "dev", "n_examples": None, "seconds": 0.0,
+                       "metric": float(t.user_attrs["dev_metric"]), "source": f"study trial {t.number}"}
+                cache = self.evaluator.cache
+                return cache.get_or_compute(cache.key(cfg, "dev", None), lambda: rec)[0]  # once, under its lock
+        return None
 
 
 @dataclass

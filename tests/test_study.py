@@ -278,3 +278,26 @@ def test_a_retrained_checkpoint_refuses_the_old_study(tmp_path, capsys):
                  "--n-trials", "6", "--study-name", "ck2", "--threads", "1", "--no-progress"])
     assert code == 0, capsys.readouterr().err
     assert searched_checkpoint(run) == "stage2@2026-02-02T00:00:00+00:00:"
+
+
+def test_a_config_completed_on_another_machine_is_not_evaluated_again(run_dir, tmp_path):
+    import shutil
+
+    # Machine B has its own copy of the run dir (its own evaluation cache) and joins A's study.
+    run_b = tmp_path / "machine-b"
+    shutil.copytree(run_dir, run_b, ignore=shutil.ignore_patterns("eval_cache.jsonl*", "study*", "*.csv"))
+    url = f"sqlite:///{run_dir / 'shared.db'}"
+    a = run_search(_opts(run_dir, study_name="two-machines", storage=url, n_trials=12))  # the grid, on A
+    grid_cfg = SubnetConfig.full(RunContext(run_dir).arch)
+    assert any(t.user_attrs["config_hash"] == grid_cfg.hash for t in a.trials)
+    opts_b = _opts(run_b, study_name="two-machines", storage=url, n_trials=13)
+    objective = build_objective(opts_b)
+    open_study(opts_b).enqueue_trial(params_for(grid_cfg, objective.arch))  # B draws a config A completed
+    study = run_search(opts_b, objective=objective)
+    last = study.trials[-1]
+    assert last.user_attrs["config_hash"] == grid_cfg.hash and last.user_attrs["cache_hit"]
+    assert objective.evaluator.n_evals == 0  # taken from the study, not evaluated on B
+    assert last.values[0] == next(t.values[0] for t in a.trials if t.user_attrs["config_hash"] == grid_cfg.hash)
+    keys = _cache_keys(run_b)  # B's cache now holds it too, marked as read from the study
+    assert len(keys) == 1 and keys[0].endswith(grid_cfg.hash)
+    assert json.loads((run_b / "eval_cache.jsonl").read_text())["source"].startswith("study trial ")
