@@ -23,6 +23,8 @@ from tests.conftest_postgres import pg_url  # noqa: F401  (fixture)
 from tests.conftest_search import SCENARIO, TINY
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+# Optuna marks its retry helpers experimental (since 2.8); they are what it documents for this.
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
