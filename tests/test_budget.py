@@ -112,7 +112,8 @@ def test_a_trial_that_stops_beating_is_failed_once_and_retried(tmp_path, storage
     assert alive.fail_stale() == [trial.number]
     assert dead.fail_stale() == []  # the database lets one worker fail it, once
     retry = alive.claim()
-    assert RetryHeartbeatStaleTrialCallback.retried_trial_number(alive.storage.get_trial(retry._trial_id)) == trial.number
+    retried = alive.storage.get_trial(retry._trial_id)
+    assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retried) == trial.number
     assert suggest_subnet(retry, TINY) == cfg  # the same sub-network runs again
     assert alive.count() == 1  # the failed trial does not count; its retry counts once
     late = dead.study.tell(trial, [1.0, 2.0], skip_if_finished=True)  # the "dead" worker was only stalled

@@ -99,8 +99,8 @@ def test_workers_on_postgres_lose_nothing_and_survive_sigkill(tmp_path, pg_url):
         deadline = time.time() + 120
         while time.time() < deadline and a.poll() is None:
             ts = _trials(pg_url, name)
-            beating = [t for t in ts if t.state == TrialState.RUNNING and str(t.user_attrs.get("worker", "")).endswith(me)
-                       and t.user_attrs.get(BEATING_ATTR) == t.number]
+            beating = [t for t in ts if t.state == TrialState.RUNNING and t.user_attrs.get(BEATING_ATTR) == t.number
+                       and str(t.user_attrs.get("worker", "")).endswith(me)]
             if beating and sum(t.state == TrialState.COMPLETE for t in ts) >= 16:
                 os.kill(a.pid, signal.SIGKILL)
                 break
@@ -135,7 +135,8 @@ def test_workers_on_postgres_lose_nothing_and_survive_sigkill(tmp_path, pg_url):
     by = ["B" if pid_of[t.number] == str(b.pid) else "C" for t in retried]
     print(f"phase 2 (SIGKILL): killed trial(s) {[t.number for t in dead]} -> FAIL, retried as "
           f"{[t.number for t in retried]} "
-          f"(COMPLETE, by new worker {by}); {len(complete)} COMPLETE of budget 30, {states[TrialState.RUNNING]} RUNNING, "
+          f"(COMPLETE, by new worker {by}); {len(complete)} COMPLETE of budget 30, "
+          f"{states[TrialState.RUNNING]} RUNNING, "
           f"{states[TrialState.FAIL]} FAIL; {n_evals} evaluations, 0 evaluated twice; trials COMPLETE by "
           f"{new} "
           f"for the new workers; {time.perf_counter() - t0:.0f} s")
