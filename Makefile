@@ -22,8 +22,8 @@ browser-deps:
 # Debian's PostgreSQL for the search-across-machines test: installed where missing, a cluster created where
 # none exists, started (as the postgres user) where down. Never fails the build; the test skips with a reason.
 postgres-deps:
-	@command -v pg_ctlcluster >/dev/null 2>&1 || (apt-get install -y -q postgresql >/dev/null 2>&1 \
-	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q postgresql >/dev/null 2>&1) \
+	@command -v pg_ctlcluster >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null 2>&1 \
+	  || (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null 2>&1) \
 	  || echo "note: could not install postgresql; the PostgreSQL search test will skip")
 	@command -v pg_lsclusters >/dev/null 2>&1 && { \
 	  [ -n "$$(pg_lsclusters -h 2>/dev/null)" ] || pg_createcluster "$$(ls /usr/lib/postgresql | sort -V | tail -n 1)" main >/dev/null 2>&1; \
