@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 RUNS ?= runs
 PORT ?= 8501
 
-.PHONY: install demo test browser-deps bench clean
+.PHONY: install demo test browser-deps postgres-deps bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,12 +19,24 @@ browser-deps:
 	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1) \
 	  || echo "note: could not install chromium; the browser test will skip")
 
+# Debian's PostgreSQL for the search-across-machines test: installed where missing, a cluster created where
+# none exists, started (as the postgres user) where down. Never fails the build; the test skips with a reason.
+postgres-deps:
+	@command -v pg_ctlcluster >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null 2>&1 \
+	  || (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null 2>&1) \
+	  || echo "note: could not install postgresql; the PostgreSQL search test will skip")
+	@command -v pg_lsclusters >/dev/null 2>&1 && { \
+	  [ -n "$$(pg_lsclusters -h 2>/dev/null)" ] || pg_createcluster "$$(ls /usr/lib/postgresql | sort -V | tail -n 1)" main >/dev/null 2>&1; \
+	  pg_lsclusters -h 2>/dev/null | awk '{print $$1, $$2, $$4}' | while read -r ver name state; do \
+	    [ "$$state" = online ] || pg_ctlcluster "$$ver" "$$name" start >/dev/null 2>&1 \
+	      || echo "note: could not start PostgreSQL $$ver/$$name; the PostgreSQL search test will skip"; done; } || true
+
 demo: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/dynabert run --task bbc --run-dir $(RUNS)/demo --preset quick
 	@echo "Dashboard: http://127.0.0.1:$(PORT)  (Ctrl-C to stop)"
 	DYNABERT_RUNS_DIR=$(RUNS) $(VENV)/bin/streamlit run app/main.py --server.address 127.0.0.1 --server.port $(PORT)
 
-test: install browser-deps
+test: install browser-deps postgres-deps
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q
 
 clean:

@@ -5,13 +5,14 @@ import argparse
 from pathlib import Path
 
 from app.cli_common import add_run_dir, add_task_args, task_kwargs
+from app.cli_runtime import add_runtime_args
 
 # Flags of `dynabert run` that are pipeline options (app/pipeline.py DEFAULTS); every other option is set in a
 # --config file (examples/run.toml lists and explains all of them).
 _OPTION_FLAGS = ("teacher", "max_length", "seed", "batch_size", "lr", "limit_train", "teacher_epochs",
                  "stage1_epochs", "stage2_epochs", "extra_subnets", "stage2_lr", "select_best", "augment",
-                 "mlm_checkpoint", "scenario", "n_trials", "n_workers", "device", "precision")
-from app.cli_runtime import add_runtime_args
+                 "mlm_checkpoint", "scenario", "n_trials", "n_workers", "device", "precision",
+                 "storage", "study_name")
 
 
 def register(sub) -> None:
@@ -49,7 +50,9 @@ def register(sub) -> None:
     p.add_argument("--mlm-checkpoint", help="masked-LM checkpoint dir used by --augment")
     p.add_argument("--scenario", help="latency scenario key, e.g. cpu-eager-t2-b1-s128")
     p.add_argument("--n-trials", type=int)
-    p.add_argument("--n-workers", type=int)
+    p.add_argument("--n-workers", type=int, help="search worker processes on this machine")
+    p.add_argument("--storage", help="search storage URL, e.g. postgresql://user:pw@host/db (see dynabert search)")
+    p.add_argument("--study-name", help="search study name (default search-<scenario>)")
     p.add_argument("--only", help="comma-separated stages to run (teacher,rewire,stage1,stage2,profile,search,"
                                   "baselines,export)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted stage from its checkpoint")

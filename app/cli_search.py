@@ -23,9 +23,16 @@ def register(sub) -> None:
     p.add_argument("--n-trials", type=int, default=100, help="total trials, kept across resumptions (default 100)")
     p.add_argument("--sampler", choices=("nsga2", "tpe", "random"), default="nsga2")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--storage", help="Optuna RDB URL (default sqlite:///<run>/study.db)")
+    p.add_argument("--storage", help="Optuna RDB URL (default sqlite:///<run>/study.db); a server such as "
+                                     "postgresql://user:pw@host/db lets workers on other machines join (README)")
     p.add_argument("--study-name", help="default search-<scenario>")
-    p.add_argument("--n-workers", type=int, default=1, help="local worker processes on the same storage")
+    p.add_argument("--n-workers", type=int, default=1,
+                   help="worker processes on this machine; other machines may add workers on the same storage")
+    p.add_argument("--heartbeat-interval", type=int, default=30, metavar="S",
+                   help="seconds between heartbeats of a running trial (default 30)")
+    p.add_argument("--grace-period", type=int, default=120, metavar="S",
+                   help="a trial without heartbeat for S seconds is failed and its config re-run (default 120)")
+    p.add_argument("--max-retry", type=int, default=2, help="re-runs of a dead worker's config (default 2)")
     p.add_argument("--latency-budget", type=float, metavar="MS", help="constraint: latency <= MS")
     p.add_argument("--metric-floor", type=float, metavar="PCT", help="constraint: dev metric >= PCT")
     p.add_argument("--max-params", type=int, metavar="N", help="constraint: parameters <= N")
@@ -93,7 +100,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         run_dir=args.run_dir, scenario=args.scenario or _default_scenario(args.run_dir),
         objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()), n_trials=args.n_trials,
         sampler=args.sampler, seed=args.seed, storage=args.storage, study_name=args.study_name,
-        n_workers=args.n_workers, latency_budget_ms=args.latency_budget, metric_floor=args.metric_floor,
+        n_workers=args.n_workers, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
+        max_retry=args.max_retry, latency_budget_ms=args.latency_budget, metric_floor=args.metric_floor,
         max_params=args.max_params, measure=args.measure, fidelity_subset=args.fidelity_subset,
         ffn_step=args.ffn_step, population_size=args.population_size, stage=args.stage, threads=args.threads,
         progress=not args.no_progress, runtime=runtime_from_args(args))

@@ -31,7 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "augment": 0, "mlm_checkpoint": None, "save_every": 100, "stage2_lr": None, "select_best": "off",
     "select_every": 50, "hard_weight": 0.0, "hidden_weight": None, "batching": "random",
     "scenario": "cpu-eager-t2-b1-s128", "n_random": 50, "n_heldout": 50,
-    "n_trials": 300, "sampler": "nsga2", "objectives": "metric,latency", "n_workers": 1,
+    "n_trials": 300, "sampler": "nsga2", "objectives": "metric,latency", "n_workers": 1, "storage": None,
+    "study_name": None,
     "baselines": "distilbert,tinybert,int8", "baseline_steps": None, "export": "knee",
     "device": DEFAULT_DEVICE, "precision": DEFAULT_PRECISION,  # every computing stage (app/cli_runtime.py)
 }
@@ -142,7 +143,8 @@ def stage_argv(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
     if stage == "search":
         return [["search", *rd, "--scenario", o["scenario"], "--n-trials", str(o["n_trials"]),
                  "--sampler", o["sampler"], "--objectives", o["objectives"], "--seed", str(o["seed"]),
-                 "--n-workers", str(o["n_workers"])]]
+                 "--n-workers", str(o["n_workers"]), *_flag("storage", o["storage"]),
+                 *_flag("study_name", o["study_name"])]]
     if stage == "baselines":
         recipes = [r for r in str(o["baselines"]).split(",") if r]
         # Students train as DynaBERT's stage 2 does: same learning rate, same model selection (at another lr

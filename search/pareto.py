@@ -193,7 +193,7 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
         # the checkpoint whose metrics the trials hold (`<stage>@<finished_at>:`, see search.study.open_study)
         "checkpoint": study.user_attrs.get("checkpoint"),
     }
-    tmp = Path(run_dir) / "search.json.tmp"
+    tmp = Path(run_dir) / f"search.json.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(summary, indent=2, default=str))
     os.replace(tmp, Path(run_dir) / "search.json")
     return summary
@@ -207,7 +207,7 @@ def _measured_cost(row: dict[str, Any], objective: str, predicted: float) -> flo
 
 def write_pareto_csv(rows: list[dict[str, Any]], path: Path) -> Path:
     """Write `pareto.csv` (columns of docs/ARTIFACTS.md) atomically."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: workers sharing a run dir end together
     with open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(PARETO_COLUMNS))
         w.writeheader()
@@ -246,7 +246,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
 
 def write_trials_csv(study: optuna.Study, path: Path) -> Path:
     """Write `trials.csv` atomically."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: workers sharing a run dir end together
     with open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(TRIALS_COLUMNS))
         w.writeheader()
@@ -264,7 +264,7 @@ def load_study(run_dir: Path, *, storage: str | None = None, study_name: str | N
     url = storage or f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
     if storage is None and not (Path(run_dir) / "study.db").exists():
         raise ValueError(f"{run_dir} has no study.db: run `dynabert search --run-dir {run_dir}` first")
-    from search.study import make_storage
+    from search.storage import make_storage
 
     st = make_storage(url)
     names = [s.study_name for s in optuna.get_all_study_summaries(st)]

@@ -5,24 +5,23 @@ metric (%, maximised) first, then the chosen costs (minimised): `latency` (ms on
 run's predictor or measured), `macs`, `params`. Constraints go through `trial.set_constraint` (Optuna 5),
 so every sampler and `study.best_trials` see feasibility.
 
-Workers run an ask/tell loop; a file lock in the run dir makes "count trials, ask a new one" atomic, so
-N local workers finish exactly `n_trials` trials together, and a trial left RUNNING by a killed process
-(its pid is gone) is failed and its parameters re-enqueued on the next start: a killed search resumes
-with every completed trial kept.
+Workers run an ask/tell loop on a shared storage (SQLite in the run dir, or a database server for
+workers on several machines). The budget is counted in the database alone (`search.budget`): all workers
+together finish exactly `n_trials` COMPLETE trials; a worker that dies stops beating, its trial is failed
+by the next worker that looks and its parameters run again; a killed search resumes with every completed
+trial kept.
 """
 from __future__ import annotations
 
-import fcntl
 import multiprocessing as mp
 import os
 import socket
+import sys
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 import optuna
 from optuna.trial import TrialState
@@ -30,7 +29,9 @@ from optuna.trial import TrialState
 from elastic.config import SubnetConfig
 from search.evaluator import (CachedEvaluator, RunContext, TrialCosts, could_reach_front, latency_fn,
                               subset_margin)
+from search.budget import StudyBudget
 from search.space import enqueue_grid, suggest_subnet
+from search.storage import make_storage
 
 if TYPE_CHECKING:
     from elastic.device import Runtime
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
 OBJECTIVES: tuple[str, ...] = ("metric", "latency", "macs", "params")
 SAMPLERS: tuple[str, ...] = ("nsga2", "tpe", "random")
 METRIC_NAMES = {"metric": "dev_metric", "latency": "latency_ms", "macs": "macs", "params": "params"}
-# A RUNNING trial without a worker attr older than this was killed between ask and set_user_attr.
-ORPHAN_SECONDS = 120.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,8 +51,16 @@ class SearchOptions:
         objectives: "metric" first, then any of latency, macs, params.
         n_trials: total trials of the study (over all workers and all resumptions).
         sampler: nsga2 (default), tpe or random. seed: sampler seed (worker k uses seed + 1000 k).
-        storage: Optuna RDB URL (default sqlite:///<run>/study.db). study_name: default search-<scenario>.
-        n_workers: local worker processes on the same storage.
+        storage: Optuna RDB URL (default sqlite:///<run>/study.db); a server URL
+            (postgresql://user:pw@host/db) lets workers on other machines join. study_name: default
+            search-<scenario>.
+        n_workers: local worker processes on the same storage (workers of other machines come on top).
+        heartbeat_interval: seconds between heartbeats of a running trial (in the database).
+        grace_period: seconds without a heartbeat after which a trial counts as dead: failed, and its
+            parameters queued again. Longer than the longest pause of a live worker (swap, GC, a slow
+            database), shorter than the wait you accept for a dead machine's trial.
+        max_retry: how often the parameters of a dead worker's trial are re-run (a config that kills
+            its worker every time, e.g. out of memory, stops after this).
         latency_budget_ms / metric_floor / max_params: constraints (None = none).
         measure: time latency for real instead of the predictor.
         fidelity_subset: dev examples of the first, cheap evaluation (None = full dev only).
@@ -75,6 +82,9 @@ class SearchOptions:
     storage: str | None = None
     study_name: str | None = None
     n_workers: int = 1
+    heartbeat_interval: int = 30
+    grace_period: int = 120
+    max_retry: int = 2
     latency_budget_ms: float | None = None
     metric_floor: float | None = None
     max_params: int | None = None
@@ -102,9 +112,14 @@ class SearchOptions:
             raise ValueError(f"objectives: unknown or repeated {bad or objs}; choose from {', '.join(OBJECTIVES)}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{self.sampler}'")
-        for name in ("n_trials", "n_workers"):
+        for name in ("n_trials", "n_workers", "heartbeat_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.grace_period <= self.heartbeat_interval:
+            raise ValueError(f"grace_period ({self.grace_period} s) must be longer than heartbeat_interval "
+                             f"({self.heartbeat_interval} s), or live workers' trials would be failed")
+        if self.max_retry < 0:
+            raise ValueError(f"max_retry must be >= 0, got {self.max_retry}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         if self.population_size < 2:
@@ -131,27 +146,10 @@ class SearchOptions:
     def needs_latency(self) -> bool:
         return "latency" in self.objectives or self.latency_budget_ms is not None
 
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # Optuna commits ~30 times per trial; with the default rollback journal every commit is an fsync
-    # (13 ms each on this disk). WAL keeps every committed trial across a killed process (only a power
-    # loss can lose the last commits) and lets readers (dashboard, other workers) run beside a writer.
-    if type(dbapi_conn).__module__.startswith("sqlite3"):
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
-
-
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage; SQLite gets WAL and a long busy timeout so that several workers share the file."""
-    if url.startswith("sqlite:///"):
-        import sqlalchemy
-
-        if not sqlalchemy.event.contains(sqlalchemy.engine.Engine, "connect", _sqlite_pragmas):
-            sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", _sqlite_pragmas)
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
-    return optuna.storages.RDBStorage(url)
+    def make_storage(self) -> optuna.storages.RDBStorage:
+        """The storage of a worker: `storage_url` with the heartbeat and retry of these options."""
+        return make_storage(self.storage_url, heartbeat_interval=self.heartbeat_interval,
+                            grace_period=self.grace_period, max_retry=self.max_retry)
 
 
 def make_sampler(kind: str, seed: int, *, population_size: int = 20) -> optuna.samplers.BaseSampler:
@@ -169,19 +167,28 @@ def make_sampler(kind: str, seed: int, *, population_size: int = 20) -> optuna.s
 CHECKPOINT_ATTR = "checkpoint"
 
 
-def open_study(opts: SearchOptions, *, worker: int = 0, checkpoint: str | None = None) -> optuna.Study:
-    """Create or load (`load_if_exists`) the study; directions follow `opts.objectives`.
+def open_study(opts: SearchOptions, *, worker: int = 0, checkpoint: str | None = None, arch: Any = None,
+               storage: optuna.storages.BaseStorage | None = None) -> optuna.Study:
+    """Create or load the study; directions follow `opts.objectives`.
 
     Args:
         checkpoint: the searched checkpoint's stamp (`<stage>@<finished_at>:`). A new study records it; a
             study that recorded another one (the stage was retrained, or another stage is searched) is
             refused, since its trials' metrics belong to other weights. None skips the check.
+        arch: the searched architecture: the process that creates the study enqueues its uniform grid
+            (the database refuses a second study of the same name, so exactly one process does, on
+            whichever machine). None enqueues nothing.
+        storage: the storage to open it on (default: `opts.make_storage()`).
     """
     directions = ["maximize"] + ["minimize"] * (len(opts.objectives) - 1)
-    study = optuna.create_study(
-        study_name=opts.name, storage=make_storage(opts.storage_url), directions=directions,
-        sampler=make_sampler(opts.sampler, opts.seed + 1000 * worker, population_size=opts.population_size),
-        load_if_exists=True)
+    storage = storage if storage is not None else opts.make_storage()
+    sampler = make_sampler(opts.sampler, opts.seed + 1000 * worker, population_size=opts.population_size)
+    try:
+        study = optuna.create_study(study_name=opts.name, storage=storage, directions=directions, sampler=sampler)
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=opts.name, storage=storage, sampler=sampler)
+        created = False
     if [d.name.lower() for d in study.directions] != directions:
         raise ValueError(f"study '{opts.name}' in {opts.storage_url} has other objectives "
                          f"({len(study.directions)}); use another --storage or study name")
@@ -203,56 +210,9 @@ def open_study(opts: SearchOptions, *, worker: int = 0, checkpoint: str | None =
         with warnings.catch_warnings():  # experimental since 3.2, still the way dashboards name axes
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(names)
+    if created and arch is not None:
+        enqueue_grid(study, arch, ffn_step=opts.ffn_step)
     return study
-
-
-@contextmanager
-def _search_lock(opts: SearchOptions) -> Iterator[None]:
-    path = opts.run_dir / f".{opts.name}.lock"
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def fail_stale_trials(study: optuna.Study) -> list[int]:
-    """Fail RUNNING trials of dead local workers and re-enqueue their parameters.
-
-    Returns:
-        Numbers of the trials failed.
-    """
-    host, failed = socket.gethostname(), []
-    now = datetime.now()
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = t.user_attrs.get("worker")
-        if worker:
-            w_host, _, pid = str(worker).rpartition(":")
-            stale = w_host == host and not _pid_alive(int(pid))
-        else:
-            stale = t.datetime_start is not None and now - t.datetime_start > timedelta(seconds=ORPHAN_SECONDS)
-        if not stale:
-            continue
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        if t.params:
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
-        failed.append(t.number)
-    return failed
-
-
-def _counted(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)))
 
 
 @dataclass
@@ -292,7 +252,7 @@ class Objective:
 
     def _metric(self, trial: optuna.Trial, cfg: SubnetConfig, cost_values: list[float]) -> tuple[float, bool, str]:
         ev, n = self.evaluator, self.opts.fidelity_subset
-        full = ev.cache.get(ev.cache.key(cfg, "dev", None))
+        full = ev.cache.get(ev.cache.key(cfg, "dev", None)) or self._from_study(trial, cfg)
         if n is None or full is not None:
             m, hit = ev.metric(cfg, "dev")
             return m, hit, "full"
@@ -303,6 +263,20 @@ class Objective:
             m, hit_full = ev.metric(cfg, "dev")
             return m, hit and hit_full, "full"
         return sub, hit, f"subset-{n}"
+
+    def _from_study(self, trial: optuna.Trial, cfg: SubnetConfig) -> dict[str, Any] | None:
+        """The full-dev metric of `cfg` from a COMPLETE trial of the study, put in this machine's cache.
+
+        Workers on other machines keep their own cache file; the study (same checkpoint, checked by
+        `open_study`) is what they share, so a config completed anywhere is evaluated nowhere again.
+        """
+        for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.user_attrs.get("config_hash") == cfg.hash and t.user_attrs.get("fidelity") == "full":
+                rec = {"config_json": cfg.to_json(), "split": "dev", "n_examples": None, "seconds": 0.0,
+                       "metric": float(t.user_attrs["dev_metric"]), "source": f"study trial {t.number}"}
+                cache = self.evaluator.cache
+                return cache.get_or_compute(cache.key(cfg, "dev", None), lambda: rec)[0]  # once, under its lock
+        return None
 
 
 @dataclass
@@ -317,7 +291,9 @@ class WorkerStats:
 
 def run_worker(opts: SearchOptions, *, worker: int = 0, objective: Objective | None = None,
                on_trial: Callable[[int], None] | None = None) -> WorkerStats:
-    """Run trials until the study holds `opts.n_trials` completed (or running) trials.
+    """Run trials until the study holds `opts.n_trials` COMPLETE trials (counted over all workers).
+
+    It waits while other workers' trials fill the budget: one of them may die and be retried here.
 
     Args:
         opts: search options.
@@ -344,25 +320,33 @@ def run_worker(opts: SearchOptions, *, worker: int = 0, objective: Objective | N
 
 def _worker_loop(opts: SearchOptions, worker: int, objective: Objective,
                  on_trial: Callable[[int], None] | None) -> WorkerStats:
-    study = open_study(opts, worker=worker, checkpoint=objective.checkpoint)
+    storage = opts.make_storage()
+    study = open_study(opts, worker=worker, checkpoint=objective.checkpoint, arch=objective.arch, storage=storage)
+    budget = StudyBudget(storage, study, opts.n_trials, seed=opts.seed + 1000 * worker + os.getpid())
     stats, t_start = WorkerStats(), time.perf_counter()
     me = f"{socket.gethostname()}:{os.getpid()}"
-    with _search_lock(opts):
-        enqueue_grid(study, objective.arch, ffn_step=opts.ffn_step)  # idempotent: skip_if_exists
     while True:
-        with _search_lock(opts):
-            stats.stale_failed += fail_stale_trials(study)
-            if _counted(study) >= opts.n_trials:
+        stats.stale_failed += budget.fail_stale()
+        trial = budget.claim()
+        if trial is None:
+            if budget.done():
                 break
-            trial = study.ask()
-            trial.set_user_attr("worker", me)
-        try:
-            values = objective(trial)
-        except Exception:
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        study.tell(trial, values)
-        stats.trials += 1
+            budget.backoff(min(2.0, opts.heartbeat_interval))  # lost a race, or others' trials fill the budget
+            continue
+        trial.set_user_attr("worker", me)
+        with budget.heartbeat(trial):
+            try:
+                values = objective(trial)
+            except Exception:
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                raise
+        # skip_if_finished: this worker stalled past the grace period, its trial was failed and queued
+        # again meanwhile; the retry counts (and finds this result in a shared evaluation cache), not this one.
+        if study.tell(trial, values, skip_if_finished=True).state == TrialState.COMPLETE:
+            stats.trials += 1
+        else:
+            print(f"search: trial {trial.number} was failed by the heartbeat while this worker ran it "
+                  f"(no beat for {opts.grace_period} s); its retry counts instead", file=sys.stderr, flush=True)
         if on_trial is not None:
             on_trial(len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
     stats.seconds = time.perf_counter() - t_start
@@ -389,6 +373,8 @@ def _worker_main(opts: SearchOptions, worker: int) -> None:
 def run_search(opts: SearchOptions, *, objective: Objective | None = None) -> optuna.Study:
     """Run (or resume) the search to `opts.n_trials` trials, with `opts.n_workers` local processes.
 
+    Workers started the same way on other machines (same storage URL and study name) share the budget.
+
     Returns:
         The study (all trials, including those of earlier runs).
     """
@@ -397,7 +383,7 @@ def run_search(opts: SearchOptions, *, objective: Objective | None = None) -> op
     opts.run_dir.mkdir(parents=True, exist_ok=True)
     if objective is None:
         objective = build_objective(opts)  # fail fast (no checkpoint, no predictor) before any worker
-    study = open_study(opts, checkpoint=objective.checkpoint)
+    study = open_study(opts, checkpoint=objective.checkpoint, arch=objective.arch)
     done = lambda: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))  # noqa: E731
     bar = tqdm(total=opts.n_trials, initial=min(done(), opts.n_trials), desc="search", unit="trial",
                disable=not opts.progress)
@@ -416,9 +402,9 @@ def run_search(opts: SearchOptions, *, objective: Objective | None = None) -> op
             for p in procs:
                 p.join()
         bad = [p.exitcode for p in procs if p.exitcode]
-        if bad:
-            raise RuntimeError(f"{len(bad)} search worker(s) failed (exit codes {bad}); "
-                               "run the same command again to resume")
+        if bad:  # worker 0 returned, so the budget is complete: their trials were failed and re-run
+            print(f"search: {len(bad)} local worker(s) exited early (exit codes {bad}); the others "
+                  "completed the budget", file=sys.stderr, flush=True)
         bar.update(min(done(), opts.n_trials) - bar.n)
     finally:
         bar.close()

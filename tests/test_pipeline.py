@@ -107,3 +107,12 @@ def test_finished_non_training_stages_are_skipped(tmp_path):
     assert ("profile", None) not in ran and ("export", None) not in ran
     assert ("baselines", "distilbert") not in ran and ("baselines", "int8") in ran
     assert ("search", None) in ran  # the search resumes from its storage itself
+
+
+def test_search_stage_carries_workers_and_storage(tmp_path):
+    o = resolve("quick", {}, {"n_workers": 3, "storage": "postgresql://u:pw@db.example/s", "study_name": "shared"})
+    argv = stage_argv("search", tmp_path, o, resume=False)[0]
+    assert argv[argv.index("--n-workers") + 1] == "3"
+    assert argv[argv.index("--storage") + 1] == "postgresql://u:pw@db.example/s"
+    assert argv[argv.index("--study-name") + 1] == "shared"
+    assert "--storage" not in stage_argv("search", tmp_path, resolve("quick", {}, {}), resume=False)[0]

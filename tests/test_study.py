@@ -14,9 +14,11 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from elastic.config import SubnetConfig
+from search.budget import StudyBudget
 from search.evaluator import CachedEvaluator, EvalCache, RunContext, RunDirError, could_reach_front
 from search.space import params_for, suggest_subnet
 from search.study import Objective, SearchOptions, build_objective, open_study, run_search
@@ -178,10 +180,10 @@ def test_kill_and_resume_keeps_completed_trials(run_dir):
     name = "killed"
     cmd = [sys.executable, "-m", "app.cli", "search", "--run-dir", str(run_dir), "--scenario", SCENARIO,
            "--objectives", "metric,macs", "--n-trials", "400", "--study-name", name, "--threads", "1",
-           "--no-finalize", "--no-progress", "--sampler", "random"]
+           "--no-finalize", "--no-progress", "--sampler", "random", "--heartbeat-interval", "1", "--grace-period", "2"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    opts = _opts(run_dir, study_name=name, sampler="random")
+    opts = _opts(run_dir, study_name=name, sampler="random", heartbeat_interval=1, grace_period=2)
     deadline = time.time() + 90
     try:
         while time.time() < deadline:
@@ -197,20 +199,23 @@ def test_kill_and_resume_keeps_completed_trials(run_dir):
             proc.kill()
     study = open_study(opts)
     killed = {t.number: t.values for t in study.get_trials(states=(TrialState.COMPLETE,))}
-    # The kill may land between two trials; make sure a trial of the dead process is left RUNNING, as
-    # when it dies mid-evaluation.
+    # The kill may land between two trials; make sure a trial of the dead process is left RUNNING and
+    # beating no more, as when it dies mid-evaluation.
     orphan = study.ask()
     suggest_subnet(orphan, RunContext(run_dir).arch)
     orphan.set_user_attr("worker", f"{socket.gethostname()}:{proc.pid}")
+    StudyBudget(opts.make_storage(), study, 10**6).admit(orphan)  # its heartbeat, recorded once
     target = len(killed) + 5
-    study = run_search(_opts(run_dir, study_name=name, sampler="random", n_trials=target))
+    time.sleep(2.5)  # longer than the grace period
+    study = run_search(_opts(run_dir, study_name=name, sampler="random", n_trials=target, heartbeat_interval=1,
+                             grace_period=2))
     after = study.get_trials()
     done = {t.number: t.values for t in after if t.state == TrialState.COMPLETE}
     assert all(done[n] == v for n, v in killed.items())  # every completed trial kept, unchanged
     assert len(done) == target
     assert not [t for t in after if t.state == TrialState.RUNNING]
     assert after[orphan.number].state == TrialState.FAIL  # the dead worker's trial was failed ...
-    retry = [t for t in after if t.user_attrs.get("retry_of") == orphan.number]
+    retry = [t for t in after if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == orphan.number]
     assert retry and retry[0].params == after[orphan.number].params  # ... and its config re-run
 
 
@@ -220,7 +225,7 @@ def test_study_opens_in_optuna_dashboard(run_dir):
     import urllib.request
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-    from search.study import make_storage
+    from search.storage import make_storage
 
     opts = _opts(run_dir, study_name="for-dashboard", n_trials=12)
     run_search(opts)
@@ -273,3 +278,26 @@ def test_a_retrained_checkpoint_refuses_the_old_study(tmp_path, capsys):
                  "--n-trials", "6", "--study-name", "ck2", "--threads", "1", "--no-progress"])
     assert code == 0, capsys.readouterr().err
     assert searched_checkpoint(run) == "stage2@2026-02-02T00:00:00+00:00:"
+
+
+def test_a_config_completed_on_another_machine_is_not_evaluated_again(run_dir, tmp_path):
+    import shutil
+
+    # Machine B has its own copy of the run dir (its own evaluation cache) and joins A's study.
+    run_b = tmp_path / "machine-b"
+    shutil.copytree(run_dir, run_b, ignore=shutil.ignore_patterns("eval_cache.jsonl*", "study*", "*.csv"))
+    url = f"sqlite:///{run_dir / 'shared.db'}"
+    a = run_search(_opts(run_dir, study_name="two-machines", storage=url, n_trials=12))  # the grid, on A
+    grid_cfg = SubnetConfig.full(RunContext(run_dir).arch)
+    assert any(t.user_attrs["config_hash"] == grid_cfg.hash for t in a.trials)
+    opts_b = _opts(run_b, study_name="two-machines", storage=url, n_trials=13)
+    objective = build_objective(opts_b)
+    open_study(opts_b).enqueue_trial(params_for(grid_cfg, objective.arch))  # B draws a config A completed
+    study = run_search(opts_b, objective=objective)
+    last = study.trials[-1]
+    assert last.user_attrs["config_hash"] == grid_cfg.hash and last.user_attrs["cache_hit"]
+    assert objective.evaluator.n_evals == 0  # taken from the study, not evaluated on B
+    assert last.values[0] == next(t.values[0] for t in a.trials if t.user_attrs["config_hash"] == grid_cfg.hash)
+    keys = _cache_keys(run_b)  # B's cache now holds it too, marked as read from the study
+    assert len(keys) == 1 and keys[0].endswith(grid_cfg.hash)
+    assert json.loads((run_b / "eval_cache.jsonl").read_text())["source"].startswith("study trial ")
