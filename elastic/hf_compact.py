@@ -162,9 +162,12 @@ class _Embeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.dropout = nn.Dropout(c.hidden_dropout_prob)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
+                words: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Embedding output (B, S, H); `words`, when given, is `word_embeddings(input_ids)` computed by the caller."""
         pos = position_ids(input_ids, self.padding_idx)
-        x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids) + self.position_embeddings(pos)
+        words = self.word_embeddings(input_ids) if words is None else words
+        x = words + self.token_type_embeddings(token_type_ids) + self.position_embeddings(pos)
         return self.dropout(self.LayerNorm(x))
 
 

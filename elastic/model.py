@@ -76,7 +76,8 @@ class ElasticBertForSequenceClassification(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
                 token_type_ids: Optional[torch.Tensor] = None, subnet: Optional[SubnetConfig] = None,
                 *, output_hidden_states: bool = False, output_attentions: bool = False,
-                head_gates: Optional[Sequence[torch.Tensor]] = None) -> ElasticOutput:
+                head_gates: Optional[Sequence[torch.Tensor]] = None,
+                word_embeds: Optional[torch.Tensor] = None) -> ElasticOutput:
         """Run the sub-network `subnet` (the full network when None).
 
         Args:
@@ -86,6 +87,8 @@ class ElasticBertForSequenceClassification(nn.Module):
             output_attentions: return attention probabilities (explicit attention instead of SDPA).
             head_gates: one (num_heads,) tensor per KEPT layer multiplying each head's attention
                 probabilities (gradients w.r.t. them give head importance).
+            word_embeds: (B, S, H) word-embedding lookup of `input_ids`, when the caller shares one lookup
+                between several sub-networks (see `elastic.train.SharedWordLookup`).
 
         Returns:
             ElasticOutput.
@@ -95,7 +98,7 @@ class ElasticBertForSequenceClassification(nn.Module):
             cfg.validate(self.arch)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        x = self.bert.embeddings(input_ids, token_type_ids)
+        x = self.bert.embeddings(input_ids, token_type_ids, word_embeds)
         mask = None if attention_mask is None else extended_attention_mask(attention_mask, x.dtype)
         hidden, attns = [x], []
         hd, train = self.arch.head_dim, self.training

@@ -95,3 +95,34 @@ def test_length_grouped_batches_cover_the_epoch_with_less_padding():
     assert grouped.indices(0) != grouped.indices(grouped.steps_per_epoch)  # a new order each epoch
     with pytest.raises(ValueError, match="batching"):
         BatchPlan(data, 8, 5, "sorted")
+
+
+@pytest.mark.parametrize("stage", [Stage.STAGE1, Stage.STAGE2])
+def test_shared_word_lookup_gives_the_gradients_of_separate_lookups(stage):
+    """run_step shares one word-embedding lookup between the step's sub-networks; the gradients (embedding
+    table included, padding row excluded) equal those of one lookup per sub-network, dropout on."""
+    import torch
+
+    from elastic.losses import distillation_loss, matched_teacher_indices
+    teacher, student = tiny(seed=0), tiny(dropout=0.1, seed=1)
+    batch = BatchPlan(tiny_data(8), 8, 0).batch(0)
+    plan = step_plan(stage, TINY, LoopConfig(total_steps=1), random.Random(0))
+    w = LossWeights(*LOSS_WEIGHTS[stage])
+    student.train()
+    torch.manual_seed(5)
+    run_step(student, teacher, batch, plan, stage, is_regression=False, weights=w)
+    shared = {k: p.grad.clone() for k, p in student.named_parameters()}
+    student.zero_grad(set_to_none=True)
+    torch.manual_seed(5)
+    ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+    with torch.no_grad():
+        t = teacher(ids, mask, types, output_hidden_states=True)
+    for p in plan:
+        out = student(ids, mask, types, subnet=p.student, output_hidden_states=True)
+        loss, _ = distillation_loss(out.logits, out.hidden_states, t.logits, t.hidden_states,
+                                    matched_teacher_indices(p.student.layers, TINY.num_layers),
+                                    logit_weight=w.logit, hidden_weight=w.hidden, is_regression=False)
+        loss.backward()
+    for k, p in student.named_parameters():
+        assert torch.allclose(shared[k], p.grad, rtol=1e-5, atol=1e-7), k
+    assert shared["bert.embeddings.word_embeddings.weight"].abs().sum() > 0
