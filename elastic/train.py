@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Literal, Optional
 
 import torch
 import torch.distributed as dist
@@ -46,6 +46,13 @@ class Stage(str, Enum):
 LOSS_WEIGHTS = {Stage.STAGE1: (1.0, 0.1), Stage.STAGE2: (1.0, 1.0)}
 
 
+# Where AdamW adds eps: "torch" to the bias-corrected sqrt(v) (torch.optim.AdamW); "released" to the raw
+# sqrt(v), as transformers 2.x's AdamW of the released code (a larger effective eps in the first steps).
+AdamEps = Literal["torch", "released"]
+ADAM_EPS_MODES: tuple[str, ...] = ("torch", "released")
+ADAM_EPS = 1e-8
+
+
 class ResumeError(ValueError):
     """A checkpoint that cannot be resumed with the given options."""
 
@@ -69,6 +76,11 @@ class LoopConfig:
         teacher_width: stage 2: "full" (released code) or "matched" (paper) teacher width.
         select_every: with a selection function, score the model every this many steps (and at the
             last step) and end the stage on the best-scoring weights (0 = keep the last weights).
+        pad_to_length: 0 pads each batch to its longest example (ours); N pads every batch to N tokens,
+            as the released code does (`max_seq_length`): padded positions count in the hidden MSE,
+            so the losses differ.
+        adam_eps: "torch" (torch.optim.AdamW) or "released" (eps added before the bias correction,
+            as transformers 2.x's AdamW: the update of parameters with tiny gradients differs).
     """
 
     total_steps: int
@@ -85,6 +97,8 @@ class LoopConfig:
     extra_subnets: int = 0
     teacher_width: str = "full"
     select_every: int = 0
+    pad_to_length: int = 0
+    adam_eps: AdamEps = "torch"
 
     def __post_init__(self) -> None:
         if self.total_steps < 1:
@@ -99,6 +113,10 @@ class LoopConfig:
             raise ValueError(f"extra_subnets must be >= 0, got {self.extra_subnets}")
         if self.select_every < 0:
             raise ValueError(f"select_every must be >= 0, got {self.select_every}")
+        if self.pad_to_length < 0:
+            raise ValueError(f"pad_to_length must be >= 0 (0 = pad to the longest example), got {self.pad_to_length}")
+        if self.adam_eps not in ADAM_EPS_MODES:
+            raise ValueError(f"adam_eps must be one of {ADAM_EPS_MODES}, got '{self.adam_eps}'")
 
 
 @dataclass
@@ -147,6 +165,14 @@ def lr_at(step: int, cfg: LoopConfig) -> float:
     return cfg.lr * max(0.0, (cfg.total_steps - step) / max(1, cfg.total_steps - cfg.warmup_steps))
 
 
+def eps_at(step: int, cfg: LoopConfig, beta2: float) -> float:
+    """AdamW's eps for the update of `step` (0-based). torch divides sqrt(v) by sqrt(1 - beta2^t) and then adds
+    eps; transformers 2.x adds eps first, which equals torch's with eps / sqrt(1 - beta2^t)."""
+    if cfg.adam_eps == "torch":
+        return ADAM_EPS
+    return ADAM_EPS / math.sqrt(1.0 - beta2 ** (step + 1))
+
+
 def rank_world() -> tuple[int, int]:
     """(rank, world size); (0, 1) outside torch.distributed."""
     if dist.is_available() and dist.is_initialized():
@@ -157,12 +183,12 @@ def rank_world() -> tuple[int, int]:
 class BatchPlan:
     """Step -> global batch: a seeded permutation per epoch, consumed in order (resume-exact)."""
 
-    def __init__(self, data: EncodedSplit, batch_size: int, seed: int) -> None:
+    def __init__(self, data: EncodedSplit, batch_size: int, seed: int, pad_to_length: int = 0) -> None:
         if len(data) == 0:
             raise ValueError("the training split is empty")
         self.data, self.batch_size, self.seed = data, batch_size, seed
         self.steps_per_epoch = math.ceil(len(data) / batch_size)
-        self.collate = PadCollator(data.pad_token_id, data.is_regression)
+        self.collate = PadCollator(data.pad_token_id, data.is_regression, min_width=pad_to_length)
         self._perm: tuple[int, torch.Tensor] | None = None
 
     def indices(self, step: int) -> list[int]:
@@ -173,7 +199,7 @@ class BatchPlan:
         return self._perm[1][b * self.batch_size:(b + 1) * self.batch_size].tolist()
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
-        """The global batch of `step`, padded to its longest example."""
+        """The global batch of `step`, padded to its longest example (or to `pad_to_length`)."""
         return self.collate([self.data[i] for i in self.indices(step)])
 
 
@@ -399,9 +425,9 @@ def train_stage(student: ElasticBertForSequenceClassification,
     rank, world = rank_world()
     torch.manual_seed(loop.seed + rank)  # dropout draws from torch's RNG; saved in checkpoints
     rng = random.Random(loop.seed)
-    batches = BatchPlan(data, loop.batch_size, loop.seed)
+    batches = BatchPlan(data, loop.batch_size, loop.seed, loop.pad_to_length)
     params = [p for p in student.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=loop.lr, weight_decay=loop.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=loop.lr, weight_decay=loop.weight_decay, eps=ADAM_EPS)
     if teacher is not None:
         teacher.eval()
         for p in teacher.parameters():
@@ -425,6 +451,7 @@ def train_stage(student: ElasticBertForSequenceClassification,
             scale = local["input_ids"].shape[0] / gbatch["input_ids"].shape[0]
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(step, loop)
+                g["eps"] = eps_at(step, loop, g["betas"][1])
             optimizer.zero_grad(set_to_none=True)
             last = run_step(student, teacher, local, plan, stage, is_regression=is_regression, scale=scale)
             _sync_grads(params, world)
