@@ -14,7 +14,8 @@ def register(sub) -> None:
                     "continues an interrupted one. Options: defaults < --preset < --config file < flags.")
     p.add_argument("--run-dir", required=True, type=Path, help="run directory, e.g. runs/demo")
     p.add_argument("--task", help="task spec: a data dir/file, glue/<task>, or bbc (embedded default)")
-    p.add_argument("--preset", default="quick", help="quick (demo, minutes), standard, or paper (default quick)")
+    p.add_argument("--preset", default="quick",
+                   help="quick (demo, minutes), standard, paper, or released (the released code's recipe; default quick)")
     p.add_argument("--config", type=Path, help="TOML or YAML file holding any of the options below")
     p.add_argument("--teacher", help="pretrained HF BERT dir or hub id (default: embedded all-MiniLM-L6-v2)")
     p.add_argument("--max-length", type=int)
@@ -22,6 +23,9 @@ def register(sub) -> None:
     p.add_argument("--teacher-epochs", type=float)
     p.add_argument("--stage1-epochs", type=float)
     p.add_argument("--stage2-epochs", type=float)
+    p.add_argument("--stage1-steps", type=int, help="stage-1 optimizer steps (override --stage1-epochs)")
+    p.add_argument("--stage2-steps", type=int, help="stage-2 optimizer steps (override --stage2-epochs)")
+    p.add_argument("--limit-train", type=int, help="train on the first N training examples only")
     p.add_argument("--extra-subnets", type=int)
     p.add_argument("--stage2-lr", type=float, help="stage-2 peak learning rate (default: the preset's lr)")
     p.add_argument("--select-best", choices=("off", "heldout", "dev"),
@@ -40,7 +44,8 @@ def register(sub) -> None:
 def _run(args: argparse.Namespace) -> int:
     from app.pipeline import STAGES, load_config_file, resolve, run_pipeline
     cli = {k: getattr(args, k) for k in ("task", "teacher", "max_length", "seed", "teacher_epochs",
-                                         "stage1_epochs", "stage2_epochs", "extra_subnets", "stage2_lr", "select_best",
+                                         "stage1_epochs", "stage2_epochs", "stage1_steps", "stage2_steps",
+                                         "limit_train", "extra_subnets", "stage2_lr", "select_best",
                                          "augment", "mlm_checkpoint", "scenario", "n_trials", "n_workers")}
     opts = resolve(args.preset, load_config_file(args.config) if args.config else {}, cli)
     only = None

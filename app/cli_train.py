@@ -51,6 +51,21 @@ def _common(p: argparse.ArgumentParser, *, training: bool = True) -> None:
                         "stage's grid sub-networks' metric on the held-out train slice or dev, and end the "
                         "stage on the best weights (the released code does this on dev); default off")
     p.add_argument("--select-every", type=int, default=50, help="steps between selection scores (default 50)")
+    p.add_argument("--padding", choices=("longest", "max_length"), default="longest",
+                   help="training batches padded to their longest example (default) or to --max-length, as "
+                        "the released code (padded positions then count in the hidden-state MSE)")
+    p.add_argument("--adam-eps", choices=("torch", "released"), default="torch",
+                   help="AdamW eps after the bias correction (torch, default) or before it (released code)")
+
+
+def _rewire_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--importance-grads", choices=("per-batch", "cumulative"), default="per-batch",
+                   help="score each batch's gradients (default) or their running sum (the released code never "
+                        "zeroes gradients between importance batches)")
+    p.add_argument("--importance-order", choices=("by-length", "file"), default="by-length",
+                   help="importance batches sorted by length (default) or in file order (released code)")
+    p.add_argument("--importance-batch-size", type=int, default=32,
+                   help="importance batch size (default 32; the released code uses 8)")
 
 
 def _options(args: argparse.Namespace):
@@ -62,9 +77,13 @@ def _options(args: argparse.Namespace):
                   lr=args.lr, warmup_steps=args.warmup_steps, save_every=args.save_every, resume=args.resume,
                   extra_subnets=args.extra_subnets, teacher_width=args.teacher_width, widths=args.widths,
                   depths=args.depths, augment=args.augment, mlm_checkpoint=args.mlm_checkpoint,
-                  limit_train=args.limit_train, select_best=args.select_best, select_every=args.select_every)
+                  limit_train=args.limit_train, select_best=args.select_best, select_every=args.select_every,
+                  padding=args.padding, adam_eps=args.adam_eps)
         if args.augment and not args.mlm_checkpoint:
             raise ValueError("--augment needs --mlm-checkpoint DIR (a masked-LM checkpoint, e.g. bert-base-uncased)")
+    if hasattr(args, "importance_grads"):
+        kw.update(importance_grads=args.importance_grads, importance_order=args.importance_order,
+                  importance_batch_size=args.importance_batch_size)
     return StageOptions(**kw)
 
 
@@ -158,6 +177,7 @@ def register(sub) -> None:
         p.set_defaults(func=_train(stage))
     p = sub.add_parser("rewire", help="importance of heads/neurons and reordering of the teacher")
     _common(p, training=False)
+    _rewire_options(p)
     p.set_defaults(func=_rewire)
     p = sub.add_parser("evaluate", help="dev/test metrics of any sub-network of a stage")
     _common(p, training=False)
