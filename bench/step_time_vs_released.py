@@ -63,10 +63,7 @@ def convert_checkpoint(run_dir: Path, stage: str, out: Path) -> Path:
     model, _ = load_checkpoint(run_dir / stage)
     out.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, out / "pytorch_model.bin")
-    vocab = run_dir / "tokenizer" / "vocab.txt"
-    if not vocab.exists():
-        raise FileNotFoundError(f"{vocab} is missing: the released code needs a WordPiece vocab.txt")
-    shutil.copy(vocab, out / "vocab.txt")
+    write_vocab(run_dir / "tokenizer", out / "vocab.txt")
     a = model.arch
     config = {"vocab_size": a.vocab_size, "hidden_size": a.hidden_size, "num_hidden_layers": a.num_layers,
               "num_attention_heads": a.num_heads, "intermediate_size": a.intermediate_size, "hidden_act": a.hidden_act,
@@ -80,6 +77,20 @@ def convert_checkpoint(run_dir: Path, stage: str, out: Path) -> Path:
                          f"{a.hidden_size})")
     (out / "config.json").write_text(json.dumps(config, indent=2))
     return out
+
+
+def write_vocab(tokenizer_dir: Path, out: Path) -> None:
+    """The WordPiece `vocab.txt` (one token per line, in id order) the released tokenizer reads; our run saves
+    a fast tokenizer (tokenizer.json) without it."""
+    if (tokenizer_dir / "vocab.txt").exists():
+        shutil.copy(tokenizer_dir / "vocab.txt", out)
+        return
+    from elastic.weights import load_tokenizer
+    vocab = load_tokenizer(tokenizer_dir).get_vocab()
+    tokens = sorted(vocab, key=vocab.__getitem__)
+    if [vocab[t] for t in tokens] != list(range(len(tokens))):
+        raise ValueError(f"the vocabulary of {tokenizer_dir} has gaps in its ids: no vocab.txt can represent it")
+    out.write_text("".join(t + "\n" for t in tokens))
 
 
 def released_data(sst2: Path, out: Path, dev_rows: int = 64) -> Path:

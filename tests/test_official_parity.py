@@ -285,3 +285,22 @@ def test_dynamic_padding_changes_the_loss(rg, data_dir, init_state, monkeypatch,
                       in_our_order(batches, 42), 3)
     rel = ((torch.tensor(losses) - torch.tensor(r_losses)).abs() / torch.tensor(r_losses).abs()).max()
     assert rel > RTOL, f"padding to the longest example changed the losses by only {rel:.1e} (relative)"
+
+
+def test_real_sst2_dev_tokenized_like_released(rg, tmp_path):
+    """On the real SST-2 dev set with the embedded teacher's vocabulary, our fast tokenizer gives the released
+    (2019, pure-Python) tokenizer's ids for every sentence (max length 64, as the reference run)."""
+    sst2 = SHARED / "data" / "sst2"
+    if not (sst2 / "dev.tsv").exists():
+        pytest.skip(f"{sst2} is absent")
+    from bench.step_time_vs_released import write_vocab
+    from elastic.weights import default_teacher_path, load_tokenizer
+    write_vocab(default_teacher_path(), tmp_path / "vocab.txt")
+    feats = rg.convert_examples_to_features(rg.processors["sst-2"]().get_dev_examples(str(sst2)),
+                                            rg.BertTokenizer(str(tmp_path / "vocab.txt"), do_lower_case=True),
+                                            label_list=["0", "1"], max_length=64, output_mode="classification")
+    ours = encode_split(load_task(str(sst2)), "dev", load_tokenizer(default_teacher_path()), 64)
+    assert len(feats) == len(ours) == 872
+    bad = [i for i, f in enumerate(feats) if f.input_ids[:sum(f.attention_mask)] != ours.input_ids[i]
+           or f.label != ours.labels[i]]
+    assert not bad, f"{len(bad)} dev sentences tokenized differently, first: {bad[:5]}"
