@@ -116,7 +116,8 @@ def released_step_times(python: Path, stage: StageName, model_dir: Path, data_di
            "--max_seq_length", str(MAX_LEN), "--per_gpu_train_batch_size", str(BATCH), "--learning_rate", "2e-5",
            "--num_train_epochs", "1", "--logging_steps", "1000000", *RELEASED_STAGE_ARGS[stage]]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "CUDA_VISIBLE_DEVICES": ""}  # CPU against CPU: it would take a GPU where one is present
+           "CUDA_VISIBLE_DEVICES": "",  # CPU against CPU: it would take a GPU where one is present
+           "PYTHONDONTWRITEBYTECODE": "1"}  # leave the released folder as it is
     env.pop("PYTHONPATH", None)  # nothing of this project (or its transformers) may leak into its process
     subprocess.run(cmd, check=True, cwd=REF, env=env, stdout=subprocess.DEVNULL)
     ends = json.loads(times.read_text())["step_ends"]

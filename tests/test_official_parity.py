@@ -60,9 +60,12 @@ def _import_released() -> types.ModuleType:
     if "botocore.exceptions" in stubs:
         sys.modules["botocore.exceptions"].ClientError = Exception
     sys.path.insert(0, str(REF))
+    dont_write = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # leave the released folder as it is (no __pycache__)
     try:
         return importlib.import_module("run_glue")
     finally:
+        sys.dont_write_bytecode = dont_write
         sys.path.remove(str(REF))
         sys.modules.pop("run_glue", None)
         for k in [k for k in sys.modules if k == "transformers" or k.startswith("transformers.")]:
