@@ -117,11 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     if not REFERENCE.exists():
         raise SystemExit(f"{REFERENCE} is absent: the released code's grid lives in ../shared/reference")
     torch.set_num_threads(a.threads)
-    load_before, t0 = load_1min(), time.time()
+    load_before, t0, prov = load_1min(), time.time(), provenance()  # the commit that runs, not a later one
     run(a)
     run_record = json.loads((a.run_dir / "run.json").read_text())
     report = build_report(pd.read_csv(a.run_dir / "grid.csv"), run_record, pd.read_csv(REFERENCE))
-    report.update(provenance(), fingerprint=fingerprint(a.threads), wall_seconds=round(time.time() - t0, 1),
+    report.update(prov, fingerprint=fingerprint(a.threads), wall_seconds=round(time.time() - t0, 1),
                   load_before=load_before, load_after=load_1min(), steps_per_stage=a.steps, limit_train=a.limit,
                   teacher_epochs=a.teacher_epochs, seed=a.seed, preset="released", run_dir=str(a.run_dir),
                   stage_seconds=run_record.get("stage_seconds", {}))

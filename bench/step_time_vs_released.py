@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                          "--run-dir of another run)")
     from profiling.fingerprint import fingerprint
     python = ensure_venv(a.venv)
-    load_before, t0 = load_1min(), time.time()
+    load_before, t0, prov = load_1min(), time.time(), provenance()  # the commit that runs, not a later one
     times: dict[str, dict[str, list[float]]] = {s: {"ours": [], "released": []} for s in ("stage1", "stage2")}
     order: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                     times[stage][code] += t
     result = {**summarize(times), "steps_each": a.steps * a.rounds, "steps_per_round": a.steps, "rounds": a.rounds,
               "order": order, "threads": a.threads, "ours_padding": a.ours_padding, "checkpoint": str(a.run_dir / "stage1"),
-              "step_seconds": times, **provenance(), "fingerprint": fingerprint(a.threads),
+              "step_seconds": times, **prov, "fingerprint": fingerprint(a.threads),
               "load_before": load_before, "load_after": load_1min(), "wall_seconds": round(time.time() - t0, 1)}
     write_result(NAME, result, render_md(result), directory=a.out_dir)
     print(f"wrote {a.out_dir / NAME}.json and .md")
