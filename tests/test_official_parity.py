@@ -192,18 +192,24 @@ def in_our_order(batches: list[dict[str, torch.Tensor]], seed: int) -> EncodedSp
                         [tt[:k].tolist() for (_, tt, _, _), k in zip(slots, n)], [s[3] for s in slots], False, 0)
 
 
-def run_ours(monkeypatch, stage: Stage, student, teacher, data: EncodedSplit, steps: int) -> list[float]:
+def run_ours(monkeypatch, stage: Stage, student, teacher, data: EncodedSplit, steps: int, *,
+             pad_to_length: int = MAX_LEN, adam_eps: str = "released", hidden: list[float] | None = None) -> list[float]:
+    """Our `train_stage` at the released recipe (unless told otherwise); every sub-network's loss (and, into
+    `hidden`, its hidden-state MSE term)."""
     import elastic.train as train_mod
     losses: list[float] = []
-    real = train_mod.distillation_loss
+    from elastic.losses import distillation_loss as real  # not train_mod's: an earlier call may have wrapped it
 
     def recording(*a, **k):
         loss, parts = real(*a, **k)
         losses.append(float(loss.detach()))
+        if hidden is not None:
+            hidden.append(parts["hidden"])
         return loss, parts
     monkeypatch.setattr(train_mod, "distillation_loss", recording)
     loop = LoopConfig(total_steps=steps, batch_size=BATCH, lr=LR, seed=42, widths=WIDTHS,
-                      depths=DEPTHS if stage is Stage.STAGE2 else (1.0,), pad_to_length=MAX_LEN, adam_eps="released", log_every=1000)
+                      depths=DEPTHS if stage is Stage.STAGE2 else (1.0,), pad_to_length=pad_to_length, adam_eps=adam_eps,
+                      log_every=1000)
     train_stage(student, teacher, stage, data, loop, is_regression=False, progress=False)
     return losses
 
@@ -250,19 +256,26 @@ def test_rewiring_matches_released(rg, data_dir, init_state):
         torch.testing.assert_close(v, ref_state[k], rtol=1e-5, atol=1e-7, msg=lambda m: f"rewired {k}: {m}")
 
 
-def test_stage1_steps_match_released(rg, data_dir, init_state, monkeypatch, tmp_path):
-    args = released_args(data_dir, tmp_path, "dynabertw")
-    tok = released_tokenizer(rg, data_dir)
+@pytest.fixture(scope="module")
+def released_stage1(rg, data_dir, init_state, tmp_path_factory) -> dict:
+    """The released stage 1 (rewiring included) run once: its start weights, losses, batches and trained model."""
+    args = released_args(data_dir, tmp_path_factory.mktemp("stage1"), "dynabertw")
     student = released_model(rg, init_state)
-    head, ffn = rg.compute_neuron_head_importance(args, student, tok)
+    head, ffn = rg.compute_neuron_head_importance(args, student, released_tokenizer(rg, data_dir))
     rg.reorder_neuron_head(student, head, ffn)
     start = {k: v.clone() for k, v in student.state_dict().items()}
-    r_losses, batches = run_released(rg, monkeypatch, args, student, released_model(rg, init_state))
-    assert len(batches) == 3 and len(r_losses) == 3 * len(WIDTHS)
-    ours = our_model(start)
-    losses = run_ours(monkeypatch, Stage.STAGE1, ours, our_model(init_state), in_our_order(batches, 42), 3)
-    torch.testing.assert_close(torch.tensor(losses), torch.tensor(r_losses), rtol=RTOL, atol=0)
-    assert_same_weights(ours, student, start)
+    with pytest.MonkeyPatch.context() as mp:
+        r_losses, batches = run_released(rg, mp, args, student, released_model(rg, init_state))
+    return {"start": start, "losses": r_losses, "batches": batches, "model": student}
+
+
+def test_stage1_steps_match_released(released_stage1, init_state, monkeypatch):
+    r = released_stage1
+    assert len(r["batches"]) == 3 and len(r["losses"]) == 3 * len(WIDTHS)
+    ours = our_model(r["start"])
+    losses = run_ours(monkeypatch, Stage.STAGE1, ours, our_model(init_state), in_our_order(r["batches"], 42), 3)
+    torch.testing.assert_close(torch.tensor(losses), torch.tensor(r["losses"]), rtol=RTOL, atol=0)
+    assert_same_weights(ours, r["model"], r["start"])
 
 
 def test_stage2_steps_match_released(rg, data_dir, init_state, monkeypatch, tmp_path):
@@ -276,18 +289,25 @@ def test_stage2_steps_match_released(rg, data_dir, init_state, monkeypatch, tmp_
     assert_same_weights(ours, student, init_state)
 
 
-def test_dynamic_padding_changes_the_loss(rg, data_dir, init_state, monkeypatch, tmp_path):
-    """The padding option is not vacuous: padding to the longest example changes the stage-1 losses beyond
-    the parity tolerance (the hidden MSE averages over padded positions too)."""
-    args = released_args(data_dir, tmp_path, "dynabertw")
-    student = released_model(rg, init_state)
-    r_losses, batches = run_released(rg, monkeypatch, args, student, released_model(rg, init_state))
-    import elastic.train as train_mod
-    monkeypatch.setattr(train_mod, "BatchPlan", lambda d, b, s, p: BatchPlan(d, b, s, 0))
-    losses = run_ours(monkeypatch, Stage.STAGE1, our_model(init_state), our_model(init_state),
-                      in_our_order(batches, 42), 3)
-    rel = ((torch.tensor(losses) - torch.tensor(r_losses)).abs() / torch.tensor(r_losses).abs()).max()
-    assert rel > RTOL, f"padding to the longest example changed the losses by only {rel:.1e} (relative)"
+def test_our_defaults_are_not_the_released_recipe(released_stage1, init_state, monkeypatch):
+    """The options are not vacuous: our default padding (to the longest example) changes the hidden-state MSE
+    (the released code averages it over padded positions too), and torch's AdamW eps takes the weights out of
+    the parity tolerance (parameters with tiny gradients move more in the first steps)."""
+    r = released_stage1
+    data = in_our_order(r["batches"], 42)
+    hidden_longest: list[float] = []
+    hidden_max: list[float] = []
+    losses = run_ours(monkeypatch, Stage.STAGE1, our_model(r["start"]), our_model(init_state), data, 3,
+                      pad_to_length=0, hidden=hidden_longest)
+    run_ours(monkeypatch, Stage.STAGE1, our_model(r["start"]), our_model(init_state), data, 3, hidden=hidden_max)
+    assert losses != r["losses"], "padding to the longest example left every loss bit-identical"
+    h_l, h_m = torch.tensor(hidden_longest[len(WIDTHS):]), torch.tensor(hidden_max[len(WIDTHS):])  # after step 1
+    rel = ((h_l - h_m).abs() / h_m.abs()).max()
+    assert rel > 1e-2, f"padding to the longest example changed the hidden-state MSE by only {rel:.1e} (relative)"
+    ours = our_model(r["start"])
+    run_ours(monkeypatch, Stage.STAGE1, ours, our_model(init_state), data, 3, adam_eps="torch")
+    with pytest.raises(AssertionError, match="weight|update"):
+        assert_same_weights(ours, r["model"], r["start"])
 
 
 def test_real_sst2_dev_tokenized_like_released(rg, tmp_path):
