@@ -10,9 +10,9 @@ from app.cli_runtime import add_runtime_args
 # Flags of `dynabert run` that are pipeline options (app/pipeline.py DEFAULTS); every other option is set in a
 # --config file (examples/run.toml lists and explains all of them).
 _OPTION_FLAGS = ("teacher", "max_length", "seed", "batch_size", "lr", "limit_train", "teacher_epochs",
-                 "stage1_epochs", "stage2_epochs", "extra_subnets", "stage2_lr", "select_best", "augment",
-                 "mlm_checkpoint", "scenario", "n_trials", "n_workers", "device", "precision",
-                 "storage", "study_name")
+                 "stage1_epochs", "stage2_epochs", "stage1_steps", "stage2_steps", "extra_subnets", "stage2_lr",
+                 "select_best", "augment", "mlm_checkpoint", "scenario", "n_trials", "n_workers", "device",
+                 "precision", "storage", "study_name")
 
 
 def register(sub) -> None:
@@ -31,7 +31,7 @@ def register(sub) -> None:
     add_task_args(p, default_note="default bbc (embedded)")
     p.add_argument("--preset", default="standard", choices=tuple(PRESETS),
                    help="standard (real work, default), quick (the offline demo: minutes, 640 examples at "
-                        "length 64), or paper (the paper's hyper-parameters)")
+                        "length 64), paper (the paper's hyper-parameters) or released (the released code's recipe)")
     p.add_argument("--config", type=Path, help="TOML or YAML file of pipeline options (see examples/run.toml)")
     p.add_argument("--teacher", help="pretrained HF BERT dir or hub id (default: embedded all-MiniLM-L6-v2)")
     p.add_argument("--max-length", type=int, help="tokens per example")
@@ -42,6 +42,8 @@ def register(sub) -> None:
     p.add_argument("--teacher-epochs", type=float)
     p.add_argument("--stage1-epochs", type=float)
     p.add_argument("--stage2-epochs", type=float)
+    p.add_argument("--stage1-steps", type=int, help="stage-1 optimizer steps (override --stage1-epochs)")
+    p.add_argument("--stage2-steps", type=int, help="stage-2 optimizer steps (override --stage2-epochs)")
     p.add_argument("--extra-subnets", type=int, help="stage 2: also train K random per-layer sub-networks per step")
     p.add_argument("--stage2-lr", type=float, help="stage-2 peak learning rate (default: the preset's lr)")
     p.add_argument("--select-best", choices=SELECT_SPLITS,

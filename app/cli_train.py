@@ -76,6 +76,11 @@ def _training(p: argparse.ArgumentParser, stage: StageName) -> None:
     if "augment" in flags:
         p.add_argument("--augment", type=int, default=0, help="TinyBERT-style augmented copies per example")
         p.add_argument("--mlm-checkpoint", help="masked-LM checkpoint dir for --augment")
+    p.add_argument("--padding", choices=("longest", "max_length"), default="longest",
+                   help="training batches padded to their longest example (default) or to --max-length, as "
+                        "the released code (padded positions then count in the hidden-state MSE)")
+    p.add_argument("--adam-eps", choices=("torch", "released"), default="torch",
+                   help="AdamW eps after the bias correction (torch, default) or before it (released code)")
     p.add_argument("--batching", choices=("random", "length-grouped"), default="random",
                    help="random batches (the released code's) or length-grouped: batches of similar lengths drawn "
                         "from random windows of 50 batches, far fewer padding tokens (default random)")
@@ -96,7 +101,22 @@ def _training(p: argparse.ArgumentParser, stage: StageName) -> None:
 _OPTION_FLAGS = ("teacher", "epochs", "max_steps", "batch_size", "lr", "warmup_steps", "save_every", "resume",
                  "extra_subnets", "teacher_width", "widths", "depths", "augment", "mlm_checkpoint", "limit_train",
                  "select_best", "select_every", "importance_split", "max_length", "seed", "batching",
-                 "hidden_weight", "hard_weight")
+                 "hidden_weight", "hard_weight", "padding", "adam_eps", "importance_grads",
+                 "importance_order", "importance_batch_size")
+
+
+def _rewire_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--importance-grads", choices=("per-batch", "cumulative"), default="per-batch",
+                   help="score each batch's gradients (default) or their running sum (the released code never "
+                        "zeroes gradients between importance batches)")
+    p.add_argument("--importance-order", choices=("by-length", "file"), default="by-length",
+                   help="importance batches sorted by length (default) or in file order (released code)")
+    p.add_argument("--importance-batch-size", type=int, default=32,
+                   help="importance batch size (default 32; the released code uses 8)")
+
+
+def _options(args: argparse.Namespace):
+    from elastic.stages import StageOptions
 
 
 def _options(args: argparse.Namespace):
@@ -205,6 +225,7 @@ def register(sub) -> None:
     p = sub.add_parser("rewire", help="importance of heads/neurons and reordering of the teacher")
     _base(p)
     _importance_split(p)
+    _rewire_options(p)
     p.set_defaults(func=_rewire)
     p = sub.add_parser("evaluate", help="dev/test metrics of any sub-network of a stage")
     add_run_dir(p)

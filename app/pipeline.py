@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "limit_train": None, "extra_subnets": 0, "teacher_width": "full", "importance_split": "train-heldout",
     "augment": 0, "mlm_checkpoint": None, "save_every": 100, "stage2_lr": None, "select_best": "off",
     "select_every": 50, "hard_weight": 0.0, "hidden_weight": None, "batching": "random",
+    "select_every": 50, "stage1_steps": None, "stage2_steps": None, "padding": "longest", "adam_eps": "torch",
+    "importance_grads": "per-batch", "importance_order": "by-length", "importance_batch_size": 32,
     "scenario": "cpu-eager-t2-b1-s128", "n_random": 50, "n_heldout": 50,
     "n_trials": 300, "sampler": "nsga2", "objectives": "metric,latency", "n_workers": 1, "storage": None,
     "study_name": None,
@@ -53,6 +55,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"max_length": 128, "teacher_epochs": 3.0, "stage1_epochs": 1.0, "stage2_epochs": 1.0,
               "importance_split": "dev", "augment": 20, "teacher_width": "full", "select_best": "dev",
               "n_trials": 300},
+    # The released code's own recipe, step for step (tests/test_official_parity.py): lr 2e-5 everywhere, teacher on
+    # all of train, importance on dev (running gradient sums, file order, batch 8), batches padded to max length,
+    # its AdamW eps, teacher at full width, no model selection. Its reference run (--data_aug with a copy of train)
+    # shows every sentence twice per stage: 2 epochs here (SST-2: --stage1-steps/--stage2-steps 433 give its budget).
+    "released": {"max_length": 64, "lr": 2e-5, "teacher_epochs": 3.0, "stage1_epochs": 2.0, "stage2_epochs": 2.0,
+                 "importance_split": "dev", "select_best": "off", "teacher_width": "full", "extra_subnets": 0,
+                 "augment": 0, "padding": "max_length", "adam_eps": "released", "importance_grads": "cumulative",
+                 "importance_order": "file", "importance_batch_size": 8},
 }
 
 
@@ -118,14 +128,16 @@ def stage_argv(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
     lr = o["stage2_lr"] if stage == "stage2" and o["stage2_lr"] is not None else o["lr"]
     train = [*_flag("batch_size", o["batch_size"]), *_flag("lr", lr), *_flag("seed", o["seed"]),
              *_flag("save_every", o["save_every"]), *_flag("limit_train", o["limit_train"]),
-             *(["--resume"] if resume else [])]
+             *_flag("padding", o["padding"]), *_flag("adam_eps", o["adam_eps"]), *(["--resume"] if resume else [])]
     if stage == "teacher":
         return [["train-teacher", *rd, "--task", str(o["task"]), *_flag("text_columns", o["text_columns"]),
                  *_flag("label_column", o["label_column"]), *_flag("teacher", o["teacher"]),
                  *_flag("max_length", o["max_length"]), *_flag("importance_split", o["importance_split"]),
                  *_flag("epochs", o["teacher_epochs"]), *train]]
     if stage == "rewire":
-        return [["rewire", *rd]]
+        return [["rewire", *rd, *_flag("importance_grads", o["importance_grads"]),
+                 *_flag("importance_order", o["importance_order"]),
+                 *_flag("importance_batch_size", o["importance_batch_size"])]]
     if stage in ("stage1", "stage2"):
         extra = [*_flag("augment", o["augment"] or None), *_flag("mlm_checkpoint", o["mlm_checkpoint"])]
         extra += _select_flags(o)
@@ -133,7 +145,8 @@ def stage_argv(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
                   *_flag("hidden_weight", o["hidden_weight"])]
         if stage == "stage2":
             extra += [*_flag("extra_subnets", o["extra_subnets"]), *_flag("teacher_width", o["teacher_width"])]
-        argv = [[f"train-{stage}", *rd, *_flag("epochs", o[f"{stage}_epochs"]), *train, *extra]]
+        steps = _flag("max_steps", o[f"{stage}_steps"])  # steps, when given, override epochs
+        argv = [[f"train-{stage}", *rd, *_flag("epochs", o[f"{stage}_epochs"]), *steps, *train, *extra]]
         if stage == "stage2" and o["stage3"]:
             argv.append(["train-stage3", *rd, *_flag("epochs", o["stage3_epochs"]), *train])
         return argv

@@ -510,7 +510,7 @@ class PadCollator:
 
 def make_loader(encoded: EncodedSplit, batch_size: int, *, shuffle: bool, seed: int = 0,
                 drop_last: bool = False, sampler: Sampler[int] | None = None,
-                num_workers: int = 0) -> DataLoader:
+                num_workers: int = 0, pad_to_length: int = 0) -> DataLoader:
     """Batches with dynamic padding; the order comes from a local generator, never the global RNG.
 
     Args:
@@ -521,6 +521,8 @@ def make_loader(encoded: EncodedSplit, batch_size: int, *, shuffle: bool, seed: 
         drop_last: drop a final smaller batch.
         sampler: e.g. a `DistributedSampler` for DDP; it then decides the order.
         num_workers: DataLoader worker processes.
+        pad_to_length: pad every batch to at least this many tokens (the released code pads to its
+            `max_seq_length`); 0 pads each batch to its longest example.
 
     Returns:
         A DataLoader yielding dicts of `input_ids`, `attention_mask`, `token_type_ids` (long, (B, T))
@@ -533,7 +535,7 @@ def make_loader(encoded: EncodedSplit, batch_size: int, *, shuffle: bool, seed: 
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(encoded, batch_size=batch_size, shuffle=shuffle, sampler=sampler,
                       drop_last=drop_last, num_workers=num_workers, generator=generator,
-                      collate_fn=PadCollator(encoded.pad_token_id, encoded.is_regression))
+                      collate_fn=PadCollator(encoded.pad_token_id, encoded.is_regression, min_width=pad_to_length))
 
 
 # ---------------------------------------------------------------------------------- metrics

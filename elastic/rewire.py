@@ -4,10 +4,14 @@ Head importance (Michel et al. 2019, as DynaBERT): sum over batches of |dL/d gat
 multiplying head h's attention output, hard-label loss, model in eval mode. FFN neuron importance
 (the released DynaBERT code): |sum_k W1[j,k] dW1[j,k] + b1[j] db1[j]| + |sum_k W2[k,j] dW2[k,j]|,
 summed over batches.
+
+The released code never zeroes gradients between importance batches, so its batch b adds
+|g_1 + ... + g_b| (the running sum) instead of |g_b|; `grads="cumulative"` reproduces that, the
+default `"per-batch"` is the formula above.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 import torch
 from tqdm.auto import tqdm
@@ -16,10 +20,13 @@ from elastic.device import CPU_FP32, Runtime
 from elastic.losses import hard_label_loss
 from elastic.model import ElasticBertForSequenceClassification
 
+ImportanceGrads = Literal["per-batch", "cumulative"]
+IMPORTANCE_GRADS: tuple[str, ...] = ("per-batch", "cumulative")
+
 
 def compute_importance(model: ElasticBertForSequenceClassification, batches: Iterable[dict[str, torch.Tensor]],
                        *, is_regression: bool, progress: bool = False, runtime: Runtime = CPU_FP32,
-                       ) -> tuple[torch.Tensor, torch.Tensor, int]:
+                       grads: ImportanceGrads = "per-batch") -> tuple[torch.Tensor, torch.Tensor, int]:
     """Head and FFN-neuron importance accumulated over batches.
 
     Args:
@@ -29,11 +36,15 @@ def compute_importance(model: ElasticBertForSequenceClassification, batches: Ite
         is_regression: MSE instead of cross-entropy.
         progress: show a progress bar.
         runtime: device and precision of the forward passes (the model is moved there; default cpu fp32).
+        grads: "per-batch" scores each batch's own gradients; "cumulative" scores the running sum of
+            the gradients of all batches so far (the released code, which never zeroes them).
 
     Returns:
         (head (L, num_heads), ffn (L, intermediate_size), number of examples seen), in the
         model's current unit order.
     """
+    if grads not in IMPORTANCE_GRADS:
+        raise ValueError(f"grads must be one of {IMPORTANCE_GRADS}, got '{grads}'")
     arch = model.arch
     was_training = model.training
     model.eval()
@@ -43,9 +54,12 @@ def compute_importance(model: ElasticBertForSequenceClassification, batches: Ite
     layers = model.bert.encoder.layer
     runtime.module(model)
     dev = runtime.torch_device
+    gate_grad_sum = torch.zeros(arch.num_layers, arch.num_heads)  # running sum (cumulative mode)
     try:
+        model.zero_grad(set_to_none=True)
         for batch in tqdm(batches, desc="importance", unit="batch", disable=not progress):
-            model.zero_grad(set_to_none=True)
+            if grads == "per-batch":
+                model.zero_grad(set_to_none=True)
             batch = runtime.batch(batch)
             gates = [torch.ones(arch.num_heads, requires_grad=True, device=dev) for _ in range(arch.num_layers)]
             with runtime.autocast():
@@ -54,7 +68,11 @@ def compute_importance(model: ElasticBertForSequenceClassification, batches: Ite
             loss.backward()
             with torch.no_grad():
                 for li, layer in enumerate(layers):
-                    head[li] += gates[li].grad.abs().cpu()
+                    g = gates[li].grad.cpu()
+                    if grads == "cumulative":
+                        gate_grad_sum[li] += g
+                        g = gate_grad_sum[li]
+                    head[li] += g.abs()
                     w1, b1 = layer.intermediate.dense.weight, layer.intermediate.dense.bias  # (F, H), (F,)
                     w2 = layer.output.dense.weight  # (H, F)
                     ffn[li] += ((w1 * w1.grad).sum(dim=1) + b1 * b1.grad).abs().cpu()

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Literal, Optional, Sequence
 
 import pandas as pd
 import torch
@@ -23,11 +23,11 @@ import torch.distributed as dist
 from elastic.config import (GRID_DEPTHS, GRID_WIDTHS, IMPORTANCE_SPLITS, SELECT_SPLITS, ImportanceSplit, SelectSplit,
                             SubnetConfig)
 from elastic.device import CPU_FP32, Runtime, init_distributed
-from elastic.data import EncodedSplit, TaskData, encode_split, load_task
+from elastic.data import EncodedSplit, TaskData, encode_split, load_task, make_loader
 from elastic.evaluate import CostFn, GRID_COLUMNS, evaluate, grid_rows, make_eval_loader
 from elastic.model import ElasticBertForSequenceClassification
-from elastic.rewire import compute_importance, importance_record, rewire
-from elastic.train import (BatchPlan, LoopConfig, Stage, best_dir, rank_world, subnet_name, train_stage,
+from elastic.rewire import ImportanceGrads, IMPORTANCE_GRADS, compute_importance, importance_record, rewire
+from elastic.train import (AdamEps, BatchPlan, LoopConfig, Stage, best_dir, rank_world, subnet_name, train_stage,
                            uniform_plan)
 from elastic.weights import (CheckpointError, META_FILE, default_teacher_path, load_checkpoint, load_hf_bert,
                              load_tokenizer, read_arch, resolve_checkpoint_dir, save_checkpoint)
@@ -36,6 +36,12 @@ REWIRED = "rewired"
 # Stage -> run-dir folder it starts from (student; also the default distillation teacher).
 STAGE_INPUT = {Stage.STAGE1: REWIRED, Stage.STAGE2: Stage.STAGE1.value, Stage.STAGE3: Stage.STAGE2.value}
 MAX_HELDOUT = 1000
+# Training batches padded to their longest example (ours) or to max_length (the released code).
+Padding = Literal["longest", "max_length"]
+PADDINGS: tuple[str, ...] = ("longest", "max_length")
+# Importance batches sorted by length (ours: less padding) or in file order (the released code).
+ImportanceOrder = Literal["by-length", "file"]
+IMPORTANCE_ORDERS: tuple[str, ...] = ("by-length", "file")
 
 
 class RunDirError(ValueError):
@@ -73,8 +79,21 @@ class StageOptions:
     hidden_weight: Optional[float] = None
     hard_weight: float = 0.0
     batching: str = "random"
+    padding: Padding = "longest"
+    adam_eps: AdamEps = "torch"
+    importance_grads: ImportanceGrads = "per-batch"
+    importance_order: ImportanceOrder = "by-length"
+    importance_batch_size: int = 32
     progress: bool = True
     runtime: Runtime = CPU_FP32  # device and precision (the CLI's --device/--precision)
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("padding", PADDINGS), ("importance_grads", IMPORTANCE_GRADS),
+                              ("importance_order", IMPORTANCE_ORDERS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"--{name.replace('_', '-')} must be one of {allowed}, got '{getattr(self, name)}'")
+        if self.importance_batch_size < 1:
+            raise ValueError(f"--importance-batch-size must be >= 1, got {self.importance_batch_size}")
 
 
 def task_columns(run: dict[str, Any], text_columns: Optional[Sequence[str]] = None,
@@ -304,7 +323,8 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
                       seed=prep.seed, save_every=opts.save_every, log_every=opts.log_every,
                       widths=tuple(opts.widths), depths=tuple(opts.depths), extra_subnets=opts.extra_subnets,
                       teacher_width=opts.teacher_width, select_every=opts.select_every if select_loader else 0,
-                      hidden_weight=opts.hidden_weight, hard_weight=opts.hard_weight, batching=opts.batching)
+                      hidden_weight=opts.hidden_weight, hard_weight=opts.hard_weight, batching=opts.batching,
+                      pad_to_length=prep.max_length if opts.padding == "max_length" else 0, adam_eps=opts.adam_eps)
     ckpt = out_dir / "ckpt"
     if (ckpt / "state.json").exists() and not opts.resume:
         raise RunDirError(f"{ckpt} holds an interrupted {stage.value} run: add --resume to continue it, "
@@ -459,9 +479,12 @@ def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]
             raise RunDirError(f"{run_dir} trained its teacher on all of train (no held-out slice was kept): "
                               "use --importance-split dev, or start a new run with --importance-split train-heldout")
         data = prep.heldout
-    loader = make_eval_loader(data, batch_size=32)
+    if opts.importance_order == "file":  # the released code: file order, batches padded to max_length
+        loader = make_loader(data, opts.importance_batch_size, shuffle=False, pad_to_length=prep.max_length)
+    else:
+        loader = make_eval_loader(data, batch_size=opts.importance_batch_size)
     head, ffn, n = compute_importance(model, loader, is_regression=prep.task.is_regression, progress=opts.progress,
-                                      runtime=opts.runtime.check())
+                                      grads=opts.importance_grads, runtime=opts.runtime.check())
     model.cpu()  # rewiring and its no-change check run on the CPU, in fp32
     probe = next(iter(loader))
     model.eval()
@@ -477,7 +500,10 @@ def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]
     (run_dir / "importance.json").write_text(json.dumps(record))
     run = prep.run
     run.setdefault("stage_seconds", {})[REWIRED] = round(time.perf_counter() - t0, 2)
-    run.setdefault("options", {})[REWIRED] = {"importance_split": split, "n_examples": n}
+    run.setdefault("options", {})[REWIRED] = {"importance_split": split, "n_examples": n,
+                                              "importance_grads": opts.importance_grads,
+                                              "importance_order": opts.importance_order,
+                                              "importance_batch_size": opts.importance_batch_size}
     write_run(run_dir, run)
     return {"split": split, "n_examples": n, "max_abs_logit_change": change,
             "seconds": round(time.perf_counter() - t0, 2)}

@@ -53,6 +53,12 @@ Batching = Literal["random", "length-grouped"]
 BATCHINGS: tuple[str, ...] = get_args(Batching)
 MEGABATCH = 50  # length-grouped batching sorts windows of this many batches (as transformers' group_by_length)
 
+# Where AdamW adds eps: "torch" to the bias-corrected sqrt(v) (torch.optim.AdamW); "released" to the raw
+# sqrt(v), as transformers 2.x's AdamW of the released code (a larger effective eps in the first steps).
+AdamEps = Literal["torch", "released"]
+ADAM_EPS_MODES: tuple[str, ...] = ("torch", "released")
+ADAM_EPS = 1e-8
+
 
 class ResumeError(ValueError):
     """A checkpoint that cannot be resumed with the given options."""
@@ -77,6 +83,11 @@ class LoopConfig:
         teacher_width: stage 2: "full" (released code) or "matched" (paper) teacher width.
         select_every: with a selection function, score the model every this many steps (and at the
             last step) and end the stage on the best-scoring weights (0 = keep the last weights).
+        pad_to_length: 0 pads each batch to its longest example (ours); N pads every batch to N tokens,
+            as the released code does (`max_seq_length`): padded positions count in the hidden MSE,
+            so the losses differ.
+        adam_eps: "torch" (torch.optim.AdamW) or "released" (eps added before the bias correction,
+            as transformers 2.x's AdamW: the update of parameters with tiny gradients differs).
     """
 
     total_steps: int
@@ -96,6 +107,8 @@ class LoopConfig:
     hidden_weight: Optional[float] = None
     hard_weight: float = 0.0
     batching: Batching = "random"
+    pad_to_length: int = 0
+    adam_eps: AdamEps = "torch"
 
     def __post_init__(self) -> None:
         if self.total_steps < 1:
@@ -116,6 +129,10 @@ class LoopConfig:
             raise ValueError(f"hard_weight must be >= 0, got {self.hard_weight}")
         if self.select_every < 0:
             raise ValueError(f"select_every must be >= 0, got {self.select_every}")
+        if self.pad_to_length < 0:
+            raise ValueError(f"pad_to_length must be >= 0 (0 = pad to the longest example), got {self.pad_to_length}")
+        if self.adam_eps not in ADAM_EPS_MODES:
+            raise ValueError(f"adam_eps must be one of {ADAM_EPS_MODES}, got '{self.adam_eps}'")
 
 
 @dataclass
@@ -164,6 +181,14 @@ def lr_at(step: int, cfg: LoopConfig) -> float:
     return cfg.lr * max(0.0, (cfg.total_steps - step) / max(1, cfg.total_steps - cfg.warmup_steps))
 
 
+def eps_at(step: int, cfg: LoopConfig, beta2: float) -> float:
+    """AdamW's eps for the update of `step` (0-based). torch divides sqrt(v) by sqrt(1 - beta2^t) and then adds
+    eps; transformers 2.x adds eps first, which equals torch's with eps / sqrt(1 - beta2^t)."""
+    if cfg.adam_eps == "torch":
+        return ADAM_EPS
+    return ADAM_EPS / math.sqrt(1.0 - beta2 ** (step + 1))
+
+
 def rank_world() -> tuple[int, int]:
     """(rank, world size); (0, 1) outside torch.distributed."""
     if dist.is_available() and dist.is_initialized():
@@ -183,16 +208,18 @@ class BatchPlan:
             length (longest first) and cut into batches, and the batches are shuffled: every batch is
             still drawn from a random window, but its examples have similar lengths, so far fewer
             padding tokens are computed (about half on SST-2 at max length 64).
+        pad_to_length: pad every batch to at least this many tokens (the released code pads to max length).
     """
 
-    def __init__(self, data: EncodedSplit, batch_size: int, seed: int, batching: Batching = "random") -> None:
+    def __init__(self, data: EncodedSplit, batch_size: int, seed: int, batching: Batching = "random",
+                 pad_to_length: int = 0) -> None:
         if len(data) == 0:
             raise ValueError("the training split is empty")
         if batching not in BATCHINGS:
             raise ValueError(f"batching must be one of {BATCHINGS}, got '{batching}'")
         self.data, self.batch_size, self.seed, self.batching = data, batch_size, seed, batching
         self.steps_per_epoch = math.ceil(len(data) / batch_size)
-        self.collate = PadCollator(data.pad_token_id, data.is_regression)
+        self.collate = PadCollator(data.pad_token_id, data.is_regression, min_width=pad_to_length)
         self._epoch: tuple[int, list[list[int]]] | None = None
 
     def _batches(self, epoch: int) -> list[list[int]]:
@@ -216,7 +243,7 @@ class BatchPlan:
         return list(self._epoch[1][b])
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
-        """The global batch of `step`, padded to its longest example."""
+        """The global batch of `step`, padded to its longest example (or to `pad_to_length`)."""
         return self.collate([self.data[i] for i in self.indices(step)])
 
 
@@ -530,10 +557,10 @@ def train_stage(student: ElasticBertForSequenceClassification,
     rng = random.Random(loop.seed)
     runtime.module(student, teacher)
     amp = runtime.amp()
-    batches = BatchPlan(data, loop.batch_size, loop.seed, loop.batching)
+    batches = BatchPlan(data, loop.batch_size, loop.seed, loop.batching, loop.pad_to_length)
     params = [p for p in student.parameters() if p.requires_grad]
     weights = loss_weights(stage, loop)
-    optimizer = torch.optim.AdamW(params, lr=loop.lr, weight_decay=loop.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=loop.lr, weight_decay=loop.weight_decay, eps=ADAM_EPS)
     if teacher is not None:
         teacher.eval()
         for p in teacher.parameters():
@@ -557,6 +584,7 @@ def train_stage(student: ElasticBertForSequenceClassification,
             scale = local["input_ids"].shape[0] / gbatch["input_ids"].shape[0]
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(step, loop)
+                g["eps"] = eps_at(step, loop, g["betas"][1])
             optimizer.zero_grad(set_to_none=True)
             last = run_step(student, teacher, local, plan, stage, is_regression=is_regression, scale=scale,
                             weights=weights, amp=amp)

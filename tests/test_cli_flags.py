@@ -122,7 +122,7 @@ def test_one_flag_name_per_idea():
 def test_preset_has_choices_and_real_work_is_the_default():
     p = _subparsers()["run"]
     preset = next(a for a in p._actions if "--preset" in a.option_strings)
-    assert set(preset.choices) == {"quick", "standard", "paper"} and preset.default == "standard"
+    assert set(preset.choices) == {"quick", "standard", "paper", "released"} and preset.default == "standard"
     with pytest.raises(SystemExit):
         p.parse_args(["--run-dir", "r", "--preset", "fast"])
     assert "--preset quick" in (ROOT / "Makefile").read_text()  # the demo asks for the demo preset itself

@@ -1,0 +1,119 @@
+"""The `released` preset (the released code's recipe as named options) and its two benches' reports."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from app.pipeline import resolve, stage_argv
+from elastic.stages import StageOptions
+from elastic.train import LoopConfig, eps_at
+
+
+def _argv(stage: str, **cli) -> list[str]:
+    (argv,) = stage_argv(stage, Path("runs/x"), resolve("released", {}, cli), resume=False)
+    return argv
+
+
+def _value(argv: list[str], flag: str) -> str:
+    assert flag in argv, f"{flag} missing from {argv}"
+    return argv[argv.index(flag) + 1]
+
+
+def test_released_preset_sets_the_released_recipe() -> None:
+    teacher = _argv("teacher", task="sst2")
+    assert _value(teacher, "--importance-split") == "dev"  # importance on dev: the teacher trains on all of train
+    assert _value(teacher, "--max-length") == "64" and _value(teacher, "--lr") == "2e-05"
+    rewire = _argv("rewire")
+    assert (_value(rewire, "--importance-grads"), _value(rewire, "--importance-order"),
+            _value(rewire, "--importance-batch-size")) == ("cumulative", "file", "8")
+    for stage in ("stage1", "stage2"):
+        argv = _argv(stage, stage1_steps=433, stage2_steps=433)
+        assert _value(argv, "--max-steps") == "433" and _value(argv, "--lr") == "2e-05"
+        assert _value(argv, "--padding") == "max_length" and _value(argv, "--adam-eps") == "released"
+        assert "--select-best" not in argv and "--augment" not in argv
+    assert _value(_argv("stage2"), "--teacher-width") == "full"
+    assert "--max-steps" not in _argv("stage1")  # without steps, the preset's epochs apply
+    assert _value(_argv("stage1"), "--epochs") == "2.0"
+
+
+def test_cli_options_reach_stage_options() -> None:
+    from app.cli import build_parser
+    from app.cli_train import _options
+    args = build_parser().parse_args(["train-stage1", "--run-dir", "r", "--padding", "max_length", "--adam-eps", "released"])
+    opts = _options(args)
+    assert (opts.padding, opts.adam_eps) == ("max_length", "released")
+    args = build_parser().parse_args(["rewire", "--run-dir", "r", "--importance-grads", "cumulative",
+                                      "--importance-order", "file", "--importance-batch-size", "8"])
+    opts = _options(args)
+    assert (opts.importance_grads, opts.importance_order, opts.importance_batch_size) == ("cumulative", "file", 8)
+
+
+def test_bad_released_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="padding"):
+        StageOptions(padding="max")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="importance-batch-size"):
+        StageOptions(importance_batch_size=0)
+    with pytest.raises(ValueError, match="adam_eps"):
+        LoopConfig(total_steps=1, adam_eps="tf")  # type: ignore[arg-type]
+
+
+def test_released_eps_is_eps_before_bias_correction() -> None:
+    loop = LoopConfig(total_steps=3, adam_eps="released")
+    assert eps_at(0, loop, 0.999) == pytest.approx(1e-8 / (1 - 0.999) ** 0.5)
+    assert eps_at(0, LoopConfig(total_steps=3), 0.999) == 1e-8
+
+
+def _reference(path: Path) -> Path:
+    rows = [("stage2", w, d, 80.0 + w, 81.0 + d) for d in (1.0, 0.75, 0.5) for w in (1.0, 0.75, 0.5, 0.25)]
+    pd.DataFrame(rows, columns=["stage", "width_mult", "depth_mult", "dev_acc", "test_acc"]).to_csv(path, index=False)
+    return path
+
+
+def test_released_recipe_bench_writes_its_keys(tmp_path, monkeypatch) -> None:
+    import bench.sst2_released_recipe as bench
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    grid = [{"stage": "stage2", "width_mult": w, "depth_mult": d, "dev_acc": 80.0 + w, "test_acc": 81.5 + d - (w == 0.25)}
+            for d in (1.0, 0.75, 0.5) for w in (1.0, 0.75, 0.5, 0.25)]
+    pd.DataFrame(grid).to_csv(run_dir / "grid.csv", index=False)
+    (run_dir / "run.json").write_text(json.dumps({"teacher_metrics": {"dev": {"accuracy": 86.0},
+                                                                       "test": {"accuracy": 87.0}}}))
+    monkeypatch.setattr(bench, "REFERENCE", _reference(tmp_path / "ref.csv"))
+    monkeypatch.setattr(bench, "run", lambda a: None)  # the training itself is the pipeline's (tested elsewhere)
+    assert bench.main(["--run-dir", str(run_dir), "--out-dir", str(tmp_path / "out"), "--steps", "3"]) == 0
+    r = json.loads((tmp_path / "out" / "sst2_released_recipe.json").read_text())
+    for key in ("grid", "teacher", "mean_abs_test_diff", "min_test_diff", "commit", "dirty", "command", "fingerprint",
+                "wall_seconds", "load_before", "load_after"):
+        assert key in r, key
+    assert len(r["grid"]) == 12 and set(r["grid"][0]) == {
+        "width_mult", "depth_mult", "ours_dev_acc", "ours_test_acc", "released_dev_acc", "released_test_acc"}
+    assert r["teacher"] == {"dev_acc": 86.0, "test_acc": 87.0}
+    assert r["min_test_diff"] == pytest.approx(-0.5) and r["mean_abs_test_diff"] == pytest.approx(0.5)
+    assert "NOT comparable" in (tmp_path / "out" / "sst2_released_recipe.md").read_text()
+
+
+def test_step_time_report_and_checkpoint_conversion(tmp_path, tiny_model) -> None:
+    from bench.step_time_vs_released import convert_checkpoint, render_md, summarize
+    from elastic.weights import save_checkpoint
+    s = summarize({"stage1": {"ours": [1.0, 2.0, 3.0], "released": [4.0, 4.0]},
+                   "stage2": {"ours": [3.0], "released": [6.0, 6.0, 7.0]}})
+    assert s["stage1_ms"] == {"ours": 2000.0, "released": 4000.0} and s["stage1_ratio"] == 0.5
+    assert s["stage2_ratio"] == 0.5
+    md = render_md({**s, "command": "c", "commit": "abc", "dirty": False, "threads": 2, "load_before": 1.0,
+                    "load_after": 1.0, "wall_seconds": 1.0, "fingerprint": {"cpu": "x"}, "checkpoint": "k", "rounds": 2,
+                    "order": ["ours", "released"], "steps_per_round": 3, "steps_each": 6, "ours_padding": "longest"})
+    assert "| stage2 | 12 | 3000 | 6000 | 0.500 |" in md and "Smoke size" in md
+    run = tmp_path / "run"
+    save_checkpoint(tiny_model, run / "stage1")
+    (run / "tokenizer").mkdir()
+    (run / "tokenizer" / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    out = convert_checkpoint(run, "stage1", tmp_path / "released")
+    state = torch.load(out / "pytorch_model.bin", weights_only=True)
+    assert set(state) == set(tiny_model.state_dict())  # bert.* / classifier.* keys
+    assert all(k.startswith(("bert.", "classifier.")) for k in state)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["num_attention_heads"] == 4 and cfg["num_labels"] == 3 and cfg["output_intermediate"] is False
