@@ -1,63 +1,151 @@
-"""results/pipeline_quick.{json,md} from a finished `dynabert run` directory (the demo's, by default).
+"""results/pipeline_quick.{json,md}: `make demo` on a fresh clone, timed and reported by this script.
 
-Usage: python bench/pipeline_quick.py [--run-dir runs/demo] [--setup-seconds S] [--command "make demo"]
-The stage timings are those `dynabert run` recorded in <run>/pipeline.json while it worked.
+    python -m bench.pipeline_quick                 # clone HEAD into a temporary folder, time `make install`
+                                                   # (set-up) and `make demo-run` (the pipeline), then report
+    python -m bench.pipeline_quick --run-dir runs/demo   # report an existing demo run (no set-up time)
+
+Every figure comes from the run: the stage timings `dynabert run` recorded in pipeline.json, the stage-2
+grid and the baselines of the same harness (test accuracy and MACs), and the demo's two targets checked on
+them (issue 14): no baseline dominates the grid (each grid point's test accuracy >= that of every baseline
+with MACs no larger than it, minus 1.0) and (w0.25, d0.5) >= 85.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import os
+import shutil
+import subprocess
+import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import fingerprint, write_result  # noqa: E402
+from bench.common import RESULTS, fingerprint, load_1min, provenance, write_result
+
+ROOT = RESULTS.parent
+DOMINANCE_MARGIN = 1.0  # accuracy points a baseline may lead by before it counts as dominating
+SMALLEST_TARGET = 85.0  # (w0.25, d0.5) test accuracy on BBC News
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run-dir", type=Path, default=Path("runs/demo"))
-    ap.add_argument("--setup-seconds", type=float, help="venv + install time measured around the command")
-    ap.add_argument("--wall-seconds", type=float, help="wall-clock of the whole command, set-up included")
-    ap.add_argument("--command", default="make demo")
-    args = ap.parse_args()
-    rec = json.loads((args.run_dir / "pipeline.json").read_text())
-    trials = pd.read_csv(args.run_dir / "trials.csv")
-    pareto = pd.read_csv(args.run_dir / "pareto.csv")
-    grid = pd.read_csv(args.run_dir / "grid.csv")
+def demo_targets(grid: list[dict[str, Any]], baselines: list[dict[str, Any]]) -> dict[str, Any]:
+    """Check the demo's targets on stage-2 grid rows and baseline rows ({macs, test_acc, ...}).
+
+    Returns:
+        {"dominated": [grid points a cheaper-or-equal baseline beats by more than the margin, with it],
+         "smallest_test_acc": (w0.25, d0.5) accuracy, "met": both targets hold}.
+    """
+    dominated = []
+    for g in grid:
+        for b in baselines:
+            if b["macs"] <= g["macs"] and b["test_acc"] > g["test_acc"] + DOMINANCE_MARGIN:
+                dominated.append({"width_mult": g["width_mult"], "depth_mult": g["depth_mult"],
+                                  "test_acc": g["test_acc"], "baseline": b["name"], "baseline_test_acc": b["test_acc"]})
+    smallest = next((g["test_acc"] for g in grid if g["width_mult"] == 0.25 and g["depth_mult"] == 0.5), None)
+    return {"dominated": dominated, "smallest_test_acc": smallest,
+            "met": not dominated and smallest is not None and smallest >= SMALLEST_TARGET}
+
+
+def report(run_dir: Path, *, command: str, setup_seconds: float | None, wall_seconds: float | None,
+           load_before: float | None, extra: dict[str, Any]) -> dict[str, Any]:
+    """Write results/pipeline_quick.{json,md} from a finished demo run directory."""
+    rec = json.loads((run_dir / "pipeline.json").read_text())
+    trials = pd.read_csv(run_dir / "trials.csv")
+    pareto = pd.read_csv(run_dir / "pareto.csv")
+    grid = pd.read_csv(run_dir / "grid.csv")
     s2 = grid[grid["stage"] == "stage2"]
+    teacher = grid[grid["stage"] == "teacher"]
+    base = pd.read_csv(run_dir / "baselines.csv") if (run_dir / "baselines.csv").exists() else pd.DataFrame()
     knee = pareto[pareto["knee"].astype(str).str.lower().isin(["true", "1"])]
-    data = {"total_seconds": rec["total_seconds"], "stage_seconds": rec["stage_seconds"],
+    grid_rows = [{"width_mult": float(r.width_mult), "depth_mult": float(r.depth_mult), "macs": int(r.macs),
+                  "dev_acc": round(float(r.dev_metric), 2), "test_acc": round(float(r.test_metric), 2)}
+                 for r in s2.itertuples()]
+    base_rows = [{"name": str(r.name), "recipe": str(r.recipe), "macs": int(r.macs),
+                  "test_acc": round(float(r.test_metric), 2)} for r in base.drop_duplicates("name").itertuples()]
+    data = {**provenance(), **extra, "fingerprint": fingerprint(), "load_before": load_before,
+            "load_after": load_1min(), "total_seconds": rec["total_seconds"], "stage_seconds": rec["stage_seconds"],
+            "setup_seconds": setup_seconds, "wall_seconds": wall_seconds,
             "n_trials": int(len(trials)), "pareto_size": int(len(pareto)),
-            "setup_seconds": args.setup_seconds, "wall_seconds": args.wall_seconds,
             "preset": rec["options"].get("preset"), "task": rec["options"].get("task"),
-            "teacher_dev_metric": float(grid[grid["stage"] == "teacher"]["dev_metric"].iloc[0])
-            if (grid["stage"] == "teacher").any() else None,
-            "grid_stage2_dev_metric": {f"{r.width_mult}x{r.depth_mult}": round(float(r.dev_metric), 2)
-                                       for r in s2.itertuples()},
+            "recipe": {k: rec["options"].get(k) for k in ("lr", "stage2_lr", "hard_weight", "hidden_weight",
+                                                            "stage1_epochs", "stage2_epochs", "limit_train")},
+            "teacher_dev_metric": float(teacher["dev_metric"].iloc[0]) if len(teacher) else None,
+            "teacher_test_metric": float(teacher["test_metric"].iloc[0]) if len(teacher) else None,
+            "grid": grid_rows, "baselines": base_rows, "targets": demo_targets(grid_rows, base_rows),
             "knee": knee.iloc[0][["config_json", "dev_metric", "test_metric", "latency_measured_ms"]].to_dict()
-            if len(knee) else None,
-            "fingerprint": fingerprint()}
-    rows = "\n".join(f"| {k} | {v:.0f} |" for k, v in rec["stage_seconds"].items())
-    md = f"""# Quick pipeline (`{args.command}`) on the embedded default
+            if len(knee) else None}
+    piv = s2.pivot(index="width_mult", columns="depth_mult", values="test_metric").sort_index(ascending=False)
+    table = "| width \\ depth | " + " | ".join(str(d) for d in piv.columns) + " |\n|---|" + "---|" * len(piv.columns)
+    table += "".join(f"\n| {w} | " + " | ".join(f"{v:.1f}" for v in piv.loc[w]) + " |" for w in piv.index)
+    brows = "\n".join(f"| {b['name']} | {b['macs'] / 1e6:.0f} | {b['test_acc']:.1f} |" for b in base_rows)
+    t = data["targets"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.0f}"  # noqa: E731
+    md = f"""# Quick pipeline (`{command}`) on the embedded default
 
-Task {data['task']} (BBC News, 5 classes), teacher all-MiniLM-L6-v2, preset {data['preset']}.
-Whole command wall-clock {args.wall_seconds or float('nan'):.0f} s, of which set-up (venv + install)
-{args.setup_seconds or float('nan'):.0f} s; pipeline stages {data['total_seconds']:.0f} s.
+Commit `{data['commit'][:12]}`{' (dirty tree)' if data['dirty'] else ''}. Task {data['task']} (BBC News, 5 classes),
+teacher all-MiniLM-L6-v2, preset {data['preset']} (recipe {data['recipe']}).
+Whole command {fmt(wall_seconds)} s, of which set-up (venv + install) {fmt(setup_seconds)} s; pipeline stages
+{data['total_seconds']:.0f} s: {', '.join(f"{k} {v:.0f} s" for k, v in rec['stage_seconds'].items())}.
+1-minute load average {load_before} before, {data['load_after']} after (2 cores).
 
-| stage | seconds |
-|---|---|
-{rows}
+Teacher test {data['teacher_test_metric']:.1f}. Stage-2 grid, test accuracy (%):
 
+{table}
+
+Baselines of the same harness (MACs in millions at the demo's length):
+
+| baseline | MACs (M) | test (%) |
+|---|---|---|
+{brows}
+
+Targets: no baseline dominates the grid by more than {DOMINANCE_MARGIN} point
+({'none does' if not t['dominated'] else f"dominated: {t['dominated']}"}); (w0.25, d0.5) test
+{t['smallest_test_acc']} >= {SMALLEST_TARGET}: {'met' if t['met'] else 'NOT met'}.
 Search: {data['n_trials']} trials, Pareto front of {data['pareto_size']} points. Knee: {data['knee']}.
-Machine: {data['fingerprint']['cpu']}, {data['fingerprint']['logical_cores']} logical cores,
-torch {data['fingerprint']['torch']}, 1-min load average {data['fingerprint'].get('load_avg_1min')}.
+Machine: {data['fingerprint']['cpu']}, torch {data['fingerprint']['torch']}.
 """
     write_result("pipeline_quick", data, md)
-    print(json.dumps({k: data[k] for k in ("total_seconds", "n_trials", "pareto_size")}))
+    return data
+
+
+def fresh_clone_demo(keep: bool) -> tuple[Path, float, float]:
+    """Clone HEAD, `make install` then `make demo-run` in the clone; (run dir, set-up s, pipeline s)."""
+    tmp = Path(tempfile.mkdtemp(prefix="demo-clone-"))
+    clone = tmp / "repo"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    t0 = time.perf_counter()
+    subprocess.run(["make", "install"], cwd=clone, check=True, env=env)
+    setup = time.perf_counter() - t0
+    subprocess.run(["make", "demo-run"], cwd=clone, check=True, env=env)
+    run_dir = clone / "runs" / "demo"
+    if not keep:  # keep only the run directory, beside the repository's own runs/
+        dest = ROOT / "runs" / "demo_fresh_clone"
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(run_dir, dest)
+        shutil.rmtree(tmp, ignore_errors=True)
+        run_dir = dest
+    return run_dir, setup, time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run-dir", type=Path, help="report this finished demo run instead of running a fresh clone")
+    ap.add_argument("--keep-clone", action="store_true", help="leave the temporary clone (and its venv) on disk")
+    args = ap.parse_args(argv)
+    load_before = load_1min()
+    if args.run_dir is not None:
+        data = report(args.run_dir, command=f"dynabert run (reported from {args.run_dir})", setup_seconds=None,
+                      wall_seconds=None, load_before=load_before, extra={})
+    else:
+        run_dir, setup, wall = fresh_clone_demo(args.keep_clone)
+        data = report(run_dir, command="make install && make demo-run (fresh clone)", setup_seconds=round(setup, 1),
+                      wall_seconds=round(wall, 1), load_before=load_before, extra={})
+    print(json.dumps({k: data[k] for k in ("total_seconds", "wall_seconds", "targets")}, default=str))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
