@@ -16,7 +16,6 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from app.cli_baselines import INT8_RUNTIMES, Int8Runtime, TinyBudget
 from app.cli_runtime import runtime_from_args
 from elastic.baselines import (DistilWeights, Objective, Recipe, TinyWeights, append_baselines, make_projection,
                                train_baseline)
@@ -26,6 +25,7 @@ from elastic.device import CPU_FP32, Runtime
 from elastic.evaluate import evaluate
 from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
+from elastic.options import INT8_RUNTIMES, Int8Runtime, TinyBudget
 from elastic.students import (Student, checkpoint_student, distilbert_layers, distilbert_student, subnet_student)
 from elastic.train import BatchPlan, LoopConfig, best_dir
 

@@ -10,31 +10,13 @@ each `--scenario`.
 from __future__ import annotations
 
 import argparse
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 from app.cli_runtime import add_runtime_args
+from elastic.options import INT8_RUNTIMES, TinyBudget
 
 RECIPE_CHOICES = ("distilbert", "tinybert", "int8", "dynabert_int8", "all")
-
-
-class TinyBudget(str, Enum):
-    """How TinyBERT's two phases share the budget: each gets one stage's steps (as DynaBERT's two stages),
-    or they split one stage's steps in half."""
-
-    PER_PHASE = "per-phase"
-    SPLIT = "split"
-
-
-class Int8Runtime(str, Enum):
-    """Runtimes of dynamic INT8 (the profiling scenario runtimes of the same names)."""
-
-    EAGER = "eager-int8"
-    ORT = "ort-int8"
-
-
-INT8_RUNTIMES = tuple(r.value for r in Int8Runtime)
 
 
 def _ints(text: str) -> tuple[int, ...]:
