@@ -210,7 +210,7 @@ def _trained(ctx: _Ctx, name: str, student: Student, phases: list[tuple[Objectiv
         info = json.loads((out / "done.json").read_text())
         done, selected_on = int(info["steps"]), info.get("select_best", "off")
         if done != total or selected_on != ctx.opts.select_best:
-            from elastic.stages import RunDirError
+            from elastic.rundir import RunDirError
             raise RunDirError(f"{out} was trained for {done} steps with --select-best {selected_on}, this command "
                               f"asks for {total} steps with --select-best {ctx.opts.select_best}: pass the same "
                               "budget (--max-steps/--epochs) and selection to reuse it, or delete that folder to retrain")
@@ -271,7 +271,7 @@ def run_tinybert(ctx: _Ctx) -> list[dict[str, Any]]:
         name = "tinybert-init-" + Path(ctx.opts.student_init).name
     else:
         if not ctx.rewired:
-            from elastic.stages import RunDirError
+            from elastic.rundir import RunDirError
             raise RunDirError(f"{ctx.run_dir} is not rewired yet: the TinyBERT student keeps the most important "
                               f"heads and neurons; run `dynabert rewire --run-dir {ctx.run_dir}` first "
                               "(or give --student-init)")
@@ -304,8 +304,8 @@ def run_int8(ctx: _Ctx) -> list[dict[str, Any]]:
 
 
 def run_dynabert_int8(ctx: _Ctx) -> list[dict[str, Any]]:
-    from elastic.stages import _stage_dir_model
-    model = _stage_dir_model(ctx.run_dir, ctx.opts.dynabert_stage, ctx.prep.task.num_labels)
+    from elastic.stages import load_stage_model
+    model = load_stage_model(ctx.run_dir, ctx.opts.dynabert_stage, ctx.prep.task.num_labels)
     points = ctx.opts.dynabert_points or tuple((w, d) for w, d, _ in grid(model.arch))
     rows = []
     for w, d in points:
@@ -329,14 +329,14 @@ def run_baselines(run_dir: str | Path, opts: BaselineOptions) -> list[dict[str, 
     Returns:
         The rows written (dicts with `elastic.baselines.BASELINE_COLUMNS`).
     """
-    from elastic.stages import REWIRED, StageOptions, _stage_dir_model, prepare, read_run
+    from elastic.stages import REWIRED, StageOptions, load_stage_model, prepare, read_run
     from profiling.latency import LatencyCache
     run_dir = Path(run_dir)
     prep = prepare(run_dir, StageOptions(progress=opts.progress))
     # The rewired teacher computes the same function as teacher/ with heads/neurons ordered by importance;
     # DistilBERT and INT8 can use teacher/ while rewiring has not run, a cut TinyBERT student cannot.
     rewired = (run_dir / REWIRED / "elastic_config.json").exists()
-    teacher = _stage_dir_model(run_dir, REWIRED if rewired else "teacher", prep.task.num_labels)
+    teacher = load_stage_model(run_dir, REWIRED if rewired else "teacher", prep.task.num_labels)
     spe = BatchPlan(prep.train, opts.batch_size, prep.seed).steps_per_epoch
     run = read_run(run_dir)
     cache = LatencyCache(run_dir / "baselines" / "latency_cache.jsonl")

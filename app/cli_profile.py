@@ -53,6 +53,7 @@ def register(sub) -> None:
 
 def load_model_for_profile(run_dir: Path, checkpoint: str, teacher: str | None):
     """(elastic model, description of where it came from)."""
+    from elastic.rundir import find_stage, read_run
     from elastic.weights import load_checkpoint, load_default_teacher, load_hf_bert
 
     if checkpoint not in ("auto", *CHECKPOINT_CHOICES):
@@ -62,13 +63,12 @@ def load_model_for_profile(run_dir: Path, checkpoint: str, teacher: str | None):
                              "nor a checkpoint directory")
         return load_checkpoint(path)[0], str(path)
     names = AUTO_CHECKPOINTS if checkpoint == "auto" else (checkpoint,)
-    for name in names:
-        if (run_dir / name / "elastic_config.json").exists():
-            return load_checkpoint(run_dir / name)[0], str(run_dir / name)
+    found = find_stage(run_dir, names, finished=False)
+    if found is not None:
+        return load_checkpoint(found[1])[0], str(found[1])
     if checkpoint != "auto":
         raise FileNotFoundError(f"{run_dir / checkpoint} holds no checkpoint; train that stage first "
                                 "or drop --checkpoint to use the latest one")
-    from elastic.stages import read_run
     run = read_run(run_dir)
     labels = int(run.get("task", {}).get("num_labels", 2))
     if teacher:

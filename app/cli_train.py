@@ -125,7 +125,7 @@ def cost_fn_for(run_dir: Path, max_length: int):
     except ImportError:
         return None
     from elastic.config import BertArch
-    from elastic.stages import read_run
+    from elastic.rundir import META_FILE, REWIRED, TEACHER, find_stage, read_run
 
     arch_holder: dict[str, Any] = {}
 
@@ -133,11 +133,9 @@ def cost_fn_for(run_dir: Path, max_length: int):
         # The architecture is read lazily: the teacher checkpoint exists only once its stage has run.
         if "arch" not in arch_holder:
             arch_holder["num_labels"] = int(read_run(run_dir).get("task", {}).get("num_labels", 2))
-            for d in ("teacher", "rewired"):
-                f = run_dir / d / "elastic_config.json"
-                if f.exists():
-                    arch_holder["arch"] = BertArch.from_dict(json.loads(f.read_text())["arch"])
-                    break
+            found = find_stage(run_dir, (TEACHER, REWIRED), finished=False)
+            if found is not None:
+                arch_holder["arch"] = BertArch.from_dict(json.loads((found[1] / META_FILE).read_text())["arch"])
         arch, num_labels = arch_holder["arch"], arch_holder["num_labels"]
         return {"macs": int(analytic_macs(arch, cfg, max_length, num_labels=num_labels)),
                 "params": int(param_count(arch, cfg, num_labels))}

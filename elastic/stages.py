@@ -27,19 +27,16 @@ from elastic.data import EncodedSplit, TaskData, encode_split, load_task
 from elastic.evaluate import CostFn, GRID_COLUMNS, evaluate, grid_rows, make_eval_loader
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.rewire import compute_importance, importance_record, rewire
+from elastic.rundir import REWIRED, RunDirError, find_stage, read_run  # noqa: F401  (re-exported)
+from elastic.rundir import write_run as _write_run_json
 from elastic.train import (BatchPlan, LoopConfig, Stage, best_dir, rank_world, subnet_name, train_stage,
                            uniform_plan)
 from elastic.weights import (CheckpointError, META_FILE, default_teacher_path, load_checkpoint, load_hf_bert,
                              load_tokenizer, read_arch, resolve_checkpoint_dir, save_checkpoint)
 
-REWIRED = "rewired"
 # Stage -> run-dir folder it starts from (student; also the default distillation teacher).
 STAGE_INPUT = {Stage.STAGE1: REWIRED, Stage.STAGE2: Stage.STAGE1.value, Stage.STAGE3: Stage.STAGE2.value}
 MAX_HELDOUT = 1000
-
-
-class RunDirError(ValueError):
-    """A run directory that does not fit the command (other task, missing stage, ...)."""
 
 
 @dataclass
@@ -86,23 +83,11 @@ def task_columns(run: dict[str, Any], text_columns: Optional[Sequence[str]] = No
 
 
 # ---- run.json ----------------------------------------------------------------------------------
-def read_run(run_dir: Path) -> dict[str, Any]:
-    f = run_dir / "run.json"
-    if not f.exists():
-        return {}
-    try:
-        return json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise RunDirError(f"{f} is not valid JSON ({e}); fix or delete it") from None
-
-
 def write_run(run_dir: Path, run: dict[str, Any]) -> None:
+    """Write run.json from rank 0 only (every rank of a multi-process run holds the same record)."""
     if rank_world()[0] != 0:
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "run.json.tmp"
-    tmp.write_text(json.dumps(run, indent=2, default=str))
-    os.replace(tmp, run_dir / "run.json")
+    _write_run_json(run_dir, run)
 
 
 @dataclass
@@ -210,12 +195,17 @@ def check_compatible(student: ElasticBertForSequenceClassification,
         raise CheckpointError(f"teacher {teacher_path} has {teacher.num_labels} labels, the student {student.num_labels}")
 
 
-def _stage_dir_model(run_dir: Path, name: str, num_labels: int) -> ElasticBertForSequenceClassification:
-    d = run_dir / name
-    if not (d / "done.json").exists() and name != REWIRED or not (d / META_FILE).exists():
+def load_stage_model(run_dir: Path, name: str, num_labels: int) -> ElasticBertForSequenceClassification:
+    """The finished checkpoint of stage folder `name` (`teacher`, `rewired`, `stage1`, ...) of a run.
+
+    Raises:
+        RunDirError: the stage has not finished (its message says which command makes it).
+    """
+    found = find_stage(run_dir, (name,))
+    if found is None:
         raise RunDirError(f"{run_dir} has no finished '{name}' stage; run it first "
                           f"(dynabert {'rewire' if name == REWIRED else 'train-' + name} --run-dir {run_dir})")
-    return load_any(d, num_labels)
+    return load_any(found[1], num_labels)
 
 
 # ---- stages ------------------------------------------------------------------------------------
@@ -283,14 +273,14 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
         prep.run["teacher"] = teacher_src
     else:
         prep = prepare(run_dir, opts)
-        student = _stage_dir_model(run_dir, STAGE_INPUT[stage], prep.task.num_labels)
+        student = load_stage_model(run_dir, STAGE_INPUT[stage], prep.task.num_labels)
         teacher = None
         if stage in (Stage.STAGE1, Stage.STAGE2):
             if opts.teacher:
                 teacher = load_any(opts.teacher, prep.task.num_labels)
                 check_compatible(student, teacher, opts.teacher)
             else:
-                teacher = _stage_dir_model(run_dir, STAGE_INPUT[stage], prep.task.num_labels)
+                teacher = load_stage_model(run_dir, STAGE_INPUT[stage], prep.task.num_labels)
     train_data = prep.train
     if opts.augment and stage in (Stage.STAGE1, Stage.STAGE2):
         from elastic.augment import augment_encoded
@@ -449,7 +439,7 @@ def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]
     t0 = time.perf_counter()
     prep = prepare(run_dir, opts)
     split = opts.importance_split or prep.run.get("importance_split", "train-heldout")
-    model = _stage_dir_model(run_dir, Stage.TEACHER.value, prep.task.num_labels)
+    model = load_stage_model(run_dir, Stage.TEACHER.value, prep.task.num_labels)
     if split == "dev":
         if "dev" not in prep.loaders:
             raise RunDirError(f"task '{prep.task.name}' has no dev split; use --importance-split train-heldout")
@@ -492,7 +482,7 @@ def evaluate_run(run_dir: str | os.PathLike, stage: str, cfg: Optional[SubnetCon
     run_dir = Path(run_dir)
     prep = prepare(run_dir, StageOptions(task=task, text_columns=text_columns, label_column=label_column,
                                          progress=False))
-    model = _stage_dir_model(run_dir, stage, prep.task.num_labels)
+    model = load_stage_model(run_dir, stage, prep.task.num_labels)
     if cfg is not None:
         cfg.validate(model.arch)
     missing = [s for s in splits if s not in prep.loaders]
