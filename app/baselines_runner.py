@@ -19,13 +19,13 @@ import torch
 from app.cli_runtime import runtime_from_args
 from elastic.baselines import (DistilWeights, Objective, Recipe, TinyWeights, append_baselines, make_projection,
                                train_baseline)
-from elastic.config import SubnetConfig, grid
+from elastic.config import SelectSplit, SubnetConfig, grid
 from elastic.data import compute_metrics
 from elastic.device import CPU_FP32, Runtime
 from elastic.evaluate import evaluate
 from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
-from elastic.options import INT8_RUNTIMES, Int8Runtime, TinyBudget
+from elastic.options import DEFAULT_LR, DEFAULT_SCENARIO, INT8_RUNTIMES, Int8Runtime, TinyBudget
 from elastic.students import (Student, checkpoint_student, distilbert_layers, distilbert_student, subnet_student)
 from elastic.train import BatchPlan, LoopConfig, best_dir
 
@@ -45,13 +45,13 @@ class BaselineOptions:
     epochs: Optional[float] = None
     max_steps: Optional[int] = None
     batch_size: int = 32
-    lr: float = 2e-5
-    scenarios: tuple[str, ...] = ("cpu-eager-t2-b1-s128",)
+    lr: float = DEFAULT_LR
+    scenarios: tuple[str, ...] = (DEFAULT_SCENARIO,)
     int8_runtimes: tuple[Int8Runtime, ...] = tuple(Int8Runtime)
     dynabert_stage: str = "stage2"
     dynabert_points: Optional[tuple[tuple[float, float], ...]] = None
     min_run_time_s: float = 1.0
-    select_best: str = "off"
+    select_best: SelectSplit = "off"
     select_every: int = 50
     save_every: int = 100
     resume: bool = False
@@ -359,7 +359,7 @@ def options_from_args(args: argparse.Namespace) -> BaselineOptions:
         recipes=recipes, student_init=args.student_init, layers=args.layers, depth=args.depth, width=args.width,
         tinybert_budget=TinyBudget(args.tinybert_budget),
         temperature=args.temperature, distil=distil, epochs=args.epochs, max_steps=args.max_steps,
-        batch_size=args.batch_size, lr=args.lr, scenarios=tuple(args.scenario or ("cpu-eager-t2-b1-s128",)),
+        batch_size=args.batch_size, lr=args.lr, scenarios=tuple(args.scenario or (DEFAULT_SCENARIO,)),
         int8_runtimes=tuple(args.int8_runtime or INT8_RUNTIMES), dynabert_stage=args.dynabert_stage,
         dynabert_points=args.dynabert_points, min_run_time_s=args.min_run_time, select_best=args.select_best,
         select_every=args.select_every, save_every=args.save_every,

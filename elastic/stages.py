@@ -26,6 +26,7 @@ from elastic.device import CPU_FP32, Runtime, init_distributed
 from elastic.data import EncodedSplit, TaskData, encode_split, load_task
 from elastic.evaluate import CostFn, GRID_COLUMNS, evaluate, grid_rows, make_eval_loader
 from elastic.model import ElasticBertForSequenceClassification
+from elastic.options import DEFAULT_LR, TeacherWidth
 from elastic.rewire import compute_importance, importance_record, rewire
 from elastic.rundir import REWIRED, RunDirError, find_stage, read_run  # noqa: F401  (re-exported)
 from elastic.rundir import write_run as _write_run_json
@@ -53,13 +54,13 @@ class StageOptions:
     epochs: Optional[float] = None
     max_steps: Optional[int] = None
     batch_size: int = 32
-    lr: float = 2e-5
+    lr: float = DEFAULT_LR
     warmup_steps: int = 0
     save_every: int = 100
     log_every: int = 10
     resume: bool = False
     extra_subnets: int = 0
-    teacher_width: str = "full"
+    teacher_width: TeacherWidth = "full"
     widths: tuple[float, ...] = GRID_WIDTHS
     depths: tuple[float, ...] = GRID_DEPTHS
     augment: int = 0
