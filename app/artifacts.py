@@ -18,6 +18,7 @@ import pandas as pd
 
 from elastic.config import BertArch, SubnetConfig
 from elastic.model_card import CARD_FILE, card_body
+from elastic.rundir import CHECKPOINT_DIRS, CSV_SCHEMAS, META_FILE, CsvSchema  # noqa: F401  (re-exported: the pages and tests read them here)
 
 # Run-directory stage folder -> the subcommand that writes it (for "run `dynabert ...` first" hints).
 STAGE_COMMANDS = {"teacher": "train-teacher", "stage1": "train-stage1", "stage2": "train-stage2",
@@ -32,60 +33,6 @@ class MissingArtifactError(ArtifactError):
     """A run-directory file that does not exist (yet)."""
 
 
-@dataclass(frozen=True)
-class CsvSchema:
-    """Columns of one CSV artifact.
-
-    Attributes:
-        columns: every required column.
-        numeric: columns that must parse as numbers.
-        nullable: numeric columns that may be empty (e.g. test metric without a test split).
-        booleans: columns holding true/false.
-        config_column: column with `SubnetConfig.to_json()`; parsed into a `config` column.
-        written_by: the command that writes the file (for the "missing" message).
-    """
-
-    columns: tuple[str, ...]
-    numeric: tuple[str, ...] = ()
-    nullable: tuple[str, ...] = ()
-    booleans: tuple[str, ...] = ()
-    config_column: str | None = "config_json"
-    written_by: str = ""
-
-
-CSV_SCHEMAS: dict[str, CsvSchema] = {
-    "grid.csv": CsvSchema(
-        ("stage", "width_mult", "depth_mult", "config_hash", "config_json", "dev_metric", "test_metric",
-         "dev_acc", "test_acc", "macs", "params"),
-        numeric=("width_mult", "depth_mult", "dev_metric", "test_metric", "dev_acc", "test_acc", "macs", "params"),
-        nullable=("test_metric", "test_acc", "dev_acc"), written_by="dynabert train-teacher / train-stage1 / train-stage2"),
-    "latency.csv": CsvSchema(
-        ("config_hash", "config_json", "macs", "macs_fvcore", "params", "scenario", "device", "runtime",
-         "threads", "batch", "seq_len", "median_ms", "p90_ms", "iqr_ms", "n", "fingerprint"),
-        numeric=("macs", "macs_fvcore", "params", "threads", "batch", "seq_len", "median_ms", "p90_ms",
-                 "iqr_ms", "n"),
-        nullable=("macs_fvcore", "p90_ms", "iqr_ms"), written_by="dynabert profile"),
-    "trials.csv": CsvSchema(
-        ("trial", "config_hash", "config_json", "dev_metric", "latency_ms", "macs", "params", "state",
-         "feasible"),
-        numeric=("trial", "dev_metric", "latency_ms", "macs", "params"),
-        nullable=("dev_metric", "latency_ms", "macs", "params"), booleans=("feasible",),
-        written_by="dynabert search"),
-    "pareto.csv": CsvSchema(
-        ("trial", "config_hash", "config_json", "dev_metric", "test_metric", "macs", "params",
-         "latency_pred_ms", "latency_measured_ms", "scenario", "knee"),
-        numeric=("trial", "dev_metric", "test_metric", "macs", "params", "latency_pred_ms",
-                 "latency_measured_ms"),
-        nullable=("test_metric", "latency_pred_ms", "latency_measured_ms"), booleans=("knee",),
-        written_by="dynabert search"),
-    "baselines.csv": CsvSchema(
-        ("name", "recipe", "config_json", "macs", "params", "dev_metric", "test_metric", "latency_ms",
-         "scenario", "steps", "epochs"),
-        numeric=("macs", "params", "dev_metric", "test_metric", "latency_ms", "steps", "epochs"),
-        nullable=("macs", "test_metric", "latency_ms", "steps", "epochs"), config_column=None,
-        written_by="dynabert baselines"),
-}
-
 #: Every artifact a complete run has, with the command that writes it (directories end in "/").
 ARTIFACTS: dict[str, str] = {
     "run.json": "dynabert run or any stage command",
@@ -99,7 +46,6 @@ ARTIFACTS: dict[str, str] = {
     "search.json": "dynabert search",
     "baselines.csv": "dynabert baselines",
 }
-CHECKPOINT_DIRS: tuple[str, ...] = ("teacher", "rewired", "stage1", "stage2", "stage3")
 PUBLISHED_CSV = Path(__file__).parent / "data" / "published_reference.csv"
 PUBLISHED_COLUMNS = ("name", "source", "macs", "params", "score", "split", "note")
 _TRUE = {"true", "1", "yes", "1.0"}
@@ -432,8 +378,8 @@ def list_runs(runs_dir: str | os.PathLike) -> list[RunSummary]:
 
 def load_arch(run_dir: Path) -> BertArch | None:
     """The full architecture from a stage checkpoint's elastic_config.json, if any stage wrote one."""
-    for d in ("teacher", "rewired", "stage1", "stage2", "stage3"):
-        p = run_dir / d / "elastic_config.json"
+    for d in CHECKPOINT_DIRS:
+        p = run_dir / d / META_FILE
         if p.is_file():
             try:
                 return BertArch.from_dict(json.loads(p.read_text())["arch"])

@@ -16,16 +16,16 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from app.cli_baselines import INT8_RUNTIMES, Int8Runtime, TinyBudget
 from app.cli_runtime import runtime_from_args
 from elastic.baselines import (DistilWeights, Objective, Recipe, TinyWeights, append_baselines, make_projection,
                                train_baseline)
-from elastic.config import SubnetConfig, grid
+from elastic.config import SelectSplit, SubnetConfig, grid
 from elastic.data import compute_metrics
 from elastic.device import CPU_FP32, Runtime
 from elastic.evaluate import evaluate
 from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
+from elastic.options import DEFAULT_LR, DEFAULT_SCENARIO, INT8_RUNTIMES, Int8Runtime, TinyBudget
 from elastic.students import (Student, checkpoint_student, distilbert_layers, distilbert_student, subnet_student)
 from elastic.train import BatchPlan, LoopConfig, best_dir
 
@@ -45,13 +45,13 @@ class BaselineOptions:
     epochs: Optional[float] = None
     max_steps: Optional[int] = None
     batch_size: int = 32
-    lr: float = 2e-5
-    scenarios: tuple[str, ...] = ("cpu-eager-t2-b1-s128",)
+    lr: float = DEFAULT_LR
+    scenarios: tuple[str, ...] = (DEFAULT_SCENARIO,)
     int8_runtimes: tuple[Int8Runtime, ...] = tuple(Int8Runtime)
     dynabert_stage: str = "stage2"
     dynabert_points: Optional[tuple[tuple[float, float], ...]] = None
     min_run_time_s: float = 1.0
-    select_best: str = "off"
+    select_best: SelectSplit = "off"
     select_every: int = 50
     save_every: int = 100
     resume: bool = False
@@ -210,7 +210,7 @@ def _trained(ctx: _Ctx, name: str, student: Student, phases: list[tuple[Objectiv
         info = json.loads((out / "done.json").read_text())
         done, selected_on = int(info["steps"]), info.get("select_best", "off")
         if done != total or selected_on != ctx.opts.select_best:
-            from elastic.stages import RunDirError
+            from elastic.rundir import RunDirError
             raise RunDirError(f"{out} was trained for {done} steps with --select-best {selected_on}, this command "
                               f"asks for {total} steps with --select-best {ctx.opts.select_best}: pass the same "
                               "budget (--max-steps/--epochs) and selection to reuse it, or delete that folder to retrain")
@@ -271,7 +271,7 @@ def run_tinybert(ctx: _Ctx) -> list[dict[str, Any]]:
         name = "tinybert-init-" + Path(ctx.opts.student_init).name
     else:
         if not ctx.rewired:
-            from elastic.stages import RunDirError
+            from elastic.rundir import RunDirError
             raise RunDirError(f"{ctx.run_dir} is not rewired yet: the TinyBERT student keeps the most important "
                               f"heads and neurons; run `dynabert rewire --run-dir {ctx.run_dir}` first "
                               "(or give --student-init)")
@@ -304,8 +304,8 @@ def run_int8(ctx: _Ctx) -> list[dict[str, Any]]:
 
 
 def run_dynabert_int8(ctx: _Ctx) -> list[dict[str, Any]]:
-    from elastic.stages import _stage_dir_model
-    model = _stage_dir_model(ctx.run_dir, ctx.opts.dynabert_stage, ctx.prep.task.num_labels)
+    from elastic.stages import load_stage_model
+    model = load_stage_model(ctx.run_dir, ctx.opts.dynabert_stage, ctx.prep.task.num_labels)
     points = ctx.opts.dynabert_points or tuple((w, d) for w, d, _ in grid(model.arch))
     rows = []
     for w, d in points:
@@ -329,14 +329,14 @@ def run_baselines(run_dir: str | Path, opts: BaselineOptions) -> list[dict[str, 
     Returns:
         The rows written (dicts with `elastic.baselines.BASELINE_COLUMNS`).
     """
-    from elastic.stages import REWIRED, StageOptions, _stage_dir_model, prepare, read_run
+    from elastic.stages import REWIRED, StageOptions, load_stage_model, prepare, read_run
     from profiling.latency import LatencyCache
     run_dir = Path(run_dir)
     prep = prepare(run_dir, StageOptions(progress=opts.progress))
     # The rewired teacher computes the same function as teacher/ with heads/neurons ordered by importance;
     # DistilBERT and INT8 can use teacher/ while rewiring has not run, a cut TinyBERT student cannot.
     rewired = (run_dir / REWIRED / "elastic_config.json").exists()
-    teacher = _stage_dir_model(run_dir, REWIRED if rewired else "teacher", prep.task.num_labels)
+    teacher = load_stage_model(run_dir, REWIRED if rewired else "teacher", prep.task.num_labels)
     spe = BatchPlan(prep.train, opts.batch_size, prep.seed).steps_per_epoch
     run = read_run(run_dir)
     cache = LatencyCache(run_dir / "baselines" / "latency_cache.jsonl")
@@ -359,7 +359,7 @@ def options_from_args(args: argparse.Namespace) -> BaselineOptions:
         recipes=recipes, student_init=args.student_init, layers=args.layers, depth=args.depth, width=args.width,
         tinybert_budget=TinyBudget(args.tinybert_budget),
         temperature=args.temperature, distil=distil, epochs=args.epochs, max_steps=args.max_steps,
-        batch_size=args.batch_size, lr=args.lr, scenarios=tuple(args.scenario or ("cpu-eager-t2-b1-s128",)),
+        batch_size=args.batch_size, lr=args.lr, scenarios=tuple(args.scenario or (DEFAULT_SCENARIO,)),
         int8_runtimes=tuple(args.int8_runtime or INT8_RUNTIMES), dynabert_stage=args.dynabert_stage,
         dynabert_points=args.dynabert_points, min_run_time_s=args.min_run_time, select_best=args.select_best,
         select_every=args.select_every, save_every=args.save_every,

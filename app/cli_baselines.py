@@ -10,31 +10,13 @@ each `--scenario`.
 from __future__ import annotations
 
 import argparse
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 from app.cli_runtime import add_runtime_args
+from elastic.options import DEFAULT_LR, INT8_RUNTIMES, TinyBudget
 
 RECIPE_CHOICES = ("distilbert", "tinybert", "int8", "dynabert_int8", "all")
-
-
-class TinyBudget(str, Enum):
-    """How TinyBERT's two phases share the budget: each gets one stage's steps (as DynaBERT's two stages),
-    or they split one stage's steps in half."""
-
-    PER_PHASE = "per-phase"
-    SPLIT = "split"
-
-
-class Int8Runtime(str, Enum):
-    """Runtimes of dynamic INT8 (the profiling scenario runtimes of the same names)."""
-
-    EAGER = "eager-int8"
-    ORT = "ort-int8"
-
-
-INT8_RUNTIMES = tuple(r.value for r in Int8Runtime)
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -84,7 +66,7 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=float, help="epochs per phase (default: the run's stage budget)")
     p.add_argument("--max-steps", type=int, help="optimizer steps per phase (overrides --epochs)")
     p.add_argument("--batch-size", type=int, default=32, help="batch size (32)")
-    p.add_argument("--lr", type=float, default=2e-5, help="peak learning rate, linear decay (2e-5)")
+    p.add_argument("--lr", type=float, default=DEFAULT_LR, help="peak learning rate, linear decay (2e-5)")
     p.add_argument("--scenario", nargs="+", help="latency scenario keys (default cpu-eager-t2-b1-s128)")
     p.add_argument("--int8-runtime", nargs="+", choices=INT8_RUNTIMES, help="INT8 runtimes (default both)")
     p.add_argument("--dynabert-stage", default="stage2", help="checkpoint for dynabert_int8 (stage2)")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from app.cli_runtime import add_runtime_args
+from elastic.options import TIMINGS, Timing
 
 AUTO_CHECKPOINTS: tuple[str, ...] = ("stage2", "stage1", "rewired", "teacher")
 CHECKPOINT_CHOICES: tuple[str, ...] = ("stage3", *AUTO_CHECKPOINTS)
@@ -41,7 +42,7 @@ def register(sub) -> None:
     p.add_argument("--reference-every", type=int, default=10,
                    help="re-time the full model every K measured configs; >5%% drift is flagged (default 10)")
     p.add_argument("--min-run-time", type=float, default=0.5, help="seconds of timed runs per config (0.5)")
-    p.add_argument("--timing", choices=("interleaved", "blocked"), default="interleaved",
+    p.add_argument("--timing", choices=TIMINGS, default="interleaved",
                    help="what the predictor is fitted and scored on: interleaved (default; each config's time "
                         "= its ratio to the full model from alternating calls x the full model's median, "
                         "robust on a machine shared with other jobs) or blocked (each config's own "
@@ -53,6 +54,7 @@ def register(sub) -> None:
 
 def load_model_for_profile(run_dir: Path, checkpoint: str, teacher: str | None):
     """(elastic model, description of where it came from)."""
+    from elastic.rundir import find_stage, read_run
     from elastic.weights import load_checkpoint, load_default_teacher, load_hf_bert
 
     if checkpoint not in ("auto", *CHECKPOINT_CHOICES):
@@ -62,13 +64,12 @@ def load_model_for_profile(run_dir: Path, checkpoint: str, teacher: str | None):
                              "nor a checkpoint directory")
         return load_checkpoint(path)[0], str(path)
     names = AUTO_CHECKPOINTS if checkpoint == "auto" else (checkpoint,)
-    for name in names:
-        if (run_dir / name / "elastic_config.json").exists():
-            return load_checkpoint(run_dir / name)[0], str(run_dir / name)
+    found = find_stage(run_dir, names, finished=False)
+    if found is not None:
+        return load_checkpoint(found[1])[0], str(found[1])
     if checkpoint != "auto":
         raise FileNotFoundError(f"{run_dir / checkpoint} holds no checkpoint; train that stage first "
                                 "or drop --checkpoint to use the latest one")
-    from elastic.stages import read_run
     run = read_run(run_dir)
     labels = int(run.get("task", {}).get("num_labels", 2))
     if teacher:
@@ -128,7 +129,7 @@ def _ratio_key(model, cfg, scenario) -> str:
 
 def profile_run(run_dir: Path, model, scenarios: Sequence, *, n_random: int = 50, n_heldout: int = 50,
                 reference_every: int = 10, min_run_time_s: float = 0.5, seed: int = 0,
-                progress: bool = True, timing: str = "interleaved") -> dict[str, Any]:
+                progress: bool = True, timing: Timing = "interleaved") -> dict[str, Any]:
     """Measure grid + random configs for each scenario, fit/score predictors, write the artifacts.
 
     Args:
@@ -143,7 +144,7 @@ def profile_run(run_dir: Path, model, scenarios: Sequence, *, n_random: int = 50
     from profiling.latency import LatencyCache, measure_many, read_latency_csv, write_latency_csv
     from profiling.predictor import LatencyPredictor, evaluate_predictor
 
-    if timing not in ("interleaved", "blocked"):
+    if timing not in TIMINGS:
         raise ValueError(f"timing must be 'interleaved' or 'blocked', got '{timing}'")
     if n_random < 0 or n_heldout < 2:
         raise ValueError(f"--n-random must be >= 0 and --n-heldout >= 2, got {n_random} and {n_heldout}")

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from app.cli_runtime import add_runtime_args, runtime_from_args
-
-DEFAULT_SCENARIO = "cpu-eager-t2-b1-s128"
+from elastic.options import DEFAULT_SCENARIO, SAMPLERS  # noqa: F401  (DEFAULT_SCENARIO: the benches read it here)
 
 
 def register(sub) -> None:
@@ -21,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--objectives", default="metric,latency",
                    help="metric first, then any of latency, macs, params (default metric,latency)")
     p.add_argument("--n-trials", type=int, default=100, help="total trials, kept across resumptions (default 100)")
-    p.add_argument("--sampler", choices=("nsga2", "tpe", "random"), default="nsga2")
+    p.add_argument("--sampler", choices=SAMPLERS, default="nsga2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--storage", help="Optuna RDB URL (default sqlite:///<run>/study.db); a server such as "
                                      "postgresql://user:pw@host/db lets workers on other machines join (README)")

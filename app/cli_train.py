@@ -9,6 +9,7 @@ from typing import Any, Literal, Optional
 from app.cli_common import add_run_dir, add_task_args, task_kwargs
 from elastic.config import GRID_DEPTHS, GRID_WIDTHS, IMPORTANCE_SPLITS, SELECT_SPLITS, SubnetConfig
 from app.cli_runtime import add_runtime_args, runtime_from_args
+from elastic.options import DEFAULT_LR, TEACHER_WIDTHS
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -51,7 +52,7 @@ def _training(p: argparse.ArgumentParser, stage: StageName) -> None:
     p.add_argument("--epochs", type=float, help="epochs (default 3)")
     p.add_argument("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
     p.add_argument("--batch-size", type=int, default=32, help="global batch size (default 32)")
-    p.add_argument("--lr", type=float, default=2e-5, help="peak learning rate, linear decay (default 2e-5)")
+    p.add_argument("--lr", type=float, default=DEFAULT_LR, help="peak learning rate, linear decay (default 2e-5)")
     p.add_argument("--warmup-steps", type=int, default=0, help="linear warm-up steps (default 0)")
     p.add_argument("--save-every", type=int, default=100, help="checkpoint period in steps (default 100)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted stage from its checkpoint")
@@ -71,7 +72,7 @@ def _training(p: argparse.ArgumentParser, stage: StageName) -> None:
     if "stage2" in flags:
         p.add_argument("--extra-subnets", type=int, default=0,
                        help="also train the smallest grid sub-network and K random per-layer ones each step")
-        p.add_argument("--teacher-width", choices=("full", "matched"), default="full",
+        p.add_argument("--teacher-width", choices=TEACHER_WIDTHS, default="full",
                        help="teacher width: full (released code, default) or matched (paper)")
     if "augment" in flags:
         p.add_argument("--augment", type=int, default=0, help="TinyBERT-style augmented copies per example")
@@ -145,7 +146,7 @@ def cost_fn_for(run_dir: Path, max_length: int):
     except ImportError:
         return None
     from elastic.config import BertArch
-    from elastic.stages import read_run
+    from elastic.rundir import META_FILE, REWIRED, TEACHER, find_stage, read_run
 
     arch_holder: dict[str, Any] = {}
 
@@ -153,11 +154,9 @@ def cost_fn_for(run_dir: Path, max_length: int):
         # The architecture is read lazily: the teacher checkpoint exists only once its stage has run.
         if "arch" not in arch_holder:
             arch_holder["num_labels"] = int(read_run(run_dir).get("task", {}).get("num_labels", 2))
-            for d in ("teacher", "rewired"):
-                f = run_dir / d / "elastic_config.json"
-                if f.exists():
-                    arch_holder["arch"] = BertArch.from_dict(json.loads(f.read_text())["arch"])
-                    break
+            found = find_stage(run_dir, (TEACHER, REWIRED), finished=False)
+            if found is not None:
+                arch_holder["arch"] = BertArch.from_dict(json.loads((found[1] / META_FILE).read_text())["arch"])
         arch, num_labels = arch_holder["arch"], arch_holder["num_labels"]
         return {"macs": int(analytic_macs(arch, cfg, max_length, num_labels=num_labels)),
                 "params": int(param_count(arch, cfg, num_labels))}

@@ -18,6 +18,7 @@ from typing import Any, Callable, Literal, Mapping
 
 Preset = Literal["quick", "standard", "paper"]
 from app.cli_runtime import DEFAULT_DEVICE, DEFAULT_PRECISION
+from elastic.options import DEFAULT_LR, DEFAULT_SCENARIO
 
 STAGES = ("teacher", "rewire", "stage1", "stage2", "profile", "search", "baselines", "export")
 
@@ -25,14 +26,14 @@ STAGES = ("teacher", "rewire", "stage1", "stage2", "profile", "search", "baselin
 # examples/run.toml explains each one (tests/test_run_options.py keeps the two in step).
 DEFAULTS: dict[str, Any] = {
     "task": "bbc", "text_columns": None, "label_column": None, "teacher": None, "max_length": 128, "seed": 42,
-    "batch_size": 32, "lr": 2e-5,
+    "batch_size": 32, "lr": DEFAULT_LR,
     "teacher_epochs": 3.0, "stage1_epochs": 1.0, "stage2_epochs": 1.0, "stage3": False, "stage3_epochs": 1.0,
     "limit_train": None, "extra_subnets": 0, "teacher_width": "full", "importance_split": "train-heldout",
     "augment": 0, "mlm_checkpoint": None, "save_every": 100, "stage2_lr": None, "select_best": "off",
     "select_every": 50, "hard_weight": 0.0, "hidden_weight": None, "batching": "random",
     "select_every": 50, "stage1_steps": None, "stage2_steps": None, "padding": "longest", "adam_eps": "torch",
     "importance_grads": "per-batch", "importance_order": "by-length", "importance_batch_size": 32,
-    "scenario": "cpu-eager-t2-b1-s128", "n_random": 50, "n_heldout": 50,
+    "scenario": DEFAULT_SCENARIO, "n_random": 50, "n_heldout": 50,
     "n_trials": 300, "sampler": "nsga2", "objectives": "metric,latency", "n_workers": 1, "storage": None,
     "study_name": None,
     "baselines": "distilbert,tinybert,int8", "baseline_steps": None, "export": "knee",

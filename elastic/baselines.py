@@ -33,12 +33,12 @@ from elastic.data import EncodedSplit
 from elastic.device import CPU_FP32, Runtime
 from elastic.losses import hard_label_loss
 from elastic.model import ElasticBertForSequenceClassification
+from elastic.rundir import BASELINES_CSV, CSV_SCHEMAS
 from elastic.students import Student
 from elastic.train import (CKPT_STATE, BatchPlan, BestWeights, LoopConfig, TrainResult, best_dir,
                            load_training_state, lr_at, save_training_state)
 
-BASELINE_COLUMNS: tuple[str, ...] = ("name", "recipe", "config_json", "macs", "params", "dev_metric",
-                                     "test_metric", "latency_ms", "scenario", "steps", "epochs")
+BASELINE_COLUMNS: tuple[str, ...] = CSV_SCHEMAS[BASELINES_CSV].columns
 PROJECTION_FILE = "projection.safetensors"
 
 

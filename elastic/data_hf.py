@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from elastic.data import DataError, Metric, TaskData, _carve, _ordered, _pick_columns, build_task
+from elastic.tables import DataError, Metric, TaskData, _carve, _ordered, _pick_columns, build_task
 
 HF_PREFIX = "hf:"
 # Our split <- the first of these names the dataset has.

@@ -12,10 +12,10 @@ from elastic.data import EncodedSplit, TaskData, compute_metrics, make_loader
 from elastic.device import Runtime
 from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
+from elastic.rundir import CSV_SCHEMAS, GRID_CSV
 
 CostFn = Callable[[SubnetConfig], Mapping[str, Any]]
-GRID_COLUMNS = ("stage", "width_mult", "depth_mult", "config_hash", "config_json", "dev_metric",
-                "test_metric", "dev_acc", "test_acc", "macs", "params")
+GRID_COLUMNS = CSV_SCHEMAS[GRID_CSV].columns
 
 
 def make_eval_loader(encoded: EncodedSplit, batch_size: int = 128) -> DataLoader:

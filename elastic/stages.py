@@ -26,13 +26,15 @@ from elastic.device import CPU_FP32, Runtime, init_distributed
 from elastic.data import EncodedSplit, TaskData, encode_split, load_task, make_loader
 from elastic.evaluate import CostFn, GRID_COLUMNS, evaluate, grid_rows, make_eval_loader
 from elastic.model import ElasticBertForSequenceClassification
+from elastic.options import DEFAULT_LR, TeacherWidth
 from elastic.rewire import ImportanceGrads, IMPORTANCE_GRADS, compute_importance, importance_record, rewire
+from elastic.rundir import REWIRED, RunDirError, find_stage, read_run  # noqa: F401  (re-exported)
+from elastic.rundir import write_run as _write_run_json
 from elastic.train import (AdamEps, BatchPlan, LoopConfig, Stage, best_dir, rank_world, subnet_name, train_stage,
                            uniform_plan)
 from elastic.weights import (CheckpointError, META_FILE, default_teacher_path, load_checkpoint, load_hf_bert,
                              load_tokenizer, read_arch, resolve_checkpoint_dir, save_checkpoint)
 
-REWIRED = "rewired"
 # Stage -> run-dir folder it starts from (student; also the default distillation teacher).
 STAGE_INPUT = {Stage.STAGE1: REWIRED, Stage.STAGE2: Stage.STAGE1.value, Stage.STAGE3: Stage.STAGE2.value}
 MAX_HELDOUT = 1000
@@ -42,10 +44,6 @@ PADDINGS: tuple[str, ...] = ("longest", "max_length")
 # Importance batches sorted by length (ours: less padding) or in file order (the released code).
 ImportanceOrder = Literal["by-length", "file"]
 IMPORTANCE_ORDERS: tuple[str, ...] = ("by-length", "file")
-
-
-class RunDirError(ValueError):
-    """A run directory that does not fit the command (other task, missing stage, ...)."""
 
 
 @dataclass
@@ -62,13 +60,13 @@ class StageOptions:
     epochs: Optional[float] = None
     max_steps: Optional[int] = None
     batch_size: int = 32
-    lr: float = 2e-5
+    lr: float = DEFAULT_LR
     warmup_steps: int = 0
     save_every: int = 100
     log_every: int = 10
     resume: bool = False
     extra_subnets: int = 0
-    teacher_width: str = "full"
+    teacher_width: TeacherWidth = "full"
     widths: tuple[float, ...] = GRID_WIDTHS
     depths: tuple[float, ...] = GRID_DEPTHS
     augment: int = 0
@@ -105,23 +103,11 @@ def task_columns(run: dict[str, Any], text_columns: Optional[Sequence[str]] = No
 
 
 # ---- run.json ----------------------------------------------------------------------------------
-def read_run(run_dir: Path) -> dict[str, Any]:
-    f = run_dir / "run.json"
-    if not f.exists():
-        return {}
-    try:
-        return json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise RunDirError(f"{f} is not valid JSON ({e}); fix or delete it") from None
-
-
 def write_run(run_dir: Path, run: dict[str, Any]) -> None:
+    """Write run.json from rank 0 only (every rank of a multi-process run holds the same record)."""
     if rank_world()[0] != 0:
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "run.json.tmp"
-    tmp.write_text(json.dumps(run, indent=2, default=str))
-    os.replace(tmp, run_dir / "run.json")
+    _write_run_json(run_dir, run)
 
 
 @dataclass
@@ -229,12 +215,17 @@ def check_compatible(student: ElasticBertForSequenceClassification,
         raise CheckpointError(f"teacher {teacher_path} has {teacher.num_labels} labels, the student {student.num_labels}")
 
 
-def _stage_dir_model(run_dir: Path, name: str, num_labels: int) -> ElasticBertForSequenceClassification:
-    d = run_dir / name
-    if not (d / "done.json").exists() and name != REWIRED or not (d / META_FILE).exists():
+def load_stage_model(run_dir: Path, name: str, num_labels: int) -> ElasticBertForSequenceClassification:
+    """The finished checkpoint of stage folder `name` (`teacher`, `rewired`, `stage1`, ...) of a run.
+
+    Raises:
+        RunDirError: the stage has not finished (its message says which command makes it).
+    """
+    found = find_stage(run_dir, (name,))
+    if found is None:
         raise RunDirError(f"{run_dir} has no finished '{name}' stage; run it first "
                           f"(dynabert {'rewire' if name == REWIRED else 'train-' + name} --run-dir {run_dir})")
-    return load_any(d, num_labels)
+    return load_any(found[1], num_labels)
 
 
 # ---- stages ------------------------------------------------------------------------------------
@@ -302,14 +293,14 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
         prep.run["teacher"] = teacher_src
     else:
         prep = prepare(run_dir, opts)
-        student = _stage_dir_model(run_dir, STAGE_INPUT[stage], prep.task.num_labels)
+        student = load_stage_model(run_dir, STAGE_INPUT[stage], prep.task.num_labels)
         teacher = None
         if stage in (Stage.STAGE1, Stage.STAGE2):
             if opts.teacher:
                 teacher = load_any(opts.teacher, prep.task.num_labels)
                 check_compatible(student, teacher, opts.teacher)
             else:
-                teacher = _stage_dir_model(run_dir, STAGE_INPUT[stage], prep.task.num_labels)
+                teacher = load_stage_model(run_dir, STAGE_INPUT[stage], prep.task.num_labels)
     train_data = prep.train
     if opts.augment and stage in (Stage.STAGE1, Stage.STAGE2):
         from elastic.augment import augment_encoded
@@ -469,7 +460,7 @@ def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]
     t0 = time.perf_counter()
     prep = prepare(run_dir, opts)
     split = opts.importance_split or prep.run.get("importance_split", "train-heldout")
-    model = _stage_dir_model(run_dir, Stage.TEACHER.value, prep.task.num_labels)
+    model = load_stage_model(run_dir, Stage.TEACHER.value, prep.task.num_labels)
     if split == "dev":
         if "dev" not in prep.loaders:
             raise RunDirError(f"task '{prep.task.name}' has no dev split; use --importance-split train-heldout")
@@ -518,7 +509,7 @@ def evaluate_run(run_dir: str | os.PathLike, stage: str, cfg: Optional[SubnetCon
     run_dir = Path(run_dir)
     prep = prepare(run_dir, StageOptions(task=task, text_columns=text_columns, label_column=label_column,
                                          progress=False))
-    model = _stage_dir_model(run_dir, stage, prep.task.num_labels)
+    model = load_stage_model(run_dir, stage, prep.task.num_labels)
     if cfg is not None:
         cfg.validate(model.arch)
     missing = [s for s in splits if s not in prep.loaders]

@@ -33,6 +33,7 @@ from elastic.data import EncodedSplit, PadCollator
 from elastic.device import CPU_FP32, Amp, Runtime
 from elastic.losses import distillation_loss, hard_label_loss, matched_teacher_indices
 from elastic.model import ElasticBertForSequenceClassification
+from elastic.options import DEFAULT_LR, TEACHER_WIDTHS, TeacherWidth
 from elastic.weights import load_checkpoint, save_checkpoint
 
 
@@ -92,7 +93,7 @@ class LoopConfig:
 
     total_steps: int
     batch_size: int = 32
-    lr: float = 2e-5
+    lr: float = DEFAULT_LR
     warmup_steps: int = 0
     weight_decay: float = 0.0
     grad_clip: float = 1.0
@@ -102,7 +103,7 @@ class LoopConfig:
     widths: tuple[float, ...] = GRID_WIDTHS
     depths: tuple[float, ...] = GRID_DEPTHS
     extra_subnets: int = 0
-    teacher_width: str = "full"
+    teacher_width: TeacherWidth = "full"
     select_every: int = 0
     hidden_weight: Optional[float] = None
     hard_weight: float = 0.0
@@ -117,7 +118,7 @@ class LoopConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.teacher_width not in ("full", "matched"):
+        if self.teacher_width not in TEACHER_WIDTHS:
             raise ValueError(f"teacher_width must be 'full' or 'matched', got '{self.teacher_width}'")
         if self.extra_subnets < 0:
             raise ValueError(f"extra_subnets must be >= 0, got {self.extra_subnets}")

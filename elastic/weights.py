@@ -14,9 +14,8 @@ from safetensors.torch import load_file, save_file
 
 from elastic.config import BertArch
 from elastic.model import ElasticBertForSequenceClassification
+from elastic.rundir import META_FILE, MODEL_FILE
 
-MODEL_FILE = "model.safetensors"
-META_FILE = "elastic_config.json"
 # Source keys we knowingly drop: MLM/NSP heads and buffers that are not weights.
 _IGNORED = re.compile(r"^(cls\.|embeddings\.(position_ids|token_type_ids)$|lm_head\.|qa_outputs\.)")
 

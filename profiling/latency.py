@@ -31,13 +31,12 @@ from elastic.config import SubnetConfig
 from elastic.device import synchronize, torch_dtype
 from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
+from elastic.rundir import CSV_SCHEMAS, LATENCY_CSV
 from profiling.fingerprint import fingerprint, fingerprint_hash
 from profiling.flops import analytic_macs, fvcore_macs, param_count
 from profiling.scenario import Scenario
 
-LATENCY_COLUMNS: tuple[str, ...] = (
-    "config_hash", "config_json", "macs", "macs_fvcore", "params", "scenario", "device", "runtime",
-    "threads", "batch", "seq_len", "median_ms", "p90_ms", "iqr_ms", "n", "fingerprint")
+LATENCY_COLUMNS: tuple[str, ...] = CSV_SCHEMAS[LATENCY_CSV].columns
 # Ours, after the contract's columns: drift of the reference (full) model around this record.
 EXTRA_COLUMNS: tuple[str, ...] = ("min_ms", "reference_ms", "reference_drift_pct", "drift_flagged")
 DRIFT_THRESHOLD = 0.05

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from elastic.config import SubnetConfig
+from elastic.rundir import DYNABERT_STAGES, RunDirError, find_stage, read_run  # noqa: F401  (RunDirError re-exported)
 
 if TYPE_CHECKING:
     from elastic.device import Runtime
@@ -224,11 +225,7 @@ def could_reach_front(subset_metric: float, costs: Sequence[float], margin: floa
 
 
 # ---- a run directory's trained model as a metric function --------------------------------------
-STAGE_ORDER: tuple[str, ...] = ("stage3", "stage2", "stage1")
-
-
-class RunDirError(ValueError):
-    """A run directory that the search cannot use (no run.json, no trained checkpoint, ...)."""
+STAGE_ORDER: tuple[str, ...] = DYNABERT_STAGES
 
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:
@@ -237,14 +234,7 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
     Raises:
         RunDirError: missing or not valid JSON.
     """
-    f = Path(run_dir) / "run.json"
-    if not f.exists():
-        raise RunDirError(f"{run_dir} has no run.json: not a run directory (train one with `dynabert "
-                          "train-teacher --run-dir DIR --task ...` and the stages after it)")
-    try:
-        return json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise RunDirError(f"{f} is not valid JSON ({e})") from None
+    return read_run(run_dir, required=True)
 
 
 def find_checkpoint(run_dir: Path, stage: str | None = None) -> tuple[str, Path]:
@@ -253,12 +243,9 @@ def find_checkpoint(run_dir: Path, stage: str | None = None) -> tuple[str, Path]
     Raises:
         RunDirError: no finished stage (or not the requested one).
     """
-    stages = (stage,) if stage else STAGE_ORDER
-    for name in stages:
-        d = Path(run_dir) / name
-        if (d / "model.safetensors").exists() and (d / "elastic_config.json").exists() and (
-                (d / "done.json").exists() or stage is not None):
-            return name, d
+    found = find_stage(run_dir, (stage,) if stage else STAGE_ORDER, finished=stage is None, weights=True)
+    if found is not None:
+        return found
     if stage:
         raise RunDirError(f"{run_dir} has no '{stage}' checkpoint ({stage}/model.safetensors)")
     raise RunDirError(f"{run_dir} has no trained DynaBERT checkpoint (stage3/, stage2/ or stage1/ with done.json); "

@@ -22,11 +22,10 @@ from optuna.study._multi_objective import _is_pareto_front
 from optuna.trial import FrozenTrial, TrialState
 
 from elastic.config import SubnetConfig
+from elastic.rundir import CSV_SCHEMAS, PARETO_CSV, TRIALS_CSV
 
-PARETO_COLUMNS = ("trial", "config_hash", "config_json", "dev_metric", "test_metric", "macs", "params",
-                  "latency_pred_ms", "latency_measured_ms", "scenario", "knee")
-TRIALS_COLUMNS = ("trial", "config_hash", "config_json", "dev_metric", "latency_ms", "macs", "params",
-                  "state", "feasible")
+PARETO_COLUMNS = CSV_SCHEMAS[PARETO_CSV].columns
+TRIALS_COLUMNS = CSV_SCHEMAS[TRIALS_CSV].columns
 # Reference point: metric 0 %, and 10% above the full model's cost (so the full model still adds volume).
 REFERENCE_MARGIN = 1.1
 

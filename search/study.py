@@ -27,6 +27,7 @@ import optuna
 from optuna.trial import TrialState
 
 from elastic.config import SubnetConfig
+from elastic.options import DEFAULT_SCENARIO, SAMPLERS, Sampler  # noqa: F401  (SAMPLERS re-exported)
 from search.evaluator import (CachedEvaluator, RunContext, TrialCosts, could_reach_front, latency_fn,
                               subset_margin)
 from search.budget import StudyBudget
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from elastic.device import Runtime
 
 OBJECTIVES: tuple[str, ...] = ("metric", "latency", "macs", "params")
-SAMPLERS: tuple[str, ...] = ("nsga2", "tpe", "random")
 METRIC_NAMES = {"metric": "dev_metric", "latency": "latency_ms", "macs": "macs", "params": "params"}
 
 
@@ -74,10 +74,10 @@ class SearchOptions:
     """
 
     run_dir: Path
-    scenario: str = "cpu-eager-t2-b1-s128"
+    scenario: str = DEFAULT_SCENARIO
     objectives: tuple[str, ...] = ("metric", "latency")
     n_trials: int = 100
-    sampler: str = "nsga2"
+    sampler: Sampler = "nsga2"
     seed: int = 0
     storage: str | None = None
     study_name: str | None = None

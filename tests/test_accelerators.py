@@ -92,7 +92,7 @@ def test_predictor_and_search_run_unchanged_on_a_cuda_scenario(tmp_path, capsys)
     from app.cli import main
     from profiling.predictor import LatencyPredictor
     from search.evaluator import predictor_path
-    from tests.conftest_search import make_tiny_run
+    from tests.helpers_search import make_tiny_run
 
     run = make_tiny_run(tmp_path)
     key = "cuda-eager-fp16-b1-s16"

@@ -20,7 +20,8 @@ from search.budget import BEATING_ATTR, StudyBudget
 from search.space import suggest_subnet
 from search.study import SearchOptions, open_study, run_worker
 from tests.conftest_postgres import pg_url  # noqa: F401  (fixture)
-from tests.conftest_search import SCENARIO, TINY
+from tests.conftest import TINY
+from tests.helpers_search import SCENARIO
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # Optuna marks its retry helpers experimental (since 2.8); they are what it documents for this.

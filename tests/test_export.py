@@ -16,7 +16,7 @@ from elastic.config import SubnetConfig
 from elastic.export import export_dir, export_subnet, sanitize_name
 from profiling.onnx_export import export_onnx, ort_feeds
 from tests.conftest import TINY_BY_BACKBONE
-from tests.conftest_search import make_tiny_run, tiny_elastic, tiny_roberta_tokenizer, tiny_tokenizer
+from tests.helpers_search import make_tiny_run, tiny_elastic, tiny_roberta_tokenizer, tiny_tokenizer
 
 CFG = SubnetConfig((0, 2, 3), (3, 1, 4), (40, 16, 64))
 # Runs in a fresh interpreter: stock transformers only, offline, our package never imported.

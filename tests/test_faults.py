@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from tests.conftest_search import make_tiny_run
+from tests.helpers_search import make_tiny_run
 from tests.test_train import _write_task, _write_teacher
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,13 +6,13 @@ import random
 import pytest
 import torch
 
-from elastic.config import BertArch, SubnetConfig, grid
+from elastic.config import SubnetConfig, grid
 from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
 from profiling.flops import analytic_macs, fvcore_macs, param_count
+from tests.conftest import TINY
 
-ARCH = BertArch(num_layers=4, hidden_size=32, num_heads=4, head_dim=8, intermediate_size=64,
-                vocab_size=99, max_position_embeddings=64)
+ARCH = TINY
 SEQ = 16
 
 

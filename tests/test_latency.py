@@ -7,15 +7,15 @@ import pytest
 import torch
 
 import profiling.latency as latency
-from elastic.config import BertArch, SubnetConfig
+from elastic.config import SubnetConfig
 from elastic.model import ElasticBertForSequenceClassification
 from profiling.fingerprint import fingerprint, fingerprint_hash
 from profiling.latency import (LATENCY_COLUMNS, LatencyCache, measure, measure_many, read_latency_csv,
                                write_latency_csv)
 from profiling.scenario import Scenario
+from tests.conftest import TINY
 
-ARCH = BertArch(num_layers=4, hidden_size=32, num_heads=4, head_dim=8, intermediate_size=64,
-                vocab_size=99, max_position_embeddings=64)
+ARCH = TINY
 FAST = dict(min_run_time_s=0.02, warmup=1)
 
 

@@ -21,11 +21,13 @@ BACKBONES = sorted(TINY_BY_BACKBONE)
 
 
 def _hf_config(backbone: str, num_labels: int = 3):
-    kw = dict(vocab_size=99, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64,
-              num_labels=num_labels)
+    arch = TINY_BY_BACKBONE[backbone]  # the same tiny architecture, in transformers' terms
+    kw = dict(vocab_size=arch.vocab_size, hidden_size=arch.hidden_size, num_hidden_layers=arch.num_layers,
+              num_attention_heads=arch.num_heads, intermediate_size=arch.intermediate_size, num_labels=num_labels,
+              max_position_embeddings=arch.max_position_embeddings)
     if backbone == "roberta":  # transformers' RoBERTa defaults: pad 1, bos 0, eos 2, one token type
-        return RobertaConfig(max_position_embeddings=66, type_vocab_size=1, layer_norm_eps=1e-5, **kw)
-    return BertConfig(max_position_embeddings=64, **kw)
+        return RobertaConfig(type_vocab_size=arch.type_vocab_size, layer_norm_eps=arch.layer_norm_eps, **kw)
+    return BertConfig(**kw)
 
 
 def _hf_tiny(num_labels=3, backbone: str = "bert"):

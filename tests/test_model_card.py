@@ -17,7 +17,7 @@ from elastic.config import SubnetConfig
 from elastic.export import export_subnet
 from elastic.model_card import CARD_FILE, card_body, hub_metadata
 from profiling.onnx_export import export_onnx
-from tests.conftest_search import tiny_elastic, tiny_tokenizer
+from tests.helpers_search import tiny_elastic, tiny_tokenizer
 
 CFG = SubnetConfig((0, 2, 3), (3, 1, 4), (40, 16, 64))
 SNIPPET = re.compile(r"```python\n(.*?)```", re.S)

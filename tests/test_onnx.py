@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from elastic.config import BertArch, SubnetConfig
+from elastic.config import SubnetConfig
 from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
 from profiling.onnx_export import export_onnx, ort_feeds, ort_session, quantize_onnx_int8
+from tests.conftest import TINY
 
-ARCH = BertArch(num_layers=4, hidden_size=32, num_heads=4, head_dim=8, intermediate_size=64,
-                vocab_size=99, max_position_embeddings=64)
+ARCH = TINY
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import torch
 from app.cli import main
 from elastic.config import SubnetConfig
 from elastic.weights import load_checkpoint
-from tests.conftest_search import tiny_roberta_tokenizer
+from tests.helpers_search import tiny_roberta_tokenizer
 from tests.test_export import load_in_fresh_process
 from tests.test_train import _write_task
 

@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search.budget import BEATING_ATTR
 from search.storage import StorageError, make_storage
 from tests.conftest_postgres import pg_url  # noqa: F401  (fixture)
-from tests.conftest_search import SCENARIO, make_tiny_run
+from tests.helpers_search import SCENARIO, make_tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]
 # Optuna marks its retry helpers experimental (since 2.8); they are what it documents for this.

@@ -8,7 +8,7 @@ import pytest
 
 from elastic.config import BertArch, SubnetConfig, grid
 from search.space import config_from_params, enqueue_grid, ffn_choices, params_for, suggest_subnet
-from tests.conftest_search import TINY
+from tests.conftest import TINY
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

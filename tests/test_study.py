@@ -22,7 +22,7 @@ from search.budget import StudyBudget
 from search.evaluator import CachedEvaluator, EvalCache, RunContext, RunDirError, could_reach_front
 from search.space import params_for, suggest_subnet
 from search.study import Objective, SearchOptions, build_objective, open_study, run_search
-from tests.conftest_search import SCENARIO, make_tiny_run
+from tests.helpers_search import SCENARIO, make_tiny_run
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ROOT = Path(__file__).resolve().parents[1]

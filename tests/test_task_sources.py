@@ -11,7 +11,7 @@ import pytest
 
 from app.cli import main
 from elastic.data import DataError, load_task
-from tests.conftest_search import WORDS
+from tests.helpers_search import WORDS
 from tests.test_train import _write_teacher
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from app import artifacts as A
+from elastic.rundir import DYNABERT_STAGES
 
 LOADERS: dict[str, Callable[[Path], Any]] = {
     "run.json": A.load_run_json,
@@ -109,7 +110,7 @@ def stage2_grid(grid: pd.DataFrame | None) -> pd.DataFrame | None:
     """The uniform-grid rows of the last trained stage (stage2 normally; stage3 if fine-tuned)."""
     if grid is None or grid.empty:
         return None
-    for stage in ("stage3", "stage2", "stage1"):
+    for stage in DYNABERT_STAGES:
         if (grid["stage"] == stage).any():
             return grid[grid["stage"] == stage].reset_index(drop=True)
     return grid

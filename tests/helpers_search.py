@@ -1,4 +1,4 @@
-"""A tiny, complete run directory for search and export tests (imported by tests/test_study.py etc.).
+"""Helpers (not fixtures): a tiny, complete run directory for search and export tests, its tokenizers.
 
 It holds what training would leave: run.json (task_spec, seed, max_length, task meta), tokenizer/, a
 finished stage2/ checkpoint of the tiny seeded BERT, and a small local CSV task whose labels depend on
@@ -10,7 +10,6 @@ import json
 import random
 from pathlib import Path
 
-import pytest
 import torch
 
 from elastic.config import BertArch
@@ -99,8 +98,3 @@ def make_tiny_run(root: Path, *, n_dev: int = 40) -> Path:
         "stage_seconds": {"teacher": 1.0, "stage1": 2.0, "stage2": 3.0},
         "options": {"stage2": {"epochs": 1, "batch_size": 32, "lr": 2e-5}}}, indent=2))
     return run
-
-
-@pytest.fixture
-def tiny_run(tmp_path: Path) -> Path:
-    return make_tiny_run(tmp_path)

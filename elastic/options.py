@@ -1,0 +1,42 @@
+"""Closed sets of choices and shared defaults of the commands' options, defined once.
+
+Torch-free on purpose: the CLI's parsers import it to list choices, and `dynabert --help` must stay fast.
+"""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal, get_args
+
+
+# Peak AdamW learning rate of every training stage and student (DESIGN.md section 3; the paper's value).
+DEFAULT_LR = 2e-5
+# The latency scenario a command measures or searches for when given none (profiling.scenario key).
+DEFAULT_SCENARIO = "cpu-eager-t2-b1-s128"
+
+# Stage 2's teacher: at full width (the released code) or at the student's width (the paper).
+TeacherWidth = Literal["full", "matched"]
+TEACHER_WIDTHS: tuple[str, ...] = get_args(TeacherWidth)
+# Optuna sampler of the search.
+Sampler = Literal["nsga2", "tpe", "random"]
+SAMPLERS: tuple[str, ...] = get_args(Sampler)
+# What the latency predictor is fitted on: interleaved ratios to the full model, or blocked medians.
+Timing = Literal["interleaved", "blocked"]
+TIMINGS: tuple[str, ...] = get_args(Timing)
+
+
+class TinyBudget(str, Enum):
+    """How TinyBERT's two phases share the budget: each gets one stage's steps (as DynaBERT's two stages),
+    or they split one stage's steps in half."""
+
+    PER_PHASE = "per-phase"
+    SPLIT = "split"
+
+
+class Int8Runtime(str, Enum):
+    """Runtimes of dynamic INT8 (the profiling scenario runtimes of the same names)."""
+
+    EAGER = "eager-int8"
+    ORT = "ort-int8"
+
+
+INT8_RUNTIMES = tuple(r.value for r in Int8Runtime)

@@ -1,0 +1,117 @@
+"""Package arrows run one way (elastic <- profiling <- search <- app) and no module imports itself round.
+
+Imports are read with `ast` from the source files (nothing is executed), including the lazy imports
+inside functions: a lazy import is still a dependency, it only moves the failure to run time.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("elastic", "profiling", "search", "app")  # each may import only those before it
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for pkg in LAYERS for p in sorted((ROOT / pkg).rglob("*.py"))}
+
+
+def _resolve(name: str, modules: dict[str, Path]) -> str | None:
+    """The project module `name` refers to (a module, or the package whose attribute it names)."""
+    while name:
+        if name in modules:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> project modules it imports (at top level or inside functions)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for mod, path in modules.items():
+        deps: set[str] = set()
+        is_pkg = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:  # relative: resolve against this module's package
+                    base = mod.split(".") if is_pkg else mod.split(".")[:-1]
+                    base = base[: len(base) - (node.level - 1)]
+                    prefix = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    prefix = node.module or ""
+                names = [f"{prefix}.{a.name}" for a in node.names] + [prefix]
+            for name in names:
+                target = _resolve(name, modules)
+                if target and target != mod:
+                    deps.add(target)
+        # `from pkg import sub` adds both pkg and pkg.sub; the package itself is not a real edge
+        graph[mod] = {d for d in deps if not (modules[d].name == "__init__.py" and any(
+            o.startswith(d + ".") for o in deps))}
+    return graph
+
+
+def _layer(mod: str) -> int:
+    return LAYERS.index(mod.split(".")[0])
+
+
+def test_arrows_point_one_way():
+    wrong = sorted(f"{m} -> {d}" for m, deps in import_graph().items() for d in deps if _layer(d) > _layer(m))
+    assert not wrong, "imports against elastic <- profiling <- search <- app:\n" + "\n".join(wrong)
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_circles():
+    cycles = _cycles(import_graph())
+    assert not cycles, "import circles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_checker_sees_a_circle_and_a_wrong_arrow():
+    """The checks above could fail: a made-up graph with a circle and an upward arrow is caught."""
+    graph = {"search.a": {"search.b"}, "search.b": {"search.a", "app.x"}, "app.x": set()}
+    assert _cycles(graph) == [["search.a", "search.b"]]
+    assert [d for m, deps in graph.items() for d in deps if _layer(d) > _layer(m)] == ["app.x"]

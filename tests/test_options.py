@@ -1,0 +1,35 @@
+"""Each shared default is defined once (elastic/options.py) and every option object and parser uses it."""
+from __future__ import annotations
+
+from typing import get_args
+
+from app.cli import build_parser
+from elastic.options import DEFAULT_LR, DEFAULT_SCENARIO, SAMPLERS, TEACHER_WIDTHS, TIMINGS, Sampler
+
+
+def _defaults(command: str) -> dict:
+    sub = next(a for a in build_parser()._actions if getattr(a, "choices", None) and command in a.choices)
+    return {a.dest: a.default for a in sub.choices[command]._actions}
+
+
+def test_one_learning_rate_and_scenario_everywhere():
+    from app.baselines_runner import BaselineOptions
+    from app.pipeline import DEFAULTS
+    from elastic.stages import StageOptions
+    from elastic.train import LoopConfig
+    from search.study import SearchOptions
+    assert StageOptions().lr == LoopConfig(total_steps=1).lr == BaselineOptions().lr == DEFAULTS["lr"] == DEFAULT_LR
+    assert _defaults("train-stage1")["lr"] == _defaults("baselines")["lr"] == DEFAULT_LR
+    assert BaselineOptions().scenarios == (DEFAULT_SCENARIO,) and DEFAULTS["scenario"] == DEFAULT_SCENARIO
+    assert SearchOptions.__dataclass_fields__["scenario"].default == DEFAULT_SCENARIO
+
+
+def test_closed_choices_come_from_the_literals():
+    assert SAMPLERS == get_args(Sampler) == ("nsga2", "tpe", "random")
+    parser = build_parser()
+    sub = next(a for a in parser._actions if getattr(a, "choices", None) and "search" in a.choices).choices
+    choices = {(cmd, a.dest): tuple(a.choices) for cmd in ("search", "profile", "train-stage2")
+               for a in sub[cmd]._actions if a.choices}
+    assert choices[("search", "sampler")] == SAMPLERS
+    assert choices[("profile", "timing")] == TIMINGS
+    assert choices[("train-stage2", "teacher_width")] == TEACHER_WIDTHS

@@ -1,0 +1,80 @@
+"""elastic/rundir.py: the one owner of run.json, the run-dir error and finding a stage's checkpoint."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from elastic import rundir
+from elastic.rundir import RunDirError, find_stage, read_run, write_run
+
+
+def test_one_error_class_importable_where_it_was():
+    from elastic.stages import RunDirError as from_stages
+    from search.evaluator import RunDirError as from_evaluator
+    assert from_stages is RunDirError and from_evaluator is RunDirError and issubclass(RunDirError, ValueError)
+
+
+def test_run_json_round_trip_and_errors(tmp_path):
+    assert read_run(tmp_path) == {}
+    with pytest.raises(RunDirError, match="has no run.json"):
+        read_run(tmp_path, required=True)
+    write_run(tmp_path / "r", {"seed": 3, "task": {"name": "t"}})
+    assert read_run(tmp_path / "r", required=True) == {"seed": 3, "task": {"name": "t"}}
+    assert not (tmp_path / "r" / "run.json.tmp").exists()
+    (tmp_path / "r" / rundir.RUN_JSON).write_text("{broken")
+    with pytest.raises(RunDirError, match="not valid JSON"):
+        read_run(tmp_path / "r")
+
+
+def _ckpt(run, name, *, done=True, weights=True):
+    d = run / name
+    d.mkdir(parents=True)
+    (d / rundir.META_FILE).write_text(json.dumps({"arch": {}}))
+    if weights:
+        (d / rundir.MODEL_FILE).write_bytes(b"")
+    if done:
+        (d / rundir.DONE_JSON).write_text("{}")
+
+
+def test_find_stage_order_and_conditions(tmp_path):
+    assert find_stage(tmp_path, rundir.DYNABERT_STAGES) is None
+    _ckpt(tmp_path, "stage1")
+    _ckpt(tmp_path, "stage2", done=False)  # interrupted: not finished
+    _ckpt(tmp_path, "rewired", done=False)  # rewiring writes no done.json and is finished anyway
+    _ckpt(tmp_path, "teacher", weights=False)
+    assert find_stage(tmp_path, rundir.DYNABERT_STAGES) == ("stage1", tmp_path / "stage1")
+    assert find_stage(tmp_path, ("stage2",), finished=False) == ("stage2", tmp_path / "stage2")
+    assert find_stage(tmp_path, ("rewired",)) == ("rewired", tmp_path / "rewired")
+    assert find_stage(tmp_path, ("teacher", "rewired"), weights=True) == ("rewired", tmp_path / "rewired")
+    assert find_stage(tmp_path, ("teacher", "rewired")) == ("teacher", tmp_path / "teacher")
+
+
+def _doc_columns() -> dict[str, tuple[str, ...]]:
+    """file -> the column list that docs/ARTIFACTS.md gives for it (first backticked span of its row)."""
+    from pathlib import Path
+    import re
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "ARTIFACTS.md").read_text()
+    out = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and re.fullmatch(r"`[a-z_]+\.csv`", cells[0]):
+            span = re.search(r"`([^`]*)`", cells[2])
+            out[cells[0].strip("`")] = tuple(c.strip() for c in span.group(1).split(","))
+    return out
+
+
+def test_artifacts_doc_lists_the_schema_columns():
+    assert _doc_columns() == {name: s.columns for name, s in rundir.CSV_SCHEMAS.items()}, (
+        "docs/ARTIFACTS.md and elastic/rundir.py CSV_SCHEMAS disagree: change both together")
+
+
+def test_writers_use_the_schemas():
+    from elastic.baselines import BASELINE_COLUMNS
+    from elastic.evaluate import GRID_COLUMNS
+    from profiling.latency import LATENCY_COLUMNS
+    from search.pareto import PARETO_COLUMNS, TRIALS_COLUMNS
+    s = rundir.CSV_SCHEMAS
+    assert GRID_COLUMNS == s[rundir.GRID_CSV].columns and LATENCY_COLUMNS == s[rundir.LATENCY_CSV].columns
+    assert PARETO_COLUMNS == s[rundir.PARETO_CSV].columns and TRIALS_COLUMNS == s[rundir.TRIALS_CSV].columns
+    assert BASELINE_COLUMNS == s[rundir.BASELINES_CSV].columns
