@@ -366,8 +366,23 @@ def build_objective(opts: SearchOptions, ctx: RunContext | None = None) -> Objec
                      checkpoint=ctx.cache_namespace())
 
 
-def _worker_main(opts: SearchOptions, worker: int) -> None:
-    run_worker(opts, worker=worker)
+WORKER_START_TIMEOUT_S = 300.0  # a local worker that has not started by then is left behind
+
+
+def _start_together(start: Any) -> None:
+    """Wait until every local worker has built its objective (a spawned one needs seconds to import), so that
+    they share the budget from the first trial; a worker that never comes does not hold the others."""
+    import threading
+    try:
+        start.wait(timeout=WORKER_START_TIMEOUT_S)
+    except threading.BrokenBarrierError:
+        pass
+
+
+def _worker_main(opts: SearchOptions, worker: int, start: Any) -> None:
+    objective = build_objective(opts)
+    _start_together(start)
+    run_worker(opts, worker=worker, objective=objective)
 
 
 def run_search(opts: SearchOptions, *, objective: Objective | None = None) -> optuna.Study:
@@ -390,10 +405,13 @@ def run_search(opts: SearchOptions, *, objective: Objective | None = None) -> op
     try:
         # Worker 0 runs here (its objective is already built); workers 1..N-1 are spawned processes.
         ctx = mp.get_context("spawn")
-        procs = [ctx.Process(target=_worker_main, args=(opts, k)) for k in range(1, opts.n_workers)]
+        start = ctx.Barrier(opts.n_workers)
+        procs = [ctx.Process(target=_worker_main, args=(opts, k, start)) for k in range(1, opts.n_workers)]
         for p in procs:
             p.start()
         try:
+            if procs:
+                _start_together(start)
             run_worker(opts, objective=objective, on_trial=lambda n: bar.update(min(n, opts.n_trials) - bar.n))
             while any(p.is_alive() for p in procs):
                 time.sleep(0.5)

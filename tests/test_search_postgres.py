@@ -125,7 +125,8 @@ def test_workers_on_postgres_lose_nothing_and_survive_sigkill(tmp_path, pg_url):
         assert by_number[d.number].state == TrialState.FAIL  # failed by the heartbeat ...
         retries = [t for t in trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == d.number]
         assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE  # ... retried once, completed
-        assert retries[0].params == by_number[d.number].params  # the same sub-network ...
+        # the same sub-network, as far as the dead trial had chosen it (a kill can land between two suggestions)
+        assert by_number[d.number].params.items() <= retries[0].params.items()
         assert retries[0].user_attrs["worker"].rsplit(":", 1)[1] in (str(b.pid), str(c.pid))  # ... by a new worker
     assert "stopped beating" in logs["B"].read_text() + logs["C"].read_text()
     n_evals = _evaluated_once(run, complete)
