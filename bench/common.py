@@ -4,12 +4,16 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+# `make bench --quick` points the benches at a temporary folder through DYNABERT_RESULTS_DIR.
+RESULTS = Path(os.environ.get("DYNABERT_RESULTS_DIR") or Path(__file__).resolve().parents[1] / "results")
 
 
 def fingerprint(threads: int | None = None) -> dict[str, Any]:
@@ -40,7 +44,27 @@ def fingerprint_line(fp: dict[str, Any]) -> str:
             f"torch {fp['torch']}, transformers {fp['transformers']}{load}.")
 
 
-def write_result(name: str, data: dict[str, Any], markdown: str) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
-    (RESULTS / f"{name}.md").write_text(markdown.rstrip() + "\n")
+def write_result(name: str, data: dict[str, Any], markdown: str, directory: Path = RESULTS) -> None:
+    """Write `<directory>/<name>.json` and `.md` (directory: results/ unless a smoke run writes elsewhere)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    (directory / f"{name}.md").write_text(markdown.rstrip() + "\n")
+
+
+def load_1min() -> float | None:
+    """The 1-minute load average now (other work on the machine), None where the OS has none."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def provenance() -> dict[str, Any]:
+    """`commit` (HEAD of this checkout), `dirty` (uncommitted changes to tracked files) and `command`."""
+    root = RESULTS.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout.strip()
+    return {"commit": git("rev-parse", "HEAD") or "unknown",
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "command": shlex.join([sys.executable, *sys.argv])}

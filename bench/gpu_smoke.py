@@ -160,7 +160,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--min-run-time", type=float, default=0.3, help="seconds of timed calls per config")
-    p.add_argument("--results-dir", type=Path, default=ROOT / "results")
+    p.add_argument("--results-dir", type=Path, default=Path(os.environ.get("DYNABERT_RESULTS_DIR") or ROOT / "results"))
     args = p.parse_args(argv)
     import torch
 

@@ -26,6 +26,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 from torch.utils import benchmark  # noqa: E402
 
+from bench.common import RESULTS  # noqa: E402
 from elastic.config import SubnetConfig, grid  # noqa: E402
 from elastic.weights import load_default_teacher  # noqa: E402
 from profiling.fingerprint import fingerprint  # noqa: E402
@@ -89,7 +90,7 @@ def machine_load() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "results")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--quick", action="store_true", help="fewer configs and shorter timing (a smoke run)")
     ap.add_argument("--reuse-cache", action="store_true", help="keep timings of an earlier run")
     ap.add_argument("--render-only", action="store_true", help="rewrite latency.md from latency.json")

@@ -26,6 +26,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (128)")
+    ap.add_argument("--min-run-time", type=float, default=1.0, help="seconds of timed calls per side per round")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ours, tok = load_default_teacher(2)
@@ -36,9 +38,9 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     results, max_diff = {}, 0.0
     for bs in (1, 32):
-        ids = torch.randint(1000, 29000, (bs, 128), generator=g)
+        ids = torch.randint(1000, 29000, (bs, args.seq_len), generator=g)
         mask = torch.ones_like(ids)
-        mask[bs // 2:, 100:] = 0  # some padding, as in real batches
+        mask[bs // 2:, args.seq_len * 3 // 4:] = 0  # some padding, as in real batches
         with torch.inference_mode():
             max_diff = max(max_diff, (ours(ids, mask).logits - hf(input_ids=ids, attention_mask=mask).logits)
                            .abs().max().item())
@@ -46,9 +48,9 @@ def main() -> None:
         for _ in range(args.rounds):
             with torch.inference_mode():
                 a = tb.Timer("m(ids, mask)", globals={"m": ours, "ids": ids, "mask": mask},
-                             num_threads=args.threads).blocked_autorange(min_run_time=1.0).median
+                             num_threads=args.threads).blocked_autorange(min_run_time=args.min_run_time).median
                 b = tb.Timer("m(input_ids=ids, attention_mask=mask)", globals={"m": hf, "ids": ids, "mask": mask},
-                             num_threads=args.threads).blocked_autorange(min_run_time=1.0).median
+                             num_threads=args.threads).blocked_autorange(min_run_time=args.min_run_time).median
             ratios.append(a / b)
             t_ours.append(a * 1e3)
             t_hf.append(b * 1e3)
@@ -58,12 +60,12 @@ def main() -> None:
               f"ratio {results[bs]['ratio']:.3f}")
     fp = fingerprint(args.threads)
     data = {"ratio_bs1": results[1]["ratio"], "ratio_bs32": results[32]["ratio"], "max_abs_diff": max_diff,
-            "seq_len": 128, "rounds": args.rounds, "detail": {str(k): v for k, v in results.items()},
+            "seq_len": args.seq_len, "rounds": args.rounds, "detail": {str(k): v for k, v in results.items()},
             "fingerprint": fp}
     md = f"""# Model parity and speed: ours vs transformers' BertForSequenceClassification
 
-all-MiniLM-L6-v2 weights (6 layers, hidden 384), sequence 128, {args.threads} threads, eager fp32,
-median of {args.rounds} alternating rounds of `torch.utils.benchmark` (each >= 1 s).
+all-MiniLM-L6-v2 weights (6 layers, hidden 384), sequence {args.seq_len}, {args.threads} threads, eager fp32,
+median of {args.rounds} alternating rounds of `torch.utils.benchmark` (each >= {args.min_run_time} s).
 
 | batch | ours (ms) | transformers (ms) | ratio ours/HF (target <= 1.02) |
 |---|---|---|---|
@@ -74,7 +76,7 @@ Max abs logit difference (real weights, padded batches): {max_diff:.2e}
 
 Hardware: {fp['cpu']}, {fp['logical_cores']} logical cores, torch {fp['torch']}, transformers {fp['transformers']},
 1-min load average at the end {fp.get('load_avg_1min', 'n/a')} (other jobs on the machine add noise to both sides alike).
-Command: `python bench/model_parity_speed.py --rounds {args.rounds}`
+Command: `{' '.join(sys.argv)}`
 """
     write_result("model_parity_speed", data, md)
 

@@ -38,6 +38,7 @@ import optuna  # noqa: E402
 import torch  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
+from bench.common import RESULTS  # noqa: E402
 from elastic.config import SubnetConfig, grid  # noqa: E402
 from search.evaluator import RunContext  # noqa: E402
 from search.pareto import count_dominated, finalize, hypervolume, pareto_mask  # noqa: E402
@@ -102,7 +103,7 @@ def main() -> None:
     ap.add_argument("--min-run-time", type=float, default=1.0, help="seconds of timed runs per re-measured config")
     ap.add_argument("--n-random", type=int, default=50, help="(only when profiling is needed) fit configs")
     ap.add_argument("--n-heldout", type=int, default=50, help="(only when profiling is needed) held-out configs")
-    ap.add_argument("--out", type=Path, default=ROOT / "results")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--name", default="search", help="results file stem")
     args = ap.parse_args()
     small, large = (int(x) for x in args.budgets.split(","))

@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 REFERENCE = ROOT.parent / "shared" / "reference" / "official_dynabert_minilm_sst2.csv"
+from bench.common import RESULTS  # noqa: E402
+
 TEACHER_REF = {"dev_acc": 86.35, "test_acc": 87.92}
 
 
@@ -99,7 +101,7 @@ def main() -> int:
     ap.add_argument("--extra", type=shlex.split, default=[],
                     help="extra options for train-stage2, one quoted string, e.g. --extra='--lr 1e-4'")
     ap.add_argument("--stage1-extra", type=shlex.split, default=[], help="extra options for train-stage1")
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "sst2_dynabert")
+    ap.add_argument("--out", type=Path, default=RESULTS / "sst2_dynabert")
     a = ap.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "MKL_NUM_THREADS": str(a.threads),
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
