@@ -103,8 +103,9 @@ def run_bench(b: Bench, *, quick: bool, places: dict[str, str], env: dict[str, s
     for d, info in dirs.items():
         print(f"  run directory {d}: {'reused' if info['reused'] else 'new'}"
               + (f" (old one set aside as {info['set_aside']})" if info["set_aside"] else ""), flush=True)
-    head, dirty = rundirs.git("rev-parse", "HEAD") or "unknown", bool(rundirs.git("status", "--porcelain",
-                                                                                  "--untracked-files=no"))
+    # results/ is left out: the benches run before this one rewrote their files there
+    head = rundirs.git("rev-parse", "HEAD") or "unknown"
+    dirty = bool(rundirs.git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"))
     cmds = [expand(c, places) for c in steps]
     load_before, t0 = load_1min(), time.perf_counter()
     for cmd in cmds:
