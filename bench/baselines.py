@@ -9,7 +9,7 @@ pareto.csv when it exists, and DynaBERT sub-networks with INT8 on top when stage
 MACs: multiply-accumulates at the run's max_length (as grid.csv). Latency: median ms on the extracted
 model, scenario cpu-eager-t2-b1-s128 (INT8 rows: cpu-eager-int8-/cpu-ort-int8-t2-b1-s128).
 
-Usage: python bench/baselines.py --run-dir runs/sst2_dynabert [--wait] [--max-steps 433] [--threads 1]
+Usage: python -m bench.baselines --run-dir runs/sst2_dynabert [--wait] [--max-steps 433] [--threads 1]
 Writes results/baselines.{json,md}; rerunning reuses trained students and cached latencies.
 """
 from __future__ import annotations
@@ -24,8 +24,7 @@ from typing import Any, Optional
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import write_result  # noqa: E402
+from bench.common import write_result
 
 SCENARIO = "cpu-eager-t2-b1-s128"
 MATCH_TOLERANCE = 0.10  # relative MACs difference allowed for "matched"

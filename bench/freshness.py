@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from bench.registry import BENCHES, ROOT, Bench, owner_of
+from bench.registry import BENCHES, ROOT, Bench
 
 
 def _git_ok(*args: str, root: Path) -> bool:

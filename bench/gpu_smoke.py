@@ -1,4 +1,4 @@
-"""GPU smoke bench (sized to stay under 5 minutes on one CUDA GPU): `python bench/gpu_smoke.py`.
+"""GPU smoke bench (sized to stay under 5 minutes on one CUDA GPU): `python -m bench.gpu_smoke`.
 
 1. A BERT-base-sized elastic model (12 layers, hidden 768, 12 heads, FFN 3072, vocab 30522) with random
    weights (nothing is downloaded) runs 20 steps of stage 2 in bf16 autocast on random token ids: all 12
@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python bench/gpu_smoke.py` from the repository root
-    sys.path.insert(0, str(ROOT))
 
 SIZES = {  # name -> BertArch fields
     "base": dict(num_layers=12, hidden_size=768, num_heads=12, head_dim=64, intermediate_size=3072,

@@ -5,7 +5,7 @@ eager and ONNX Runtime (MACs ratio, latency ratio and efficiency versus the full
 re-timed every few configs); the latency predictor on 50 held-out random per-layer configs; the machine's
 fp32 matmul peak with 2 threads and the fraction of it the full model reaches.
 
-Usage: .venv/bin/python bench/latency.py [--quick] [--out results]
+Usage: python -m bench.latency [--quick] [--out results]
 """
 from __future__ import annotations
 
@@ -221,7 +221,7 @@ def main() -> None:
         "machine_load": {"before": load_before, "after": machine_load()},
         "seconds": time.time() - t_start,
         "quick": args.quick,
-        "command": "OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/latency.py" + (" --quick" if args.quick else ""),
+        "command": "OMP_WAIT_POLICY=PASSIVE python -m bench.latency" + (" --quick" if args.quick else ""),
     }
     shutil.rmtree(work / "onnx", ignore_errors=True)  # ~100 MB per exported config
     args.out.mkdir(parents=True, exist_ok=True)

@@ -4,22 +4,20 @@ Writes results/model_parity_speed.{json,md}: median latency ratio ours/HF at bat
 sequence 128, 2 threads, and the max abs logit difference on real all-MiniLM-L6-v2 weights.
 The two models are timed in alternating rounds so machine noise hits both alike.
 
-Usage: python bench/model_parity_speed.py [--rounds 7]
+Usage: python -m bench.model_parity_speed [--rounds 7]
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import sys
-from pathlib import Path
 
 import torch
 import torch.utils.benchmark as tb
 from transformers import BertForSequenceClassification
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import fingerprint, write_result  # noqa: E402
-from elastic.weights import default_teacher_path, load_default_teacher  # noqa: E402
+from bench.common import fingerprint, write_result
+from elastic.weights import default_teacher_path, load_default_teacher
 
 
 def main() -> None:

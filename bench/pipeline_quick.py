@@ -1,19 +1,17 @@
 """results/pipeline_quick.{json,md} from a finished `dynabert run` directory (the demo's, by default).
 
-Usage: python bench/pipeline_quick.py [--run-dir runs/demo] [--setup-seconds S] [--command "make demo"]
+Usage: python -m bench.pipeline_quick [--run-dir runs/demo] [--setup-seconds S] [--command "make demo"]
 The stage timings are those `dynabert run` recorded in <run>/pipeline.json while it worked.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import fingerprint, write_result  # noqa: E402
+from bench.common import fingerprint, write_result
 
 
 def main() -> None:

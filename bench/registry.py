@@ -105,8 +105,8 @@ BENCHES: tuple[Bench, ...] = (
     _sst2("sst2_dynabert_seed43", "sst2_dynabert_seed43", *_SST2_RECIPE, "--seed", "43", minutes=190),
     _sst2("sst2_dynabert_216steps", "sst2_dynabert_216steps", "--threads", "2", steps="216", minutes=95),
     Bench(
-        name="search", script="bench/search.py", outputs=("search",), sources=(*SEARCH, *LATENCY),
-        command=(("{py}", "-m", "bench.search", "--run-dir", "{runs}/sst2_dynabert", "--scenario",
+        name="search", script="bench/search_bench.py", outputs=("search",), sources=(*SEARCH, *LATENCY),
+        command=(("{py}", "-m", "bench.search_bench", "--run-dir", "{runs}/sst2_dynabert", "--scenario",
                   "cpu-eager-t2-b1-s128", "--budgets", "100,300", "--eval-threads", "2", "--fidelity-subset", "256",
                   "--out", "{results}"),),
         quick_skip="needs a trained SST-2 run (sst2_dynabert); the search code runs on a tiny run in "

@@ -4,7 +4,7 @@ Runs teacher -> rewire -> stage 1 -> stage 2 as separate CLI processes (each res
 script after a crash and finished stages are skipped, interrupted ones resume), measures the
 stage-2 overhead ratio on the trained model, and writes results/sst2_dynabert.{json,md}.
 
-    .venv/bin/python bench/sst2_dynabert.py --steps 216 --threads 1
+    python -m bench.sst2_dynabert --steps 216 --threads 1
 """
 from __future__ import annotations
 
@@ -18,11 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-REFERENCE = ROOT.parent / "shared" / "reference" / "official_dynabert_minilm_sst2.csv"
-from bench.common import RESULTS  # noqa: E402
+from bench.common import RESULTS
 
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT.parent / "shared" / "reference" / "official_dynabert_minilm_sst2.csv"
 TEACHER_REF = {"dev_acc": 86.35, "test_acc": 87.92}
 
 

@@ -7,7 +7,7 @@ after `--steps`.
 Variants: `base` (the released code's recipe: lr 2e-5, hidden weight 1.0), `lr1e-4`, `hidden0.1`
 (hidden-state loss weight 0.1), `pad64` (every batch padded to 64 tokens, as the released code pads).
 
-    .venv/bin/python bench/stage2_probe.py --run-dir runs/sst2_dynabert --variants base,lr1e-4 --steps 100
+    python -m bench.stage2_probe --run-dir runs/sst2_dynabert --variants base,lr1e-4 --steps 100
 
 Writes results/stage2_probe.{json,md}; variants already in the JSON are kept unless given again.
 """
@@ -22,8 +22,7 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import RESULTS, fingerprint, write_result  # noqa: E402
+from bench.common import RESULTS, fingerprint, write_result
 
 PROBES = ((1.0, 1.0), (1.0, 0.5), (0.25, 1.0), (0.25, 0.75), (0.25, 0.5), (0.5, 0.5))
 VARIANTS = {"base": {}, "lr1e-4": {"lr": 1e-4}, "hidden0.1": {"hidden_weight": 0.1}, "pad64": {"pad_to": 64}}

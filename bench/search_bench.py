@@ -11,20 +11,13 @@ The NSGA-II study is the run's own (`<run>/study.db`, default study name) and is
 run's evaluation cache, so a config evaluated by one sampler is free for the others (the timing columns
 say how many evaluations each study really ran).
 
-Usage: .venv/bin/python bench/search.py --run-dir runs/sst2_dynabert [--scenario cpu-eager-t2-b1-s128]
+Usage: python -m bench.search_bench --run-dir runs/sst2_dynabert [--scenario cpu-eager-t2-b1-s128]
        [--budgets 100,300] [--eval-threads 2] [--out results]
 """
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the `search`
-# package: put the project root there instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
 
 # Idle OpenMP threads must sleep, not spin (shared 2-core machine): set before torch loads OpenMP.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -181,7 +174,7 @@ def main() -> None:
         "run_search_json": summary, "eval_threads": args.eval_threads, "fidelity_subset": args.fidelity_subset,
         "fingerprint": fingerprint(sc_threads), "load_avg_1min": os.getloadavg()[0],
         "total_seconds": time.perf_counter() - t_start, "torch_threads": torch.get_num_threads(),
-        "command": f".venv/bin/python bench/search.py --run-dir {args.run_dir} --scenario {args.scenario} "
+        "command": f"python -m bench.search_bench --run-dir {args.run_dir} --scenario {args.scenario} "
                    f"--budgets {args.budgets} --eval-threads {args.eval_threads}"
                    + (f" --fidelity-subset {args.fidelity_subset}" if args.fidelity_subset else ""),
     }
