@@ -156,9 +156,8 @@ BENCHES: tuple[Bench, ...] = (
     Bench(
         name="model_parity_speed", script="bench/model_parity_speed.py", outputs=("model_parity_speed",),
         sources=("elastic/model.py", "elastic/weights.py", "elastic/config.py"),
-        command=(("{py}", "-m", "bench.model_parity_speed", "--rounds", "7"),),
-        quick=(("{py}", "-m", "bench.model_parity_speed", "--rounds", "1", "--min-run-time", "0.05",
-                "--seq-len", "16"),),
+        command=(("{py}", "-m", "bench.model_parity_speed", "--rounds", "30", "--min-time", "20"),),
+        quick=(("{py}", "-m", "bench.model_parity_speed", "--rounds", "3", "--min-time", "0", "--seq-len", "16"),),
         expected_minutes=2,
         measures="our elastic BERT vs transformers' BertForSequenceClassification: logit difference and latency "
                  "ratio"),
