@@ -153,8 +153,9 @@ BENCHES: tuple[Bench, ...] = (
     Bench(
         name="latency", script="bench/latency.py", outputs=("latency",), sources=(*LATENCY, "elastic/"),
         command=(("{py}", "-m", "bench.latency", "--out", "{results}"),),
-        quick_skip="times 12 configs x 4 scenarios with ONNX exports of all-MiniLM-L6-v2 (minutes even with its "
-                   "own --quick); the timing code runs in tests/test_latency.py",
+        # quick: a tiny random BERT, eager only (ONNX exports of 24 configs take minutes; tests/test_onnx.py)
+        quick=(("{py}", "-m", "bench.latency", "--quick", "--tiny", "--runtimes", "eager", "--peak-n", "256",
+                "--time-scale", "0.05", "--work-dir", "{runs}/bench-latency", "--out", "{results}"),),
         expected_minutes=15,
         measures="latency, MACs ratio and efficiency of the 12 grid configs (eager, ONNX Runtime), latency "
                  "predictor error, share of the GEMM peak"),
