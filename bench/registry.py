@@ -100,6 +100,11 @@ def _equal_lr(name: str, run: str, lr: str, seed: str) -> Bench:
 _STUDENTS_LR = ("--no-progress", "--min-run-time", "1", "--scenario", "cpu-eager-t2-b1-s128", "--max-steps", "433",
                 "--lr", "1e-4", "--run-dir", "{runs}/sst2_dynabert_students_lr1e-4")
 
+# A trained-looking tiny run (tiny random BERT, small CSV task, stage checkpoints) from the search tests'
+# fixture, for the quick runs of benches that read a trained run; made once per quick run.
+_TINY_RUN: Command = ("{py}", "-c", "import sys, pathlib; from tests.conftest_search import make_tiny_run; "
+                      "d = pathlib.Path(sys.argv[1]); (d / 'run').exists() or make_tiny_run(d)", "{runs}/tiny")
+
 BENCHES: tuple[Bench, ...] = (
     _sst2("sst2_dynabert", "sst2_dynabert", *_SST2_RECIPE, minutes=110),
     _sst2("sst2_dynabert_seed43", "sst2_dynabert_seed43", *_SST2_RECIPE, "--seed", "43", minutes=190),
@@ -109,9 +114,7 @@ BENCHES: tuple[Bench, ...] = (
         command=(("{py}", "-m", "bench.search_bench", "--run-dir", "{runs}/sst2_dynabert", "--scenario",
                   "cpu-eager-t2-b1-s128", "--budgets", "100,300", "--seeds", "0,1,2", "--eval-threads", "2",
                   "--fidelity-subset", "256", "--out", "{results}"),),
-        # quick: on the tiny trained-looking run of the search tests (tiny random BERT, CSV task)
-        quick=(("{py}", "-c", "import sys, pathlib; from tests.conftest_search import make_tiny_run; "
-                "make_tiny_run(pathlib.Path(sys.argv[1]))", "{runs}/tiny"),
+        quick=(_TINY_RUN,
                ("{py}", "-m", "bench.search_bench", "--run-dir", "{runs}/tiny/run", "--scenario",
                 "cpu-eager-t1-b1-s16", "--budgets", "6,16", "--seeds", "0,1", "--eval-threads", "1",
                 "--min-run-time", "0.01", "--n-random", "6", "--n-heldout", "4", "--out", "{results}")),
@@ -146,8 +149,9 @@ BENCHES: tuple[Bench, ...] = (
     Bench(
         name="stage2_probe", script="bench/stage2_probe.py", outputs=("stage2_probe",), sources=TRAINING,
         command=(("{py}", "-m", "bench.stage2_probe", "--run-dir", "{runs}/sst2_dynabert", "--variants",
-                  "base,lr1e-4,hidden0.1,pad64", "--steps", "100"),),
-        quick_skip="short stage-2 runs from a trained DynaBERT_W checkpoint (sst2_dynabert)",
+                  "base,lr1e-4,hidden0.1,pad64", "--steps", "100", "--fresh"),),
+        quick=(_TINY_RUN, ("{py}", "-m", "bench.stage2_probe", "--run-dir", "{runs}/tiny/run", "--variants",
+                           "base,pad64", "--steps", "2", "--total", "4", "--every", "1", "--fresh")),
         requires=("sst2_dynabert",), expected_minutes=90,
         measures="dev accuracy of narrow/shallow sub-networks during the first 100 stage-2 steps, per variant"),
     Bench(
