@@ -15,15 +15,11 @@ from pathlib import Path
 from typing import Sequence
 
 from bench.registry import BENCHES, ROOT, Bench
+from bench.rundirs import last_commit
 
 
 def _git_ok(*args: str, root: Path) -> bool:
     return subprocess.run(["git", *args], cwd=root, capture_output=True).returncode == 0
-
-
-def _last_commit(paths: Sequence[str], root: Path) -> str:
-    out = subprocess.run(["git", "log", "-1", "--format=%H", "--", *paths], cwd=root, capture_output=True, text=True)
-    return out.stdout.strip()
 
 
 def result_stems(results_dir: Path) -> list[str]:
@@ -53,7 +49,7 @@ def staleness(stem: str, results_dir: Path, root: Path = ROOT,
         return f"measured at {commit[:10]} with uncommitted changes (or `dirty` not recorded)"
     if data.get("quick"):
         return "a --quick (small-size) result"
-    last = _last_commit(bench.all_sources, root)
+    last = last_commit(bench.all_sources, root)
     if last and not _git_ok("merge-base", "--is-ancestor", last, commit, root=root):
         return (f"measured at {commit[:10]}, before {last[:10]} (the last commit touching "
                 f"{', '.join(bench.all_sources)})")
