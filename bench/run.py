@@ -54,8 +54,8 @@ def with_requirements(benches: list[Bench], runs: Path) -> list[Bench]:
     def add(b: Bench) -> None:
         for r in b.requires:
             req = BY_NAME[r]
-            if req not in out and req not in benches and not all(
-                    rundirs.reusable(runs / d, req.train_sources) for d in req.run_dirs):
+            if req not in out and req not in benches and not (req.reuse and all(
+                    rundirs.reusable(runs / d, req.train_sources) for d in req.run_dirs)):
                 add(req)
         if b not in out:
             out.append(b)
@@ -105,7 +105,7 @@ def run_bench(b: Bench, *, quick: bool, places: dict[str, str], env: dict[str, s
             return f"skipped (imports checked): {b.quick_skip}"
         steps = (("bash", "-n", b.script),)
     runs = Path(places["runs"])
-    dirs = {} if quick else {d: rundirs.prepare(runs / d, b.train_sources) for d in b.run_dirs}
+    dirs = {} if quick else {d: rundirs.prepare(runs / d, b.train_sources, reuse=b.reuse) for d in b.run_dirs}
     for d, info in dirs.items():
         print(f"  run directory {d}: {'reused' if info['reused'] else 'new'}"
               + (f" (old one set aside as {info['set_aside']})" if info["set_aside"] else ""), flush=True)

@@ -54,14 +54,14 @@ def reusable(run_dir: Path, train_sources: Sequence[str], root: Path = ROOT) -> 
         and not paths_dirty(train_sources, root)
 
 
-def prepare(run_dir: Path, train_sources: Sequence[str], root: Path = ROOT) -> dict[str, Any]:
-    """Reuse `run_dir` when `reusable`, else set it aside and start it anew with a fresh stamp.
+def prepare(run_dir: Path, train_sources: Sequence[str], root: Path = ROOT, *, reuse: bool = True) -> dict[str, Any]:
+    """Reuse `run_dir` when `reuse` and `reusable`, else set it aside and start it anew with a fresh stamp.
 
     Returns:
         {"run_dir", "reused": bool, "set_aside": the old folder's new path or None, "train_sources_commit"}.
     """
     set_aside = None
-    if reusable(run_dir, train_sources, root):
+    if reuse and reusable(run_dir, train_sources, root):
         rec = json.loads((run_dir / STAMP).read_text())
         return {"run_dir": str(run_dir), "reused": True, "set_aside": None,
                 "train_sources_commit": rec["train_sources_commit"]}

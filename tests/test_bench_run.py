@@ -38,6 +38,9 @@ def test_run_dir_reused_only_while_training_code_is_unchanged(tmp_path):
     assert rundirs.prepare(run, ["src/"], repo)["reused"] is True and (run / "teacher").is_dir()
     _commit(repo, "README", "docs")  # not training code
     assert rundirs.prepare(run, ["src/"], repo)["reused"] is True
+    fresh = rundirs.prepare(run, ["src/"], repo, reuse=False)  # a bench that times its own training
+    assert fresh["reused"] is False and fresh["set_aside"] and not (run / "teacher").exists()
+    (run / "teacher").mkdir()
     _commit(repo, "src/train.py", "v2")
     info = rundirs.prepare(run, ["src/"], repo)
     assert info["reused"] is False and not (run / "teacher").exists()
