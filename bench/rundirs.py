@@ -66,7 +66,11 @@ def prepare(run_dir: Path, train_sources: Sequence[str], root: Path = ROOT, *, r
         return {"run_dir": str(run_dir), "reused": True, "set_aside": None,
                 "train_sources_commit": rec["train_sources_commit"]}
     if run_dir.exists():
-        aside = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}")
+        stem, n = f"{run_dir.name}.old-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}", 1
+        aside = run_dir.with_name(stem)
+        while aside.exists():  # two set aside within one second
+            n += 1
+            aside = run_dir.with_name(f"{stem}-{n}")
         run_dir.rename(aside)
         set_aside = str(aside)
     run_dir.mkdir(parents=True)
