@@ -113,6 +113,12 @@ def run_bench(b: Bench, *, quick: bool, places: dict[str, str], env: dict[str, s
     head = rundirs.git("rev-parse", "HEAD") or "unknown"
     dirty = bool(rundirs.git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"))
     cmds = [expand(c, places) for c in steps]
+    out_dir = Path(places["results"])
+
+    def mtimes() -> dict[str, int | None]:
+        return {s: (out_dir / f"{s}.json").stat().st_mtime_ns if (out_dir / f"{s}.json").is_file() else None
+                for s in b.outputs}
+    before = mtimes()
     load_before, t0 = load_1min(), time.perf_counter()
     for cmd in cmds:
         print("  + " + shlex.join(cmd), flush=True)
@@ -124,9 +130,12 @@ def run_bench(b: Bench, *, quick: bool, places: dict[str, str], env: dict[str, s
     facts = {"commit": head, "dirty": dirty, "command": " && ".join(shlex.join(c) for c in cmds),
              "wall_seconds": round(time.perf_counter() - t0, 1), "load_before": load_before,
              "load_after": load_1min(), "quick": quick, "run_dirs": dirs}
-    stamp(Path(places["results"]), b, facts)
-    missing = [s for s in b.outputs if not (Path(places["results"]) / f"{s}.json").is_file()]
-    return f"failed: wrote no {', '.join(missing)}" if missing else "ok"
+    after = mtimes()
+    stale = [s for s in b.outputs if after[s] is None or after[s] == before[s]]
+    if stale:  # never stamp today's provenance onto a file this run did not write
+        return f"failed: did not (re)write {', '.join(f'{s}.json' for s in stale)}"
+    stamp(out_dir, b, facts)
+    return "ok"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -79,3 +79,24 @@ def test_refuses_a_busy_machine_unless_forced(monkeypatch, capsys):
     assert bench_run.main(["--only", "trec_lr1e-4_seeds", "--results-dir", str(ROOT / "no-such-dir")]) == 3
     assert "--force" in capsys.readouterr().err
     assert not (ROOT / "no-such-dir").exists()
+
+
+def test_a_result_the_bench_did_not_rewrite_gets_no_provenance(tmp_path):
+    from bench.registry import Bench
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "old.json").write_text("{}")
+    places = {"py": "python", "results": str(out), "runs": str(tmp_path / "runs"), "shared": str(tmp_path)}
+    b = Bench(name="b", script="bench/run.py", outputs=("old",), sources=(), command=(("true",),), quick=(("true",),),
+              measures="-")
+    assert bench_run.run_bench(b, quick=True, places=places, env={}).startswith("failed: did not (re)write old.json")
+    assert (out / "old.json").read_text() == "{}"
+    w = Bench(name="w", script="bench/run.py", outputs=("new",), sources=(), measures="-", command=(("true",),),
+              quick=(("cp", str(tmp_path / "src.json"), str(out / "new.json")), ("cp", str(tmp_path / "src.md"),
+                                                                                  str(out / "new.md"))))
+    (tmp_path / "src.json").write_text("{}")
+    (tmp_path / "src.md").write_text("# r\n")
+    assert bench_run.run_bench(w, quick=True, places=places, env={"PATH": "/usr/bin:/bin"}) == "ok"
+    data = json.loads((out / "new.json").read_text())
+    assert data["quick"] is True and data["commit"] and "load_before" in data and "fingerprint" in data
+    assert "Provenance" in (out / "new.md").read_text()
