@@ -42,5 +42,10 @@ demo-run: install
 test: install browser-deps postgres-deps
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q
 
+# Every benchmark at the current commit, rewriting results/ (see results/README.md and bench/registry.py):
+# `make bench`, `make bench ONLY=search`, `make bench QUICK=1` (small sizes, temporary folder), FORCE=1 on a busy machine.
+bench: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m bench.run $(if $(ONLY),--only $(ONLY)) $(if $(QUICK),--quick) $(if $(FORCE),--force)
+
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -9,7 +9,7 @@ pareto.csv when it exists, and DynaBERT sub-networks with INT8 on top when stage
 MACs: multiply-accumulates at the run's max_length (as grid.csv). Latency: median ms on the extracted
 model, scenario cpu-eager-t2-b1-s128 (INT8 rows: cpu-eager-int8-/cpu-ort-int8-t2-b1-s128).
 
-Usage: python bench/baselines.py --run-dir runs/sst2_dynabert [--wait] [--max-steps 433] [--threads 1]
+Usage: python -m bench.baselines --run-dir runs/sst2_dynabert [--wait] [--max-steps 433] [--threads 1]
 Writes results/baselines.{json,md}; rerunning reuses trained students and cached latencies.
 """
 from __future__ import annotations
@@ -24,8 +24,7 @@ from typing import Any, Optional
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import write_result  # noqa: E402
+from bench.common import write_result
 
 SCENARIO = "cpu-eager-t2-b1-s128"
 MATCH_TOLERANCE = 0.10  # relative MACs difference allowed for "matched"
@@ -186,16 +185,20 @@ def _small(run_dir: Path, row: dict[str, Any]):
 
 
 def paired_latency(run_dir: Path, row: dict[str, Any], stage: str, cfg_json: str, scenario: str,
-                   rounds: int = 5, threads: Optional[int] = None) -> tuple[float, float]:
-    """Median ms of the baseline and the DynaBERT sub-network timed in alternating rounds (uncached), so
-    that the load of the shared machine hits both alike: (baseline ms, DynaBERT ms)."""
-    import statistics
+                   min_rounds: int = 30, min_time_s: float = 10.0, threads: Optional[int] = None) -> dict[str, Any]:
+    """The baseline and the DynaBERT sub-network timed in paired rounds of alternating order (baseline
+    DynaBERT, DynaBERT baseline, ...; uncached), so that the load of the shared machine hits both alike.
+
+    Returns:
+        {"baseline", "dynabert"} median ms per call, "ratio" (DynaBERT / baseline, median of the per-round
+        ratios), "ratio_iqr" and "rounds".
+    """
     import tempfile
 
     from elastic.config import SubnetConfig
     from elastic.extract import extract
     from elastic.weights import load_checkpoint
-    from profiling.latency import build_runner, time_runner
+    from profiling.latency import build_runner, paired_ratio
     from profiling.scenario import Scenario
     from dataclasses import replace
     sc_base, sc_dyna = Scenario.parse(row["scenario"]), Scenario.parse(scenario)
@@ -205,11 +208,9 @@ def paired_latency(run_dir: Path, row: dict[str, Any], stage: str, cfg_json: str
     with tempfile.TemporaryDirectory() as tmp:
         ra = build_runner(_small(run_dir, row), sc_base, workdir=Path(tmp) / "a")
         rb = build_runner(extract(model, SubnetConfig.from_json(cfg_json)).eval(), sc_dyna, workdir=Path(tmp) / "b")
-        ta, tb = [], []
-        for _ in range(rounds):
-            ta.append(time_runner(ra, threads=sc_base.threads, min_run_time_s=1.0)["median_ms"])
-            tb.append(time_runner(rb, threads=sc_dyna.threads, min_run_time_s=1.0)["median_ms"])
-    return round(statistics.median(ta), 4), round(statistics.median(tb), 4)
+        pr = paired_ratio(rb, ra, threads=sc_dyna.threads, min_time_s=min_time_s, min_rounds=min_rounds, warmup=2)
+    return {"baseline": round(pr["ref_median_ms"], 4), "dynabert": round(pr["median_ms"], 4),
+            "ratio": round(pr["ratio"], 4), "ratio_iqr": round(pr["ratio_iqr"], 4), "rounds": pr["rounds"]}
 
 
 def dynabert_side(run_dir: Path, stage: Optional[str], cfg_json: str, scenario: str) -> Optional[float]:
@@ -275,11 +276,13 @@ def write(run_dir: Path, rows: list[dict[str, Any]], int8_rows: list[dict[str, A
                                                       "latency_measured_ms": None if pd.isna(f["latency_measured_ms"])
                                                       else float(f["latency_measured_ms"])}}
         if matched:
-            base_ms, dyna_ms = paired_latency(run_dir, r, stage, g["config_json"], args.scenario)
-            row["paired_latency_ms"] = {"baseline": base_ms, "dynabert": dyna_ms, "dynabert_scenario": args.scenario,
-                                        "note": "alternating rounds, median of 5 round medians, uncached"}
-            base1, dyna1 = paired_latency(run_dir, r, stage, g["config_json"], args.scenario, threads=1)
-            row["paired_latency_ms_1thread"] = {"baseline": base1, "dynabert": dyna1}
+            paired = paired_latency(run_dir, r, stage, g["config_json"], args.scenario)
+            base_ms, dyna_ms = paired["baseline"], paired["dynabert"]
+            row["paired_latency_ms"] = {**paired, "dynabert_scenario": args.scenario,
+                                        "note": "paired rounds of one call each, order alternating; medians per "
+                                                "call; ratio = median of per-round ratios; uncached"}
+            row["paired_latency_ms_1thread"] = paired_latency(run_dir, r, stage, g["config_json"], args.scenario,
+                                                              threads=1)
             # The headline latencies are the paired ones: both sides timed in alternating rounds of one call, so
             # machine load hits them alike. The harness's cached single measurements (taken whenever each model
             # was first timed, possibly beside a training run) stay under *_harness.

@@ -2,7 +2,7 @@
 architecture. Reads `<students-run>/baselines.csv` (from `dynabert baselines --lr ...`) and the DynaBERT run's
 grid.csv; writes results/<name>.{json,md}. Trains nothing.
 
-    .venv/bin/python bench/baselines_at_lr.py --students-run runs/sst2_v2_students_lr1e-4 --dynabert-run runs/sst2_v2 \
+    python -m bench.baselines_at_lr --students-run runs/sst2_v2_students_lr1e-4 --dynabert-run runs/sst2_v2 \
         --lr 1e-4 --name baselines_lr1e-4
 """
 from __future__ import annotations
@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import fingerprint, fingerprint_line, write_result  # noqa: E402
-from elastic.config import SubnetConfig  # noqa: E402
+from bench.common import fingerprint, fingerprint_line, write_result
+from elastic.config import SubnetConfig
 
 
 def main() -> int:

@@ -6,7 +6,7 @@ seed); the report gives each seed's test and dev difference, their mean and the 
 whether the issue's target (DynaBERT >= student + 1.0 on test at matched MACs) holds on the mean and
 in every seed. Trains nothing.
 
-    .venv/bin/python bench/baselines_seeds.py --result seed42=results/baselines_lr1e-4.json \\
+    python -m bench.baselines_seeds --result seed42=results/baselines_lr1e-4.json \\
         --result seed43=results/baselines_lr1e-4_seed43.json --name baselines_seeds
 """
 from __future__ import annotations
@@ -17,8 +17,7 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import fingerprint, fingerprint_line, write_result  # noqa: E402
+from bench.common import fingerprint, fingerprint_line, write_result
 
 TARGET = 1.0
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+# `make bench --quick` points the benches at a temporary folder through DYNABERT_RESULTS_DIR.
+RESULTS = Path(os.environ.get("DYNABERT_RESULTS_DIR") or Path(__file__).resolve().parents[1] / "results")
 
 
 def fingerprint(threads: int | None = None) -> dict[str, Any]:

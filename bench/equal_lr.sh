@@ -29,5 +29,5 @@ for c in "${cmds[@]}"; do
   dyn $c
   report+=(--command "dynabert $c")
 done
-"$py" bench/baselines_at_lr.py --students-run "$run" --dynabert-run "$run" --lr "$lr" --name "$name" \
+"$py" -m bench.baselines_at_lr --students-run "$run" --dynabert-run "$run" --lr "$lr" --name "$name" \
   --task-name "${TASK_NAME:-$(basename "$task")}" "${report[@]}"

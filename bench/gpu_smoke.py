@@ -1,4 +1,4 @@
-"""GPU smoke bench (sized to stay under 5 minutes on one CUDA GPU): `python bench/gpu_smoke.py`.
+"""GPU smoke bench (sized to stay under 5 minutes on one CUDA GPU): `python -m bench.gpu_smoke`.
 
 1. A BERT-base-sized elastic model (12 layers, hidden 768, 12 heads, FFN 3072, vocab 30522) with random
    weights (nothing is downloaded) runs 20 steps of stage 2 in bf16 autocast on random token ids: all 12
@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python bench/gpu_smoke.py` from the repository root
-    sys.path.insert(0, str(ROOT))
 
 SIZES = {  # name -> BertArch fields
     "base": dict(num_layers=12, hidden_size=768, num_heads=12, head_dim=64, intermediate_size=3072,
@@ -160,7 +158,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--min-run-time", type=float, default=0.3, help="seconds of timed calls per config")
-    p.add_argument("--results-dir", type=Path, default=ROOT / "results")
+    p.add_argument("--results-dir", type=Path, default=Path(os.environ.get("DYNABERT_RESULTS_DIR") or ROOT / "results"))
     args = p.parse_args(argv)
     import torch
 

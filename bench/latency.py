@@ -5,7 +5,7 @@ eager and ONNX Runtime (MACs ratio, latency ratio and efficiency versus the full
 re-timed every few configs); the latency predictor on 50 held-out random per-layer configs; the machine's
 fp32 matmul peak with 2 threads and the fraction of it the full model reaches.
 
-Usage: .venv/bin/python bench/latency.py [--quick] [--out results]
+Usage: python -m bench.latency [--quick] [--out results]
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 from torch.utils import benchmark  # noqa: E402
 
+from bench.common import RESULTS  # noqa: E402
 from elastic.config import SubnetConfig, grid  # noqa: E402
 from elastic.weights import load_default_teacher  # noqa: E402
 from profiling.fingerprint import fingerprint  # noqa: E402
@@ -89,28 +90,44 @@ def machine_load() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "results")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--quick", action="store_true", help="fewer configs and shorter timing (a smoke run)")
     ap.add_argument("--reuse-cache", action="store_true", help="keep timings of an earlier run")
     ap.add_argument("--render-only", action="store_true", help="rewrite latency.md from latency.json")
+    ap.add_argument("--tiny", action="store_true", help="a tiny random BERT instead of all-MiniLM-L6-v2 (smoke run)")
+    ap.add_argument("--runtimes", default="eager,ort", help="comma-separated runtimes of the grid timings")
+    ap.add_argument("--peak-n", type=int, default=2048, help="size of the square GEMM of the matmul peak")
+    ap.add_argument("--time-scale", type=float, default=1.0, help="multiplies every minimum timing span (smoke runs)")
+    ap.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "bench-latency",
+                    help="latency cache and ONNX files (emptied unless --reuse-cache)")
     args = ap.parse_args()
     if args.render_only:
         (args.out / "latency.md").write_text(render_md(json.loads((args.out / "latency.json").read_text())))
         return
     t_start = time.time()
-    work = ROOT / "runs" / "bench-latency"
+    work = args.work_dir
     if work.exists() and not args.reuse_cache:
         shutil.rmtree(work)
     cache = LatencyCache(work / "latency_cache.jsonl")
     load_before = machine_load()
 
-    model, _ = load_default_teacher(2)
+    if args.tiny:
+        from elastic.config import BertArch
+        from elastic.model import ElasticBertForSequenceClassification
+        torch.manual_seed(0)
+        model = ElasticBertForSequenceClassification(BertArch(
+            num_layers=4, hidden_size=32, num_heads=4, head_dim=8, intermediate_size=64, vocab_size=99,
+            max_position_embeddings=512), 2)
+    else:
+        model, _ = load_default_teacher(2)
     model.eval()
+    runtimes = tuple(args.runtimes.split(","))
     arch = model.arch
     n_pred = 8 if args.quick else 50
-    grid_time, pred_time, pair_time = (0.3, 0.2, 1.0) if args.quick else (0.5, 0.3, 2.0)
+    grid_time, pred_time, pair_time = ((0.3, 0.2, 1.0) if args.quick else (0.5, 0.3, 2.0))
+    grid_time, pred_time, pair_time = (t * args.time_scale for t in (grid_time, pred_time, pair_time))
 
-    peak = matmul_peak_gflops(min_run_time_s=1.0 if args.quick else 3.0)
+    peak = matmul_peak_gflops(n=args.peak_n, min_run_time_s=(1.0 if args.quick else 3.0) * args.time_scale)
     print(f"matmul peak (fp32, {THREADS} threads): median {peak['median_gflops']:.1f} GFLOP/s, "
           f"best {peak['best_gflops']:.1f}")
 
@@ -119,7 +136,7 @@ def main() -> None:
     grid_list = grid(arch)
     full_cfg = SubnetConfig.full(arch)
     for batch, seq in cells:
-        for runtime in ("eager", "ort"):
+        for runtime in runtimes:
             s = Scenario(runtime=runtime, threads=THREADS, batch=batch, seq_len=seq)
             big = batch * seq >= 1024
             # Absolute latencies (torch.utils.benchmark blocked_autorange, full model re-timed every 4).
@@ -175,7 +192,7 @@ def main() -> None:
     # (a) and (b) agree; on a shared one (b) removes the load that changes between configs.
     _, ref_fn = runner_for(model, full_cfg, ps)
     from profiling.latency import time_runner
-    t_full = time_runner(ref_fn, threads=THREADS, min_run_time_s=2.0)["median_ms"]
+    t_full = time_runner(ref_fn, threads=THREADS, min_run_time_s=2.0 * args.time_scale)["median_ms"]
     inter = [0.0] * len(all_cfgs)
     from tqdm.auto import tqdm
     for i in tqdm(order, desc="interleaved ratios", unit="cfg"):
@@ -192,8 +209,12 @@ def main() -> None:
 
     full_b32 = next(g for g in grid_rows if g["runtime"] == "eager" and g["batch"] == 32 and g["width_mult"] == 1.0
                     and g["depth_mult"] == 1.0)
-    full_b32_ort = next(g for g in grid_rows if g["runtime"] == "ort" and g["batch"] == 32 and g["width_mult"] == 1.0
-                        and g["depth_mult"] == 1.0)
+    full_b32_ort = next((g for g in grid_rows if g["runtime"] == "ort" and g["batch"] == 32
+                         and g["width_mult"] == 1.0 and g["depth_mult"] == 1.0), None)
+    # The smallest grid config's efficiency per cell on the best runtime measured (issue 18, item 4).
+    smallest = {f"b{b}_s{q}": max((g for g in grid_rows if g["batch"] == b and g["seq_len"] == q
+                                   and (g["width_mult"], g["depth_mult"]) == grid_list[-1][:2]),
+                                  key=lambda g: g["efficiency"]) for b, q in cells}
     result = {
         "grid": grid_rows,
         "predictor": {"mape_pct": rep["mape_pct"], "kendall_tau": rep["kendall_tau"], "n_heldout": rep["n_heldout"],
@@ -213,20 +234,26 @@ def main() -> None:
         "full_model_fraction_of_peak": full_b32["achieved_gflops"] / peak["median_gflops"],
         "full_model_fraction_of_peak_detail": {
             "scenario": "cpu-eager-t2-b32-s64", "achieved_gflops": full_b32["achieved_gflops"],
-            "ort_achieved_gflops": full_b32_ort["achieved_gflops"],
-            "ort_fraction": full_b32_ort["achieved_gflops"] / peak["median_gflops"],
+            "ort_achieved_gflops": full_b32_ort["achieved_gflops"] if full_b32_ort else None,
+            "ort_fraction": full_b32_ort["achieved_gflops"] / peak["median_gflops"] if full_b32_ort else None,
             "note": "GFLOP/s = 2 x MACs / median latency (MACs from the analytic count, = fvcore)"},
         "fingerprint": fingerprint(THREADS),
         "machine_load": {"before": load_before, "after": machine_load()},
         "seconds": time.time() - t_start,
-        "quick": args.quick,
-        "command": "OMP_WAIT_POLICY=PASSIVE .venv/bin/python bench/latency.py" + (" --quick" if args.quick else ""),
+        "efficiency_smallest": {k: g["efficiency"] for k, g in smallest.items()},
+        "runtime_smallest": {k: g["runtime"] for k, g in smallest.items()},
+        "quick": args.quick, "tiny": args.tiny, "runtimes": list(runtimes),
+        "command": "OMP_WAIT_POLICY=PASSIVE python -m bench.latency" + (" --quick" if args.quick else ""),
     }
     shutil.rmtree(work / "onnx", ignore_errors=True)  # ~100 MB per exported config
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latency.json").write_text(json.dumps(result, indent=1))
     (args.out / "latency.md").write_text(render_md(result))
     print(f"wrote {args.out / 'latency.json'} and latency.md in {result['seconds']:.0f} s")
+
+
+def _pct(x: float | None) -> str:
+    return "not measured" if x is None else f"{100 * x:.0f}%"
 
 
 def render_md(r: dict) -> str:
@@ -251,16 +278,18 @@ def render_md(r: dict) -> str:
         "latency = median over timed blocks of `torch.utils.benchmark` blocked_autorange (ms), extracted model, "
         "batch x seq random tokens. Efficiency = (t_full / t_cfg) / (MACs_full / MACs_cfg) = MACs ratio / latency ratio.",
         "",
-        f"Matmul peak (fp32 2048^3 GEMM, {fp['threads']} threads): **{r['matmul_peak_gflops']:.1f} GFLOP/s** (median; "
+        f"Matmul peak (fp32 {r['matmul_peak']['n']}^3 GEMM, {fp['threads']} threads): **{r['matmul_peak_gflops']:.1f} GFLOP/s** (median; "
         f"best block {r['matmul_peak']['best_gflops']:.1f}). Full model, eager, batch 32 / seq 64: "
         f"{r['full_model_fraction_of_peak_detail']['achieved_gflops']:.1f} GFLOP/s = "
         f"**{100 * r['full_model_fraction_of_peak']:.0f}% of peak** (ORT: "
-        f"{100 * r['full_model_fraction_of_peak_detail']['ort_fraction']:.0f}%).",
+        f"{_pct(r['full_model_fraction_of_peak_detail']['ort_fraction'])}).",
         "",
     ]
     for batch, seq in ((1, 128), (32, 64)):
         for runtime in ("eager", "ort"):
             rows = [g for g in r["grid"] if g["batch"] == batch and g["seq_len"] == seq and g["runtime"] == runtime]
+            if not rows:
+                continue
             lines += [f"## {runtime}, batch {batch}, seq {seq}", "",
                       "| width | depth | MACs (M) | MACs ratio | median ms | IQR ms | latency ratio (interleaved, IQR) "
                       "| **efficiency** | ref ms | latency ratio (blocked) | efficiency (blocked) | ref drift |",

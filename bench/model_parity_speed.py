@@ -2,30 +2,29 @@
 
 Writes results/model_parity_speed.{json,md}: median latency ratio ours/HF at batch 1 and batch 32,
 sequence 128, 2 threads, and the max abs logit difference on real all-MiniLM-L6-v2 weights.
-The two models are timed in alternating rounds so machine noise hits both alike.
+The two models are timed in paired rounds of alternating order so machine noise hits both alike.
 
-Usage: python bench/model_parity_speed.py [--rounds 7]
+Usage: python -m bench.model_parity_speed [--rounds 30] [--min-time 20]
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-from pathlib import Path
 
 import torch
-import torch.utils.benchmark as tb
 from transformers import BertForSequenceClassification
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import fingerprint, write_result  # noqa: E402
-from elastic.weights import default_teacher_path, load_default_teacher  # noqa: E402
+from bench.common import fingerprint, write_result
+from elastic.weights import default_teacher_path, load_default_teacher
+from profiling.latency import paired_ratio
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=30, help="at least this many paired rounds per batch size")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (128)")
+    ap.add_argument("--min-time", type=float, default=20.0, help="and at least this many seconds of rounds")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ours, tok = load_default_teacher(2)
@@ -36,45 +35,45 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     results, max_diff = {}, 0.0
     for bs in (1, 32):
-        ids = torch.randint(1000, 29000, (bs, 128), generator=g)
+        ids = torch.randint(1000, 29000, (bs, args.seq_len), generator=g)
         mask = torch.ones_like(ids)
-        mask[bs // 2:, 100:] = 0  # some padding, as in real batches
+        mask[bs // 2:, args.seq_len * 3 // 4:] = 0  # some padding, as in real batches
         with torch.inference_mode():
             max_diff = max(max_diff, (ours(ids, mask).logits - hf(input_ids=ids, attention_mask=mask).logits)
                            .abs().max().item())
-        ratios, t_ours, t_hf = [], [], []
-        for _ in range(args.rounds):
-            with torch.inference_mode():
-                a = tb.Timer("m(ids, mask)", globals={"m": ours, "ids": ids, "mask": mask},
-                             num_threads=args.threads).blocked_autorange(min_run_time=1.0).median
-                b = tb.Timer("m(input_ids=ids, attention_mask=mask)", globals={"m": hf, "ids": ids, "mask": mask},
-                             num_threads=args.threads).blocked_autorange(min_run_time=1.0).median
-            ratios.append(a / b)
-            t_ours.append(a * 1e3)
-            t_hf.append(b * 1e3)
-        results[bs] = {"ratio": statistics.median(ratios), "ours_ms": statistics.median(t_ours),
-                       "hf_ms": statistics.median(t_hf), "ratios": ratios}
+        with torch.inference_mode():
+            # Paired rounds, order alternating (ours HF, HF ours, ...): one ratio per round.
+            pr = paired_ratio(lambda: ours(ids, mask), lambda: hf(input_ids=ids, attention_mask=mask),
+                              threads=args.threads, min_time_s=args.min_time, min_rounds=args.rounds, warmup=2)
+        results[bs] = {"ratio": pr["ratio"], "ratio_iqr": pr["ratio_iqr"], "rounds": pr["rounds"],
+                       "ours_ms": pr["median_ms"], "hf_ms": pr["ref_median_ms"]}
         print(f"batch {bs}: ours {results[bs]['ours_ms']:.2f} ms, HF {results[bs]['hf_ms']:.2f} ms, "
-              f"ratio {results[bs]['ratio']:.3f}")
+              f"ratio {results[bs]['ratio']:.3f} (IQR {pr['ratio_iqr']:.3f}, {pr['rounds']} rounds)")
     fp = fingerprint(args.threads)
     data = {"ratio_bs1": results[1]["ratio"], "ratio_bs32": results[32]["ratio"], "max_abs_diff": max_diff,
-            "seq_len": 128, "rounds": args.rounds, "detail": {str(k): v for k, v in results.items()},
+            "seq_len": args.seq_len, "min_rounds": args.rounds,
+            "ratio_iqr_bs1": results[1]["ratio_iqr"], "ratio_iqr_bs32": results[32]["ratio_iqr"],
+            "method": "paired rounds alternating the order (A B, B A, ...); median and IQR of per-round ratios",
+            "detail": {str(k): v for k, v in results.items()},
             "fingerprint": fp}
+    rows = "\n".join(f"| {b} | {r['ours_ms']:.2f} | {r['hf_ms']:.2f} | {r['ratio']:.3f} | {r['ratio_iqr']:.3f} | "
+                     f"{r['rounds']} |" for b, r in results.items())
     md = f"""# Model parity and speed: ours vs transformers' BertForSequenceClassification
 
-all-MiniLM-L6-v2 weights (6 layers, hidden 384), sequence 128, {args.threads} threads, eager fp32,
-median of {args.rounds} alternating rounds of `torch.utils.benchmark` (each >= 1 s).
+all-MiniLM-L6-v2 weights (6 layers, hidden 384), sequence {args.seq_len}, {args.threads} threads, eager fp32,
+paired rounds: one call of each model per round, the order alternating (ours HF, HF ours, ...), at least
+{args.rounds} rounds and {args.min_time:g} s per batch size; the ratio is the median of the per-round ratios,
+the times are medians per call.
 
-| batch | ours (ms) | transformers (ms) | ratio ours/HF (target <= 1.02) |
-|---|---|---|---|
-| 1 | {results[1]['ours_ms']:.2f} | {results[1]['hf_ms']:.2f} | {results[1]['ratio']:.3f} |
-| 32 | {results[32]['ours_ms']:.2f} | {results[32]['hf_ms']:.2f} | {results[32]['ratio']:.3f} |
+| batch | ours (ms) | transformers (ms) | ratio ours/HF (target <= 1.02) | IQR of the ratios | rounds |
+|---|---|---|---|---|---|
+{rows}
 
 Max abs logit difference (real weights, padded batches): {max_diff:.2e}
 
 Hardware: {fp['cpu']}, {fp['logical_cores']} logical cores, torch {fp['torch']}, transformers {fp['transformers']},
 1-min load average at the end {fp.get('load_avg_1min', 'n/a')} (other jobs on the machine add noise to both sides alike).
-Command: `python bench/model_parity_speed.py --rounds {args.rounds}`
+Command: `{' '.join(sys.argv)}`
 """
     write_result("model_parity_speed", data, md)
 

@@ -6,18 +6,16 @@ with the most self CPU time plus the share of the step spent in GEMMs, attention
 backward, slicing backward, and the optimizer. Proportions are what to read: absolute times depend
 on the machine's load.
 
-    .venv/bin/python bench/profile_step.py --run-dir runs/demo --stage stage2 --steps 3
+    python -m bench.profile_step --run-dir runs/demo --stage stage2 --steps 3
 """
 from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 GROUPS = {  # operator-name substrings -> what they are
     "GEMM (linear fwd/bwd)": ("addmm", "aten::mm", "aten::bmm", "matmul", "linear"),

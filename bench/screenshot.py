@@ -1,4 +1,4 @@
-"""Screenshot a dashboard page in headless Chromium: `python bench/screenshot.py --runs-dir X --run NAME --out F`.
+"""Screenshot a dashboard page in headless Chromium: `python -m bench.screenshot --runs-dir X --run NAME --out F`.
 
 Starts `streamlit run app/main.py` on a free loopback port, opens the page in Debian's Chromium through
 Playwright (`executable_path=/usr/bin/chromium`, no browser download), waits for the plotly chart and

@@ -4,7 +4,7 @@ Runs teacher -> rewire -> stage 1 -> stage 2 as separate CLI processes (each res
 script after a crash and finished stages are skipped, interrupted ones resume), measures the
 stage-2 overhead ratio on the trained model, and writes results/sst2_dynabert.{json,md}.
 
-    .venv/bin/python bench/sst2_dynabert.py --steps 216 --threads 1
+    python -m bench.sst2_dynabert --steps 216 --threads 1
 """
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from bench.common import RESULTS
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 REFERENCE = ROOT.parent / "shared" / "reference" / "official_dynabert_minilm_sst2.csv"
 TEACHER_REF = {"dev_acc": 86.35, "test_acc": 87.92}
 
@@ -99,7 +100,7 @@ def main() -> int:
     ap.add_argument("--extra", type=shlex.split, default=[],
                     help="extra options for train-stage2, one quoted string, e.g. --extra='--lr 1e-4'")
     ap.add_argument("--stage1-extra", type=shlex.split, default=[], help="extra options for train-stage1")
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "sst2_dynabert")
+    ap.add_argument("--out", type=Path, default=RESULTS / "sst2_dynabert")
     a = ap.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "MKL_NUM_THREADS": str(a.threads),
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}

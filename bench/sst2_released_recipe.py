@@ -6,8 +6,8 @@ run directory: rerunning the command reuses finished stages and resumes an inter
 `results/sst2_released_recipe.{json,md}`: the 12 stage-2 grid points of both codes (accuracy in %), the
 teacher, the mean absolute and the smallest test difference (ours minus released).
 
-    .venv/bin/python bench/sst2_released_recipe.py                      # full size: 433 steps per stage
-    .venv/bin/python bench/sst2_released_recipe.py --steps 3 --limit 64 --teacher-epochs 1 \\
+    .venv/bin/python -m bench.sst2_released_recipe                      # full size: 433 steps per stage
+    .venv/bin/python -m bench.sst2_released_recipe --steps 3 --limit 64 --teacher-epochs 1 \\
         --run-dir runs/released_smoke --out-dir /tmp/released_smoke     # a smoke run (minutes)
 """
 from __future__ import annotations
@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.common import RESULTS, load_1min, provenance, write_result  # noqa: E402
+from bench.common import RESULTS, load_1min, provenance, write_result
 
 REFERENCE = ROOT.parent / "shared" / "reference" / "official_dynabert_minilm_sst2.csv"
 NAME = "sst2_released_recipe"

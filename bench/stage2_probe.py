@@ -7,9 +7,9 @@ after `--steps`.
 Variants: `base` (the released code's recipe: lr 2e-5, hidden weight 1.0), `lr1e-4`, `hidden0.1`
 (hidden-state loss weight 0.1), `pad64` (every batch padded to 64 tokens, as the released code pads).
 
-    .venv/bin/python bench/stage2_probe.py --run-dir runs/sst2_dynabert --variants base,lr1e-4 --steps 100
+    python -m bench.stage2_probe --run-dir runs/sst2_dynabert --variants base,lr1e-4 --steps 100
 
-Writes results/stage2_probe.{json,md}; variants already in the JSON are kept unless given again.
+Writes results/stage2_probe.{json,md}; variants already in the JSON are kept unless given again (or --fresh).
 """
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import RESULTS, fingerprint, write_result  # noqa: E402
+from bench.common import RESULTS, fingerprint, write_result
 
 PROBES = ((1.0, 1.0), (1.0, 0.5), (0.25, 1.0), (0.25, 0.75), (0.25, 0.5), (0.5, 0.5))
 VARIANTS = {"base": {}, "lr1e-4": {"lr": 1e-4}, "hidden0.1": {"hidden_weight": 0.1}, "pad64": {"pad_to": 64}}
@@ -106,6 +105,7 @@ def main() -> int:
     ap.add_argument("--total", type=int, default=433, help="steps of the stage whose schedule is followed")
     ap.add_argument("--every", type=int, default=25)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--fresh", action="store_true", help="start a new JSON instead of keeping earlier variants")
     a = ap.parse_args()
     bad = [v for v in a.variants.split(",") if v not in VARIANTS]
     if bad:
@@ -114,7 +114,7 @@ def main() -> int:
         ap.error(f"{a.run_dir} has no finished stage1/: run `dynabert train-stage1 --run-dir {a.run_dir}` first")
     torch.set_num_threads(a.threads)
     prev = RESULTS / "stage2_probe.json"
-    data = json.loads(prev.read_text()) if prev.exists() else {"variants": {}}
+    data = json.loads(prev.read_text()) if prev.exists() and not a.fresh else {"variants": {}}
     data.update(run_dir=str(a.run_dir), total=a.total, fingerprint=fingerprint(a.threads),
                 command=" ".join(sys.argv))
     for name in a.variants.split(","):

@@ -9,7 +9,7 @@ hits both alike; each round runs `--steps` timed steps of each stage after one w
 through `bench/released_step_timer.py` (an optimizer post-step hook stamps each step). Writes
 `results/step_time_vs_released.{json,md}`: median step time per stage and code (ms), ratios ours/released.
 
-    .venv/bin/python bench/step_time_vs_released.py --run-dir runs/sst2_released_recipe --steps 20 --rounds 2
+    .venv/bin/python -m bench.step_time_vs_released --run-dir runs/sst2_released_recipe --steps 20 --rounds 2
 """
 from __future__ import annotations
 
@@ -26,9 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.common import RESULTS, load_1min, provenance, write_result  # noqa: E402
+from bench.common import RESULTS, load_1min, provenance, write_result
 
 REF = ROOT.parent / "shared" / "reference" / "official-dynabert"
 NAME = "step_time_vs_released"
@@ -195,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (REF / "run_glue.py").exists():
         raise SystemExit(f"{REF} is absent: the released code lives in ../shared/reference/official-dynabert")
     if not (a.run_dir / "stage1" / "done.json").exists():
-        raise SystemExit(f"{a.run_dir} has no finished stage1: run bench/sst2_released_recipe.py first (or pass "
+        raise SystemExit(f"{a.run_dir} has no finished stage1: run `python -m bench.sst2_released_recipe` first (or pass "
                          "--run-dir of another run)")
     from profiling.fingerprint import fingerprint
     python = ensure_venv(a.venv)

@@ -1,0 +1,79 @@
+"""Which result files no longer describe the code: checked against bench/registry.py and git.
+
+A result (`results/<stem>.json` and its `.md`) is fresh when a registered bench writes it, that bench's
+script exists, it records a `commit` with a clean tree, and the last commit touching any source path of
+its bench (`git log -1 -- <paths>`) is an ancestor of that commit (`git merge-base --is-ancestor`).
+
+    python -m bench.freshness          # one line per stale or unlisted file; exit 1 when there is one
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from bench.registry import BENCHES, ROOT, Bench
+from bench.rundirs import last_commit
+
+
+def _git_ok(*args: str, root: Path) -> bool:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True).returncode == 0
+
+
+def result_stems(results_dir: Path) -> list[str]:
+    """Stems of the .json and .md files in `results_dir` (README.md, the index, excluded)."""
+    return sorted({p.stem for p in results_dir.iterdir()
+                   if p.suffix in (".json", ".md") and p.name != "README.md"}) if results_dir.is_dir() else []
+
+
+def staleness(stem: str, results_dir: Path, root: Path = ROOT,
+              benches: Sequence[Bench] = BENCHES) -> str | None:
+    """Why `results_dir/<stem>.{json,md}` is stale, or None when it is fresh."""
+    bench = next((b for b in benches if stem in b.outputs), None)
+    if bench is None:
+        return "written by no bench of bench/registry.py"
+    if not (root / bench.script).is_file():
+        return f"its bench's script {bench.script} does not exist"
+    js, md = results_dir / f"{stem}.json", results_dir / f"{stem}.md"
+    if not js.is_file() or not md.is_file():
+        return f"{(md if js.is_file() else js).name} is missing: a result is a .json and its .md"
+    data = json.loads(js.read_text())
+    commit = data.get("commit") if isinstance(data, dict) else None
+    if not commit or commit == "unknown":
+        return "records no commit (written before `make bench`)"
+    if not _git_ok("cat-file", "-e", f"{commit}^{{commit}}", root=root):
+        return f"records commit {commit[:10]}, unknown to this repository"
+    if data.get("dirty") is not False:
+        return f"measured at {commit[:10]} with uncommitted changes (or `dirty` not recorded)"
+    if data.get("quick"):
+        return "a --quick (small-size) result"
+    last = last_commit(bench.all_sources, root)
+    if last and not _git_ok("merge-base", "--is-ancestor", last, commit, root=root):
+        return (f"measured at {commit[:10]}, before {last[:10]} (the last commit touching "
+                f"{', '.join(bench.all_sources)})")
+    return None
+
+
+def report(results_dir: Path, root: Path = ROOT, benches: Sequence[Bench] = BENCHES) -> dict[str, str]:
+    """{stem: reason} for every stale result in `results_dir`, plus every output of a registered, present,
+    CPU-runnable bench that is not there at all."""
+    out = {s: r for s in result_stems(results_dir) if (r := staleness(s, results_dir, root, benches))}
+    for b in benches:
+        if (root / b.script).is_file() and not b.needs_cuda:
+            for s in b.outputs:
+                if not (results_dir / f"{s}.json").exists() and not (results_dir / f"{s}.md").exists():
+                    out[s] = f"not written yet (`make bench ONLY={b.name}`)"
+    return dict(sorted(out.items()))
+
+
+def main() -> int:
+    stale = report(ROOT / "results")
+    for stem, why in stale.items():
+        print(f"results/{stem}: {why}")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

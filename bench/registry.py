@@ -1,0 +1,248 @@
+"""The one list of benchmarks: script, result files, source paths, full and quick commands, run directories.
+
+`python -m bench.run` runs what is listed here, in this order; `tests/test_results_fresh.py` checks every
+file in results/ against it; `python -m bench.results_index` renders results/README.md from it.
+
+Commands are argv lists with placeholders filled by `bench.run.expand`: `{py}` the Python that runs
+`make bench`, `{results}` the results folder (results/, or a temporary one with --quick), `{runs}` the
+runs folder (runs/, or a temporary one with --quick), `{shared}` the shared folder beside the checkout
+(data and the released code's reference grid).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+Command = tuple[str, ...]
+
+# What a figure depends on. A result file is stale once any of these changed after the commit it records.
+_COMMON = ("bench/common.py", "bench/run.py", "profiling/fingerprint.py")
+TRAINING = ("elastic/", "app/cli.py", "app/cli_common.py", "app/cli_train.py", "app/cli_runtime.py")
+PIPELINE = ("app/pipeline.py", "app/cli_run.py")
+LATENCY = ("profiling/",)
+SEARCH = ("search/", "app/cli_search.py", "app/cli_profile.py")
+BASELINES = ("app/baselines_runner.py", "app/cli_baselines.py")
+
+_SST2_RECIPE = ("--threads", "2", "--stage1-extra=--select-best heldout", "--extra=--lr 1e-4 --select-best heldout")
+
+
+@dataclass(frozen=True)
+class Bench:
+    """One benchmark.
+
+    Attributes:
+        name: what `--only` takes.
+        script: the bench script, relative to the repository root (a missing one is reported, not run).
+        outputs: result stems: each writes `{results}/<stem>.json` and `.md`.
+        sources: paths (files or folders) whose changes make the outputs stale; the script itself is added.
+        command: the steps of the full-size run, in order.
+        quick: the steps of a small-size run (--quick), or empty with `quick_skip` saying why.
+        quick_skip: why the bench has no quick run (then --quick only checks that the script imports).
+        run_dirs: run directories (relative to `{runs}`) this bench trains; reused by a later `make bench`
+            while the last commit touching `train_sources` is the one they were trained at.
+        train_sources: the training code of `run_dirs`.
+        reuse: False when the outputs time the training itself (then `run_dirs` always start anew).
+        requires: benches whose run directories this one reads (run first when theirs cannot be reused).
+        needs_cuda: skipped, with a reason, where torch sees no CUDA device.
+        measures: one line for results/README.md.
+    """
+
+    name: str
+    script: str
+    outputs: tuple[str, ...]
+    sources: tuple[str, ...]
+    command: tuple[Command, ...]
+    measures: str
+    quick: tuple[Command, ...] = ()
+    quick_skip: str = ""
+    run_dirs: tuple[str, ...] = ()
+    train_sources: tuple[str, ...] = ()
+    reuse: bool = True
+    requires: tuple[str, ...] = ()
+    needs_cuda: bool = False
+    expected_minutes: float | None = None
+    all_sources: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not self.quick and not self.quick_skip:
+            raise ValueError(f"bench {self.name}: give `quick` steps or a `quick_skip` reason")
+        object.__setattr__(self, "all_sources", tuple(dict.fromkeys((self.script, *self.sources, *_COMMON))))
+
+    @property
+    def exists(self) -> bool:
+        """The script is on this branch."""
+        return (ROOT / self.script).is_file()
+
+
+def _sst2(name: str, run: str, *extra: str, steps: str = "433", minutes: float) -> Bench:
+    return Bench(
+        name=name, script="bench/sst2_dynabert.py", outputs=(name,), sources=TRAINING,
+        command=(("{py}", "-m", "bench.sst2_dynabert", "--run-dir", "{runs}/" + run, "--steps", steps,
+                  "--out", "{results}/" + name, *extra),),
+        quick_skip="trains all-MiniLM-L6-v2 on SST-2 (a teacher epoch alone takes minutes on 2 cores); the stage "
+                   "code runs in tests/test_train.py and tests/test_pipeline.py",
+        run_dirs=(run,), train_sources=TRAINING, expected_minutes=minutes,
+        measures=f"DynaBERT on SST-2 ({steps} steps per stage): teacher, 12-point grid dev/test accuracy beside the "
+                 "released code's grid, stage-2 overhead ratio")
+
+
+def _equal_lr(name: str, run: str, lr: str, seed: str) -> Bench:
+    return Bench(
+        name=name, script="bench/equal_lr.sh", outputs=(name,),
+        sources=(*TRAINING, *BASELINES, "bench/baselines_at_lr.py"),
+        command=(("bash", "bench/equal_lr.sh", "{shared}/data/trec", "{runs}/" + run, name, lr, "433", "64", seed),),
+        quick_skip="trains a teacher, DynaBERT and three students on TREC (hours at full size)",
+        run_dirs=(run,), train_sources=(*TRAINING, *BASELINES), expected_minutes=240,
+        measures=f"TREC, seed {seed}: DynaBERT vs three baseline students at the same lr {lr} and the same "
+                 "held-out model selection")
+
+
+_STUDENTS_LR = ("--no-progress", "--min-run-time", "1", "--scenario", "cpu-eager-t2-b1-s128", "--max-steps", "433",
+                "--lr", "1e-4", "--run-dir", "{runs}/sst2_dynabert_students_lr1e-4")
+
+# A trained-looking tiny run (tiny random BERT, small CSV task, stage checkpoints) from the search tests'
+# fixture, for the quick runs of benches that read a trained run; made once per quick run.
+_TINY_RUN: Command = ("{py}", "-c", "import sys, pathlib; from tests.conftest_search import make_tiny_run; "
+                      "d = pathlib.Path(sys.argv[1]); (d / 'run').exists() or make_tiny_run(d)", "{runs}/tiny")
+
+BENCHES: tuple[Bench, ...] = (
+    _sst2("sst2_dynabert", "sst2_dynabert", *_SST2_RECIPE, minutes=110),
+    _sst2("sst2_dynabert_seed43", "sst2_dynabert_seed43", *_SST2_RECIPE, "--seed", "43", minutes=190),
+    _sst2("sst2_dynabert_216steps", "sst2_dynabert_216steps", "--threads", "2", steps="216", minutes=95),
+    Bench(
+        name="search", script="bench/search_bench.py", outputs=("search",), sources=(*SEARCH, *LATENCY),
+        command=(("{py}", "-m", "bench.search_bench", "--run-dir", "{runs}/sst2_dynabert", "--scenario",
+                  "cpu-eager-t2-b1-s128", "--budgets", "100,300", "--seeds", "0,1,2", "--eval-threads", "2",
+                  "--fidelity-subset", "256", "--out", "{results}"),),
+        quick=(_TINY_RUN,
+               ("{py}", "-m", "bench.search_bench", "--run-dir", "{runs}/tiny/run", "--scenario",
+                "cpu-eager-t1-b1-s16", "--budgets", "6,16", "--seeds", "0,1", "--eval-threads", "1",
+                "--min-run-time", "0.01", "--n-random", "6", "--n-heldout", "4", "--out", "{results}")),
+        requires=("sst2_dynabert",), expected_minutes=110,
+        measures="hypervolume on test (headline) and dev accuracy of re-measured searched fronts vs the uniform "
+                 "grid: NSGA-II, TPE, random at 100 and 300 trials, three seeds each"),
+    Bench(
+        name="baselines", script="bench/baselines.py", outputs=("baselines",),
+        sources=(*TRAINING, *BASELINES, *LATENCY, "search/pareto.py", "search/evaluator.py"),
+        command=(("{py}", "-m", "bench.baselines", "--run-dir", "{runs}/sst2_dynabert", "--max-steps", "433",
+                  "--tinybert-budget", "per-phase", "--full-depth-tinybert", "--threads", "1"),),
+        quick_skip="trains two students on SST-2 from a trained run (sst2_dynabert)",
+        requires=("sst2_dynabert",), expected_minutes=60,
+        measures="DistilBERT-/TinyBERT-style students and the INT8 teacher vs the DynaBERT point of nearest MACs "
+                 "(accuracy, latency)"),
+    Bench(
+        name="baselines_lr1e-4", script="bench/baselines_at_lr.py", outputs=("baselines_lr1e-4",),
+        sources=(*TRAINING, *BASELINES, "bench/rundirs.py"),
+        command=(("{py}", "-m", "bench.rundirs", "seed", "{runs}/sst2_dynabert",
+                  "{runs}/sst2_dynabert_students_lr1e-4"),
+                 ("{py}", "-m", "app.cli", "baselines", "--recipe", "distilbert", "--depth", "3", *_STUDENTS_LR),
+                 ("{py}", "-m", "app.cli", "baselines", "--recipe", "tinybert", "--depth", "6", "--width", "0.5",
+                  "--tinybert-budget", "split", *_STUDENTS_LR),
+                 ("{py}", "-m", "app.cli", "baselines", "--recipe", "tinybert", "--depth", "3", "--width", "0.5",
+                  "--tinybert-budget", "per-phase", *_STUDENTS_LR),
+                 ("{py}", "-m", "bench.baselines_at_lr", "--students-run", "{runs}/sst2_dynabert_students_lr1e-4",
+                  "--dynabert-run", "{runs}/sst2_dynabert", "--lr", "1e-4", "--name", "baselines_lr1e-4")),
+        quick_skip="trains three students on SST-2 from a trained run (sst2_dynabert)",
+        run_dirs=("sst2_dynabert_students_lr1e-4",), train_sources=(*TRAINING, *BASELINES),
+        requires=("sst2_dynabert",), expected_minutes=45,
+        measures="SST-2 baseline students at lr 1e-4 beside the DynaBERT grid point of the same architecture"),
+    Bench(
+        name="stage2_probe", script="bench/stage2_probe.py", outputs=("stage2_probe",), sources=TRAINING,
+        command=(("{py}", "-m", "bench.stage2_probe", "--run-dir", "{runs}/sst2_dynabert", "--variants",
+                  "base,lr1e-4,hidden0.1,pad64", "--steps", "100", "--fresh"),),
+        quick=(_TINY_RUN, ("{py}", "-m", "bench.stage2_probe", "--run-dir", "{runs}/tiny/run", "--variants",
+                           "base,pad64", "--steps", "2", "--total", "4", "--every", "1", "--fresh")),
+        requires=("sst2_dynabert",), expected_minutes=90,
+        measures="dev accuracy of narrow/shallow sub-networks during the first 100 stage-2 steps, per variant"),
+    Bench(
+        name="latency", script="bench/latency.py", outputs=("latency",), sources=(*LATENCY, "elastic/"),
+        command=(("{py}", "-m", "bench.latency", "--out", "{results}"),),
+        # quick: a tiny random BERT, eager only (ONNX exports of 24 configs take minutes; tests/test_onnx.py)
+        quick=(("{py}", "-m", "bench.latency", "--quick", "--tiny", "--runtimes", "eager", "--peak-n", "256",
+                "--time-scale", "0.05", "--work-dir", "{runs}/bench-latency", "--out", "{results}"),),
+        expected_minutes=15,
+        measures="latency, MACs ratio and efficiency of the 12 grid configs (eager, ONNX Runtime), latency "
+                 "predictor error, share of the GEMM peak"),
+    Bench(
+        name="model_parity_speed", script="bench/model_parity_speed.py", outputs=("model_parity_speed",),
+        sources=("elastic/model.py", "elastic/weights.py", "elastic/config.py"),
+        command=(("{py}", "-m", "bench.model_parity_speed", "--rounds", "30", "--min-time", "20"),),
+        quick=(("{py}", "-m", "bench.model_parity_speed", "--rounds", "3", "--min-time", "0", "--seq-len", "16"),),
+        expected_minutes=2,
+        measures="our elastic BERT vs transformers' BertForSequenceClassification: logit difference and latency "
+                 "ratio"),
+    Bench(
+        name="pipeline_quick", script="bench/pipeline_quick.py", outputs=("pipeline_quick",),
+        sources=(*TRAINING, *PIPELINE, *SEARCH, *LATENCY, *BASELINES, "app/artifacts.py"),
+        # a fresh clone of HEAD: `make install` (set-up) then `make demo-run`, both timed by the script itself
+        command=(("{py}", "-m", "bench.pipeline_quick"),),
+        quick_skip="the quick preset itself is the demo (minutes); tests/test_pipeline.py runs the pipeline on a "
+                   "tiny model",
+        # its figures are the pipeline's own timings: always a fresh run directory, never a reused one
+        run_dirs=("demo_fresh_clone",), reuse=False, train_sources=(*TRAINING, *PIPELINE, *SEARCH, *LATENCY, *BASELINES),
+        expected_minutes=11,
+        measures="`make demo` on a fresh clone (quick preset, BBC News): set-up and stage seconds, the stage-2 "
+                 "grid beside the same-harness baselines, the demo's targets, front size, knee point"),
+    _equal_lr("trec_lr1e-4", "trec_lr1e-4", "1e-4", "42"),
+    _equal_lr("trec_lr1e-4_seed43", "trec_lr1e-4_s43", "1e-4", "43"),
+    _equal_lr("trec_lr3e-4", "trec_lr3e-4", "3e-4", "42"),
+    Bench(
+        name="trec_lr1e-4_seeds", script="bench/baselines_seeds.py", outputs=("trec_lr1e-4_seeds",),
+        sources=(),
+        command=(("{py}", "-m", "bench.baselines_seeds", "--result", "seed42={results}/trec_lr1e-4.json",
+                  "--result", "seed43={results}/trec_lr1e-4_seed43.json", "--name", "trec_lr1e-4_seeds",
+                  "--task-name", "TREC"),),
+        quick=(("{py}", "-m", "bench.baselines_seeds", "--result", "seed42=results/trec_lr1e-4.json",
+                "--result", "seed43=results/trec_lr1e-4_seed43.json", "--name", "trec_lr1e-4_seeds",
+                "--task-name", "TREC"),),
+        requires=("trec_lr1e-4", "trec_lr1e-4_seed43"), expected_minutes=0.2,
+        measures="DynaBERT minus student on TREC at lr 1e-4 over two seeds (mean, worst seed)"),
+    Bench(
+        name="gpu_smoke", script="bench/gpu_smoke.py", outputs=("gpu_smoke",), sources=(*TRAINING, *LATENCY),
+        command=(("{py}", "-m", "bench.gpu_smoke", "--results-dir", "{results}"),),
+        quick_skip="needs CUDA; its CPU path runs in tests/test_gpu_smoke.py", needs_cuda=True, expected_minutes=5,
+        measures="BERT-base-sized stage 2 in bf16 and grid latency on one CUDA GPU"),
+    # On the `parity` branch (not merged here yet): listed so that `make bench` runs them once they arrive.
+    Bench(
+        name="sst2_released_recipe", script="bench/sst2_released_recipe.py", outputs=("sst2_released_recipe",),
+        sources=(*TRAINING, *PIPELINE),
+        command=(("{py}", "-m", "bench.sst2_released_recipe", "--run-dir", "{runs}/sst2_released_recipe",
+                  "--out-dir", "{results}"),),
+        quick_skip="trains at the released recipe on SST-2 (its own smoke size still takes minutes)",
+        run_dirs=("sst2_released_recipe",), train_sources=(*TRAINING, *PIPELINE), expected_minutes=120,
+        measures="our code at the released DynaBERT recipe beside the released code's grid on SST-2"),
+    Bench(
+        name="step_time_vs_released", script="bench/step_time_vs_released.py", outputs=("step_time_vs_released",),
+        sources=TRAINING,
+        command=(("{py}", "-m", "bench.step_time_vs_released", "--run-dir", "{runs}/sst2_released_recipe",
+                  "--out-dir", "{results}"),),
+        quick_skip="times the released code in its own venv from a trained stage-1 checkpoint",
+        requires=("sst2_released_recipe",), expected_minutes=30,
+        measures="training step time of our code vs the released DynaBERT code, same weights and machine"),
+)
+
+BY_NAME: dict[str, Bench] = {b.name: b for b in BENCHES}
+# Scripts in bench/ that write no result file (tools), so that nothing in bench/ goes unlisted.
+TOOLS = ("bench/profile_step.py", "bench/screenshot.py", "bench/released_step_timer.py")
+
+
+def owner_of(stem: str) -> Bench | None:
+    """The bench that writes `results/<stem>.json`, None when no registered bench does."""
+    return next((b for b in BENCHES if stem in b.outputs), None)
+
+
+def select(only: str | None) -> list[Bench]:
+    """The benches named in `only` (comma-separated), in registry order; all when `only` is empty.
+
+    Raises:
+        ValueError: naming the unknown benches and the known ones.
+    """
+    if not only:
+        return list(BENCHES)
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise ValueError(f"unknown bench(es) {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
+    return [b for b in BENCHES if b.name in names]

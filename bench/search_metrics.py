@@ -1,0 +1,85 @@
+"""Pure functions of the search benchmark: fronts without duplicate configs, hypervolume of re-measured fronts
+on test (and dev) accuracy, mean and spread over seeds, the sampler comparison. Tested in
+tests/test_search_bench.py on fixtures with known answers.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Hashable, Iterable, Sequence, TypeVar
+
+from search.pareto import count_dominated, hypervolume, pareto_mask
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One re-measured sub-network: dev and test accuracy (%), measured latency (ms)."""
+
+    config_hash: str
+    dev: float
+    test: float
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class Trial:
+    """What the front selection needs of a completed trial: its number, objective values as searched
+    (metric, predicted latency) and its config's hash."""
+
+    number: int
+    values: tuple[float, ...]
+    config_hash: str
+
+
+def dedup(items: Iterable[T], key) -> list[T]:
+    """`items` with only the first of each `key(item)` kept, order preserved."""
+    seen: set[Hashable] = set()
+    out = []
+    for it in items:
+        k = key(it)
+        if k not in seen:
+            seen.add(k)
+            out.append(it)
+    return out
+
+
+def searched_front(trials: Sequence[Trial], budget: int) -> list[Trial]:
+    """The front the search found after `budget` trials: the non-dominated of the first `budget` completed
+    trials (by number) on the values it searched, one trial per config (a sampler may propose a config
+    again: it counts once)."""
+    done = dedup(sorted(trials, key=lambda t: t.number)[:budget], key=lambda t: t.config_hash)
+    if not done:
+        return []
+    mask = pareto_mask([list(t.values) for t in done])
+    return [t for t, keep in zip(done, mask) if keep]
+
+
+def hv(points: Sequence[Point], reference: Sequence[float], on: str = "test") -> float:
+    """Hypervolume of (accuracy on `on` = test or dev, measured latency) w.r.t. `reference` (% x ms)."""
+    if on not in ("test", "dev"):
+        raise ValueError(f"on must be 'test' or 'dev', got {on!r}")
+    return hypervolume([[getattr(p, on), p.latency_ms] for p in points], reference)
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Mean, sample standard deviation (0 for one value), min, max and count."""
+    vals = [float(v) for v in values]
+    if not vals:
+        return {"mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan, "n": 0}
+    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+            "min": min(vals), "max": max(vals), "n": len(vals)}
+
+
+def beats_by_one_sd(a: Sequence[float], b: Sequence[float]) -> bool:
+    """mean(a) - mean(b) > the pooled standard deviation of the two samples (seeds are not paired)."""
+    sa, sb = spread(a), spread(b)
+    pooled = math.sqrt((sa["std"] ** 2 + sb["std"] ** 2) / 2)
+    return sa["mean"] - sb["mean"] > pooled
+
+
+def dominated_on_test(grid: Sequence[Point], front: Sequence[Point]) -> int:
+    """How many grid points are strictly dominated on (test accuracy, measured latency) by a front point."""
+    return count_dominated([[g.test, g.latency_ms] for g in grid], [[f.test, f.latency_ms] for f in front])

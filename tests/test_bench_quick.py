@@ -1,0 +1,41 @@
+"""`python -m bench.run --quick`: every bench at small sizes (or, when it cannot shrink, an import check with
+the reason), into a temporary folder; results/ untouched; every written file carries its provenance."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from bench.registry import BENCHES, ROOT
+
+PROVENANCE = ("commit", "dirty", "command", "fingerprint", "wall_seconds", "load_before", "load_after")
+
+
+def test_quick_bench_run(tmp_path):
+    before = {p.name: p.stat().st_mtime_ns for p in (ROOT / "results").iterdir()}
+    out = tmp_path / "quick"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--results-dir", str(out)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    outcomes = json.loads((out / "bench_run.json").read_text())
+    assert set(outcomes) == {b.name for b in BENCHES}
+    for b in BENCHES:
+        o = outcomes[b.name]
+        if not b.exists:
+            assert o.startswith("missing:"), (b.name, o)
+        elif b.quick:
+            assert o == "ok", (b.name, o)
+            for stem in b.outputs:
+                data = json.loads((out / f"{stem}.json").read_text())
+                assert all(k in data for k in PROVENANCE), (stem, sorted(data))
+                assert data["quick"] is True and "Provenance" in (out / f"{stem}.md").read_text()
+        else:
+            assert o.startswith("skipped"), (b.name, o)
+    assert {p.name: p.stat().st_mtime_ns for p in (ROOT / "results").iterdir()} == before
+
+
+def test_quick_refuses_results_dir():
+    from bench.run import main
+    assert main(["--quick", "--results-dir", str(ROOT / "results")]) == 2

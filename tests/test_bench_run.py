@@ -1,0 +1,102 @@
+"""bench/run.py and bench/rundirs.py: the load check, --only with the benches it needs, run directories reused
+only while their training code is unchanged (set aside, never deleted, otherwise), seeding a students' run."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from bench import run as bench_run
+from bench import rundirs
+from bench.registry import BY_NAME, ROOT, select
+
+HAS_GIT = shutil.which("git") is not None
+
+
+def _git(repo, *args):
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _commit(repo, path, text):
+    (repo / path).parent.mkdir(parents=True, exist_ok=True)
+    (repo / path).write_text(text)
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", path)
+
+
+@pytest.mark.skipif(not HAS_GIT, reason="needs git")
+def test_run_dir_reused_only_while_training_code_is_unchanged(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    _commit(repo, "src/train.py", "v1")
+    run = tmp_path / "runs" / "r"
+    assert rundirs.prepare(run, ["src/"], repo)["reused"] is False
+    (run / "teacher").mkdir()
+    assert rundirs.prepare(run, ["src/"], repo)["reused"] is True and (run / "teacher").is_dir()
+    _commit(repo, "README", "docs")  # not training code
+    assert rundirs.prepare(run, ["src/"], repo)["reused"] is True
+    fresh = rundirs.prepare(run, ["src/"], repo, reuse=False)  # a bench that times its own training
+    assert fresh["reused"] is False and fresh["set_aside"] and not (run / "teacher").exists()
+    (run / "teacher").mkdir()
+    _commit(repo, "src/train.py", "v2")
+    info = rundirs.prepare(run, ["src/"], repo)
+    assert info["reused"] is False and not (run / "teacher").exists()
+    assert (tmp_path / "runs" / info["set_aside"].rsplit("/", 1)[-1] / "teacher").is_dir()  # kept aside
+    (repo / "src" / "train.py").write_text("v3, uncommitted")
+    shutil.rmtree(run)
+    rundirs.prepare(run, ["src/"], repo)
+    assert json.loads((run / rundirs.STAMP).read_text())["dirty"]
+    assert not rundirs.reusable(run, ["src/"], repo)  # trained on uncommitted code: never reused
+
+
+def test_seed_copies_the_teacher_not_the_students(tmp_path):
+    src, dst = tmp_path / "a", tmp_path / "b"
+    for d in ("teacher", "rewired", "stage2", "baselines"):
+        (src / d).mkdir(parents=True)
+    (src / "run.json").write_text("{}")
+    assert rundirs.seed(src, dst) == ["rewired", "run.json", "teacher"]
+    assert rundirs.seed(src, dst) == []
+    with pytest.raises(SystemExit, match="no rewired"):
+        rundirs.seed(tmp_path / "empty", dst)
+
+
+def test_only_adds_the_benches_whose_run_directories_it_needs(tmp_path):
+    assert [b.name for b in bench_run.with_requirements(select("search"), tmp_path)] == ["sst2_dynabert", "search"]
+    if HAS_GIT and not rundirs.paths_dirty(BY_NAME["sst2_dynabert"].train_sources):
+        stamp = {"train_sources_commit": rundirs.last_commit(BY_NAME["sst2_dynabert"].train_sources), "dirty": False}
+        (tmp_path / "sst2_dynabert").mkdir()
+        (tmp_path / "sst2_dynabert" / rundirs.STAMP).write_text(json.dumps(stamp))
+        assert [b.name for b in bench_run.with_requirements(select("search"), tmp_path)] == ["search"]
+    with pytest.raises(ValueError, match="unknown bench"):
+        select("search,nope")
+
+
+def test_refuses_a_busy_machine_unless_forced(monkeypatch, capsys):
+    monkeypatch.setattr(bench_run, "load_1min", lambda: 100.0)
+    assert bench_run.main(["--only", "trec_lr1e-4_seeds", "--results-dir", str(ROOT / "no-such-dir")]) == 3
+    assert "--force" in capsys.readouterr().err
+    assert not (ROOT / "no-such-dir").exists()
+
+
+def test_a_result_the_bench_did_not_rewrite_gets_no_provenance(tmp_path):
+    from bench.registry import Bench
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "old.json").write_text("{}")
+    places = {"py": "python", "results": str(out), "runs": str(tmp_path / "runs"), "shared": str(tmp_path)}
+    b = Bench(name="b", script="bench/run.py", outputs=("old",), sources=(), command=(("true",),), quick=(("true",),),
+              measures="-")
+    assert bench_run.run_bench(b, quick=True, places=places, env={}).startswith("failed: did not (re)write old.json")
+    assert (out / "old.json").read_text() == "{}"
+    w = Bench(name="w", script="bench/run.py", outputs=("new",), sources=(), measures="-", command=(("true",),),
+              quick=(("cp", str(tmp_path / "src.json"), str(out / "new.json")), ("cp", str(tmp_path / "src.md"),
+                                                                                  str(out / "new.md"))))
+    (tmp_path / "src.json").write_text("{}")
+    (tmp_path / "src.md").write_text("# r\n")
+    assert bench_run.run_bench(w, quick=True, places=places, env={"PATH": "/usr/bin:/bin"}) == "ok"
+    data = json.loads((out / "new.json").read_text())
+    assert data["quick"] is True and data["commit"] and "load_before" in data and "fingerprint" in data
+    assert "Provenance" in (out / "new.md").read_text()

@@ -1,0 +1,106 @@
+"""Every file in results/ is written by a registered bench at a commit no older than the code it measures.
+
+The check itself (bench/freshness.py) is tested on a throw-away git repository with known answers; the
+real results/ must have no stale file beyond STALE_UNTIL_REGENERATED.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench.freshness import report
+from bench.registry import BENCHES, ROOT, TOOLS, Bench
+
+# Results measured before `make bench` existed (they record no commit), or by older code: the issue-18
+# regeneration (`make bench`, alone on the machine, at the final commit) rewrites them. The session that
+# runs it EMPTIES this list; until then the test still fails on any stale file not named here and on any
+# name here that is no longer stale. A merge that brings a registered bench's script without its result
+# files (e.g. the parity branch's sst2_released_recipe, step_time_vs_released) adds their names here.
+STALE_UNTIL_REGENERATED = frozenset({
+    "baselines", "baselines_lr1e-4", "latency", "model_parity_speed", "pipeline_quick", "search",
+    "sst2_dynabert", "sst2_dynabert_216steps", "sst2_dynabert_seed43", "stage2_probe", "trec_lr1e-4",
+    "trec_lr1e-4_seed43", "trec_lr1e-4_seeds", "trec_lr3e-4",
+})
+
+HAS_GIT = shutil.which("git") is not None and subprocess.run(
+    ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not HAS_GIT, reason="needs git and the repository's history (a copied tree has none)")
+def test_no_stale_result_beyond_the_allow_list():
+    stale = report(ROOT / "results")
+    unexpected = {s: why for s, why in stale.items() if s not in STALE_UNTIL_REGENERATED}
+    assert not unexpected, "stale or unlisted result files (regenerate with `make bench ONLY=<bench>`):\n" + \
+        "\n".join(f"  results/{s}: {why}" for s, why in unexpected.items())
+    fixed = STALE_UNTIL_REGENERATED - set(stale)
+    assert not fixed, f"no longer stale, remove from STALE_UNTIL_REGENERATED: {sorted(fixed)}"
+
+
+def test_registry_is_consistent():
+    names = [b.name for b in BENCHES]
+    assert len(names) == len(set(names))
+    stems = [s for b in BENCHES for s in b.outputs]
+    assert len(stems) == len(set(stems)), "two benches write the same result file"
+    for b in BENCHES:
+        for p in b.all_sources:
+            if p != b.script and not p.startswith("bench/"):
+                assert (ROOT / p).exists(), f"{b.name}: source path {p} does not exist"
+    listed = {b.script for b in BENCHES} | set(TOOLS)
+    unlisted = [p.relative_to(ROOT).as_posix() for p in (ROOT / "bench").glob("*.py")
+                if p.relative_to(ROOT).as_posix() not in listed and p.name not in (
+                    "__init__.py", "common.py", "registry.py", "run.py", "rundirs.py", "freshness.py",
+                    "results_index.py", "search_metrics.py")]
+    assert not unlisted, f"bench scripts in no registry entry (add them to BENCHES or TOOLS): {unlisted}"
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _commit(repo: Path, path: str, text: str) -> str:
+    (repo / path).parent.mkdir(parents=True, exist_ok=True)
+    (repo / path).write_text(text)
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", path)
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def _write(results: Path, stem: str, **data) -> None:
+    results.mkdir(exist_ok=True)
+    (results / f"{stem}.json").write_text(json.dumps(data))
+    (results / f"{stem}.md").write_text("# r\n")
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_staleness_known_answers(tmp_path):
+    repo, results = tmp_path, tmp_path / "results"
+    _git(repo, "init", "-q")
+    bench = Bench(name="b", script="bench/b.py", outputs=("b", "c"), sources=("src/",), command=(("x",),),
+                  quick_skip="-", measures="-")
+    gone = Bench(name="g", script="bench/gone.py", outputs=("g",), sources=(), command=(("x",),),
+                 quick_skip="-", measures="-")
+    first = _commit(repo, "bench/b.py", "script")
+    second = _commit(repo, "src/model.py", "v1")
+    _write(results, "b", commit=second, dirty=False)
+    _write(results, "c", commit=first, dirty=False)       # older than src/model.py v1
+    _write(results, "g", commit=second, dirty=False)      # its bench's script is gone
+    _write(results, "x", commit=second, dirty=False)      # no bench writes it
+    (results / "d.json").write_text("{}")
+    got = report(results, repo, (bench, gone))
+    assert set(got) == {"c", "g", "x", "d"}
+    assert "before" in got["c"] and "gone.py" in got["g"] and "no bench" in got["x"]
+    third = _commit(repo, "README", "docs")                # not a source: b stays fresh
+    assert "b" not in report(results, repo, (bench, gone))
+    _commit(repo, "src/model.py", "v2")                    # a source changed: b is stale now
+    assert "b" in report(results, repo, (bench, gone))
+    _write(results, "b", commit=third, dirty=True)
+    assert "uncommitted" in report(results, repo, (bench,))["b"]
+    _write(results, "b", commit="0" * 40, dirty=False)
+    assert "unknown" in report(results, repo, (bench,))["b"]
+    (results / "b.json").unlink()
+    (results / "b.md").unlink()
+    assert report(results, repo, (bench,))["b"].startswith("not written yet")

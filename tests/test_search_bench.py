@@ -1,0 +1,49 @@
+"""The search benchmark's arithmetic on fixtures with known answers: fronts without duplicate configs, the
+hypervolume on test accuracy of a front chosen on dev, spread over seeds, the sampler comparison."""
+from __future__ import annotations
+
+import pytest
+
+from bench.search_metrics import Point, Trial, beats_by_one_sd, dedup, dominated_on_test, hv, searched_front, spread
+
+REF = [50.0, 3.0]  # accuracy %, latency ms
+
+
+def test_hypervolume_on_test_accuracy_of_a_front_chosen_on_dev():
+    a = Point("a", dev=90.0, test=80.0, latency_ms=1.0)
+    b = Point("b", dev=85.0, test=88.0, latency_ms=2.0)
+    # test: (80, 1) and (88, 2) are both non-dominated: 30 x 2 + 8 x 1
+    assert hv([a, b], REF, "test") == pytest.approx(68.0)
+    # dev: (90, 1) dominates (85, 2): 40 x 2
+    assert hv([a, b], REF, "dev") == pytest.approx(80.0)
+    # a point worse than the reference adds nothing
+    assert hv([a, Point("c", 40.0, 40.0, 0.5)], REF, "test") == pytest.approx(60.0)
+    with pytest.raises(ValueError, match="on must be"):
+        hv([a], REF, "train")
+
+
+def test_front_counts_a_config_once_and_only_within_the_budget():
+    trials = [Trial(3, (60.0, 2.0), "c"), Trial(0, (80.0, 1.0), "a"), Trial(1, (80.0, 1.0), "a"),
+              Trial(2, (70.0, 0.5), "b"), Trial(4, (85.0, 3.0), "d")]
+    assert [t.number for t in searched_front(trials, 4)] == [0, 2]  # the repeat of "a" (trial 1) is dropped
+    assert [t.number for t in searched_front(trials, 5)] == [0, 2, 4]
+    assert searched_front(trials, 0) == []
+    assert dedup([3, 1, 3, 2, 1], key=lambda x: x) == [3, 1, 2]
+
+
+def test_spread_and_sampler_comparison():
+    s = spread([1.0, 2.0, 3.0])
+    assert (s["mean"], s["std"], s["min"], s["max"], s["n"]) == (2.0, 1.0, 1.0, 3.0, 3)
+    assert spread([5.0])["std"] == 0.0
+    assert beats_by_one_sd([10, 11, 12], [8, 9, 10])            # 2 > 1
+    assert beats_by_one_sd([10, 11, 12], [9.5, 10, 10.5])       # 1 > sqrt((1 + 0.25) / 2) = 0.79
+    assert not beats_by_one_sd([10, 11, 12], [9.2, 10.2, 11.2])  # 0.8 < 1
+    assert not beats_by_one_sd([10, 11, 12], [10, 11, 12])
+
+
+def test_grid_points_dominated_on_test():
+    grid = [Point("g1", dev=99.0, test=80.0, latency_ms=2.0), Point("g2", dev=70.0, test=90.0, latency_ms=1.0)]
+    front = [Point("f", dev=60.0, test=85.0, latency_ms=1.5)]  # dev plays no part
+    assert dominated_on_test(grid, front) == 1
+    assert dominated_on_test(grid, [Point("f", 0.0, 95.0, 0.5)]) == 2
+    assert dominated_on_test(grid[1:], grid[1:]) == 0  # a point does not dominate itself
