@@ -110,11 +110,12 @@ Machine: {data['fingerprint']['cpu']}, torch {data['fingerprint']['torch']}.
     return data
 
 
-def fresh_clone_demo(keep: bool) -> tuple[Path, float, float]:
-    """Clone HEAD, `make install` then `make demo-run` in the clone; (run dir, set-up s, pipeline s)."""
+def fresh_clone_demo(keep: bool) -> tuple[Path, float, float, str]:
+    """Clone HEAD, `make install` then `make demo-run` in the clone; (run dir, set-up s, whole s, commit)."""
     tmp = Path(tempfile.mkdtemp(prefix="demo-clone-"))
     clone = tmp / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip()
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     t0 = time.perf_counter()
     subprocess.run(["make", "install"], cwd=clone, check=True, env=env)
@@ -127,7 +128,7 @@ def fresh_clone_demo(keep: bool) -> tuple[Path, float, float]:
         shutil.copytree(run_dir, dest)
         shutil.rmtree(tmp, ignore_errors=True)
         run_dir = dest
-    return run_dir, setup, time.perf_counter() - t0
+    return run_dir, setup, time.perf_counter() - t0, commit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,9 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         data = report(args.run_dir, command=f"dynabert run (reported from {args.run_dir})", setup_seconds=None,
                       wall_seconds=None, load_before=load_before, extra={})
     else:
-        run_dir, setup, wall = fresh_clone_demo(args.keep_clone)
+        run_dir, setup, wall, commit = fresh_clone_demo(args.keep_clone)
+        # what ran is the clone: a clean checkout of `commit`, whatever this checkout's own state
         data = report(run_dir, command="make install && make demo-run (fresh clone)", setup_seconds=round(setup, 1),
-                      wall_seconds=round(wall, 1), load_before=load_before, extra={})
+                      wall_seconds=round(wall, 1), load_before=load_before, extra={"commit": commit, "dirty": False})
     print(json.dumps({k: data[k] for k in ("total_seconds", "wall_seconds", "targets")}, default=str))
     return 0
 

@@ -104,7 +104,7 @@ _STUDENTS_LR = ("--no-progress", "--min-run-time", "1", "--scenario", "cpu-eager
 
 # A trained-looking tiny run (tiny random BERT, small CSV task, stage checkpoints) from the search tests'
 # fixture, for the quick runs of benches that read a trained run; made once per quick run.
-_TINY_RUN: Command = ("{py}", "-c", "import sys, pathlib; from tests.conftest_search import make_tiny_run; "
+_TINY_RUN: Command = ("{py}", "-c", "import sys, pathlib; from tests.helpers_search import make_tiny_run; "
                       "d = pathlib.Path(sys.argv[1]); (d / 'run').exists() or make_tiny_run(d)", "{runs}/tiny")
 
 BENCHES: tuple[Bench, ...] = (

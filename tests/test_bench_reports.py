@@ -48,7 +48,7 @@ def test_baselines_paired_latency_reports_ratio_iqr_and_rounds(tmp_path) -> None
     from bench.baselines import paired_latency
     from elastic.config import SubnetConfig
     from tests.conftest import TINY
-    from tests.conftest_search import make_tiny_run
+    from tests.helpers_search import make_tiny_run
 
     run = make_tiny_run(tmp_path)
     row = {"name": "x", "recipe": "tinybert", "scenario": "cpu-eager-t1-b1-s16",

@@ -24,6 +24,7 @@ STALE_UNTIL_REGENERATED = frozenset({
     "baselines", "baselines_lr1e-4", "latency", "model_parity_speed", "pipeline_quick", "search",
     "sst2_dynabert", "sst2_dynabert_216steps", "sst2_dynabert_seed43", "stage2_probe", "trec_lr1e-4",
     "trec_lr1e-4_seed43", "trec_lr1e-4_seeds", "trec_lr3e-4",
+    "sst2_released_recipe", "step_time_vs_released",  # the parity branch's benches: never run at full size yet
 })
 
 HAS_GIT = shutil.which("git") is not None and subprocess.run(
