@@ -40,7 +40,7 @@ def test_columns_reach_the_teacher_command(tmp_path):
 def test_steps_and_estimate_follow_the_measured_table():
     o = resolve("quick", {}, {})
     steps = stage_steps(o, 640)
-    assert steps == {"teacher": 60, "stage1": 20, "stage2": 20}  # 640 / 32 = 20 steps per epoch
+    assert steps == {"teacher": 60, "stage1": 20, "stage2": 40}  # 640 / 32 = 20 steps per epoch; stage 2: 2 epochs
     arch, _ = read_arch(default_teacher_path())
     assert math.isclose(seconds_per_step("stage2", arch, 64, 32), STEP_SECONDS["stage2"][64])
     assert seconds_per_step("teacher", arch, 128, 32) > 2 * seconds_per_step("teacher", arch, 64, 32)  # MACs
