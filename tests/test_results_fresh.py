@@ -21,7 +21,7 @@ from bench.registry import BENCHES, ROOT, TOOLS, Bench
 # name here that is no longer stale. A merge that brings a registered bench's script without its result
 # files (e.g. the parity branch's sst2_released_recipe, step_time_vs_released) adds their names here.
 STALE_UNTIL_REGENERATED = frozenset({
-    "baselines", "baselines_lr1e-4", "latency", "model_parity_speed", "pipeline_quick", "search",
+    "baselines", "baselines_lr1e-4", "latency", "model_parity_speed", "search",
     "sst2_dynabert", "sst2_dynabert_216steps", "sst2_dynabert_seed43", "stage2_probe", "trec_lr1e-4",
     "trec_lr1e-4_seed43", "trec_lr1e-4_seeds", "trec_lr3e-4",
     "sst2_released_recipe", "step_time_vs_released",  # the parity branch's benches: never run at full size yet
