@@ -22,6 +22,15 @@ def _git_ok(*args: str, root: Path) -> bool:
     return subprocess.run(["git", *args], cwd=root, capture_output=True).returncode == 0
 
 
+def has_history(root: Path = ROOT) -> bool:
+    """git is here and the checkout holds its whole history (a shallow clone lacks the commits results record)."""
+    import shutil
+    if shutil.which("git") is None:
+        return False
+    out = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=root, capture_output=True, text=True)
+    return out.returncode == 0 and out.stdout.strip() == "false"
+
+
 def result_stems(results_dir: Path) -> list[str]:
     """Stems of the .json and .md files in `results_dir` (README.md, the index, excluded)."""
     return sorted({p.stem for p in results_dir.iterdir()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.freshness import report
+from bench.freshness import has_history, report
 from bench.registry import BENCHES, ROOT, TOOLS, Bench
 
 # Results measured before `make bench` existed (they record no commit), or by older code: the issue-18
@@ -27,11 +27,10 @@ STALE_UNTIL_REGENERATED = frozenset({
     "sst2_released_recipe", "step_time_vs_released",  # the parity branch's benches: never run at full size yet
 })
 
-HAS_GIT = shutil.which("git") is not None and subprocess.run(
-    ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True).returncode == 0
+HAS_GIT = has_history(ROOT)  # False in a copied tree or a shallow clone: the recorded commits are not there
 
 
-@pytest.mark.skipif(not HAS_GIT, reason="needs git and the repository's history (a copied tree has none)")
+@pytest.mark.skipif(not HAS_GIT, reason="needs git and the whole history (a copied tree or a shallow clone lacks the recorded commits)")
 def test_no_stale_result_beyond_the_allow_list():
     stale = report(ROOT / "results")
     unexpected = {s: why for s, why in stale.items() if s not in STALE_UNTIL_REGENERATED}

@@ -1,19 +1,17 @@
 """results/README.md is exactly what bench/results_index.py renders from the registry, the files and git."""
 from __future__ import annotations
 
-import shutil
-import subprocess
 
 import pytest
 
+from bench.freshness import has_history
 from bench.registry import BENCHES, ROOT
 from bench.results_index import render
 
-HAS_GIT = shutil.which("git") is not None and subprocess.run(
-    ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True).returncode == 0
+HAS_GIT = has_history(ROOT)  # False in a copied tree or a shallow clone: the recorded commits are not there
 
 
-@pytest.mark.skipif(not HAS_GIT, reason="the index states staleness, which needs the repository's history")
+@pytest.mark.skipif(not HAS_GIT, reason="the index states staleness, which needs git and the whole history (not a shallow clone)")
 def test_results_index_in_sync():
     text = (ROOT / "results" / "README.md").read_text()
     assert text == render(), "results/README.md is stale: run `python -m bench.results_index > results/README.md`"
