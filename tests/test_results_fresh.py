@@ -24,7 +24,7 @@ STALE_UNTIL_REGENERATED = frozenset({
     "baselines", "baselines_lr1e-4", "latency", "model_parity_speed", "search",
     "sst2_dynabert", "sst2_dynabert_216steps", "sst2_dynabert_seed43", "stage2_probe", "trec_lr1e-4",
     "trec_lr1e-4_seed43", "trec_lr1e-4_seeds", "trec_lr3e-4",
-    "sst2_released_recipe", "step_time_vs_released",  # the parity branch's benches: never run at full size yet
+    "sst2_released_recipe",  # the parity branch's bench: never run at full size yet
 })
 
 HAS_GIT = has_history(ROOT)  # False in a copied tree or a shallow clone: the recorded commits are not there
