@@ -15,7 +15,8 @@ import pytest
 from bench.freshness import has_history, report
 from bench.registry import BENCHES, ROOT, TOOLS, Bench
 
-# Results measured before `make bench` existed (they record no commit), or by older code: the issue-18
+# Results measured before `make bench` existed (their `commit` is only the last commit that changed the file,
+# `dirty` unrecorded), or by older code: the issue-18
 # regeneration (`make bench`, alone on the machine, at the final commit) rewrites them. The session that
 # runs it EMPTIES this list; until then the test still fails on any stale file not named here and on any
 # name here that is no longer stale. A merge that brings a registered bench's script without its result
