@@ -36,11 +36,12 @@ def queue_lock(url: str) -> Iterator[None]:
     PostgreSQL and MySQL pop with SELECT ... FOR UPDATE: nothing to do. pysqlite reads outside any
     transaction, so two processes could both move the same WAITING trial to RUNNING; SQLite lives on one
     host, so a lock file beside the database serializes them (any process on that host, any run dir).
+    `make_storage` takes it too, so that workers starting together do not race to create the tables.
     """
-    if not url.startswith("sqlite:///"):
+    path = Path(url[len("sqlite:///"):]).with_suffix(".queue.lock") if url.startswith("sqlite:///") else None
+    if path is None or not path.parent.is_dir():  # a server, or a folder SQLite itself will refuse
         yield
         return
-    path = Path(url[len("sqlite:///"):]).with_suffix(".queue.lock")
     with open(path, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -53,9 +54,22 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Optuna commits ~30 times per trial; with the default rollback journal every commit is an fsync
     # (13 ms each on this disk). WAL keeps every committed trial across a killed process (only a power
     # loss can lose the last commits) and lets readers (dashboard, other workers) run beside a writer.
+    # WAL is a property of the file: set once, by the first connection. Switching needs the file to itself,
+    # and SQLite answers "database is locked" at once (no busy wait) when another connection that starts at
+    # the same moment holds a lock, so a worker tries again for a while instead of failing.
     if type(dbapi_conn).__module__.startswith("sqlite3"):
+        import sqlite3
+
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        for attempt in range(50):
+            try:
+                if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    cur.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as e:
+                if attempt == 49 or "locked" not in str(e).lower():
+                    raise
+                time.sleep(0.05 + 0.01 * attempt)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
@@ -124,7 +138,8 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None, grace_perio
     else:
         engine_kwargs = {"pool_pre_ping": True}
     try:
-        return _rdb_storage(url, engine_kwargs, beat)
+        with queue_lock(url):  # SQLite: one worker of this host at a time creates the tables
+            return _rdb_storage(url, engine_kwargs, beat)
     except ImportError as e:  # Optuna re-raises the driver's ModuleNotFoundError without its name
         missing = getattr(e.__cause__, "name", None) or e.name or "?"
         extra = DRIVER_EXTRAS.get(backend)
@@ -146,7 +161,8 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None, grace_perio
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], beat: dict[str, Any]) -> optuna.storages.RDBStorage:
-    """`RDBStorage(...)`, tried again when workers that start together race to create the tables."""
+    """`RDBStorage(...)`, tried again when workers that start together race to create the tables (or, on
+    SQLite, to lock the new file)."""
     import sqlalchemy
 
     for attempt in range(5):
@@ -156,7 +172,8 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any], beat: dict[str, Any]) 
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beat)
         except sqlalchemy.exc.DatabaseError as e:  # "table ... already exists", "duplicate key" (pg_type)
             text = str(e).lower()
-            if attempt == 4 or not ("already exists" in text or "duplicate key" in text):
+            if attempt == 4 or not ("already exists" in text or "duplicate key" in text
+                                    or "unique constraint" in text or "database is locked" in text):
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")

@@ -141,3 +141,29 @@ def test_options_of_the_heartbeat_are_checked(tmp_path):
         SearchOptions(run_dir=tmp_path, heartbeat_interval=0)
     with pytest.raises(ValueError, match="max_retry"):
         SearchOptions(run_dir=tmp_path, max_retry=-1)
+
+
+def test_workers_that_open_a_new_sqlite_file_together_all_connect(tmp_path):
+    """Eight workers starting at the same instant on a file that does not exist yet: no 'database is
+    locked' (switching to WAL) and no duplicate table creation reaches the user (failed in CI before)."""
+    from search.storage import make_storage
+
+    for round_ in range(3):
+        url = f"sqlite:///{tmp_path / f'race{round_}.db'}"
+        start = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def connect() -> None:
+            start.wait()
+            try:
+                optuna.create_study(storage=make_storage(url, heartbeat_interval=1), study_name="s",
+                                    load_if_exists=True, directions=["minimize", "minimize"])
+            except BaseException as e:  # noqa: BLE001  (collected and asserted below)
+                errors.append(e)
+
+        threads = [threading.Thread(target=connect) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors, errors
