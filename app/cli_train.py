@@ -117,10 +117,6 @@ def _rewire_options(p: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace):
-    from elastic.stages import StageOptions
-
-
-def _options(args: argparse.Namespace):
     """`StageOptions` from the flags this subcommand has (the others keep StageOptions' defaults)."""
     from elastic.stages import StageOptions
     kw: dict[str, Any] = {**task_kwargs(args), "progress": not args.no_progress,
@@ -131,83 +127,31 @@ def _options(args: argparse.Namespace):
     return StageOptions(**kw)
 
 
-def cost_fn_for(run_dir: Path, max_length: int):
-    """MACs/params from `profiling.flops` when it is installed, else None (grid.csv gets params only).
-
-    Args:
-        run_dir: the run directory (its checkpoints give the architecture, run.json the label count).
-        max_length: sequence length the MACs are counted at.
-
-    Returns:
-        cfg -> {"macs": int (multiply-accumulates), "params": int}, or None.
-    """
-    try:
-        from profiling.flops import analytic_macs, param_count
-    except ImportError:
-        return None
-    from elastic.config import BertArch
-    from elastic.rundir import META_FILE, REWIRED, TEACHER, find_stage, read_run
-
-    arch_holder: dict[str, Any] = {}
-
-    def cost(cfg: SubnetConfig) -> dict[str, Any]:
-        # The architecture is read lazily: the teacher checkpoint exists only once its stage has run.
-        if "arch" not in arch_holder:
-            arch_holder["num_labels"] = int(read_run(run_dir).get("task", {}).get("num_labels", 2))
-            found = find_stage(run_dir, (TEACHER, REWIRED), finished=False)
-            if found is not None:
-                arch_holder["arch"] = BertArch.from_dict(json.loads((found[1] / META_FILE).read_text())["arch"])
-        arch, num_labels = arch_holder["arch"], arch_holder["num_labels"]
-        return {"macs": int(analytic_macs(arch, cfg, max_length, num_labels=num_labels)),
-                "params": int(param_count(arch, cfg, num_labels))}
-    return cost
-
-
 def _train(stage_name: str):
     def run(args: argparse.Namespace) -> int:
-        from elastic.stages import read_run, run_stage
-        from elastic.train import Stage
-        stage = Stage(stage_name)
-        opts = _options(args)
-        max_length = opts.max_length or int(read_run(args.run_dir).get("max_length", 128))
-        info = run_stage(args.run_dir, stage, opts, cost_fn=cost_fn_for(args.run_dir, max_length))
-        if info.get("skipped"):
-            print(f"{stage.value} already finished in {args.run_dir} ({info.get('steps')} steps); nothing to do")
-        else:
-            print(f"{stage.value} done: {info['steps']} steps in {info['seconds']:.0f} s -> {args.run_dir / stage.value}")
-        if info.get("stuck_subnets"):
-            from elastic.stages import stuck_warning
-            print(stuck_warning(stage.value, info["stuck_subnets"]))
+        from app.workflow.train import train_stage
+        for line in train_stage(args.run_dir, stage_name, _options(args)).lines():
+            print(line)
         return 0
     return run
 
 
 def _rewire(args: argparse.Namespace) -> int:
-    from elastic.stages import run_rewire
-    info = run_rewire(args.run_dir, _options(args))
-    if info.get("skipped"):
-        print(f"{args.run_dir} is already rewired (importance on {info['split']}); nothing to do")
-    else:
-        print(f"rewired on {info['n_examples']} {info['split']} examples in {info['seconds']:.0f} s; "
-              f"full-model logits changed by at most {info['max_abs_logit_change']:.1e}")
+    from app.workflow.train import rewire
+    for line in rewire(args.run_dir, _options(args)).lines():
+        print(line)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from elastic.stages import evaluate_run, read_run
+    from app.workflow.train import evaluate
     cfg: Optional[SubnetConfig] = None
     if args.subnet:
         text = Path(args.subnet).read_text() if Path(args.subnet).is_file() else args.subnet
         cfg = SubnetConfig.from_json(text)
-    elif args.width is not None or args.depth is not None:
-        from elastic.weights import load_checkpoint
-        model, _ = load_checkpoint(args.run_dir / args.stage)
-        cfg = SubnetConfig.uniform(model.arch, args.width or 1.0, args.depth or 1.0)
-    res = evaluate_run(args.run_dir, args.stage, cfg, tuple(args.splits.split(",")), **task_kwargs(args),
-                       runtime=runtime_from_args(args))
-    out = {"stage": args.stage, "config": None if cfg is None else cfg.to_dict(),
-           "metric": read_run(args.run_dir).get("metric"), "results_pct": res}
-    print(json.dumps(out, indent=2))
+    res = evaluate(args.run_dir, args.stage, cfg, width=args.width, depth=args.depth,
+                   splits=tuple(args.splits.split(",")), **task_kwargs(args), runtime=runtime_from_args(args))
+    print(json.dumps(res.to_dict(), indent=2))
     return 0
 
 

@@ -79,7 +79,7 @@ def plan_lines(opts: Mapping[str, Any]) -> list[str]:
     """The lines `dynabert run` prints before it starts: preset, data, length, steps, expected time.
 
     Args:
-        opts: resolved pipeline options (`app.pipeline.resolve`).
+        opts: resolved pipeline options (`app.workflow.pipeline.resolve`).
     """
     from elastic.weights import default_teacher_path, read_arch, resolve_checkpoint_dir
 

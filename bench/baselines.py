@@ -46,7 +46,7 @@ def wait_for(path: Path, what: str, poll_s: float = 60.0, timeout_s: float = 4 *
 
 def budget(run_dir: Path, explicit: Optional[int], wait_s: float) -> tuple[int, str]:
     """Steps of one DynaBERT stage of the run: explicit, else stage2/stage1 done.json / run.json options."""
-    from app.baselines_runner import stage_budget
+    from app.workflow.baselines import stage_budget
     from elastic.stages import read_run
     if explicit:
         return explicit, "--max-steps"
@@ -105,7 +105,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     run_dir = args.run_dir
-    from app.baselines_runner import BaselineOptions, TinyBudget, run_baselines
+    from app.workflow.baselines import BaselineOptions, TinyBudget, run_baselines
     from elastic.baselines import Recipe
     if args.wait:
         wait_for(run_dir / "teacher" / "done.json", "the run's teacher")

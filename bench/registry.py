@@ -19,11 +19,13 @@ Command = tuple[str, ...]
 
 # What a figure depends on. A result file is stale once any of these changed after the commit it records.
 _COMMON = ("bench/common.py", "bench/run.py", "profiling/fingerprint.py")
-TRAINING = ("elastic/", "app/cli.py", "app/cli_common.py", "app/cli_train.py", "app/cli_runtime.py")
-PIPELINE = ("app/pipeline.py", "app/cli_run.py")
+TRAINING = ("elastic/", "app/cli.py", "app/cli_common.py", "app/cli_train.py", "app/cli_runtime.py",
+            "app/workflow/train.py")
+PIPELINE = ("app/workflow/pipeline.py", "app/cli_run.py")
 LATENCY = ("profiling/",)
-SEARCH = ("search/", "app/cli_search.py", "app/cli_profile.py")
-BASELINES = ("app/baselines_runner.py", "app/cli_baselines.py")
+SEARCH = ("search/", "app/cli_search.py", "app/cli_profile.py", "app/workflow/search.py", "app/workflow/profile.py",
+          "app/workflow/export.py")
+BASELINES = ("app/workflow/baselines.py", "app/cli_baselines.py")
 
 _SST2_RECIPE = ("--threads", "2", "--stage1-extra=--select-best heldout", "--extra=--lr 1e-4 --select-best heldout")
 

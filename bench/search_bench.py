@@ -65,12 +65,12 @@ def _ensure_predictor(ctx: RunContext, scenario_key: str, args: argparse.Namespa
         return
     except FileNotFoundError:
         pass
-    from app.cli_profile import profile_run
+    from app.workflow.profile import profile_model
     from profiling.scenario import Scenario
 
     print(f"no predictor for {scenario_key}: profiling the run first (dynabert profile)")
-    profile_run(ctx.run_dir, ctx.model, [Scenario.parse(scenario_key)], n_random=args.n_random,
-                n_heldout=args.n_heldout, min_run_time_s=args.min_run_time)
+    profile_model(ctx.run_dir, ctx.model, [Scenario.parse(scenario_key)], n_random=args.n_random,
+                  n_heldout=args.n_heldout, min_run_time_s=args.min_run_time)
 
 
 def _trials(study: optuna.Study) -> list[Trial]:

@@ -73,13 +73,11 @@ def test_cuda_timing_without_cuda_is_refused():
 
 
 def test_profile_flags_build_dtype_scenarios(tmp_path, capsys):
-    import argparse
-
     from app.cli import main
-    from app.cli_profile import scenarios_from_args
-    args = argparse.Namespace(scenario=None, max_length=16, device="cpu", precision="bf16", runtime="eager",
-                              threads=1, batch_size=4)
-    assert [s.key for s in scenarios_from_args(args, {})] == ["cpu-eager-bf16-t1-b4-s16"]
+    from app.workflow.profile import ProfileOptions, scenarios_for
+    opts = ProfileOptions(run_dir=tmp_path, max_length=16, device="cpu", precision="bf16", runtime="eager",
+                          threads=1, batch_size=4)
+    assert [s.key for s in scenarios_for(opts, {})] == ["cpu-eager-bf16-t1-b4-s16"]
     if NO_CUDA:
         assert main(["profile", "--run-dir", str(tmp_path), "--device", "cuda", "--precision", "fp16"]) == 2
         err = capsys.readouterr().err.strip()

@@ -188,20 +188,20 @@ def test_front_of_retrained_weights_is_flagged(copy_runs: Path, monkeypatch: pyt
     assert "earlier training of `stage2`" in warning and "--study-name NEW" in warning
 
 
-def test_export_page_runs_the_cli_export(copy_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app import cli_search
+def test_export_page_calls_the_export_function(copy_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.workflow import export as export_mod
 
     calls = []
 
-    def fake_cmd_export(args) -> int:  # stands in for `dynabert export` (needs a trained model)
-        calls.append(args)
-        d = args.run_dir / "exports" / args.name
+    def fake_export(opts):  # stands in for the export (needs a trained model); same options as `dynabert export`
+        calls.append(opts)
+        d = opts.run_dir / "exports" / opts.name
         d.mkdir(parents=True)
-        (d / "README.md").write_text(f"# {args.name}\n\nfake card for trial {args.trial}\n")
+        (d / "README.md").write_text(f"# {opts.name}\n\nfake card for trial {opts.trial}\n")
         print(f"exported -> {d}")
-        return 0
+        return [export_mod.Exported(path=d, config=opts.config)]
 
-    monkeypatch.setattr(cli_search, "cmd_export", fake_cmd_export)
+    monkeypatch.setattr(export_mod, "export", fake_export)
     at = open_app(copy_runs, monkeypatch, "export")
     assert "Sub-network" in texts(at.markdown)  # the fixture's existing export card
     assert at.get("download_button")
@@ -209,24 +209,24 @@ def test_export_page_runs_the_cli_export(copy_runs: Path, monkeypatch: pytest.Mo
     at.checkbox(key="export_onnx").set_value(False).run()
     at.button(key="export_go").click().run()
     assert not at.exception
-    assert len(calls) == 1 and calls[0].name == "mine" and calls[0].no_onnx and calls[0].trial is not None
+    assert len(calls) == 1 and calls[0].name == "mine" and not calls[0].onnx and calls[0].trial is not None
     assert "Exported" in texts(at.success)
     assert "fake card for trial" in texts(at.markdown)
-    # A grid point has no trial: it goes through --subnet.
+    # A grid point has no trial: its config goes to the export as it is.
     grid_label = next(o for o in at.selectbox(key="export_pick").options if o.startswith("grid"))
     at.selectbox(key="export_pick").set_value(grid_label).run()
     at.text_input(key="export_name").set_value("grid1").run()
     at.button(key="export_go").click().run()
-    assert calls[-1].trial is None and calls[-1].subnet is not None
+    assert calls[-1].trial is None and calls[-1].config is not None and calls[-1].config.layers
 
 
 def test_export_failure_is_a_message(copy_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app import cli_search
+    from app.workflow import export as export_mod
 
-    def broken(args) -> int:
+    def broken(opts):
         raise FileNotFoundError("no checkpoint in stage2/")
 
-    monkeypatch.setattr(cli_search, "cmd_export", broken)
+    monkeypatch.setattr(export_mod, "export", broken)
     at = open_app(copy_runs, monkeypatch, "export")
     at.button(key="export_go").click().run()
     assert not at.exception

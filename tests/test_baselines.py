@@ -351,7 +351,7 @@ def test_cli_tinybert_needs_rewiring(tmp_path, tiny_arch, capsys):
 
 
 def test_ort_int8_accuracy_matches_fp32(tmp_path, tiny_arch):
-    from app.baselines_runner import int8_metrics
+    from app.workflow.baselines import int8_metrics
     from elastic.data import load_task
     from elastic.evaluate import evaluate, make_eval_loader
     from elastic.stages import StageOptions, prepare

@@ -13,8 +13,8 @@ def _defaults(command: str) -> dict:
 
 
 def test_one_learning_rate_and_scenario_everywhere():
-    from app.baselines_runner import BaselineOptions
-    from app.pipeline import DEFAULTS
+    from app.workflow.baselines import BaselineOptions
+    from app.workflow.pipeline import DEFAULTS
     from elastic.stages import StageOptions
     from elastic.train import LoopConfig
     from search.study import SearchOptions

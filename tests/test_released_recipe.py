@@ -8,36 +8,30 @@ import pandas as pd
 import pytest
 import torch
 
-from app.pipeline import resolve, stage_argv
+from app.workflow.pipeline import resolve, stage_plan
 from elastic.stages import StageOptions
 from elastic.train import LoopConfig, eps_at
 
 
-def _argv(stage: str, **cli) -> list[str]:
-    (argv,) = stage_argv(stage, Path("runs/x"), resolve("released", {}, cli), resume=False)
-    return argv
-
-
-def _value(argv: list[str], flag: str) -> str:
-    assert flag in argv, f"{flag} missing from {argv}"
-    return argv[argv.index(flag) + 1]
+def _opts(stage: str, **cli) -> StageOptions:
+    (step,) = stage_plan(stage, Path("runs/x"), resolve("released", {}, cli), resume=False)
+    return step.options
 
 
 def test_released_preset_sets_the_released_recipe() -> None:
-    teacher = _argv("teacher", task="sst2")
-    assert _value(teacher, "--importance-split") == "dev"  # importance on dev: the teacher trains on all of train
-    assert _value(teacher, "--max-length") == "64" and _value(teacher, "--lr") == "2e-05"
-    rewire = _argv("rewire")
-    assert (_value(rewire, "--importance-grads"), _value(rewire, "--importance-order"),
-            _value(rewire, "--importance-batch-size")) == ("cumulative", "file", "8")
+    teacher = _opts("teacher", task="sst2")
+    assert teacher.importance_split == "dev"  # importance on dev: the teacher trains on all of train
+    assert teacher.max_length == 64 and teacher.lr == 2e-5
+    rewire = _opts("rewire")
+    assert (rewire.importance_grads, rewire.importance_order, rewire.importance_batch_size) == ("cumulative", "file", 8)
     for stage in ("stage1", "stage2"):
-        argv = _argv(stage, stage1_steps=433, stage2_steps=433)
-        assert _value(argv, "--max-steps") == "433" and _value(argv, "--lr") == "2e-05"
-        assert _value(argv, "--padding") == "max_length" and _value(argv, "--adam-eps") == "released"
-        assert "--select-best" not in argv and "--augment" not in argv
-    assert _value(_argv("stage2"), "--teacher-width") == "full"
-    assert "--max-steps" not in _argv("stage1")  # without steps, the preset's epochs apply
-    assert _value(_argv("stage1"), "--epochs") == "2.0"
+        o = _opts(stage, stage1_steps=433, stage2_steps=433)
+        assert o.max_steps == 433 and o.lr == 2e-5
+        assert o.padding == "max_length" and o.adam_eps == "released"
+        assert o.select_best == "off" and o.augment == 0
+    assert _opts("stage2").teacher_width == "full"
+    assert _opts("stage1").max_steps is None  # without steps, the preset's epochs apply
+    assert _opts("stage1").epochs == 2.0
 
 
 def test_cli_options_reach_stage_options() -> None:

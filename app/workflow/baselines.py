@@ -1,10 +1,9 @@
-"""The work behind `dynabert baselines` (its parser, options and outputs: app/cli_baselines.py): train and
+"""The baselines action behind `dynabert baselines` (its parser: app/cli_baselines.py): train and
 evaluate DistilBERT-/TinyBERT-style students, the INT8 teacher and INT8 DynaBERT sub-networks, time them with
 the search's latency harness (own cache file, `<run>/baselines/latency_cache.jsonl`), append `baselines.csv`.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
@@ -16,7 +15,6 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from app.cli_runtime import runtime_from_args
 from elastic.baselines import (DistilWeights, Objective, Recipe, TinyWeights, append_baselines, make_projection,
                                train_baseline)
 from elastic.config import SelectSplit, SubnetConfig, grid
@@ -350,17 +348,9 @@ def run_baselines(run_dir: str | Path, opts: BaselineOptions) -> list[dict[str, 
     return rows
 
 
-def options_from_args(args: argparse.Namespace) -> BaselineOptions:
-    """Turn parsed arguments into `BaselineOptions` (recipe `all` expands to every recipe)."""
-    recipes = tuple(Recipe) if "all" in args.recipe else tuple(dict.fromkeys(Recipe(r) for r in args.recipe))
-    distil = DistilWeights(soft=args.alpha_soft, hard=args.beta_hard, cosine=args.gamma_cos,
-                           temperature=args.temperature if args.temperature is not None else 2.0)
-    return BaselineOptions(
-        recipes=recipes, student_init=args.student_init, layers=args.layers, depth=args.depth, width=args.width,
-        tinybert_budget=TinyBudget(args.tinybert_budget),
-        temperature=args.temperature, distil=distil, epochs=args.epochs, max_steps=args.max_steps,
-        batch_size=args.batch_size, lr=args.lr, scenarios=tuple(args.scenario or (DEFAULT_SCENARIO,)),
-        int8_runtimes=tuple(args.int8_runtime or INT8_RUNTIMES), dynabert_stage=args.dynabert_stage,
-        dynabert_points=args.dynabert_points, min_run_time_s=args.min_run_time, select_best=args.select_best,
-        select_every=args.select_every, save_every=args.save_every,
-        resume=args.resume, progress=not args.no_progress, runtime=runtime_from_args(args))
+def row_line(r: dict[str, Any]) -> str:
+    """One baselines.csv row as `dynabert baselines` prints it."""
+    def pct(v: Optional[float]) -> str:
+        return "-" if v is None else f"{v:.2f}%"
+    return (f"{r['name']:<34} {Recipe(r['recipe']).value:<13} {r['macs']:.3e} MACs  dev {pct(r['dev_metric'])}  "
+            f"test {pct(r['test_metric'])}  {r['latency_ms']:.2f} ms ({r['scenario']})")
