@@ -30,8 +30,9 @@ from elastic.options import DEFAULT_LR, TeacherWidth
 from elastic.rewire import ImportanceGrads, IMPORTANCE_GRADS, compute_importance, importance_record, rewire
 from elastic.rundir import REWIRED, RunDirError, find_stage, read_run  # noqa: F401  (re-exported)
 from elastic.rundir import write_run as _write_run_json
-from elastic.train import (AdamEps, BatchPlan, LoopConfig, Stage, best_dir, rank_world, subnet_name, train_stage,
-                           uniform_plan)
+from elastic.loop import AdamEps, BatchPlan, LoopConfig, rank_world
+from elastic.train_state import best_dir
+from elastic.train import Stage, subnet_name, train_stage, uniform_plan
 from elastic.weights import (CheckpointError, META_FILE, default_teacher_path, load_checkpoint, load_hf_bert,
                              load_tokenizer, read_arch, resolve_checkpoint_dir, save_checkpoint)
 

@@ -18,7 +18,7 @@ from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.students import (checkpoint_student, distilbert_layers, distilbert_student, subnet_student,
                               teacher_maps, uniform_teacher_maps)
-from elastic.train import BatchPlan, LoopConfig
+from elastic.loop import BatchPlan, LoopConfig
 
 
 def _data(n: int = 16, seq: int = 10, labels: int = 3, seed: int = 0) -> EncodedSplit:

@@ -10,7 +10,7 @@ import torch
 
 from app.workflow.pipeline import resolve, stage_plan
 from elastic.stages import StageOptions
-from elastic.train import LoopConfig, eps_at
+from elastic.loop import LoopConfig, eps_at
 
 
 def _opts(stage: str, **cli) -> StageOptions:

@@ -15,7 +15,8 @@ import torch
 from elastic.config import SubnetConfig
 from elastic.data import EncodedSplit
 from elastic.model import ElasticBertForSequenceClassification
-from elastic.train import BatchPlan, LoopConfig, Stage, run_step, step_plan, train_stage
+from elastic.loop import BatchPlan, LoopConfig
+from elastic.train import Stage, run_step, step_plan, train_stage
 from elastic.weights import CheckpointError, save_checkpoint
 from tests.conftest import TINY
 

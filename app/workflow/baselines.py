@@ -25,7 +25,8 @@ from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.options import DEFAULT_LR, DEFAULT_SCENARIO, INT8_RUNTIMES, Int8Runtime, TinyBudget
 from elastic.students import (Student, checkpoint_student, distilbert_layers, distilbert_student, subnet_student)
-from elastic.train import BatchPlan, LoopConfig, best_dir
+from elastic.loop import BatchPlan, LoopConfig
+from elastic.train_state import best_dir
 
 
 @dataclass
