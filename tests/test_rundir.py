@@ -53,7 +53,7 @@ def test_find_stage_order_and_conditions(tmp_path):
 def test_writers_use_the_schemas():
     from elastic.baselines import BASELINE_COLUMNS
     from elastic.evaluate import GRID_COLUMNS
-    from profiling.latency import LATENCY_COLUMNS
+    from profiling.latency_csv import LATENCY_COLUMNS
     from search.pareto import PARETO_COLUMNS, TRIALS_COLUMNS
     s = rundir.CSV_SCHEMAS
     assert GRID_COLUMNS == s[rundir.GRID_CSV].columns and LATENCY_COLUMNS == s[rundir.LATENCY_CSV].columns
