@@ -23,6 +23,7 @@ COMMANDS_OF: dict[str, tuple[str, ...]] = {
     "app/cli_train.py": (*TRAIN, "rewire", "evaluate"), "elastic/stages.py": (*TRAIN, "rewire", "evaluate"),
     "elastic/augment.py": ("train-stage1", "train-stage2", "run"), "app/cli_profile.py": ("profile",),
     "app/cli_search.py": ("search", "export"), "elastic/export.py": ("export",), "search/study.py": ("search",),
+    "search/options.py": ("search",), "search/objective.py": ("search",),
     "search/evaluator.py": ("search", "export"), "search/pareto.py": ("search", "export"),
     "app/workflow/baselines.py": ("baselines",), "app/cli_baselines.py": ("baselines",),
     "app/workflow/train.py": (*TRAIN, "rewire", "evaluate"), "app/workflow/profile.py": ("profile",),

@@ -17,7 +17,7 @@ def test_one_learning_rate_and_scenario_everywhere():
     from app.workflow.pipeline import DEFAULTS
     from elastic.stages import StageOptions
     from elastic.loop import LoopConfig
-    from search.study import SearchOptions
+    from search.options import SearchOptions
     assert StageOptions().lr == LoopConfig(total_steps=1).lr == BaselineOptions().lr == DEFAULTS["lr"] == DEFAULT_LR
     assert _defaults("train-stage1")["lr"] == _defaults("baselines")["lr"] == DEFAULT_LR
     assert BaselineOptions().scenarios == (DEFAULT_SCENARIO,) and DEFAULTS["scenario"] == DEFAULT_SCENARIO

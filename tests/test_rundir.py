@@ -1,4 +1,4 @@
-"""elastic/rundir.py: the one owner of run.json, the run-dir error and finding a stage's checkpoint."""
+"""elastic/rundir.py: the one owner of run.json, the run-dir error, the artifact list and finding a stage's checkpoint."""
 from __future__ import annotations
 
 import json
@@ -50,29 +50,10 @@ def test_find_stage_order_and_conditions(tmp_path):
     assert find_stage(tmp_path, ("teacher", "rewired")) == ("teacher", tmp_path / "teacher")
 
 
-def _doc_columns() -> dict[str, tuple[str, ...]]:
-    """file -> the column list that docs/ARTIFACTS.md gives for it (first backticked span of its row)."""
-    from pathlib import Path
-    import re
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "ARTIFACTS.md").read_text()
-    out = {}
-    for line in doc.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 3 and re.fullmatch(r"`[a-z_]+\.csv`", cells[0]):
-            span = re.search(r"`([^`]*)`", cells[2])
-            out[cells[0].strip("`")] = tuple(c.strip() for c in span.group(1).split(","))
-    return out
-
-
-def test_artifacts_doc_lists_the_schema_columns():
-    assert _doc_columns() == {name: s.columns for name, s in rundir.CSV_SCHEMAS.items()}, (
-        "docs/ARTIFACTS.md and elastic/rundir.py CSV_SCHEMAS disagree: change both together")
-
-
 def test_writers_use_the_schemas():
     from elastic.baselines import BASELINE_COLUMNS
     from elastic.evaluate import GRID_COLUMNS
-    from profiling.latency import LATENCY_COLUMNS
+    from profiling.latency_csv import LATENCY_COLUMNS
     from search.pareto import PARETO_COLUMNS, TRIALS_COLUMNS
     s = rundir.CSV_SCHEMAS
     assert GRID_COLUMNS == s[rundir.GRID_CSV].columns and LATENCY_COLUMNS == s[rundir.LATENCY_CSV].columns
