@@ -66,7 +66,7 @@ def register(sub) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from app.workflow.search import default_scenario, search
-    from search.study import SearchOptions
+    from search.options import SearchOptions
 
     if not args.run_dir.is_dir():
         raise FileNotFoundError(f"run directory {args.run_dir} does not exist")

@@ -198,7 +198,8 @@ def paired_latency(run_dir: Path, row: dict[str, Any], stage: str, cfg_json: str
     from elastic.config import SubnetConfig
     from elastic.extract import extract
     from elastic.weights import load_checkpoint
-    from profiling.latency import build_runner, paired_ratio
+    from profiling.runners import build_runner
+    from profiling.timing import paired_ratio
     from profiling.scenario import Scenario
     from dataclasses import replace
     sc_base, sc_dyna = Scenario.parse(row["scenario"]), Scenario.parse(scenario)
@@ -219,7 +220,8 @@ def dynabert_side(run_dir: Path, stage: Optional[str], cfg_json: str, scenario: 
         return None
     from elastic.config import SubnetConfig
     from elastic.weights import load_checkpoint
-    from profiling.latency import LatencyCache, measure
+    from profiling.latency_cache import LatencyCache
+    from profiling.latency import measure
     from profiling.scenario import Scenario
     model, _ = load_checkpoint(run_dir / stage)
     rec = measure(model, SubnetConfig.from_json(cfg_json), Scenario.parse(scenario),

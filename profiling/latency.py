@@ -20,11 +20,10 @@ from elastic.model import ElasticBertForSequenceClassification
 from profiling.fingerprint import fingerprint
 from profiling.flops import analytic_macs, fvcore_macs, param_count
 from profiling.scenario import Scenario
-# The pieces, each in its own module. `measure*` look `runner_for`, `time_runner` and `paired_ratio` up here
-# (tests replace them here); app/cli_profile.py, app/baselines_runner.py and bench/ import these names from here.
+# The pieces, each in its own module. `measure*` look `runner_for`, `time_runner` and `paired_ratio` up in
+# this module's namespace (tests replace them here).
 from profiling.latency_cache import LatencyCache, cache_key
-from profiling.latency_csv import read_latency_csv, write_latency_csv  # noqa: F401
-from profiling.runners import build_runner, make_inputs, runner_for  # noqa: F401  (runner_for: used here)
+from profiling.runners import runner_for
 from profiling.timing import paired_ratio, time_runner
 
 DRIFT_THRESHOLD = 0.05

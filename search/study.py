@@ -25,7 +25,6 @@ from optuna.trial import TrialState
 
 from elastic.options import SAMPLERS
 from search.budget import StudyBudget
-# SearchOptions and build_objective are also imported from here by app/cli_search.py and bench/search_bench.py.
 from search.objective import Objective, build_objective
 from search.options import METRIC_NAMES, SearchOptions
 from search.space import enqueue_grid

@@ -329,7 +329,7 @@ def run_baselines(run_dir: str | Path, opts: BaselineOptions) -> list[dict[str, 
         The rows written (dicts with `elastic.baselines.BASELINE_COLUMNS`).
     """
     from elastic.stages import REWIRED, StageOptions, load_stage_model, prepare, read_run
-    from profiling.latency import LatencyCache
+    from profiling.latency_cache import LatencyCache
     run_dir = Path(run_dir)
     prep = prepare(run_dir, StageOptions(progress=opts.progress))
     # The rewired teacher computes the same function as teacher/ with heads/neurons ordered by importance;

@@ -227,7 +227,7 @@ def stage_plan(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
             run_dir=run_dir, scenarios=(str(o["scenario"]),), device=o["device"], precision=o["precision"],
             n_random=int(o["n_random"]), n_heldout=int(o["n_heldout"])))]
     if stage == "search":
-        from search.study import SearchOptions
+        from search.options import SearchOptions
         return [Step(stage, "search", run_dir, SearchOptions(
             run_dir=run_dir, scenario=str(o["scenario"]), n_trials=int(o["n_trials"]), sampler=o["sampler"],
             objectives=tuple(x.strip() for x in str(o["objectives"]).split(",") if x.strip()),

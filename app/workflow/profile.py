@@ -137,7 +137,7 @@ def scenarios_for(opts: ProfileOptions, run: dict[str, Any]) -> list:
 
 
 def _ratio_key(model, cfg, scenario) -> str:
-    from profiling.latency import cache_key
+    from profiling.latency_cache import cache_key
 
     return cache_key(model, cfg, scenario) + "|ratio-to-full"
 
@@ -176,7 +176,9 @@ def profile_model(run_dir: Path, model, scenarios: Sequence, *, n_random: int = 
             blocked statistics.
     """
     from elastic.config import SubnetConfig, grid
-    from profiling.latency import LatencyCache, measure_many, read_latency_csv, write_latency_csv
+    from profiling.latency_cache import LatencyCache
+    from profiling.latency import measure_many
+    from profiling.latency_csv import read_latency_csv, write_latency_csv
     from profiling.predictor import LatencyPredictor, evaluate_predictor
 
     if timing not in TIMINGS:

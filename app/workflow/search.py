@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from elastic.options import DEFAULT_SCENARIO
-from search.study import SearchOptions
+from search.options import SearchOptions
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ def default_scenario(run_dir: Path) -> str:
 
 def measure_fn(ctx, scenario_key: str) -> Callable[[Any], dict[str, Any]]:
     """cfg -> the latency record of its extracted model on `scenario_key` (cached in the run directory)."""
-    from profiling.latency import LatencyCache, measure
+    from profiling.latency_cache import LatencyCache
+    from profiling.latency import measure
     from profiling.scenario import Scenario
 
     scenario = Scenario.parse(scenario_key).check(ctx.arch)
@@ -61,7 +62,8 @@ def search(opts: SearchOptions, *, finalize: bool = True) -> SearchResult:
     from elastic.config import SubnetConfig
     from search.evaluator import RunContext
     from search.pareto import finalize as finalize_front
-    from search.study import build_objective, run_search
+    from search.objective import build_objective
+    from search.study import run_search
 
     if not Path(opts.run_dir).is_dir():
         raise FileNotFoundError(f"run directory {opts.run_dir} does not exist")
