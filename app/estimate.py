@@ -31,7 +31,7 @@ _STAGE_TABLE = {"teacher": "teacher", "stage1": "stage1", "stage2": "stage2", "s
 def train_examples(opts: Mapping[str, Any]) -> int:
     """Training examples per epoch once the importance slice is held out and `limit_train` applied."""
     from elastic.data import load_task
-    from elastic.stages import MAX_HELDOUT
+    from elastic.prepare import MAX_HELDOUT
 
     task = load_task(str(opts["task"]), seed=int(opts["seed"]), text_columns=opts.get("text_columns"),
                      label_column=opts.get("label_column"))

@@ -15,7 +15,6 @@ Writes results/baselines.{json,md}; rerunning reuses trained students and cached
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -47,7 +46,7 @@ def wait_for(path: Path, what: str, poll_s: float = 60.0, timeout_s: float = 4 *
 def budget(run_dir: Path, explicit: Optional[int], wait_s: float) -> tuple[int, str]:
     """Steps of one DynaBERT stage of the run: explicit, else stage2/stage1 done.json / run.json options."""
     from app.workflow.baselines import stage_budget
-    from elastic.stages import read_run
+    from elastic.rundir import read_run
     if explicit:
         return explicit, "--max-steps"
     t0 = time.time()

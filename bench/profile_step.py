@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from elastic.stages import StageOptions, prepare
+    from elastic.stages import StageOptions
+    from elastic.prepare import prepare
     from elastic.loop import BatchPlan, LoopConfig
     from elastic.train import Stage, loss_weights, run_step, step_plan
     from elastic.weights import load_checkpoint

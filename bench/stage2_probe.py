@@ -43,7 +43,8 @@ def probe(run_dir: Path, lr: float = 2e-5, hidden_weight: float = 1.0, pad_to: i
     from elastic.config import SubnetConfig
     from elastic.data import PadCollator
     from elastic.evaluate import evaluate
-    from elastic.stages import StageOptions, prepare
+    from elastic.stages import StageOptions
+    from elastic.prepare import prepare
     from elastic.weights import load_checkpoint
 
     prep = prepare(run_dir, StageOptions(progress=False))

@@ -99,7 +99,7 @@ class RunContext:
         """The run's task, reloaded from `task_spec` and checked against the recorded fingerprint."""
         if self._task is None:
             from elastic.data import load_task
-            from elastic.stages import task_columns
+            from elastic.prepare import task_columns
 
             spec = self.run.get("task_spec")
             if not spec:

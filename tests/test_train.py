@@ -212,7 +212,7 @@ def test_bad_inputs_give_one_clear_message(tiny_run, tmp_path, capsys):
     assert main(["train-stage2", "--run-dir", str(fresh), "--teacher", str(wrong_vocab), "--max-steps", "1",
                  "--no-progress"]) == 2
     assert "vocabulary of 120 tokens" in capsys.readouterr().err
-    from elastic.stages import check_compatible
+    from elastic.prepare import check_compatible
     other_arch = ElasticBertForSequenceClassification(TINY.__class__(**{**TINY.to_dict(), "num_layers": 2}), 2)
     with pytest.raises(CheckpointError, match="another architecture"):
         check_compatible(tiny(), other_arch, "x")

@@ -64,7 +64,7 @@ class BaselineOptions:
         self.int8_runtimes = tuple(Int8Runtime(r) for r in self.int8_runtimes)
         if not 0 < self.width <= 1:
             raise ValueError(f"--width must be in (0, 1], got {self.width}")
-        from elastic.stages import SELECT_SPLITS
+        from elastic.config import SELECT_SPLITS
         if self.select_best not in SELECT_SPLITS:
             raise ValueError(f"--select-best must be one of {SELECT_SPLITS}, got '{self.select_best}'")
         if self.select_every < 1:
@@ -265,7 +265,7 @@ def run_distilbert(ctx: _Ctx) -> list[dict[str, Any]]:
 def run_tinybert(ctx: _Ctx) -> list[dict[str, Any]]:
     arch = ctx.teacher.arch
     if ctx.opts.student_init:
-        from elastic.stages import load_any
+        from elastic.prepare import load_any
         student = checkpoint_student(load_any(ctx.opts.student_init, ctx.prep.task.num_labels), arch)
         name = "tinybert-init-" + Path(ctx.opts.student_init).name
     else:
@@ -303,7 +303,7 @@ def run_int8(ctx: _Ctx) -> list[dict[str, Any]]:
 
 
 def run_dynabert_int8(ctx: _Ctx) -> list[dict[str, Any]]:
-    from elastic.stages import load_stage_model
+    from elastic.prepare import load_stage_model
     model = load_stage_model(ctx.run_dir, ctx.opts.dynabert_stage, ctx.prep.task.num_labels)
     points = ctx.opts.dynabert_points or tuple((w, d) for w, d, _ in grid(model.arch))
     rows = []
@@ -328,7 +328,9 @@ def run_baselines(run_dir: str | Path, opts: BaselineOptions) -> list[dict[str, 
     Returns:
         The rows written (dicts with `elastic.baselines.BASELINE_COLUMNS`).
     """
-    from elastic.stages import REWIRED, StageOptions, load_stage_model, prepare, read_run
+    from elastic.rundir import REWIRED, read_run
+    from elastic.stages import StageOptions
+    from elastic.prepare import load_stage_model, prepare
     from profiling.latency_cache import LatencyCache
     run_dir = Path(run_dir)
     prep = prepare(run_dir, StageOptions(progress=opts.progress))

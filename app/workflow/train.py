@@ -94,7 +94,8 @@ def cost_fn_for(run_dir: Path, max_length: int) -> Callable[[SubnetConfig], dict
 def train_stage(run_dir: Path, stage: Stage | str, opts: StageOptions) -> StageResult:
     """Train one stage in `run_dir` (skipped when it finished before; `opts.resume` continues an interrupted
     one) and write its checkpoint, grid rows and log."""
-    from elastic.stages import read_run, run_stage
+    from elastic.rundir import read_run
+    from elastic.stages import run_stage
 
     stage = Stage(stage)
     run_dir = Path(run_dir)
@@ -122,7 +123,8 @@ def evaluate(run_dir: Path, stage: str, cfg: Optional[SubnetConfig] = None, *,
              runtime: Runtime = CPU_FP32) -> EvalResult:
     """Metrics of one sub-network of a stage: `cfg`, else the uniform (`width`, `depth`) one, else the full
     model."""
-    from elastic.stages import evaluate_run, read_run
+    from elastic.stages import evaluate_run
+    from elastic.rundir import read_run
 
     if cfg is None and (width is not None or depth is not None):
         from elastic.weights import load_checkpoint
