@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from elastic.stages import StageOptions
+    from elastic.stage_options import StageOptions
     from elastic.prepare import prepare
     from elastic.loop import BatchPlan, LoopConfig
     from elastic.train import Stage, loss_weights, run_step, step_plan

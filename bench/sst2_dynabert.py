@@ -43,7 +43,7 @@ def measure_overhead(run_dir: Path, steps: int, threads: int, seed: int) -> dict
 
     from elastic.extract import extract
     from elastic.losses import hard_label_loss
-    from elastic.stages import StageOptions
+    from elastic.stage_options import StageOptions
     from elastic.prepare import prepare
     from elastic.loop import BatchPlan, LoopConfig
     from elastic.train import Stage, run_step, step_plan

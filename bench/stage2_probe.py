@@ -40,7 +40,7 @@ def probe(run_dir: Path, lr: float = 2e-5, hidden_weight: float = 1.0, pad_to: i
     from elastic.evaluate import evaluate
     from elastic.loop import LoopConfig
     from elastic.train import Stage, train_stage
-    from elastic.stages import StageOptions
+    from elastic.stage_options import StageOptions
     from elastic.prepare import prepare
     from elastic.weights import load_checkpoint
 

@@ -17,7 +17,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional, Protocol, get_args
+from typing import Any, Callable, Optional, Protocol
 
 import torch
 import torch.distributed as dist
@@ -27,19 +27,13 @@ from tqdm.auto import tqdm
 from elastic.config import GRID_DEPTHS, GRID_WIDTHS
 from elastic.data import EncodedSplit, PadCollator
 from elastic.device import CPU_FP32, Amp, Runtime
-from elastic.options import DEFAULT_LR, TEACHER_WIDTHS, TeacherWidth
+from elastic.options import ADAM_EPS_MODES, BATCHINGS, DEFAULT_LR, TEACHER_WIDTHS, AdamEps, Batching, TeacherWidth
 from elastic.train_state import (CKPT_STATE, BestWeights, TrainResult, best_dir, load_training_state,
                                  save_training_state)
 
 
-Batching = Literal["random", "length-grouped"]
-BATCHINGS: tuple[str, ...] = get_args(Batching)
 MEGABATCH = 50  # length-grouped batching sorts windows of this many batches (as transformers' group_by_length)
 
-# Where AdamW adds eps: "torch" to the bias-corrected sqrt(v) (torch.optim.AdamW); "released" to the raw
-# sqrt(v), as transformers 2.x's AdamW of the released code (a larger effective eps in the first steps).
-AdamEps = Literal["torch", "released"]
-ADAM_EPS_MODES: tuple[str, ...] = ("torch", "released")
 ADAM_EPS = 1e-8
 
 

@@ -11,25 +11,25 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Callable, Optional
 
 import pandas as pd
 import torch
 import torch.distributed as dist
 
-from elastic.config import GRID_DEPTHS, GRID_WIDTHS, SELECT_SPLITS, ImportanceSplit, SelectSplit, SubnetConfig
+from elastic.config import SELECT_SPLITS, SubnetConfig
 from elastic.data import TaskData, encode_split, make_loader
 from elastic.device import CPU_FP32, Runtime, init_distributed
 from elastic.evaluate import CostFn, GRID_COLUMNS, evaluate, grid_rows, make_eval_loader
-from elastic.loop import AdamEps, BatchPlan, LoopConfig, rank_world
-from elastic.options import DEFAULT_LR, TeacherWidth
+from elastic.loop import BatchPlan, LoopConfig, rank_world
 from elastic.prepare import (Prepared, check_compatible, check_task, load_any, load_stage_model, prepare,
                              task_columns, write_run)
-from elastic.rewire import ImportanceGrads, IMPORTANCE_GRADS, compute_importance, importance_record, rewire
+from elastic.rewire import compute_importance, importance_record, rewire
 from elastic.rundir import REWIRED, RunDirError, read_run
+from elastic.stage_options import StageOptions
 from elastic.train import Stage, subnet_name, train_stage, uniform_plan
 from elastic.train_state import best_dir
 from elastic.weights import (CheckpointError, META_FILE, default_teacher_path, read_arch, resolve_checkpoint_dir,
@@ -37,62 +37,6 @@ from elastic.weights import (CheckpointError, META_FILE, default_teacher_path, r
 
 # Stage -> run-dir folder it starts from (student; also the default distillation teacher).
 STAGE_INPUT = {Stage.STAGE1: REWIRED, Stage.STAGE2: Stage.STAGE1.value, Stage.STAGE3: Stage.STAGE2.value}
-# Training batches padded to their longest example (ours) or to max_length (the released code).
-Padding = Literal["longest", "max_length"]
-PADDINGS: tuple[str, ...] = ("longest", "max_length")
-# Importance batches sorted by length (ours: less padding) or in file order (the released code).
-ImportanceOrder = Literal["by-length", "file"]
-IMPORTANCE_ORDERS: tuple[str, ...] = ("by-length", "file")
-
-
-@dataclass
-class StageOptions:
-    """Options of a stage command; None means "as recorded in run.json, else the default"."""
-
-    task: Optional[str] = None
-    text_columns: Optional[tuple[str, ...]] = None
-    label_column: Optional[str] = None
-    teacher: Optional[str] = None
-    max_length: Optional[int] = None
-    seed: Optional[int] = None
-    importance_split: Optional[ImportanceSplit] = None
-    epochs: Optional[float] = None
-    max_steps: Optional[int] = None
-    batch_size: int = 32
-    lr: float = DEFAULT_LR
-    warmup_steps: int = 0
-    save_every: int = 100
-    log_every: int = 10
-    resume: bool = False
-    extra_subnets: int = 0
-    teacher_width: TeacherWidth = "full"
-    widths: tuple[float, ...] = GRID_WIDTHS
-    depths: tuple[float, ...] = GRID_DEPTHS
-    augment: int = 0
-    mlm_checkpoint: Optional[str] = None
-    limit_train: Optional[int] = None
-    select_best: SelectSplit = "off"
-    select_every: int = 50
-    hidden_weight: Optional[float] = None
-    hard_weight: float = 0.0
-    batching: str = "random"
-    padding: Padding = "longest"
-    adam_eps: AdamEps = "torch"
-    importance_grads: ImportanceGrads = "per-batch"
-    importance_order: ImportanceOrder = "by-length"
-    importance_batch_size: int = 32
-    progress: bool = True
-    runtime: Runtime = CPU_FP32  # device and precision (the CLI's --device/--precision)
-
-    def __post_init__(self) -> None:
-        for name, allowed in (("padding", PADDINGS), ("importance_grads", IMPORTANCE_GRADS),
-                              ("importance_order", IMPORTANCE_ORDERS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"--{name.replace('_', '-')} must be one of {allowed}, got '{getattr(self, name)}'")
-        if self.importance_batch_size < 1:
-            raise ValueError(f"--importance-batch-size must be >= 1, got {self.importance_batch_size}")
-
-
 # ---- stages ------------------------------------------------------------------------------------
 def _barrier() -> None:
     if dist.is_available() and dist.is_initialized():

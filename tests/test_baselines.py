@@ -354,7 +354,7 @@ def test_ort_int8_accuracy_matches_fp32(tmp_path, tiny_arch):
     from app.workflow.baselines import int8_metrics
     from elastic.data import load_task
     from elastic.evaluate import evaluate, make_eval_loader
-    from elastic.stages import StageOptions
+    from elastic.stage_options import StageOptions
     from elastic.prepare import prepare
     run = _tiny_run(tmp_path, tiny_arch)
     prep = prepare(run, StageOptions(progress=False))

@@ -15,7 +15,7 @@ def _defaults(command: str) -> dict:
 def test_one_learning_rate_and_scenario_everywhere():
     from app.workflow.baselines import BaselineOptions
     from app.workflow.pipeline import DEFAULTS
-    from elastic.stages import StageOptions
+    from elastic.stage_options import StageOptions
     from elastic.loop import LoopConfig
     from search.options import SearchOptions
     assert StageOptions().lr == LoopConfig(total_steps=1).lr == BaselineOptions().lr == DEFAULTS["lr"] == DEFAULT_LR

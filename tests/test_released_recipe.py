@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from app.workflow.pipeline import resolve, stage_plan
-from elastic.stages import StageOptions
+from elastic.stage_options import StageOptions
 from elastic.loop import LoopConfig, eps_at
 
 

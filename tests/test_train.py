@@ -154,7 +154,8 @@ def _write_teacher(root: Path, vocab: int = TINY.vocab_size) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from elastic.stages import StageOptions, run_rewire, run_stage
+    from elastic.stage_options import StageOptions
+    from elastic.stages import run_rewire, run_stage
     base = tmp_path_factory.mktemp("pipeline")
     task, teacher = _write_task(base / "task", 0), _write_teacher(base / "teacher")
     run = base / "run"
@@ -185,7 +186,8 @@ def test_pipeline_writes_the_run_directory(tiny_run):
 
 def test_finished_stage_is_not_rerun_and_cli_evaluates(tiny_run, capsys):
     from app.cli import main
-    from elastic.stages import StageOptions, run_stage
+    from elastic.stage_options import StageOptions
+    from elastic.stages import run_stage
     before = (tiny_run["run"] / "stage1" / "model.safetensors").stat().st_mtime_ns
     info = run_stage(tiny_run["run"], Stage.STAGE1, StageOptions(max_steps=5, progress=False))
     assert info["skipped"] and info["steps"] == 2

@@ -177,7 +177,8 @@ class _Ctx:
 
     def select_fn(self, student: Student) -> Optional[Callable[[int], float]]:
         """`--select-best`: the student's metric on the held-out train slice (or dev), as the DynaBERT stages."""
-        from elastic.stages import StageOptions, make_select_loader
+        from elastic.stage_options import StageOptions
+        from elastic.stages import make_select_loader
         loader = make_select_loader(self.prep, StageOptions(select_best=self.opts.select_best,
                                                        select_every=self.opts.select_every), self.run_dir)
         if loader is None:
@@ -329,7 +330,7 @@ def run_baselines(run_dir: str | Path, opts: BaselineOptions) -> list[dict[str, 
         The rows written (dicts with `elastic.baselines.BASELINE_COLUMNS`).
     """
     from elastic.rundir import REWIRED, read_run
-    from elastic.stages import StageOptions
+    from elastic.stage_options import StageOptions
     from elastic.prepare import load_stage_model, prepare
     from profiling.latency_cache import LatencyCache
     run_dir = Path(run_dir)

@@ -193,7 +193,7 @@ def _training(o: Mapping[str, Any], lr: Any, resume: bool) -> dict[str, Any]:
 
 def stage_plan(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool) -> list[Step]:
     """The actions, with their typed options, that carry out one pipeline stage."""
-    from elastic.stages import StageOptions
+    from elastic.stage_options import StageOptions
 
     run_dir = Path(run_dir)
     lr = o["stage2_lr"] if stage == "stage2" and o["stage2_lr"] is not None else o["lr"]

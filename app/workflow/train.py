@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional
 
 from elastic.config import SubnetConfig
 from elastic.device import CPU_FP32, Runtime
-from elastic.stages import StageOptions
+from elastic.stage_options import StageOptions
 from elastic.train import Stage
 
 
