@@ -13,13 +13,14 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
 from elastic.config import BertArch, SubnetConfig
 from elastic.model_card import CARD_FILE, card_body
-from elastic.rundir import CHECKPOINT_DIRS, CSV_SCHEMAS, META_FILE, REQUIRED, CsvSchema
+from elastic.rundir import (CHECKPOINT_DIRS, CSV_SCHEMAS, DONE_JSON, IMPORTANCE_JSON, JSON_SCHEMAS, META_FILE, PREDICTOR_JSON,
+                            REQUIRED, RUN_JSON, SEARCH_JSON, CsvSchema)
 
 # Run-directory stage folder -> the subcommand that writes it (for "run `dynabert ...` first" hints).
 STAGE_COMMANDS = {"teacher": "train-teacher", "stage1": "train-stage1", "stage2": "train-stage2",
@@ -146,25 +147,18 @@ def read_json(path: str | os.PathLike, written_by: str = "") -> dict[str, Any]:
 _NUM = (int, float)
 
 
-def _check_keys(name: str, data: dict[str, Any], spec: dict[str, tuple[type, ...]],
-                required: Sequence[str]) -> None:
-    missing = [k for k in required if k not in data]
-    if missing:
-        raise ArtifactError(f"{name}: missing key(s) {', '.join(missing)}")
-    for key, types in spec.items():
-        v = data.get(key)
-        if key in data and v is not None and (not isinstance(v, types) or isinstance(v, bool) and bool not in types):
-            want = " or ".join(t.__name__ for t in types)
-            raise ArtifactError(f"{name}: key {key} must be {want}, got {type(v).__name__} ({v!r:.60})")
+def _check_keys(name: str, data: dict[str, Any], schema: str) -> None:
+    """`data` against the JSON schema its writer used (`elastic.rundir.JSON_SCHEMAS`)."""
+    problem = JSON_SCHEMAS[schema].problem(name, data)
+    if problem:
+        raise ArtifactError(problem)
 
 
 def load_run_json(path: str | os.PathLike) -> dict[str, Any]:
     """run.json: resolved options, `task` (dict from `TaskData.to_meta()` or a name), `teacher`,
     `created` (ISO time), `stage_seconds` {stage: seconds}. Adds `task_name`."""
     data = read_json(path)
-    _check_keys("run.json", data, {"task": (dict, str), "teacher": (str,), "seed": (int,), "max_length": (int,),
-                                   "metric": (str,), "created": (str,), "stage_seconds": (dict,)},
-                required=())  # a run made by `dynabert profile` alone has neither task nor teacher
+    _check_keys("run.json", data, RUN_JSON)
     for stage, s in (data.get("stage_seconds") or {}).items():
         if not isinstance(s, _NUM) or isinstance(s, bool):
             raise ArtifactError(f"run.json: stage_seconds[{stage!r}] must be a number of seconds, got {s!r}")
@@ -181,8 +175,7 @@ def load_run_json(path: str | os.PathLike) -> dict[str, Any]:
 def load_importance(path: str | os.PathLike) -> dict[str, Any]:
     """importance.json: `head` [layers][heads] and `ffn` [layers][neurons] scores in original unit order."""
     data = read_json(path)
-    _check_keys("importance.json", data, {"split": (str,), "n_examples": (int,), "head": (list,), "ffn": (list,),
-                                          "head_order": (list,), "ffn_order": (list,)}, required=("head", "ffn"))
+    _check_keys("importance.json", data, IMPORTANCE_JSON)
     for key in ("head", "ffn", "head_order", "ffn_order"):
         rows = data.get(key)
         if rows is None:
@@ -202,9 +195,7 @@ def load_predictor(path: str | os.PathLike) -> dict[str, Any]:
     """predictor.json: scenario, kind, mape_pct, kendall_tau, n_heldout, points [{config_hash, predicted_ms,
     measured_ms}]. Returns the dict with `points` as a DataFrame."""
     data = read_json(path)
-    _check_keys("predictor.json", data, {"scenario": (str,), "kind": (str,), "mape_pct": _NUM,
-                                         "kendall_tau": _NUM, "n_heldout": (int,), "points": (list,)},
-                required=("scenario", "kind", "mape_pct", "kendall_tau", "points"))
+    _check_keys("predictor.json", data, PREDICTOR_JSON)
     for i, pt in enumerate(data["points"]):
         if not isinstance(pt, dict) or not all(k in pt for k in ("config_hash", "predicted_ms", "measured_ms")):
             raise ArtifactError(f"predictor.json: points[{i}] needs config_hash, predicted_ms, measured_ms")
@@ -218,10 +209,7 @@ def load_search(path: str | os.PathLike) -> dict[str, Any]:
     """search.json: scenario, objectives, reference_point, hypervolume, hypervolume_history [[n, hv]],
     knee_hash, n_trials, seconds_per_trial."""
     data = read_json(path)
-    _check_keys("search.json", data, {"scenario": (str,), "objectives": (list,), "reference_point": (list,),
-                                      "hypervolume": _NUM, "hypervolume_history": (list,), "knee_hash": (str,),
-                                      "n_trials": (int,), "seconds_per_trial": _NUM},
-                required=("scenario", "objectives", "n_trials"))
+    _check_keys("search.json", data, SEARCH_JSON)
     for i, pair in enumerate(data.get("hypervolume_history") or []):
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, _NUM) for v in pair)):
             raise ArtifactError(f"search.json: hypervolume_history[{i}] must be [n_trials, hypervolume], got {pair!r}")
@@ -282,8 +270,7 @@ def load_log(path: str | os.PathLike) -> pd.DataFrame:
 def load_done(path: str | os.PathLike) -> dict[str, Any]:
     """<stage>/done.json: {steps, epochs, seconds, finished_at} once a stage is complete."""
     data = read_json(path, f"dynabert {STAGE_COMMANDS.get(Path(path).parent.name, 'run')}")
-    _check_keys(f"{Path(path).parent.name}/done.json", data, {"steps": (int,), "epochs": _NUM, "seconds": _NUM,
-                                                              "finished_at": (str,)}, required=("steps",))
+    _check_keys(f"{Path(path).parent.name}/done.json", data, DONE_JSON)
     return data
 
 

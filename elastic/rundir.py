@@ -40,6 +40,64 @@ CHECKPOINT_DIRS: tuple[str, ...] = (TEACHER, REWIRED, "stage1", "stage2", "stage
 DYNABERT_STAGES: tuple[str, ...] = ("stage3", "stage2", "stage1")
 
 
+# ---- JSON artifacts: top-level keys and their types, checked by the writer and by the reader ----------
+_NUM = (int, float)
+
+
+@dataclass(frozen=True)
+class JsonSchema:
+    """Top-level keys of one JSON artifact: their types (a key may be absent unless `required`; None is allowed
+    for any key; a bool is never a number)."""
+
+    keys: dict[str, tuple[type, ...]]
+    required: tuple[str, ...] = ()
+
+    def problem(self, name: str, data: Any) -> Optional[str]:
+        """What is wrong with `data` as `name` (one line), or None."""
+        if not isinstance(data, dict):
+            return f"{name}: expected a JSON object, got {type(data).__name__}"
+        missing = [k for k in self.required if k not in data]
+        if missing:
+            return f"{name}: missing key(s) {', '.join(missing)}"
+        for key, types in self.keys.items():
+            v = data.get(key)
+            if key in data and v is not None and (not isinstance(v, types) or isinstance(v, bool) and bool not in types):
+                want = " or ".join(t.__name__ for t in types)
+                return f"{name}: key {key} must be {want}, got {type(v).__name__} ({v!r:.60})"
+        return None
+
+
+JSON_SCHEMAS: dict[str, JsonSchema] = {
+    # a run made by `dynabert profile` alone has neither task nor teacher
+    RUN_JSON: JsonSchema({"task": (dict, str), "teacher": (str,), "seed": (int,), "max_length": (int,),
+                          "metric": (str,), "created": (str,), "stage_seconds": (dict,)}),
+    IMPORTANCE_JSON: JsonSchema({"split": (str,), "n_examples": (int,), "head": (list,), "ffn": (list,),
+                                 "head_order": (list,), "ffn_order": (list,)}, required=("head", "ffn")),
+    PREDICTOR_JSON: JsonSchema({"scenario": (str,), "kind": (str,), "mape_pct": _NUM, "kendall_tau": _NUM,
+                                "n_heldout": (int,), "points": (list,)},
+                               required=("scenario", "kind", "mape_pct", "kendall_tau", "points")),
+    SEARCH_JSON: JsonSchema({"scenario": (str,), "objectives": (list,), "reference_point": (list,),
+                             "hypervolume": _NUM, "hypervolume_history": (list,), "knee_hash": (str,),
+                             "n_trials": (int,), "seconds_per_trial": _NUM}, required=("scenario", "objectives", "n_trials")),
+    DONE_JSON: JsonSchema({"steps": (int,), "epochs": _NUM, "seconds": _NUM, "finished_at": (str,)},
+                          required=("steps",)),
+}
+
+
+def write_json(path: str | os.PathLike, data: dict[str, Any], *, schema: str, indent: int | None = 2) -> Path:
+    """Write a JSON artifact atomically after checking it against `JSON_SCHEMAS[schema]` (a writer that breaks
+    the contract is a bug: ValueError, nothing written)."""
+    problem = JSON_SCHEMAS[schema].problem(schema, data)
+    if problem:
+        raise ValueError(f"refusing to write {path}: {problem}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=indent, default=str))
+    os.replace(tmp, path)
+    return path
+
+
 # ---- the contract: every artifact, and the schema of each CSV (its writer's and its reader's) ----
 @dataclass(frozen=True)
 class CsvSchema:
@@ -203,12 +261,8 @@ def read_run(run_dir: str | os.PathLike, *, required: bool = False) -> dict[str,
 
 
 def write_run(run_dir: str | os.PathLike, run: dict[str, Any]) -> None:
-    """Write `run.json` atomically (a reader never sees half a file)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / (RUN_JSON + ".tmp")
-    tmp.write_text(json.dumps(run, indent=2, default=str))
-    os.replace(tmp, run_dir / RUN_JSON)
+    """Write `run.json` atomically (a reader never sees half a file), checked against its schema."""
+    write_json(Path(run_dir) / RUN_JSON, run, schema=RUN_JSON)
 
 
 # ---- stage checkpoints ---------------------------------------------------------------------------

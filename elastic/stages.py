@@ -28,7 +28,7 @@ from elastic.loop import BatchPlan, LoopConfig, rank_world
 from elastic.prepare import (Prepared, check_compatible, check_task, load_any, load_stage_model, prepare,
                              task_columns, write_run)
 from elastic.rewire import compute_importance, importance_record, rewire
-from elastic.rundir import REWIRED, RunDirError, read_run
+from elastic.rundir import DONE_JSON, IMPORTANCE_JSON, REWIRED, RunDirError, read_run, write_json
 from elastic.stage_options import StageOptions
 from elastic.train import Stage, subnet_name, train_stage, uniform_plan
 from elastic.train_state import best_dir
@@ -190,7 +190,7 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
             if stuck:
                 info["stuck_subnets"] = stuck
         write_grid(run_dir, rows, stage.value)
-        (out_dir / "done.json").write_text(json.dumps(info, indent=2))
+        write_json(out_dir / DONE_JSON, info, schema=DONE_JSON)
         run = read_run(run_dir)
         run.setdefault("stage_seconds", {})[stage.value] = info["seconds"]
         if stage is Stage.TEACHER:
@@ -297,7 +297,7 @@ def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]
         raise RuntimeError(f"rewiring changed the full model's logits by {change:.2e}")
     record = importance_record(split, n, head, ffn, head_order, ffn_order)
     save_checkpoint(model, run_dir / REWIRED, {"stage": REWIRED, "importance_split": split})
-    (run_dir / "importance.json").write_text(json.dumps(record))
+    write_json(run_dir / IMPORTANCE_JSON, record, schema=IMPORTANCE_JSON, indent=None)
     run = prep.run
     run.setdefault("stage_seconds", {})[REWIRED] = round(time.perf_counter() - t0, 2)
     run.setdefault("options", {})[REWIRED] = {"importance_split": split, "n_examples": n,

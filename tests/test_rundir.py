@@ -59,3 +59,27 @@ def test_writers_use_the_schemas():
     assert GRID_COLUMNS == s[rundir.GRID_CSV].columns and LATENCY_COLUMNS == s[rundir.LATENCY_CSV].columns
     assert PARETO_COLUMNS == s[rundir.PARETO_CSV].columns and TRIALS_COLUMNS == s[rundir.TRIALS_CSV].columns
     assert BASELINE_COLUMNS == s[rundir.BASELINES_CSV].columns
+
+
+def test_json_writers_and_readers_check_one_schema(tmp_path):
+    """A JSON artifact is checked against `JSON_SCHEMAS` when written (a bug: nothing is written) and when the
+    dashboard reads it (a damaged file: one line naming the key)."""
+    import json
+
+    import pytest
+
+    from app.artifacts import ArtifactError, load_search
+    from elastic.rundir import JSON_SCHEMAS, SEARCH_JSON, write_json
+
+    good = {"scenario": "cpu-eager-t2-b1-s128", "objectives": ["metric", "latency"], "n_trials": 3}
+    with pytest.raises(ValueError, match="n_trials must be int"):
+        write_json(tmp_path / SEARCH_JSON, {**good, "n_trials": "3"}, schema=SEARCH_JSON)
+    assert not (tmp_path / SEARCH_JSON).exists()
+    with pytest.raises(ValueError, match="missing key"):
+        write_json(tmp_path / SEARCH_JSON, {"scenario": "x"}, schema=SEARCH_JSON)
+    write_json(tmp_path / SEARCH_JSON, good, schema=SEARCH_JSON)
+    assert load_search(tmp_path / SEARCH_JSON)["n_trials"] == 3
+    (tmp_path / SEARCH_JSON).write_text(json.dumps({**good, "n_trials": True}))  # a bool is not a count
+    with pytest.raises(ArtifactError) as e:
+        load_search(tmp_path / SEARCH_JSON)
+    assert str(e.value) == JSON_SCHEMAS[SEARCH_JSON].problem("search.json", {**good, "n_trials": True})

@@ -18,6 +18,7 @@ import torch
 from elastic.baselines import (DistilWeights, Objective, Recipe, TinyWeights, append_baselines, make_projection,
                                train_baseline)
 from elastic.config import SelectSplit, SubnetConfig, grid
+from elastic.rundir import DONE_JSON, write_json
 from elastic.data import compute_metrics
 from elastic.device import CPU_FP32, Runtime
 from elastic.evaluate import evaluate
@@ -242,13 +243,13 @@ def _trained(ctx: _Ctx, name: str, student: Student, phases: list[tuple[Objectiv
             shutil.rmtree(d, ignore_errors=True)
         if len(phases) > 1:
             save_checkpoint(student.model, phase_dir, {"objective": objective.value})
-            (phase_dir / "done.json").write_text(json.dumps({"steps": steps, "seconds": round(res.seconds, 2)}))
+            write_json(phase_dir / DONE_JSON, {"steps": steps, "seconds": round(res.seconds, 2)}, schema=DONE_JSON)
     save_checkpoint(student.model, out, {"baseline": name})
     info = {"steps": total, "epochs": round(total / ctx.spe, 4), "seconds": round(seconds, 2),
             "phases": {o.value: n for o, n in phases}, "temperature": temperature,
             "select_best": ctx.opts.select_best, **selected,
             "config": None if student.in_teacher is None else student.in_teacher.to_dict()}
-    (out / "done.json").write_text(json.dumps(info, indent=2))
+    write_json(out / DONE_JSON, info, schema=DONE_JSON)
     return student, total
 
 
