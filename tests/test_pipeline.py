@@ -134,3 +134,47 @@ def test_search_stage_carries_workers_and_storage(tmp_path):
     assert (step.options.n_workers, step.options.storage, step.options.study_name) == (
         3, "postgresql://u:pw@db.example/s", "shared")
     assert stage_plan("search", tmp_path, resolve("quick", {}, {}), resume=False)[0].options.storage is None
+
+
+def test_dynabert_run_carries_out_every_stage_on_a_tiny_model(tmp_path, capsys):
+    """The whole pipeline through the real workflow functions (no stand-in executor): tiny BERT, small CSV
+    task, every stage; the clock of latency measurements is fixed (tests/real_run.py). Run again, it
+    finds every stage done and changes nothing."""
+    import torch
+
+    from app.cli import main
+    from elastic.weights import save_checkpoint
+    from tests.helpers_search import _write_task, tiny_elastic, tiny_tokenizer
+    from tests.real_run import fixed_clock
+
+    teacher, data, run = tmp_path / "teacher", tmp_path / "task", tmp_path / "run"
+    model = tiny_elastic(2)
+    _write_task(data, {"train": 40, "dev": 24, "test": 24}, model)
+    save_checkpoint(model, teacher)
+    tiny_tokenizer().save_pretrained(str(teacher))
+    (tmp_path / "tiny.toml").write_text(
+        'max_length = 16\nbatch_size = 8\nteacher_epochs = 0.2\nstage1_steps = 2\nstage2_steps = 2\nsave_every = 1\n'
+        'scenario = "cpu-eager-t1-b1-s16"\nn_random = 4\nn_heldout = 2\nn_trials = 6\nsampler = "random"\n'
+        'baselines = "distilbert"\nbaseline_steps = 2\nexport = "knee"\ndevice = "cpu"\n')
+    argv = ["run", "--run-dir", str(run), "--task", str(data), "--teacher", str(teacher), "--preset", "quick",
+            "--config", str(tmp_path / "tiny.toml")]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with fixed_clock():
+            assert main(argv) == 0
+            first = json.loads((run / "pipeline.json").read_text())
+            assert set(first["stage_seconds"]) == set(STAGES)
+            out = capsys.readouterr().out
+            assert "stage2 done: 2 steps" in out and "Pareto front:" in out and "1 export(s)" in out
+            cards = list((run / "exports").glob("*/README.md"))
+            assert len(cards) == 1 and (cards[0].parent / "model.onnx").exists()
+            assert "distilbert" in (run / "baselines.csv").read_text()
+            assert {"stage1", "stage2"} <= {line.split(",")[0] for line in (run / "grid.csv").read_text().splitlines()}
+            before = {p: p.stat().st_mtime_ns for p in (run / "stage2").glob("*")}
+            assert main(argv) == 0  # everything is done: skipped, resumed from the storage, nothing retrained
+            out = capsys.readouterr().out
+            assert "stage2 already finished" in out and "already done" in out
+            assert before == {p: p.stat().st_mtime_ns for p in (run / "stage2").glob("*")}
+    finally:
+        torch.set_num_threads(threads)
