@@ -111,3 +111,30 @@ def test_step_time_report_and_checkpoint_conversion(tmp_path, tiny_model) -> Non
     assert all(k.startswith(("bert.", "classifier.")) for k in state)
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["num_attention_heads"] == 4 and cfg["num_labels"] == 3 and cfg["output_intermediate"] is False
+
+
+def test_sst2_bench_report_has_recipe_seed_and_the_targets(tmp_path, monkeypatch) -> None:
+    import sys
+
+    import bench.sst2_dynabert as bench
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    grid = [{"stage": "stage2", "width_mult": w, "depth_mult": d, "dev_acc": 80.0, "test_acc": 82.0 + d - (w == 0.25)}
+            for d in (1.0, 0.75, 0.5) for w in (1.0, 0.75, 0.5, 0.25)]
+    pd.DataFrame(grid).to_csv(run_dir / "grid.csv", index=False)
+    (run_dir / "run.json").write_text(json.dumps({"teacher_metrics": {"dev": {"accuracy": 86.0},
+                                                                       "test": {"accuracy": 84.0}}}))
+    monkeypatch.setattr(bench, "REFERENCE", _reference(tmp_path / "ref.csv"))  # test_acc 81 + d
+    monkeypatch.setattr(sys, "argv", ["sst2_dynabert.py", "--run-dir", str(run_dir), "--out", str(tmp_path / "r"),
+                                      "--report-only", "--seed", "43", "--extra=--lr 1e-4 --select-best heldout"])
+    assert bench.main() == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["recipe"] == "standard" and {g["seed"] for g in r["grid"]} == {43}
+    assert {g["recipe"] for g in r["grid"]} == {"standard"}
+    v = r["vs_released"]
+    assert v["test_diff"]["w1_d1"] == pytest.approx(1.0) and v["test_diff"]["w0.25_d0.5"] == pytest.approx(0.0)
+    assert v["mean_test_diff"] == pytest.approx(0.75) and v["min_test_diff"] == pytest.approx(0.0)
+    assert v["w0.25_d0.5_minus_teacher"] == pytest.approx(82.5 - 1 - 84.0)
+    md = (tmp_path / "r.md").read_text()
+    assert "released code's + 1.0: NOT met (+0.75)" in md and "every point >= the released code's: met" in md
+    assert "(0.25, 0.5) >= teacher - 3.0: met (-2.50)" in md
