@@ -72,7 +72,8 @@ def test_the_wheel_ships_the_dashboard(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     names = set(zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist())
     assert {"app/main.py", "app/cli_dashboard.py", "app/app_pages/pareto.py", "app/app_pages/export.py",
-            "elastic/data_hf.py", "elastic/model_card.py"} <= names
+            "elastic/data_hf.py", "elastic/model_card.py", "app/workflow/pipeline.py", "app/workflow/export.py",
+            "elastic/loop.py", "elastic/stage_options.py"} <= names
     meta = next(n for n in names if n.endswith("METADATA"))
     text = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).read(meta).decode()
     for req in ("optuna>=5.0", "streamlit>=1.52", "sqlalchemy>=2.0", "huggingface_hub>=1.0", "torch==2.13.0"):
