@@ -161,6 +161,20 @@ def vs_released(rows: list[dict], teacher: dict) -> dict:
             "w0.25_d0.5_minus_teacher": None if small is None else round(small - teacher["test_acc"], 2)}
 
 
+# Keys `python -m bench.run` adds when the training runs; a --report-only regeneration keeps them.
+PROVENANCE = ("commit", "commit_note", "dirty", "wall_seconds", "load_before", "load_after", "run_dirs",
+              "script_command")
+
+
+def _head() -> str | None:
+    import subprocess
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def write_results(a: argparse.Namespace, overhead: dict[str, float], wall_s: float) -> None:
     import pandas as pd
     import torch
@@ -187,12 +201,24 @@ def write_results(a: argparse.Namespace, overhead: dict[str, float], wall_s: flo
               "command": shlex.join(sys.argv), "wall_seconds_this_invocation": round(wall_s, 1)}
     prev = a.out.with_suffix(".json")
     result["notes"] = list(a.note)
-    if a.report_only and prev.exists():  # keep the command that trained; record the regeneration
-        result["command"] = json.loads(prev.read_text()).get("command", result["command"])
+    if a.report_only and prev.exists():  # keep what says how and where it trained; record the regeneration
+        old = json.loads(prev.read_text())
+        result["command"] = old.get("command", result["command"])
+        result.update({k: old[k] for k in PROVENANCE if k in old})
         result["report_command"] = shlex.join(sys.argv)
+        result["report_commit"] = _head()
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    a.out.with_suffix(".md").write_text(render_md(result))
+    md = render_md(result)
+    if "load_before" in result:  # the training's provenance line (bench.run wrote it with the training)
+        md = md.rstrip() + (f"\n\nProvenance (written by `python -m bench.run`): commit `{result['commit']}`"
+                            f"{' (uncommitted changes)' if result.get('dirty') else ''}, {result['wall_seconds']:.0f} s, "
+                            f"load average {result['load_before']} before / {result['load_after']} after; command "
+                            f"`{result['command']}`.")
+        if result.get("report_commit"):
+            md += f" This report was regenerated from the run directory at `{result['report_commit']}`."
+        md += "\n"
+    a.out.with_suffix(".md").write_text(md)
     print(f"wrote {a.out.with_suffix('.json')} and .md")
 
 

@@ -138,3 +138,25 @@ def test_sst2_bench_report_has_recipe_seed_and_the_targets(tmp_path, monkeypatch
     md = (tmp_path / "r.md").read_text()
     assert "released code's + 1.0: NOT met (+0.75)" in md and "every point >= the released code's: met" in md
     assert "(0.25, 0.5) >= teacher - 3.0: met (-2.50)" in md
+
+
+def test_sst2_bench_report_only_keeps_the_training_provenance(tmp_path, monkeypatch) -> None:
+    import sys
+
+    import bench.sst2_dynabert as bench
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    pd.DataFrame([{"stage": "stage1", "width_mult": 1.0, "depth_mult": 1.0, "dev_acc": 80.0, "test_acc": 81.0}]).to_csv(
+        run_dir / "grid.csv", index=False)
+    (run_dir / "run.json").write_text(json.dumps({"teacher_metrics": {"dev": {"accuracy": 86.0},
+                                                                       "test": {"accuracy": 84.0}}}))
+    trained = {"commit": "abc123", "dirty": False, "wall_seconds": 5000.0, "load_before": 0.9, "load_after": 1.1,
+               "command": "python -m bench.sst2_dynabert --steps 433", "overhead": {}}
+    (tmp_path / "r.json").write_text(json.dumps(trained))
+    monkeypatch.setattr(bench, "REFERENCE", _reference(tmp_path / "ref.csv"))
+    monkeypatch.setattr(sys, "argv", ["x", "--run-dir", str(run_dir), "--out", str(tmp_path / "r"), "--report-only"])
+    assert bench.main() == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert {k: r[k] for k in trained if k != "overhead"} == {k: v for k, v in trained.items() if k != "overhead"}
+    assert r["report_command"].endswith("--report-only") and "report_commit" in r
+    assert "Provenance (written by `python -m bench.run`): commit `abc123`" in (tmp_path / "r.md").read_text()
