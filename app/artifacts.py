@@ -1,6 +1,7 @@
-"""Schemas and loaders of every run-directory file (docs/ARTIFACTS.md), shared by the dashboard and CLI.
+"""Loaders of every run-directory file (docs/ARTIFACTS.md), checked against its schema, for the dashboard.
 
-Every loader checks the file against its schema and raises `ArtifactError` (a `ValueError`) naming the
+The schemas and the list of artifacts are `elastic.rundir`'s (shared with the writers); listing the runs
+of a runs directory is `app.run_index`'s. Every loader checks the file against its schema and raises `ArtifactError` (a `ValueError`) naming the
 file and the problem; a file that is not there raises its subclass `MissingArtifactError`, which also
 says which command writes it. Loaders return plain pandas/dict values (picklable, so the dashboard can
 cache them with `st.cache_data`) and never import Streamlit.
@@ -10,15 +11,16 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
 from elastic.config import BertArch, SubnetConfig
 from elastic.model_card import CARD_FILE, card_body
-from elastic.rundir import CHECKPOINT_DIRS, CSV_SCHEMAS, META_FILE, CsvSchema  # noqa: F401  (re-exported: the pages and tests read them here)
+from elastic.rundir import (CHECKPOINT_DIRS, CSV_SCHEMAS, DONE_JSON, IMPORTANCE_JSON, JSON_SCHEMAS, META_FILE, PREDICTOR_JSON,
+                            REQUIRED, RUN_JSON, SEARCH_JSON, CsvSchema)
 
 # Run-directory stage folder -> the subcommand that writes it (for "run `dynabert ...` first" hints).
 STAGE_COMMANDS = {"teacher": "train-teacher", "stage1": "train-stage1", "stage2": "train-stage2",
@@ -33,19 +35,6 @@ class MissingArtifactError(ArtifactError):
     """A run-directory file that does not exist (yet)."""
 
 
-#: Every artifact a complete run has, with the command that writes it (directories end in "/").
-ARTIFACTS: dict[str, str] = {
-    "run.json": "dynabert run or any stage command",
-    "importance.json": "dynabert rewire",
-    "grid.csv": "dynabert train-stage1 / train-stage2",
-    "latency.csv": "dynabert profile",
-    "predictor.json": "dynabert profile",
-    "study.db": "dynabert search",
-    "trials.csv": "dynabert search",
-    "pareto.csv": "dynabert search",
-    "search.json": "dynabert search",
-    "baselines.csv": "dynabert baselines",
-}
 PUBLISHED_CSV = Path(__file__).parent / "data" / "published_reference.csv"
 PUBLISHED_COLUMNS = ("name", "source", "macs", "params", "score", "split", "note")
 _TRUE = {"true", "1", "yes", "1.0"}
@@ -143,7 +132,7 @@ def read_json(path: str | os.PathLike, written_by: str = "") -> dict[str, Any]:
     """Read a JSON object; `ArtifactError` (naming file, line and column) when it is not one."""
     p = Path(path)
     if not p.is_file():
-        raise _missing(p, written_by or ARTIFACTS.get(p.name, "dynabert"))
+        raise _missing(p, written_by or REQUIRED.get(p.name, "dynabert"))
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -158,25 +147,18 @@ def read_json(path: str | os.PathLike, written_by: str = "") -> dict[str, Any]:
 _NUM = (int, float)
 
 
-def _check_keys(name: str, data: dict[str, Any], spec: dict[str, tuple[type, ...]],
-                required: Sequence[str]) -> None:
-    missing = [k for k in required if k not in data]
-    if missing:
-        raise ArtifactError(f"{name}: missing key(s) {', '.join(missing)}")
-    for key, types in spec.items():
-        v = data.get(key)
-        if key in data and v is not None and (not isinstance(v, types) or isinstance(v, bool) and bool not in types):
-            want = " or ".join(t.__name__ for t in types)
-            raise ArtifactError(f"{name}: key {key} must be {want}, got {type(v).__name__} ({v!r:.60})")
+def _check_keys(name: str, data: dict[str, Any], schema: str) -> None:
+    """`data` against the JSON schema its writer used (`elastic.rundir.JSON_SCHEMAS`)."""
+    problem = JSON_SCHEMAS[schema].problem(name, data)
+    if problem:
+        raise ArtifactError(problem)
 
 
 def load_run_json(path: str | os.PathLike) -> dict[str, Any]:
     """run.json: resolved options, `task` (dict from `TaskData.to_meta()` or a name), `teacher`,
     `created` (ISO time), `stage_seconds` {stage: seconds}. Adds `task_name`."""
     data = read_json(path)
-    _check_keys("run.json", data, {"task": (dict, str), "teacher": (str,), "seed": (int,), "max_length": (int,),
-                                   "metric": (str,), "created": (str,), "stage_seconds": (dict,)},
-                required=())  # a run made by `dynabert profile` alone has neither task nor teacher
+    _check_keys("run.json", data, RUN_JSON)
     for stage, s in (data.get("stage_seconds") or {}).items():
         if not isinstance(s, _NUM) or isinstance(s, bool):
             raise ArtifactError(f"run.json: stage_seconds[{stage!r}] must be a number of seconds, got {s!r}")
@@ -193,8 +175,7 @@ def load_run_json(path: str | os.PathLike) -> dict[str, Any]:
 def load_importance(path: str | os.PathLike) -> dict[str, Any]:
     """importance.json: `head` [layers][heads] and `ffn` [layers][neurons] scores in original unit order."""
     data = read_json(path)
-    _check_keys("importance.json", data, {"split": (str,), "n_examples": (int,), "head": (list,), "ffn": (list,),
-                                          "head_order": (list,), "ffn_order": (list,)}, required=("head", "ffn"))
+    _check_keys("importance.json", data, IMPORTANCE_JSON)
     for key in ("head", "ffn", "head_order", "ffn_order"):
         rows = data.get(key)
         if rows is None:
@@ -214,9 +195,7 @@ def load_predictor(path: str | os.PathLike) -> dict[str, Any]:
     """predictor.json: scenario, kind, mape_pct, kendall_tau, n_heldout, points [{config_hash, predicted_ms,
     measured_ms}]. Returns the dict with `points` as a DataFrame."""
     data = read_json(path)
-    _check_keys("predictor.json", data, {"scenario": (str,), "kind": (str,), "mape_pct": _NUM,
-                                         "kendall_tau": _NUM, "n_heldout": (int,), "points": (list,)},
-                required=("scenario", "kind", "mape_pct", "kendall_tau", "points"))
+    _check_keys("predictor.json", data, PREDICTOR_JSON)
     for i, pt in enumerate(data["points"]):
         if not isinstance(pt, dict) or not all(k in pt for k in ("config_hash", "predicted_ms", "measured_ms")):
             raise ArtifactError(f"predictor.json: points[{i}] needs config_hash, predicted_ms, measured_ms")
@@ -230,10 +209,7 @@ def load_search(path: str | os.PathLike) -> dict[str, Any]:
     """search.json: scenario, objectives, reference_point, hypervolume, hypervolume_history [[n, hv]],
     knee_hash, n_trials, seconds_per_trial."""
     data = read_json(path)
-    _check_keys("search.json", data, {"scenario": (str,), "objectives": (list,), "reference_point": (list,),
-                                      "hypervolume": _NUM, "hypervolume_history": (list,), "knee_hash": (str,),
-                                      "n_trials": (int,), "seconds_per_trial": _NUM},
-                required=("scenario", "objectives", "n_trials"))
+    _check_keys("search.json", data, SEARCH_JSON)
     for i, pair in enumerate(data.get("hypervolume_history") or []):
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, _NUM) for v in pair)):
             raise ArtifactError(f"search.json: hypervolume_history[{i}] must be [n_trials, hypervolume], got {pair!r}")
@@ -294,8 +270,7 @@ def load_log(path: str | os.PathLike) -> pd.DataFrame:
 def load_done(path: str | os.PathLike) -> dict[str, Any]:
     """<stage>/done.json: {steps, epochs, seconds, finished_at} once a stage is complete."""
     data = read_json(path, f"dynabert {STAGE_COMMANDS.get(Path(path).parent.name, 'run')}")
-    _check_keys(f"{Path(path).parent.name}/done.json", data, {"steps": (int,), "epochs": _NUM, "seconds": _NUM,
-                                                              "finished_at": (str,)}, required=("steps",))
+    _check_keys(f"{Path(path).parent.name}/done.json", data, DONE_JSON)
     return data
 
 
@@ -316,66 +291,7 @@ def study_summaries(path: str | os.PathLike) -> list[dict[str, Any]]:
         raise ArtifactError(f"{p.name}: not an Optuna SQLite study ({type(e).__name__}: {e})") from None
 
 
-# --------------------------------------------------------------------------------------------- runs
-@dataclass
-class RunSummary:
-    """One run directory as the run picker shows it."""
-
-    name: str
-    path: Path
-    task: str = "?"
-    teacher: str = "?"
-    created: str = ""
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)
-    problem: str = ""  # run.json problem, if any
-
-
-def resolve_runs_dir(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Path:
-    """`--runs-dir X` from argv, else env `DYNABERT_RUNS_DIR`, else `./runs`."""
-    import argparse
-
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--runs-dir", default=None)
-    args, _ = parser.parse_known_args(list(argv or []))
-    env = os.environ if env is None else env
-    return Path(args.runs_dir or env.get("DYNABERT_RUNS_DIR") or "runs").expanduser().resolve()
-
-
-def is_run_dir(path: Path) -> bool:
-    """A folder holding at least one known artifact or stage checkpoint."""
-    return path.is_dir() and (any((path / n).exists() for n in ARTIFACTS)
-                              or any((path / d).is_dir() for d in CHECKPOINT_DIRS))
-
-
-def missing_artifacts(run_dir: Path) -> list[str]:
-    """Names of the contract files this run does not have (yet)."""
-    return [n for n in ARTIFACTS if not (run_dir / n).exists()]
-
-
-def summarize_run(run_dir: Path) -> RunSummary:
-    """Summary of one run; a bad run.json is reported in `problem`, never raised."""
-    s = RunSummary(name=run_dir.name, path=run_dir, missing=missing_artifacts(run_dir))
-    try:
-        meta = load_run_json(run_dir / "run.json")
-    except ArtifactError as e:
-        s.problem = str(e)
-        return s
-    s.task, s.teacher = meta["task_name"], str(meta.get("teacher") or "?")
-    s.created = str(meta.get("created") or "")
-    s.stage_seconds = {k: float(v) for k, v in (meta.get("stage_seconds") or {}).items()}
-    return s
-
-
-def list_runs(runs_dir: str | os.PathLike) -> list[RunSummary]:
-    """Every run directly under `runs_dir`, newest first (by run.json `created`, then name)."""
-    root = Path(runs_dir)
-    if not root.is_dir():
-        return []
-    runs = [summarize_run(p) for p in sorted(root.iterdir()) if is_run_dir(p)]
-    return sorted(runs, key=lambda r: (r.created, r.name), reverse=True)
-
-
+# ------------------------------------------------------------------------------- checkpoints, exports
 def load_arch(run_dir: Path) -> BertArch | None:
     """The full architecture from a stage checkpoint's elastic_config.json, if any stage wrote one."""
     for d in CHECKPOINT_DIRS:

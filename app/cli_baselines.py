@@ -6,12 +6,11 @@ lands in `<run>/baselines.csv` (docs/ARTIFACTS.md); students are saved under `<r
 each `--scenario`.
 """
 # This module only builds the parser (no torch import, so `dynabert --help` stays fast); the work is in
-# app/baselines_runner.py, imported when the command runs.
+# app/workflow/baselines.py, imported when the command runs.
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Optional
 
 from app.cli_runtime import add_runtime_args
 from elastic.options import DEFAULT_LR, INT8_RUNTIMES, TinyBudget
@@ -33,15 +32,31 @@ def _points(text: str) -> tuple[tuple[float, float], ...]:
         raise argparse.ArgumentTypeError(f"expected width:depth pairs like 0.5:0.5,1.0:0.75, got '{text}'") from None
 
 
+def options_from_args(args: argparse.Namespace):
+    """Turn parsed arguments into `BaselineOptions` (recipe `all` expands to every recipe)."""
+    from app.cli_runtime import runtime_from_args
+    from app.workflow.baselines import BaselineOptions
+    from elastic.baselines import DistilWeights, Recipe
+    from elastic.options import DEFAULT_SCENARIO
+    recipes = tuple(Recipe) if "all" in args.recipe else tuple(dict.fromkeys(Recipe(r) for r in args.recipe))
+    distil = DistilWeights(soft=args.alpha_soft, hard=args.beta_hard, cosine=args.gamma_cos,
+                           temperature=args.temperature if args.temperature is not None else 2.0)
+    return BaselineOptions(
+        recipes=recipes, student_init=args.student_init, layers=args.layers, depth=args.depth, width=args.width,
+        tinybert_budget=TinyBudget(args.tinybert_budget),
+        temperature=args.temperature, distil=distil, epochs=args.epochs, max_steps=args.max_steps,
+        batch_size=args.batch_size, lr=args.lr, scenarios=tuple(args.scenario or (DEFAULT_SCENARIO,)),
+        int8_runtimes=tuple(args.int8_runtime or INT8_RUNTIMES), dynabert_stage=args.dynabert_stage,
+        dynabert_points=args.dynabert_points, min_run_time_s=args.min_run_time, select_best=args.select_best,
+        select_every=args.select_every, save_every=args.save_every,
+        resume=args.resume, progress=not args.no_progress, runtime=runtime_from_args(args))
+
+
 def _run(args: argparse.Namespace) -> int:
-    from app.baselines_runner import options_from_args, run_baselines
-    from elastic.baselines import Recipe
+    from app.workflow.baselines import row_line, run_baselines
     rows = run_baselines(args.run_dir, options_from_args(args))
-    def pct(v: Optional[float]) -> str:
-        return "-" if v is None else f"{v:.2f}%"
     for r in rows:
-        print(f"{r['name']:<34} {Recipe(r['recipe']).value:<13} {r['macs']:.3e} MACs  dev {pct(r['dev_metric'])}  "
-              f"test {pct(r['test_metric'])}  {r['latency_ms']:.2f} ms ({r['scenario']})")
+        print(row_line(r))
     print(f"{len(rows)} rows -> {Path(args.run_dir) / 'baselines.csv'}")
     return 0
 

@@ -17,7 +17,7 @@ _OPTION_FLAGS = ("teacher", "max_length", "seed", "batch_size", "lr", "limit_tra
 
 def register(sub) -> None:
     """Add `dynabert run`."""
-    from app.pipeline import PRESETS
+    from app.workflow.pipeline import PRESETS
     from elastic.config import SELECT_SPLITS
 
     p = sub.add_parser(
@@ -64,7 +64,7 @@ def register(sub) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from app.estimate import plan_lines
-    from app.pipeline import STAGES, load_config_file, resolve, run_pipeline
+    from app.workflow.pipeline import STAGES, load_config_file, resolve, run_pipeline
     cli = {**task_kwargs(args), **{k: getattr(args, k) for k in _OPTION_FLAGS}}
     opts = resolve(args.preset, load_config_file(args.config) if args.config else {}, cli)
     from elastic.device import Runtime

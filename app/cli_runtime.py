@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from elastic.device import PRECISIONS, Runtime
-
-DEFAULT_DEVICE, DEFAULT_PRECISION = "auto", "fp32"
+from elastic.device import DEFAULT_DEVICE, DEFAULT_PRECISION, PRECISIONS, Runtime
 
 
 def add_runtime_args(p: argparse.ArgumentParser, *, unset_is_none: bool = False) -> None:

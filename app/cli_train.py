@@ -7,9 +7,13 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from app.cli_common import add_run_dir, add_task_args, task_kwargs
-from elastic.config import GRID_DEPTHS, GRID_WIDTHS, IMPORTANCE_SPLITS, SELECT_SPLITS, SubnetConfig
 from app.cli_runtime import add_runtime_args, runtime_from_args
-from elastic.options import DEFAULT_LR, TEACHER_WIDTHS
+from elastic.config import IMPORTANCE_SPLITS, SELECT_SPLITS, SubnetConfig
+from elastic.options import (ADAM_EPS_MODES, BATCHINGS, IMPORTANCE_GRADS, IMPORTANCE_ORDERS, PADDINGS,
+                             TEACHER_WIDTHS)
+from elastic.stage_options import stage_defaults
+
+D = stage_defaults()  # every flag's default is StageOptions' own
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -51,10 +55,12 @@ def _training(p: argparse.ArgumentParser, stage: StageName) -> None:
     _base(p)
     p.add_argument("--epochs", type=float, help="epochs (default 3)")
     p.add_argument("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
-    p.add_argument("--batch-size", type=int, default=32, help="global batch size (default 32)")
-    p.add_argument("--lr", type=float, default=DEFAULT_LR, help="peak learning rate, linear decay (default 2e-5)")
-    p.add_argument("--warmup-steps", type=int, default=0, help="linear warm-up steps (default 0)")
-    p.add_argument("--save-every", type=int, default=100, help="checkpoint period in steps (default 100)")
+    p.add_argument("--batch-size", type=int, default=D["batch_size"], help=f"global batch size (default {D['batch_size']})")
+    p.add_argument("--lr", type=float, default=D["lr"], help=f"peak learning rate, linear decay (default {D['lr']:g})")
+    p.add_argument("--warmup-steps", type=int, default=D["warmup_steps"],
+                   help=f"linear warm-up steps (default {D['warmup_steps']})")
+    p.add_argument("--save-every", type=int, default=D["save_every"],
+                   help=f"checkpoint period in steps (default {D['save_every']})")
     p.add_argument("--resume", action="store_true", help="continue an interrupted stage from its checkpoint")
     p.add_argument("--limit-train", type=int, help="train on the first N training examples only")
     flags = STAGE_FLAGS[stage]
@@ -66,37 +72,38 @@ def _training(p: argparse.ArgumentParser, stage: StageName) -> None:
     if "teacher" in flags:
         p.add_argument("--teacher", help="a distillation teacher checkpoint to use instead of the run's own")
     if "widths" in flags:
-        p.add_argument("--widths", type=_floats, default=GRID_WIDTHS, help="width multipliers trained")
+        p.add_argument("--widths", type=_floats, default=D["widths"], help="width multipliers trained")
     if "depths" in flags:
-        p.add_argument("--depths", type=_floats, default=GRID_DEPTHS, help="depth multipliers trained")
+        p.add_argument("--depths", type=_floats, default=D["depths"], help="depth multipliers trained")
     if "stage2" in flags:
-        p.add_argument("--extra-subnets", type=int, default=0,
+        p.add_argument("--extra-subnets", type=int, default=D["extra_subnets"],
                        help="also train the smallest grid sub-network and K random per-layer ones each step")
-        p.add_argument("--teacher-width", choices=TEACHER_WIDTHS, default="full",
+        p.add_argument("--teacher-width", choices=TEACHER_WIDTHS, default=D["teacher_width"],
                        help="teacher width: full (released code, default) or matched (paper)")
     if "augment" in flags:
-        p.add_argument("--augment", type=int, default=0, help="TinyBERT-style augmented copies per example")
+        p.add_argument("--augment", type=int, default=D["augment"], help="TinyBERT-style augmented copies per example")
         p.add_argument("--mlm-checkpoint", help="masked-LM checkpoint dir for --augment")
-    p.add_argument("--padding", choices=("longest", "max_length"), default="longest",
+    p.add_argument("--padding", choices=PADDINGS, default=D["padding"],
                    help="training batches padded to their longest example (default) or to --max-length, as "
                         "the released code (padded positions then count in the hidden-state MSE)")
-    p.add_argument("--adam-eps", choices=("torch", "released"), default="torch",
+    p.add_argument("--adam-eps", choices=ADAM_EPS_MODES, default=D["adam_eps"],
                    help="AdamW eps after the bias correction (torch, default) or before it (released code)")
-    p.add_argument("--batching", choices=("random", "length-grouped"), default="random",
+    p.add_argument("--batching", choices=BATCHINGS, default=D["batching"],
                    help="random batches (the released code's) or length-grouped: batches of similar lengths drawn "
                         "from random windows of 50 batches, far fewer padding tokens (default random)")
     if "teacher" in flags:  # the distillation stages
         p.add_argument("--hidden-weight", type=float,
                        help="weight of the hidden-state MSE (default: 0.1 in stage 1, 1.0 in stage 2, as the "
                             "released code)")
-        p.add_argument("--hard-weight", type=float, default=0.0,
+        p.add_argument("--hard-weight", type=float, default=D["hard_weight"],
                        help="weight of a hard-label cross-entropy added to the distillation loss (default 0)")
     if "select" in flags:
-        p.add_argument("--select-best", choices=SELECT_SPLITS, default="off",
+        p.add_argument("--select-best", choices=SELECT_SPLITS, default=D["select_best"],
                        help="model selection: every --select-every steps (and at the end) score the sum of the "
                             "stage's grid sub-networks' metric on the held-out train slice or dev, and end the "
                             "stage on the best weights (the released code does this on dev); default off")
-        p.add_argument("--select-every", type=int, default=50, help="steps between selection scores (default 50)")
+        p.add_argument("--select-every", type=int, default=D["select_every"],
+                       help=f"steps between selection scores (default {D['select_every']})")
 
 
 _OPTION_FLAGS = ("teacher", "epochs", "max_steps", "batch_size", "lr", "warmup_steps", "save_every", "resume",
@@ -107,22 +114,18 @@ _OPTION_FLAGS = ("teacher", "epochs", "max_steps", "batch_size", "lr", "warmup_s
 
 
 def _rewire_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--importance-grads", choices=("per-batch", "cumulative"), default="per-batch",
+    p.add_argument("--importance-grads", choices=IMPORTANCE_GRADS, default=D["importance_grads"],
                    help="score each batch's gradients (default) or their running sum (the released code never "
                         "zeroes gradients between importance batches)")
-    p.add_argument("--importance-order", choices=("by-length", "file"), default="by-length",
+    p.add_argument("--importance-order", choices=IMPORTANCE_ORDERS, default=D["importance_order"],
                    help="importance batches sorted by length (default) or in file order (released code)")
-    p.add_argument("--importance-batch-size", type=int, default=32,
+    p.add_argument("--importance-batch-size", type=int, default=D["importance_batch_size"],
                    help="importance batch size (default 32; the released code uses 8)")
 
 
 def _options(args: argparse.Namespace):
-    from elastic.stages import StageOptions
-
-
-def _options(args: argparse.Namespace):
     """`StageOptions` from the flags this subcommand has (the others keep StageOptions' defaults)."""
-    from elastic.stages import StageOptions
+    from elastic.stage_options import StageOptions
     kw: dict[str, Any] = {**task_kwargs(args), "progress": not args.no_progress,
                           "runtime": runtime_from_args(args)}
     kw.update({k: getattr(args, k) for k in _OPTION_FLAGS if hasattr(args, k)})
@@ -131,83 +134,31 @@ def _options(args: argparse.Namespace):
     return StageOptions(**kw)
 
 
-def cost_fn_for(run_dir: Path, max_length: int):
-    """MACs/params from `profiling.flops` when it is installed, else None (grid.csv gets params only).
-
-    Args:
-        run_dir: the run directory (its checkpoints give the architecture, run.json the label count).
-        max_length: sequence length the MACs are counted at.
-
-    Returns:
-        cfg -> {"macs": int (multiply-accumulates), "params": int}, or None.
-    """
-    try:
-        from profiling.flops import analytic_macs, param_count
-    except ImportError:
-        return None
-    from elastic.config import BertArch
-    from elastic.rundir import META_FILE, REWIRED, TEACHER, find_stage, read_run
-
-    arch_holder: dict[str, Any] = {}
-
-    def cost(cfg: SubnetConfig) -> dict[str, Any]:
-        # The architecture is read lazily: the teacher checkpoint exists only once its stage has run.
-        if "arch" not in arch_holder:
-            arch_holder["num_labels"] = int(read_run(run_dir).get("task", {}).get("num_labels", 2))
-            found = find_stage(run_dir, (TEACHER, REWIRED), finished=False)
-            if found is not None:
-                arch_holder["arch"] = BertArch.from_dict(json.loads((found[1] / META_FILE).read_text())["arch"])
-        arch, num_labels = arch_holder["arch"], arch_holder["num_labels"]
-        return {"macs": int(analytic_macs(arch, cfg, max_length, num_labels=num_labels)),
-                "params": int(param_count(arch, cfg, num_labels))}
-    return cost
-
-
 def _train(stage_name: str):
     def run(args: argparse.Namespace) -> int:
-        from elastic.stages import read_run, run_stage
-        from elastic.train import Stage
-        stage = Stage(stage_name)
-        opts = _options(args)
-        max_length = opts.max_length or int(read_run(args.run_dir).get("max_length", 128))
-        info = run_stage(args.run_dir, stage, opts, cost_fn=cost_fn_for(args.run_dir, max_length))
-        if info.get("skipped"):
-            print(f"{stage.value} already finished in {args.run_dir} ({info.get('steps')} steps); nothing to do")
-        else:
-            print(f"{stage.value} done: {info['steps']} steps in {info['seconds']:.0f} s -> {args.run_dir / stage.value}")
-        if info.get("stuck_subnets"):
-            from elastic.stages import stuck_warning
-            print(stuck_warning(stage.value, info["stuck_subnets"]))
+        from app.workflow.train import train_stage
+        for line in train_stage(args.run_dir, stage_name, _options(args)).lines():
+            print(line)
         return 0
     return run
 
 
 def _rewire(args: argparse.Namespace) -> int:
-    from elastic.stages import run_rewire
-    info = run_rewire(args.run_dir, _options(args))
-    if info.get("skipped"):
-        print(f"{args.run_dir} is already rewired (importance on {info['split']}); nothing to do")
-    else:
-        print(f"rewired on {info['n_examples']} {info['split']} examples in {info['seconds']:.0f} s; "
-              f"full-model logits changed by at most {info['max_abs_logit_change']:.1e}")
+    from app.workflow.train import rewire
+    for line in rewire(args.run_dir, _options(args)).lines():
+        print(line)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from elastic.stages import evaluate_run, read_run
+    from app.workflow.train import evaluate
     cfg: Optional[SubnetConfig] = None
     if args.subnet:
         text = Path(args.subnet).read_text() if Path(args.subnet).is_file() else args.subnet
         cfg = SubnetConfig.from_json(text)
-    elif args.width is not None or args.depth is not None:
-        from elastic.weights import load_checkpoint
-        model, _ = load_checkpoint(args.run_dir / args.stage)
-        cfg = SubnetConfig.uniform(model.arch, args.width or 1.0, args.depth or 1.0)
-    res = evaluate_run(args.run_dir, args.stage, cfg, tuple(args.splits.split(",")), **task_kwargs(args),
-                       runtime=runtime_from_args(args))
-    out = {"stage": args.stage, "config": None if cfg is None else cfg.to_dict(),
-           "metric": read_run(args.run_dir).get("metric"), "results_pct": res}
-    print(json.dumps(out, indent=2))
+    res = evaluate(args.run_dir, args.stage, cfg, width=args.width, depth=args.depth,
+                   splits=tuple(args.splits.split(",")), **task_kwargs(args), runtime=runtime_from_args(args))
+    print(json.dumps(res.to_dict(), indent=2))
     return 0
 
 

@@ -31,7 +31,7 @@ _STAGE_TABLE = {"teacher": "teacher", "stage1": "stage1", "stage2": "stage2", "s
 def train_examples(opts: Mapping[str, Any]) -> int:
     """Training examples per epoch once the importance slice is held out and `limit_train` applied."""
     from elastic.data import load_task
-    from elastic.stages import MAX_HELDOUT
+    from elastic.prepare import MAX_HELDOUT
 
     task = load_task(str(opts["task"]), seed=int(opts["seed"]), text_columns=opts.get("text_columns"),
                      label_column=opts.get("label_column"))
@@ -79,7 +79,7 @@ def plan_lines(opts: Mapping[str, Any]) -> list[str]:
     """The lines `dynabert run` prints before it starts: preset, data, length, steps, expected time.
 
     Args:
-        opts: resolved pipeline options (`app.pipeline.resolve`).
+        opts: resolved pipeline options (`app.workflow.pipeline.resolve`).
     """
     from elastic.weights import default_teacher_path, read_arch, resolve_checkpoint_dir
 

@@ -10,7 +10,7 @@ import sys
 
 import streamlit as st
 
-from app.artifacts import RunSummary, list_runs, resolve_runs_dir
+from app.run_index import RunSummary, list_runs, resolve_runs_dir
 
 st.set_page_config(page_title="DynaBERT Explorer", page_icon=":material/scatter_plot:", layout="wide")
 

@@ -15,7 +15,6 @@ Writes results/baselines.{json,md}; rerunning reuses trained students and cached
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -46,8 +45,8 @@ def wait_for(path: Path, what: str, poll_s: float = 60.0, timeout_s: float = 4 *
 
 def budget(run_dir: Path, explicit: Optional[int], wait_s: float) -> tuple[int, str]:
     """Steps of one DynaBERT stage of the run: explicit, else stage2/stage1 done.json / run.json options."""
-    from app.baselines_runner import stage_budget
-    from elastic.stages import read_run
+    from app.workflow.baselines import stage_budget
+    from elastic.rundir import read_run
     if explicit:
         return explicit, "--max-steps"
     t0 = time.time()
@@ -105,7 +104,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     run_dir = args.run_dir
-    from app.baselines_runner import BaselineOptions, TinyBudget, run_baselines
+    from app.workflow.baselines import BaselineOptions, TinyBudget, run_baselines
     from elastic.baselines import Recipe
     if args.wait:
         wait_for(run_dir / "teacher" / "done.json", "the run's teacher")
@@ -198,7 +197,8 @@ def paired_latency(run_dir: Path, row: dict[str, Any], stage: str, cfg_json: str
     from elastic.config import SubnetConfig
     from elastic.extract import extract
     from elastic.weights import load_checkpoint
-    from profiling.latency import build_runner, paired_ratio
+    from profiling.runners import build_runner
+    from profiling.timing import paired_ratio
     from profiling.scenario import Scenario
     from dataclasses import replace
     sc_base, sc_dyna = Scenario.parse(row["scenario"]), Scenario.parse(scenario)
@@ -219,7 +219,8 @@ def dynabert_side(run_dir: Path, stage: Optional[str], cfg_json: str, scenario: 
         return None
     from elastic.config import SubnetConfig
     from elastic.weights import load_checkpoint
-    from profiling.latency import LatencyCache, measure
+    from profiling.latency_cache import LatencyCache
+    from profiling.latency import measure
     from profiling.scenario import Scenario
     model, _ = load_checkpoint(run_dir / stage)
     rec = measure(model, SubnetConfig.from_json(cfg_json), Scenario.parse(scenario),

@@ -82,7 +82,8 @@ def train_smoke(arch, *, steps: int, batch: int, seq_len: int, seed: int = 0,
 
     from elastic.device import Runtime
     from elastic.model import ElasticBertForSequenceClassification
-    from elastic.train import LoopConfig, Stage, train_stage
+    from elastic.loop import LoopConfig
+    from elastic.train import Stage, train_stage
 
     torch.manual_seed(seed)
     teacher = ElasticBertForSequenceClassification(arch, 2)

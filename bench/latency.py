@@ -30,7 +30,9 @@ from bench.common import RESULTS  # noqa: E402
 from elastic.config import SubnetConfig, grid  # noqa: E402
 from elastic.weights import load_default_teacher  # noqa: E402
 from profiling.fingerprint import fingerprint  # noqa: E402
-from profiling.latency import LatencyCache, measure_many, paired_ratio, runner_for  # noqa: E402
+from profiling.latency_cache import LatencyCache  # noqa: E402
+from profiling.latency import measure_many, runner_for  # noqa: E402
+from profiling.timing import paired_ratio  # noqa: E402
 from profiling.predictor import LatencyPredictor, evaluate_predictor  # noqa: E402
 from profiling.scenario import Scenario  # noqa: E402
 
@@ -62,7 +64,7 @@ def op_breakdown(model, cfgs, *, batch: int, seq_len: int, top: int = 7) -> list
     from torch.profiler import ProfilerActivity, profile
 
     from elastic.extract import extract
-    from profiling.latency import make_inputs
+    from profiling.runners import make_inputs
 
     out = []
     ids, mask = make_inputs(Scenario(threads=THREADS, batch=batch, seq_len=seq_len), model.arch.vocab_size)
@@ -191,7 +193,7 @@ def main() -> None:
     # (b) interleaved with the full model: t = ratio(cfg / full) x one full-model median. On a quiet machine
     # (a) and (b) agree; on a shared one (b) removes the load that changes between configs.
     _, ref_fn = runner_for(model, full_cfg, ps)
-    from profiling.latency import time_runner
+    from profiling.timing import time_runner
     t_full = time_runner(ref_fn, threads=THREADS, min_run_time_s=2.0 * args.time_scale)["median_ms"]
     inter = [0.0] * len(all_cfgs)
     from tqdm.auto import tqdm

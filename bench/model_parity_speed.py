@@ -16,7 +16,7 @@ from transformers import BertForSequenceClassification
 
 from bench.common import fingerprint, write_result
 from elastic.weights import default_teacher_path, load_default_teacher
-from profiling.latency import paired_ratio
+from profiling.timing import paired_ratio
 
 
 def main() -> None:

@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from elastic.stages import StageOptions, prepare
-    from elastic.train import BatchPlan, LoopConfig, Stage, loss_weights, run_step, step_plan
+    from elastic.stage_options import StageOptions
+    from elastic.prepare import prepare
+    from elastic.loop import BatchPlan, LoopConfig
+    from elastic.train import Stage, loss_weights, run_step, step_plan
     from elastic.weights import load_checkpoint
 
     torch.set_num_threads(args.threads)

@@ -19,11 +19,13 @@ Command = tuple[str, ...]
 
 # What a figure depends on. A result file is stale once any of these changed after the commit it records.
 _COMMON = ("bench/common.py", "bench/run.py", "profiling/fingerprint.py")
-TRAINING = ("elastic/", "app/cli.py", "app/cli_common.py", "app/cli_train.py", "app/cli_runtime.py")
-PIPELINE = ("app/pipeline.py", "app/cli_run.py")
+TRAINING = ("elastic/", "app/cli.py", "app/cli_common.py", "app/cli_train.py", "app/cli_runtime.py",
+            "app/workflow/train.py")
+PIPELINE = ("app/workflow/pipeline.py", "app/cli_run.py")
 LATENCY = ("profiling/",)
-SEARCH = ("search/", "app/cli_search.py", "app/cli_profile.py")
-BASELINES = ("app/baselines_runner.py", "app/cli_baselines.py")
+SEARCH = ("search/", "app/cli_search.py", "app/cli_profile.py", "app/workflow/search.py", "app/workflow/profile.py",
+          "app/workflow/export.py")
+BASELINES = ("app/workflow/baselines.py", "app/cli_baselines.py")
 
 _SST2_RECIPE = ("--threads", "2", "--stage1-extra=--select-best heldout", "--extra=--lr 1e-4 --select-best heldout")
 
@@ -125,7 +127,8 @@ BENCHES: tuple[Bench, ...] = (
                  "grid: NSGA-II, TPE, random at 100 and 300 trials, three seeds each"),
     Bench(
         name="baselines", script="bench/baselines.py", outputs=("baselines",),
-        sources=(*TRAINING, *BASELINES, *LATENCY, "search/pareto.py", "search/evaluator.py"),
+        sources=(*TRAINING, *BASELINES, *LATENCY, "search/pareto.py", "search/evaluator.py", "search/eval_cache.py",
+                 "search/fidelity.py"),
         command=(("{py}", "-m", "bench.baselines", "--run-dir", "{runs}/sst2_dynabert", "--max-steps", "433",
                   "--tinybert-budget", "per-phase", "--full-depth-tinybert", "--threads", "1"),),
         quick_skip="trains two students on SST-2 from a trained run (sst2_dynabert)",
@@ -175,7 +178,7 @@ BENCHES: tuple[Bench, ...] = (
                  "ratio"),
     Bench(
         name="pipeline_quick", script="bench/pipeline_quick.py", outputs=("pipeline_quick",),
-        sources=(*TRAINING, *PIPELINE, *SEARCH, *LATENCY, *BASELINES, "app/artifacts.py"),
+        sources=(*TRAINING, *PIPELINE, *SEARCH, *LATENCY, *BASELINES, "app/artifacts.py", "app/run_index.py"),
         # a fresh clone of HEAD: `make install` (set-up) then `make demo-run`, both timed by the script itself
         command=(("{py}", "-m", "bench.pipeline_quick"),),
         quick_skip="the quick preset itself is the demo (minutes); tests/test_pipeline.py runs the pipeline on a "

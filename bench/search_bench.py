@@ -39,14 +39,18 @@ from bench.search_metrics import (Point, Trial, beats_by_one_sd, dominated_on_te
 from elastic.config import SubnetConfig, grid  # noqa: E402
 from search.evaluator import RunContext  # noqa: E402
 from search.pareto import finalize  # noqa: E402
-from search.study import SAMPLERS, SearchOptions, build_objective, run_search  # noqa: E402
+from elastic.options import SAMPLERS  # noqa: E402
+from search.options import SearchOptions  # noqa: E402
+from search.objective import build_objective  # noqa: E402
+from search.study import run_search  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SAMPLER = SearchOptions.__dataclass_fields__["sampler"].default  # what `dynabert search` uses
 
 
 def _measure(ctx: RunContext, scenario_key: str, min_run_time_s: float):
-    from profiling.latency import LatencyCache, measure
+    from profiling.latency_cache import LatencyCache
+    from profiling.latency import measure
     from profiling.scenario import Scenario
 
     scenario = Scenario.parse(scenario_key).check(ctx.arch)
@@ -65,12 +69,12 @@ def _ensure_predictor(ctx: RunContext, scenario_key: str, args: argparse.Namespa
         return
     except FileNotFoundError:
         pass
-    from app.cli_profile import profile_run
+    from app.workflow.profile import profile_model
     from profiling.scenario import Scenario
 
     print(f"no predictor for {scenario_key}: profiling the run first (dynabert profile)")
-    profile_run(ctx.run_dir, ctx.model, [Scenario.parse(scenario_key)], n_random=args.n_random,
-                n_heldout=args.n_heldout, min_run_time_s=args.min_run_time)
+    profile_model(ctx.run_dir, ctx.model, [Scenario.parse(scenario_key)], n_random=args.n_random,
+                  n_heldout=args.n_heldout, min_run_time_s=args.min_run_time)
 
 
 def _trials(study: optuna.Study) -> list[Trial]:

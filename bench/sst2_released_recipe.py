@@ -29,7 +29,7 @@ REFERENCE_STEPS = 433  # the reference run: one epoch of train + its copy (--dat
 
 def run(a: argparse.Namespace) -> None:
     """Teacher -> rewire -> stage 1 -> stage 2 at the `released` preset (resumable)."""
-    from app.pipeline import resolve, run_pipeline
+    from app.workflow.pipeline import resolve, run_pipeline
     cli = {"task": a.data, "seed": a.seed, "teacher_epochs": a.teacher_epochs, "stage1_steps": a.steps,
            "stage2_steps": a.steps, "limit_train": a.limit}
     opts = resolve("released", {}, cli)

@@ -35,15 +35,13 @@ class _Stop(Exception):
 def probe(run_dir: Path, lr: float = 2e-5, hidden_weight: float = 1.0, pad_to: int = 0, steps: int = 100,
           total: int = 433, every: int = 25) -> list[dict[str, Any]]:
     """Stage 2 through `elastic.train.train_stage` for `steps` steps of a `total`-step schedule; dev accuracy
-    of PROBES every `every` steps. `hidden_weight` and `pad_to` are applied by patching the train module for
-    the duration of the call (restored after)."""
-    import functools
-
-    import elastic.train as T
+    of PROBES every `every` steps. `hidden_weight` and `pad_to` are the loop's own options (`LoopConfig`)."""
     from elastic.config import SubnetConfig
-    from elastic.data import PadCollator
     from elastic.evaluate import evaluate
-    from elastic.stages import StageOptions, prepare
+    from elastic.loop import LoopConfig
+    from elastic.train import Stage, train_stage
+    from elastic.stage_options import StageOptions
+    from elastic.prepare import prepare
     from elastic.weights import load_checkpoint
 
     prep = prepare(run_dir, StageOptions(progress=False))
@@ -65,19 +63,13 @@ def probe(run_dir: Path, lr: float = 2e-5, hidden_weight: float = 1.0, pad_to: i
         if step >= steps:
             raise _Stop
 
-    weights, collator = dict(T.LOSS_WEIGHTS), T.PadCollator
-    T.LOSS_WEIGHTS[T.Stage.STAGE2] = (1.0, hidden_weight)
-    T.PadCollator = functools.partial(PadCollator, min_width=pad_to)
+    loop = LoopConfig(total_steps=total, seed=prep.seed, lr=lr, hidden_weight=hidden_weight, pad_to_length=pad_to)
     try:
         record(0)
-        T.train_stage(student, teacher, T.Stage.STAGE2, prep.train, T.LoopConfig(total_steps=total, seed=prep.seed, lr=lr),
-                      is_regression=prep.task.is_regression, progress=False, on_step=on_step)
+        train_stage(student, teacher, Stage.STAGE2, prep.train, loop, is_regression=prep.task.is_regression,
+                    progress=False, on_step=on_step)
     except _Stop:
         pass
-    finally:
-        T.LOSS_WEIGHTS.clear()
-        T.LOSS_WEIGHTS.update(weights)
-        T.PadCollator = collator
     return rows
 
 

@@ -128,7 +128,8 @@ def our_step_times(run_dir: Path, stage: StageName, sst2: Path, steps: int, thre
     import torch
 
     from elastic.data import encode_split, load_task
-    from elastic.train import LoopConfig, Stage, train_stage
+    from elastic.loop import LoopConfig
+    from elastic.train import Stage, train_stage
     from elastic.weights import load_checkpoint, load_tokenizer
     torch.set_num_threads(threads)
     task = load_task(str(sst2))

@@ -1,8 +1,8 @@
 """Baseline recipes measured against DynaBERT: DistilBERT- and TinyBERT-style task distillation.
 
-Losses are pure functions. One small loop (`train_baseline`) trains a `Student` with a typed
-`Objective`, reusing the DynaBERT loop's pieces: `BatchPlan` (seeded, resume-exact data order),
-`lr_at` (linear decay), `LoopConfig`, and `save/load_training_state` (checkpoint and resume).
+Losses are pure functions. `train_baseline` trains a `Student` with a typed `Objective` through the same loop
+as the DynaBERT stages (`elastic.loop.train_loop`: seeded, resume-exact data order, linear decay, checkpoints
+and resume, model selection); a `StudentTrainee` is what differs: one objective per step.
 
 - DistilBERT (Sanh et al. 2019): alpha * T^2 * soft-CE(T) + beta * hard CE + gamma * cosine loss between
   student and teacher final hidden states (real tokens only); defaults alpha 5.0, beta 2.0 (DistilBERT's
@@ -13,10 +13,8 @@ Losses are pure functions. One small loop (`train_baseline`) trains a `Student` 
 """
 from __future__ import annotations
 
-import json
 import os
 import random
-import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -25,18 +23,16 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm.auto import tqdm
 
 from elastic.data import EncodedSplit
-from elastic.device import CPU_FP32, Runtime
+from elastic.device import CPU_FP32, Amp, Runtime
 from elastic.losses import hard_label_loss
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.rundir import BASELINES_CSV, CSV_SCHEMAS
 from elastic.students import Student
-from elastic.train import (CKPT_STATE, BatchPlan, BestWeights, LoopConfig, TrainResult, best_dir,
-                           load_training_state, lr_at, save_training_state)
+from elastic.loop import LoopConfig, train_loop
+from elastic.train_state import TrainResult
 
 BASELINE_COLUMNS: tuple[str, ...] = CSV_SCHEMAS[BASELINES_CSV].columns
 PROJECTION_FILE = "projection.safetensors"
@@ -238,13 +234,39 @@ def objective_loss(objective: Objective, student: Student, teacher: ElasticBertF
     return loss, {"soft": float(loss.detach())}
 
 
+class StudentTrainee:
+    """A student's step for `elastic.loop.train_loop`: one phase's objective on the batch."""
+
+    def __init__(self, student: Student, teacher: ElasticBertForSequenceClassification, objective: Objective,
+                 is_regression: bool, projection: Optional[nn.Module], distil: DistilWeights, tiny: TinyWeights,
+                 runtime: Runtime) -> None:
+        self.student, self.teacher, self.objective = student, teacher, objective
+        self.is_regression, self.projection, self.distil, self.tiny = is_regression, projection, distil, tiny
+        self.runtime = runtime
+        self.name = objective.value
+        self.select_tag = {"objective": objective.value}
+
+    def step(self, step: int, batch: dict[str, torch.Tensor], scale: float, amp: Amp,
+             rng: random.Random) -> tuple[dict[str, Any], int]:
+        with self.runtime.autocast():
+            loss, parts = objective_loss(self.objective, self.student, self.teacher, batch,
+                                         is_regression=self.is_regression, projection=self.projection,
+                                         distil=self.distil, tiny=self.tiny)
+        amp.backward(loss * scale if scale != 1.0 else loss)
+        return {"loss": float(loss.detach()), **parts}, 1
+
+    def record(self, done: int, lr: float, last: dict[str, Any], rate: float) -> dict[str, Any]:
+        return {"step": done, "objective": self.objective.value, "lr": lr, **{k: round(v, 6) for k, v in last.items()}}
+
+
 def train_baseline(student: Student, teacher: ElasticBertForSequenceClassification, objective: Objective,
                    data: EncodedSplit, loop: LoopConfig, *, is_regression: bool,
                    projection: Optional[nn.Module] = None, distil: DistilWeights = DistilWeights(),
                    tiny: TinyWeights = TinyWeights(), ckpt_dir: Optional[Path] = None,
                    log_path: Optional[Path] = None, resume: bool = False, progress: bool = True,
                    select_fn: Optional[Callable[[int], float]] = None, runtime: Runtime = CPU_FP32) -> TrainResult:
-    """Train a student for one phase: AdamW, linear decay (`lr_at`), clipped, seeded batches (`BatchPlan`).
+    """Train a student for one phase with the stages' loop (`elastic.loop.train_loop`): AdamW, linear decay,
+    clipped, seeded batches, checkpoints, selection.
 
     Args:
         student: trained in place (and `projection`, when given).
@@ -252,8 +274,8 @@ def train_baseline(student: Student, teacher: ElasticBertForSequenceClassificati
         objective: the phase's loss.
         data: training split.
         loop: total_steps, batch_size, lr, warmup, weight decay, grad_clip, seed, save_every, log_every.
-        ckpt_dir: resumable checkpoint folder (`elastic.train.save_training_state` layout + projection).
-        log_path: JSONL log, one line per `log_every` steps: step, loss, lr and the loss parts.
+        ckpt_dir: resumable checkpoint folder (`elastic.train_state` layout + the projection).
+        log_path: JSONL log, one line per `log_every` steps: step, objective, lr and the loss parts.
         resume: continue from `ckpt_dir` when it holds a checkpoint.
         select_fn: model selection, as in `elastic.train.train_stage`: step -> score (higher is better) every
             `loop.select_every` steps and at the last step; the phase ends on the best-scoring weights (kept in
@@ -266,67 +288,14 @@ def train_baseline(student: Student, teacher: ElasticBertForSequenceClassificati
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    torch.manual_seed(loop.seed)  # dropout; restored from the checkpoint on resume
-    rng = random.Random(loop.seed)
-    batches = BatchPlan(data, loop.batch_size, loop.seed, loop.batching)
     runtime.module(student.model, teacher, projection)
-    amp = runtime.amp()
     params = [p for p in student.model.parameters() if p.requires_grad]
     if projection is not None:
         params += list(projection.parameters())
-    optimizer = torch.optim.AdamW(params, lr=loop.lr, weight_decay=loop.weight_decay)
-    start, seconds_before = 0, 0.0
-    if resume and ckpt_dir is not None and (ckpt_dir / CKPT_STATE).exists():
-        start, seconds_before = load_training_state(ckpt_dir, student.model, optimizer, rng, loop)
-        if projection is not None:
-            projection.load_state_dict(load_file(str(ckpt_dir / PROJECTION_FILE)))
-    selecting = select_fn is not None and loop.select_every > 0
-    best = BestWeights(best_dir(ckpt_dir) if ckpt_dir is not None else None, resume=selecting and resume)
-    student.model.train()
-    writer = open(log_path, "a") if log_path is not None else None
-    bar = tqdm(total=loop.total_steps, initial=start, desc=objective.value, unit="step", disable=not progress)
-    t0, parts = time.perf_counter(), {}
-    try:
-        for step in range(start, loop.total_steps):
-            for g in optimizer.param_groups:
-                g["lr"] = lr_at(step, loop)
-            optimizer.zero_grad(set_to_none=True)
-            with runtime.autocast():
-                loss, parts = objective_loss(objective, student, teacher, runtime.batch(batches.batch(step)),
-                                             is_regression=is_regression, projection=projection, distil=distil,
-                                             tiny=tiny)
-            amp.backward(loss)
-            parts = {"loss": float(loss.detach()), **parts}
-            amp.step(optimizer, params, loop.grad_clip)
-            done = step + 1
-            bar.update(1)
-            record: dict[str, Any] = {}
-            if done % loop.log_every == 0 or done == loop.total_steps:
-                record = {"step": done, "objective": objective.value, "lr": lr_at(step, loop),
-                          **{k: round(v, 6) for k, v in parts.items()}}
-                bar.set_postfix(loss=f"{parts['loss']:.4f}")
-            if selecting and (done % loop.select_every == 0 or done == loop.total_steps):
-                score = float(select_fn(done))
-                student.model.train()
-                best.offer(student.model, done, score)
-                record = {"step": done, "objective": objective.value, **record, "select_score": round(score, 4)}
-            if writer is not None and record:
-                writer.write(json.dumps(record) + "\n")
-                writer.flush()
-            if ckpt_dir is not None and loop.save_every and done % loop.save_every == 0 and done < loop.total_steps:
-                save_training_state(ckpt_dir, student.model, optimizer, done, rng, loop,
-                                    seconds_before + time.perf_counter() - t0)
-                if projection is not None:
-                    save_file({k: v.detach().cpu().contiguous() for k, v in projection.state_dict().items()},
-                              str(ckpt_dir / PROJECTION_FILE))
-    finally:
-        bar.close()
-        if writer is not None:
-            writer.close()
-    result = TrainResult(steps=loop.total_steps, seconds=seconds_before + time.perf_counter() - t0, last=parts)
-    if selecting:
-        best.restore(student.model, result)
-    return result
+    trainee = StudentTrainee(student, teacher, objective, is_regression, projection, distil, tiny, runtime)
+    return train_loop(student.model, params, data, loop, trainee, ckpt_dir=ckpt_dir, log_path=log_path,
+                      resume=resume, progress=progress, select_fn=select_fn, runtime=runtime, extra=projection,
+                      extra_file=PROJECTION_FILE)
 
 
 # ---- baselines.csv -------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # torch is imported where it is used: the CLI parser imports 
 DeviceSpec = str  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
 Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+# What `--device` / `--precision` mean when not given (the CLI flags and the pipeline options).
+DEFAULT_DEVICE, DEFAULT_PRECISION = "auto", "fp32"
 
 
 def torch_dtype(precision: Precision) -> "torch.dtype":

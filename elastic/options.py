@@ -19,6 +19,22 @@ TEACHER_WIDTHS: tuple[str, ...] = get_args(TeacherWidth)
 # Optuna sampler of the search.
 Sampler = Literal["nsga2", "tpe", "random"]
 SAMPLERS: tuple[str, ...] = get_args(Sampler)
+# Training batches padded to their longest example (ours) or to max_length (the released code).
+Padding = Literal["longest", "max_length"]
+PADDINGS: tuple[str, ...] = get_args(Padding)
+# Random batches (the released code's) or length-grouped ones (far fewer padding tokens).
+Batching = Literal["random", "length-grouped"]
+BATCHINGS: tuple[str, ...] = get_args(Batching)
+# Where AdamW adds eps: "torch" to the bias-corrected sqrt(v) (torch.optim.AdamW); "released" to the raw
+# sqrt(v), as transformers 2.x's AdamW of the released code (a larger effective eps in the first steps).
+AdamEps = Literal["torch", "released"]
+ADAM_EPS_MODES: tuple[str, ...] = get_args(AdamEps)
+# Importance from each batch's gradients, or from their running sum (the released code never zeroes them).
+ImportanceGrads = Literal["per-batch", "cumulative"]
+IMPORTANCE_GRADS: tuple[str, ...] = get_args(ImportanceGrads)
+# Importance batches sorted by length (ours: less padding) or in file order (the released code).
+ImportanceOrder = Literal["by-length", "file"]
+IMPORTANCE_ORDERS: tuple[str, ...] = get_args(ImportanceOrder)
 # What the latency predictor is fitted on: interleaved ratios to the full model, or blocked medians.
 Timing = Literal["interleaved", "blocked"]
 TIMINGS: tuple[str, ...] = get_args(Timing)

@@ -11,7 +11,7 @@ default `"per-batch"` is the formula above.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable
 
 import torch
 from tqdm.auto import tqdm
@@ -19,9 +19,8 @@ from tqdm.auto import tqdm
 from elastic.device import CPU_FP32, Runtime
 from elastic.losses import hard_label_loss
 from elastic.model import ElasticBertForSequenceClassification
+from elastic.options import IMPORTANCE_GRADS, ImportanceGrads
 
-ImportanceGrads = Literal["per-batch", "cumulative"]
-IMPORTANCE_GRADS: tuple[str, ...] = ("per-batch", "cumulative")
 
 
 def compute_importance(model: ElasticBertForSequenceClassification, batches: Iterable[dict[str, torch.Tensor]],

@@ -1,7 +1,8 @@
-"""The run directory (`runs/<name>/`, docs/ARTIFACTS.md): its paths, `run.json`, and its stage checkpoints.
+"""The run directory (`runs/<name>/`): its paths, its artifacts, `run.json`, and its stage checkpoints.
 
-Every package reads the run directory through this module, so a file name or the order in which stages
-are preferred is written once. It sits in `elastic/`, the bottom of the package arrows, and imports
+Every package reads the run directory through this module, so a file name, a CSV's columns or the order
+in which stages are preferred is written once. `ARTIFACTS` describes every file of the contract (who
+writes it, what it holds, a CSV's schema); docs/ARTIFACTS.md is generated from it (`app/artifacts_doc.py`). It sits in `elastic/`, the bottom of the package arrows, and imports
 nothing heavy (no torch): the dashboard and `dynabert --help` use it too.
 """
 from __future__ import annotations
@@ -39,7 +40,65 @@ CHECKPOINT_DIRS: tuple[str, ...] = (TEACHER, REWIRED, "stage1", "stage2", "stage
 DYNABERT_STAGES: tuple[str, ...] = ("stage3", "stage2", "stage1")
 
 
-# ---- CSV schemas: one per CSV artifact, used by its writer and by the dashboard's loader -------------
+# ---- JSON artifacts: top-level keys and their types, checked by the writer and by the reader ----------
+_NUM = (int, float)
+
+
+@dataclass(frozen=True)
+class JsonSchema:
+    """Top-level keys of one JSON artifact: their types (a key may be absent unless `required`; None is allowed
+    for any key; a bool is never a number)."""
+
+    keys: dict[str, tuple[type, ...]]
+    required: tuple[str, ...] = ()
+
+    def problem(self, name: str, data: Any) -> Optional[str]:
+        """What is wrong with `data` as `name` (one line), or None."""
+        if not isinstance(data, dict):
+            return f"{name}: expected a JSON object, got {type(data).__name__}"
+        missing = [k for k in self.required if k not in data]
+        if missing:
+            return f"{name}: missing key(s) {', '.join(missing)}"
+        for key, types in self.keys.items():
+            v = data.get(key)
+            if key in data and v is not None and (not isinstance(v, types) or isinstance(v, bool) and bool not in types):
+                want = " or ".join(t.__name__ for t in types)
+                return f"{name}: key {key} must be {want}, got {type(v).__name__} ({v!r:.60})"
+        return None
+
+
+JSON_SCHEMAS: dict[str, JsonSchema] = {
+    # a run made by `dynabert profile` alone has neither task nor teacher
+    RUN_JSON: JsonSchema({"task": (dict, str), "teacher": (str,), "seed": (int,), "max_length": (int,),
+                          "metric": (str,), "created": (str,), "stage_seconds": (dict,)}),
+    IMPORTANCE_JSON: JsonSchema({"split": (str,), "n_examples": (int,), "head": (list,), "ffn": (list,),
+                                 "head_order": (list,), "ffn_order": (list,)}, required=("head", "ffn")),
+    PREDICTOR_JSON: JsonSchema({"scenario": (str,), "kind": (str,), "mape_pct": _NUM, "kendall_tau": _NUM,
+                                "n_heldout": (int,), "points": (list,)},
+                               required=("scenario", "kind", "mape_pct", "kendall_tau", "points")),
+    SEARCH_JSON: JsonSchema({"scenario": (str,), "objectives": (list,), "reference_point": (list,),
+                             "hypervolume": _NUM, "hypervolume_history": (list,), "knee_hash": (str,),
+                             "n_trials": (int,), "seconds_per_trial": _NUM}, required=("scenario", "objectives", "n_trials")),
+    DONE_JSON: JsonSchema({"steps": (int,), "epochs": _NUM, "seconds": _NUM, "finished_at": (str,)},
+                          required=("steps",)),
+}
+
+
+def write_json(path: str | os.PathLike, data: dict[str, Any], *, schema: str, indent: int | None = 2) -> Path:
+    """Write a JSON artifact atomically after checking it against `JSON_SCHEMAS[schema]` (a writer that breaks
+    the contract is a bug: ValueError, nothing written)."""
+    problem = JSON_SCHEMAS[schema].problem(schema, data)
+    if problem:
+        raise ValueError(f"refusing to write {path}: {problem}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=indent, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+# ---- the contract: every artifact, and the schema of each CSV (its writer's and its reader's) ----
 @dataclass(frozen=True)
 class CsvSchema:
     """Columns of one CSV artifact.
@@ -61,38 +120,114 @@ class CsvSchema:
     written_by: str = ""
 
 
-CSV_SCHEMAS: dict[str, CsvSchema] = {
-    GRID_CSV: CsvSchema(
-        ("stage", "width_mult", "depth_mult", "config_hash", "config_json", "dev_metric", "test_metric",
-         "dev_acc", "test_acc", "macs", "params"),
-        numeric=("width_mult", "depth_mult", "dev_metric", "test_metric", "dev_acc", "test_acc", "macs", "params"),
-        nullable=("test_metric", "test_acc", "dev_acc"), written_by="dynabert train-teacher / train-stage1 / train-stage2"),
-    LATENCY_CSV: CsvSchema(
-        ("config_hash", "config_json", "macs", "macs_fvcore", "params", "scenario", "device", "runtime",
-         "threads", "batch", "seq_len", "median_ms", "p90_ms", "iqr_ms", "n", "fingerprint"),
-        numeric=("macs", "macs_fvcore", "params", "threads", "batch", "seq_len", "median_ms", "p90_ms",
-                 "iqr_ms", "n"),
-        nullable=("macs_fvcore", "p90_ms", "iqr_ms"), written_by="dynabert profile"),
-    TRIALS_CSV: CsvSchema(
-        ("trial", "config_hash", "config_json", "dev_metric", "latency_ms", "macs", "params", "state",
-         "feasible"),
-        numeric=("trial", "dev_metric", "latency_ms", "macs", "params"),
-        nullable=("dev_metric", "latency_ms", "macs", "params"), booleans=("feasible",),
-        written_by="dynabert search"),
-    PARETO_CSV: CsvSchema(
-        ("trial", "config_hash", "config_json", "dev_metric", "test_metric", "macs", "params",
-         "latency_pred_ms", "latency_measured_ms", "scenario", "knee"),
-        numeric=("trial", "dev_metric", "test_metric", "macs", "params", "latency_pred_ms",
-                 "latency_measured_ms"),
-        nullable=("test_metric", "latency_pred_ms", "latency_measured_ms"), booleans=("knee",),
-        written_by="dynabert search"),
-    BASELINES_CSV: CsvSchema(
-        ("name", "recipe", "config_json", "macs", "params", "dev_metric", "test_metric", "latency_ms",
-         "scenario", "steps", "epochs"),
-        numeric=("macs", "params", "dev_metric", "test_metric", "latency_ms", "steps", "epochs"),
-        nullable=("macs", "test_metric", "latency_ms", "steps", "epochs"), config_column=None,
-        written_by="dynabert baselines"),
-}
+@dataclass(frozen=True)
+class Artifact:
+    """One entry of the run-directory contract; docs/ARTIFACTS.md is generated from `ARTIFACTS`.
+
+    Attributes:
+        path: relative to the run directory; folders end in "/", placeholders are `<...>`.
+        written_by: which step writes it (the document's words).
+        content: what it holds (markdown); for a CSV, a note after its columns (which come from `schema`).
+        command: the command that writes it, for "missing" messages (a CSV's is `schema.written_by`).
+        schema: the columns of a CSV artifact; None for other files.
+        required: a complete run has it (the dashboard names it when it is missing).
+    """
+
+    path: str
+    written_by: str
+    content: str = ""
+    command: str = ""
+    schema: CsvSchema | None = None
+    required: bool = False
+
+    def describe(self) -> str:
+        """The content cell of docs/ARTIFACTS.md: a CSV's columns (from its schema), then the note."""
+        if self.schema is None:
+            return self.content
+        columns = f"`{', '.join(self.schema.columns)}`"
+        return f"{columns} {self.content}" if self.content else columns
+
+
+def _csv(path: str, written_by: str, command: str, columns: tuple[str, ...], note: str = "",
+         **checks: Any) -> Artifact:
+    """A CSV artifact: the command is written once, in its schema (the loader's "missing" message) and here."""
+    schema = CsvSchema(columns, written_by=command, **checks)
+    return Artifact(path, written_by, note, command, schema, required=True)
+
+
+_TRAINING = "dynabert train-teacher / train-stage1 / train-stage2"
+ARTIFACTS: tuple[Artifact, ...] = (
+    Artifact(RUN_JSON, "every CLI command (merged)",
+             "resolved options; `task` (= `TaskData.to_meta()`), `teacher` (path or id), `seed`, `max_length`, "
+             "`metric` (primary metric name), `created` (ISO time), `stage_seconds` {stage: s}",
+             "dynabert run or any stage command", required=True),
+    Artifact("<stage>/", "training",
+             f"`<stage>` is one of {', '.join(f'`{d}/`' for d in CHECKPOINT_DIRS)}: final checkpoint of the stage (`model.safetensors` + `elastic_config.json`, "
+             "`elastic.weights.save_checkpoint`), `done.json` {steps, epochs, seconds, finished_at; with "
+             "`--select-best` also select_on, select_every, selected_step, selected_score (sum of the metric in % "
+             "over the stage's grid sub-networks), selected_over} once complete; `ckpt/` holds the in-progress "
+             "resumable checkpoint and, with `--select-best`, `ckpt_best/` the best-scoring weights so far (both "
+             "removed when the stage ends)", _TRAINING),
+    Artifact(f"{TOKENIZER_DIR}/", "training (teacher stage)", "the tokenizer (`save_pretrained`)",
+             "dynabert train-teacher"),
+    Artifact(IMPORTANCE_JSON, "rewiring",
+             '`{"split", "n_examples", "head": [[float]*num_heads]*num_layers, "ffn": [[float]*ffn]*num_layers, '
+             '"head_order": [[int]], "ffn_order": [[int]]}` (scores in ORIGINAL unit order; order = new position '
+             '-> old index)', "dynabert rewire", required=True),
+    Artifact(f"{LOGS_DIR}/<stage>.jsonl", "training",
+             "one JSON object per logged step: `step`, `loss`, `lr`, `subnets_per_s`; evaluation lines carry "
+             "`dev_metric`, model-selection lines `select_score`", _TRAINING),
+    _csv(GRID_CSV, "training (after each stage), one row per stage x grid point", _TRAINING,
+         ("stage", "width_mult", "depth_mult", "config_hash", "config_json", "dev_metric", "test_metric",
+          "dev_acc", "test_acc", "macs", "params"),
+         numeric=("width_mult", "depth_mult", "dev_metric", "test_metric", "dev_acc", "test_acc", "macs", "params"),
+         nullable=("test_metric", "test_acc", "dev_acc")),
+    _csv(LATENCY_CSV, "profiling", "dynabert profile",
+         ("config_hash", "config_json", "macs", "macs_fvcore", "params", "scenario", "device", "runtime",
+          "threads", "batch", "seq_len", "median_ms", "p90_ms", "iqr_ms", "n", "fingerprint"),
+         "(fingerprint = JSON string)",
+         numeric=("macs", "macs_fvcore", "params", "threads", "batch", "seq_len", "median_ms", "p90_ms",
+                  "iqr_ms", "n"),
+         nullable=("macs_fvcore", "p90_ms", "iqr_ms")),
+    Artifact(PREDICTOR_JSON, "profiling",
+             '`{"scenario", "kind", "mape_pct", "kendall_tau", "n_heldout", "points": [{"config_hash", '
+             '"predicted_ms", "measured_ms"}], ...model params}`', "dynabert profile", required=True),
+    Artifact(STUDY_DB, "search",
+             "Optuna SQLite storage (study name `search-<scenario>` by default); `study.queue.lock` beside it "
+             "serializes taking queued trials between local workers", "dynabert search", required=True),
+    _csv(TRIALS_CSV, "search", "dynabert search",
+         ("trial", "config_hash", "config_json", "dev_metric", "latency_ms", "macs", "params", "state", "feasible"),
+         numeric=("trial", "dev_metric", "latency_ms", "macs", "params"),
+         nullable=("dev_metric", "latency_ms", "macs", "params"), booleans=("feasible",)),
+    _csv(PARETO_CSV, "search", "dynabert search",
+         ("trial", "config_hash", "config_json", "dev_metric", "test_metric", "macs", "params",
+          "latency_pred_ms", "latency_measured_ms", "scenario", "knee"),
+         numeric=("trial", "dev_metric", "test_metric", "macs", "params", "latency_pred_ms", "latency_measured_ms"),
+         nullable=("test_metric", "latency_pred_ms", "latency_measured_ms"), booleans=("knee",)),
+    Artifact(SEARCH_JSON, "search",
+             '`{"scenario", "objectives", "reference_point", "hypervolume", "hypervolume_history": [[n_trials, hv]], '
+             '"knee_hash", "n_trials", "seconds_per_trial", "checkpoint"}`; `checkpoint` = `<stage>@<finished_at>:` '
+             "of the searched weights (the study records it too and refuses to resume on a retrained stage; export "
+             "and the dashboard flag a front of older weights)", "dynabert search", required=True),
+    _csv(BASELINES_CSV, "baselines", "dynabert baselines",
+         ("name", "recipe", "config_json", "macs", "params", "dev_metric", "test_metric", "latency_ms",
+          "scenario", "steps", "epochs"),
+         "(recipe in distilbert, tinybert, int8, dynabert_int8)",
+         numeric=("macs", "params", "dev_metric", "test_metric", "latency_ms", "steps", "epochs"),
+         nullable=("macs", "test_metric", "latency_ms", "steps", "epochs"), config_column=None),
+    Artifact(f"{BASELINES_DIR}/<student>/{DONE_JSON}", "baselines",
+             '`{"steps", "epochs", "seconds", "phases": {objective: steps}, "temperature", "select_best", '
+             '"selected_step", "selected_score", "config"}` (`selected_*` only with `--select-best`); the '
+             "student's weights beside it", "dynabert baselines"),
+    Artifact(f"{EXPORTS_DIR}/<name>/", "export",
+             "HF-loadable model (config.json with model_type bert and auto_map, `model.safetensors`, "
+             "`hf_compact.py`), plain BERT tokenizer, `model.onnx` (inputs input_ids, attention_mask, "
+             "token_type_ids), model card `README.md` (Hub YAML metadata)", "dynabert export"),
+)
+# The schema of every CSV artifact, used by its writer and by the dashboard's loader.
+CSV_SCHEMAS: dict[str, CsvSchema] = {a.path: a.schema for a in ARTIFACTS if a.schema is not None}
+# What a complete run has, with the command that writes each (the dashboard's "missing" list).
+REQUIRED: dict[str, str] = {a.path: a.command for a in ARTIFACTS if a.required}
 
 
 class RunDirError(ValueError):
@@ -126,12 +261,8 @@ def read_run(run_dir: str | os.PathLike, *, required: bool = False) -> dict[str,
 
 
 def write_run(run_dir: str | os.PathLike, run: dict[str, Any]) -> None:
-    """Write `run.json` atomically (a reader never sees half a file)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / (RUN_JSON + ".tmp")
-    tmp.write_text(json.dumps(run, indent=2, default=str))
-    os.replace(tmp, run_dir / RUN_JSON)
+    """Write `run.json` atomically (a reader never sees half a file), checked against its schema."""
+    write_json(Path(run_dir) / RUN_JSON, run, schema=RUN_JSON)
 
 
 # ---- stage checkpoints ---------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""Stage orchestration over a run directory: what the CLI (and a later `dynabert run`) calls.
+"""Stage orchestration over a run directory: what `app.workflow.train` calls.
 
-`run_stage(run_dir, stage, options)` loads the task and the stage's inputs from the run directory,
-trains (resuming when asked), saves the stage's checkpoint, `done.json`, `grid.csv` rows, the JSONL
-log and `run.json`. `run_rewire` computes importance and writes `rewired/` + `importance.json`.
+`run_stage(run_dir, stage, options)` loads the task and the stage's inputs from the run directory
+(`elastic.prepare`), trains (resuming when asked), saves the stage's checkpoint, `done.json`, `grid.csv` rows,
+the JSONL log and `run.json`. `run_rewire` computes importance and writes `rewired/` + `importance.json`.
 """
 from __future__ import annotations
 
@@ -11,223 +11,32 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import pandas as pd
 import torch
 import torch.distributed as dist
 
-from elastic.config import (GRID_DEPTHS, GRID_WIDTHS, IMPORTANCE_SPLITS, SELECT_SPLITS, ImportanceSplit, SelectSplit,
-                            SubnetConfig)
+from elastic.config import SELECT_SPLITS, SubnetConfig
+from elastic.data import TaskData, encode_split, make_loader
 from elastic.device import CPU_FP32, Runtime, init_distributed
-from elastic.data import EncodedSplit, TaskData, encode_split, load_task, make_loader
 from elastic.evaluate import CostFn, GRID_COLUMNS, evaluate, grid_rows, make_eval_loader
-from elastic.model import ElasticBertForSequenceClassification
-from elastic.options import DEFAULT_LR, TeacherWidth
-from elastic.rewire import ImportanceGrads, IMPORTANCE_GRADS, compute_importance, importance_record, rewire
-from elastic.rundir import REWIRED, RunDirError, find_stage, read_run  # noqa: F401  (re-exported)
-from elastic.rundir import write_run as _write_run_json
-from elastic.train import (AdamEps, BatchPlan, LoopConfig, Stage, best_dir, rank_world, subnet_name, train_stage,
-                           uniform_plan)
-from elastic.weights import (CheckpointError, META_FILE, default_teacher_path, load_checkpoint, load_hf_bert,
-                             load_tokenizer, read_arch, resolve_checkpoint_dir, save_checkpoint)
+from elastic.loop import BatchPlan, LoopConfig, rank_world
+from elastic.prepare import (Prepared, check_compatible, check_task, load_any, load_stage_model, prepare,
+                             task_columns, write_run)
+from elastic.rewire import compute_importance, importance_record, rewire
+from elastic.rundir import DONE_JSON, IMPORTANCE_JSON, REWIRED, RunDirError, read_run, write_json
+from elastic.stage_options import StageOptions
+from elastic.train import Stage, subnet_name, train_stage, uniform_plan
+from elastic.train_state import best_dir
+from elastic.weights import (CheckpointError, META_FILE, default_teacher_path, read_arch, resolve_checkpoint_dir,
+                             save_checkpoint)
 
 # Stage -> run-dir folder it starts from (student; also the default distillation teacher).
 STAGE_INPUT = {Stage.STAGE1: REWIRED, Stage.STAGE2: Stage.STAGE1.value, Stage.STAGE3: Stage.STAGE2.value}
-MAX_HELDOUT = 1000
-# Training batches padded to their longest example (ours) or to max_length (the released code).
-Padding = Literal["longest", "max_length"]
-PADDINGS: tuple[str, ...] = ("longest", "max_length")
-# Importance batches sorted by length (ours: less padding) or in file order (the released code).
-ImportanceOrder = Literal["by-length", "file"]
-IMPORTANCE_ORDERS: tuple[str, ...] = ("by-length", "file")
-
-
-@dataclass
-class StageOptions:
-    """Options of a stage command; None means "as recorded in run.json, else the default"."""
-
-    task: Optional[str] = None
-    text_columns: Optional[tuple[str, ...]] = None
-    label_column: Optional[str] = None
-    teacher: Optional[str] = None
-    max_length: Optional[int] = None
-    seed: Optional[int] = None
-    importance_split: Optional[ImportanceSplit] = None
-    epochs: Optional[float] = None
-    max_steps: Optional[int] = None
-    batch_size: int = 32
-    lr: float = DEFAULT_LR
-    warmup_steps: int = 0
-    save_every: int = 100
-    log_every: int = 10
-    resume: bool = False
-    extra_subnets: int = 0
-    teacher_width: TeacherWidth = "full"
-    widths: tuple[float, ...] = GRID_WIDTHS
-    depths: tuple[float, ...] = GRID_DEPTHS
-    augment: int = 0
-    mlm_checkpoint: Optional[str] = None
-    limit_train: Optional[int] = None
-    select_best: SelectSplit = "off"
-    select_every: int = 50
-    hidden_weight: Optional[float] = None
-    hard_weight: float = 0.0
-    batching: str = "random"
-    padding: Padding = "longest"
-    adam_eps: AdamEps = "torch"
-    importance_grads: ImportanceGrads = "per-batch"
-    importance_order: ImportanceOrder = "by-length"
-    importance_batch_size: int = 32
-    progress: bool = True
-    runtime: Runtime = CPU_FP32  # device and precision (the CLI's --device/--precision)
-
-    def __post_init__(self) -> None:
-        for name, allowed in (("padding", PADDINGS), ("importance_grads", IMPORTANCE_GRADS),
-                              ("importance_order", IMPORTANCE_ORDERS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"--{name.replace('_', '-')} must be one of {allowed}, got '{getattr(self, name)}'")
-        if self.importance_batch_size < 1:
-            raise ValueError(f"--importance-batch-size must be >= 1, got {self.importance_batch_size}")
-
-
-def task_columns(run: dict[str, Any], text_columns: Optional[Sequence[str]] = None,
-                 label_column: Optional[str] = None) -> dict[str, Any]:
-    """`load_task`'s column arguments: the given ones, else those recorded in run.json (None = detect)."""
-    cols = text_columns if text_columns is not None else run.get("text_columns")
-    return {"text_columns": None if cols is None else tuple(cols),
-            "label_column": label_column if label_column is not None else run.get("label_column")}
-
-
-# ---- run.json ----------------------------------------------------------------------------------
-def write_run(run_dir: Path, run: dict[str, Any]) -> None:
-    """Write run.json from rank 0 only (every rank of a multi-process run holds the same record)."""
-    if rank_world()[0] != 0:
-        return
-    _write_run_json(run_dir, run)
-
-
-@dataclass
-class Prepared:
-    run: dict[str, Any]
-    task: TaskData
-    tokenizer: Any
-    train: EncodedSplit
-    heldout: Optional[EncodedSplit]
-    loaders: dict[str, Any]
-    max_length: int
-    seed: int
-
-
-def prepare(run_dir: Path, opts: StageOptions, *, tokenizer_from: Optional[Path] = None) -> Prepared:
-    """Resolve options against run.json, load and tokenize the task, check it is the run's task."""
-    run = read_run(run_dir)
-    spec = opts.task or run.get("task_spec")
-    if spec is None:
-        raise RunDirError(f"{run_dir} has no run.json yet: pass --task (e.g. --task /path/to/sst2)")
-    seed = opts.seed if opts.seed is not None else int(run.get("seed", 42))
-    max_length = opts.max_length or int(run.get("max_length", 128))
-    split_mode = opts.importance_split or run.get("importance_split", "train-heldout")
-    if split_mode not in IMPORTANCE_SPLITS:
-        raise ValueError(f"--importance-split must be one of {IMPORTANCE_SPLITS}, got '{split_mode}'")
-    columns = task_columns(run, opts.text_columns, opts.label_column)
-    task = check_task(run_dir, run, spec, int(run.get("seed", seed)), columns)
-    meta = task.to_meta()
-    if "heldout_examples" in run:
-        heldout_n = int(run["heldout_examples"])
-    else:
-        n = len(task.splits["train"])
-        heldout_n = min(MAX_HELDOUT, n // 10) if split_mode == "train-heldout" else 0
-    run.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    run.update(task_spec=spec, task=meta, text_columns=None if columns["text_columns"] is None else
-               list(columns["text_columns"]), label_column=columns["label_column"], metric=task.metric, seed=run.get("seed", seed),
-               max_length=run.get("max_length", max_length), importance_split=run.get("importance_split", split_mode),
-               heldout_examples=heldout_n)
-    run.setdefault("stage_seconds", {})
-    tok_dir = run_dir / "tokenizer"
-    if tokenizer_from is not None:
-        tokenizer = load_tokenizer(tokenizer_from)
-    elif tok_dir.exists():
-        tokenizer = load_tokenizer(tok_dir)
-    else:
-        raise RunDirError(f"{run_dir} has no tokenizer/: run `dynabert train-teacher --run-dir {run_dir}` first")
-    full_train = encode_split(task, "train", tokenizer, max_length)
-    n_train = len(full_train) - heldout_n
-    # The importance slice is the LAST `heldout_n` training examples; no stage trains on them.
-    train = _subset(full_train, range(n_train if opts.limit_train is None else min(n_train, opts.limit_train)))
-    heldout = _subset(full_train, range(n_train, len(full_train))) if heldout_n else None
-    loaders = {s: make_eval_loader(encode_split(task, s, tokenizer, max_length))
-               for s in ("dev", "test") if s in task.splits}
-    return Prepared(run, task, tokenizer, train, heldout, loaders, max_length, seed)
-
-
-def check_task(run_dir: Path, run: dict[str, Any], spec: str, seed: int,
-               columns: Optional[dict[str, Any]] = None) -> TaskData:
-    """Load the task `spec` (with `task_columns`, default the run's); a clear error when the run directory
-    was made for other data."""
-    task = load_task(spec, seed=seed, **(columns if columns is not None else task_columns(run)))
-    if run.get("task") and run["task"].get("fingerprint") != task.to_meta()["fingerprint"]:
-        raise RunDirError(
-            f"{run_dir} belongs to task '{run['task'].get('name')}' ({run.get('task_spec')}), not to '{spec}' "
-            "(the data differ); use another --run-dir for this task")
-    return task
-
-
-def _subset(enc: EncodedSplit, idx) -> EncodedSplit:
-    idx = list(idx)
-    return EncodedSplit([enc.input_ids[i] for i in idx], [enc.token_type_ids[i] for i in idx],
-                        [enc.labels[i] for i in idx], enc.is_regression, enc.pad_token_id)
-
-
-# ---- models ------------------------------------------------------------------------------------
-def load_any(path: str | os.PathLike, num_labels: int) -> ElasticBertForSequenceClassification:
-    """Our checkpoint (elastic_config.json) or any HF BERT directory; a clear error if missing."""
-    p = Path(path).expanduser()
-    if (p / META_FILE).exists():
-        model, _ = load_checkpoint(p)
-        if model.num_labels != num_labels:
-            raise CheckpointError(f"checkpoint {p} has {model.num_labels} labels, the task has {num_labels}")
-        return model
-    if not p.exists() and (p.is_absolute() or str(path).startswith(".") or str(path).count("/") != 1):
-        raise CheckpointError(f"teacher checkpoint {p} does not exist; give a checkpoint directory "
-                              "(config.json + weights) or leave --teacher out for the embedded default")
-    return load_hf_bert(path, num_labels)
-
-
-def check_compatible(student: ElasticBertForSequenceClassification,
-                     teacher: ElasticBertForSequenceClassification, teacher_path: str) -> None:
-    """Distillation needs the same tokenizer (vocabulary) and the same layer/hidden layout."""
-    s, t = student.arch, teacher.arch
-    if s.vocab_size != t.vocab_size:
-        raise CheckpointError(f"teacher {teacher_path} has a vocabulary of {t.vocab_size} tokens but the student "
-                              f"has {s.vocab_size}: they need the same tokenizer; pick a teacher of the same family")
-    if (s.num_layers, s.hidden_size, s.num_heads, s.head_dim, s.intermediate_size) != (
-            t.num_layers, t.hidden_size, t.num_heads, t.head_dim, t.intermediate_size):
-        raise CheckpointError(
-            f"teacher {teacher_path} has another architecture ({t.num_layers} layers, hidden {t.hidden_size}, "
-            f"{t.num_heads} heads, FFN {t.intermediate_size}) than the student ({s.num_layers} layers, hidden "
-            f"{s.hidden_size}, {s.num_heads} heads, FFN {s.intermediate_size}); hidden-state distillation "
-            "needs the same layout: distil from the run's own teacher (leave --teacher out)")
-    if student.num_labels != teacher.num_labels:
-        raise CheckpointError(f"teacher {teacher_path} has {teacher.num_labels} labels, the student {student.num_labels}")
-
-
-def load_stage_model(run_dir: Path, name: str, num_labels: int) -> ElasticBertForSequenceClassification:
-    """The finished checkpoint of stage folder `name` (`teacher`, `rewired`, `stage1`, ...) of a run.
-
-    Raises:
-        RunDirError: the stage has not finished (its message says which command makes it).
-    """
-    found = find_stage(run_dir, (name,))
-    if found is None:
-        raise RunDirError(f"{run_dir} has no finished '{name}' stage; run it first "
-                          f"(dynabert {'rewire' if name == REWIRED else 'train-' + name} --run-dir {run_dir})")
-    return load_any(found[1], num_labels)
-
-
 # ---- stages ------------------------------------------------------------------------------------
 def _barrier() -> None:
     if dist.is_available() and dist.is_initialized():
@@ -381,7 +190,7 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
             if stuck:
                 info["stuck_subnets"] = stuck
         write_grid(run_dir, rows, stage.value)
-        (out_dir / "done.json").write_text(json.dumps(info, indent=2))
+        write_json(out_dir / DONE_JSON, info, schema=DONE_JSON)
         run = read_run(run_dir)
         run.setdefault("stage_seconds", {})[stage.value] = info["seconds"]
         if stage is Stage.TEACHER:
@@ -488,7 +297,7 @@ def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]
         raise RuntimeError(f"rewiring changed the full model's logits by {change:.2e}")
     record = importance_record(split, n, head, ffn, head_order, ffn_order)
     save_checkpoint(model, run_dir / REWIRED, {"stage": REWIRED, "importance_split": split})
-    (run_dir / "importance.json").write_text(json.dumps(record))
+    write_json(run_dir / IMPORTANCE_JSON, record, schema=IMPORTANCE_JSON, indent=None)
     run = prep.run
     run.setdefault("stage_seconds", {})[REWIRED] = round(time.perf_counter() - t0, 2)
     run.setdefault("options", {})[REWIRED] = {"importance_split": split, "n_examples": n,

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from elastic.config import BertArch, SubnetConfig
+from elastic.rundir import PREDICTOR_JSON, write_json
 
 KIND = "layer-table"
 DEFAULT_RIDGES: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e6)
@@ -163,10 +164,7 @@ class LatencyPredictor:
         return cls(**params, report=report)
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=1))
-        return path
+        return write_json(path, self.to_json(), schema=PREDICTOR_JSON, indent=1)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LatencyPredictor":

@@ -22,7 +22,7 @@ from optuna.study._multi_objective import _is_pareto_front
 from optuna.trial import FrozenTrial, TrialState
 
 from elastic.config import SubnetConfig
-from elastic.rundir import CSV_SCHEMAS, PARETO_CSV, TRIALS_CSV
+from elastic.rundir import CSV_SCHEMAS, PARETO_CSV, SEARCH_JSON, TRIALS_CSV, write_json
 
 PARETO_COLUMNS = CSV_SCHEMAS[PARETO_CSV].columns
 TRIALS_COLUMNS = CSV_SCHEMAS[TRIALS_CSV].columns
@@ -192,9 +192,7 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
         # the checkpoint whose metrics the trials hold (`<stage>@<finished_at>:`, see search.study.open_study)
         "checkpoint": study.user_attrs.get("checkpoint"),
     }
-    tmp = Path(run_dir) / f"search.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    os.replace(tmp, Path(run_dir) / "search.json")
+    write_json(Path(run_dir) / SEARCH_JSON, summary, schema=SEARCH_JSON)
     return summary
 
 

@@ -1,9 +1,7 @@
-"""Running the multi-objective search: options, objectives, constraints, workers, resume.
+"""Running the multi-objective search: the study, its workers, resume.
 
-One trial = one per-layer sub-network (`search.space.suggest_subnet`). Objective values: the dev
-metric (%, maximised) first, then the chosen costs (minimised): `latency` (ms on a scenario, from the
-run's predictor or measured), `macs`, `params`. Constraints go through `trial.set_constraint` (Optuna 5),
-so every sampler and `study.best_trials` see feasibility.
+One trial = one per-layer sub-network (`search.space.suggest_subnet`), scored by `search.objective.Objective`
+under the options of `search.options.SearchOptions`.
 
 Workers run an ask/tell loop on a shared storage (SQLite in the run dir, or a database server for
 workers on several machines). The budget is counted in the database alone (`search.budget`): all workers
@@ -20,136 +18,16 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import optuna
 from optuna.trial import TrialState
 
-from elastic.config import SubnetConfig
-from elastic.options import DEFAULT_SCENARIO, SAMPLERS, Sampler  # noqa: F401  (SAMPLERS re-exported)
-from search.evaluator import (CachedEvaluator, RunContext, TrialCosts, could_reach_front, latency_fn,
-                              subset_margin)
+from elastic.options import SAMPLERS
 from search.budget import StudyBudget
-from search.space import enqueue_grid, suggest_subnet
-from search.storage import make_storage
-
-if TYPE_CHECKING:
-    from elastic.device import Runtime
-
-OBJECTIVES: tuple[str, ...] = ("metric", "latency", "macs", "params")
-METRIC_NAMES = {"metric": "dev_metric", "latency": "latency_ms", "macs": "macs", "params": "params"}
-
-
-@dataclass(frozen=True, kw_only=True)
-class SearchOptions:
-    """Everything a search needs; checked eagerly (ValueError naming the option).
-
-    Attributes:
-        run_dir: the trained run.
-        scenario: latency scenario key (e.g. cpu-eager-t2-b1-s128); also gives seq_len/batch of MACs.
-        objectives: "metric" first, then any of latency, macs, params.
-        n_trials: total trials of the study (over all workers and all resumptions).
-        sampler: nsga2 (default), tpe or random. seed: sampler seed (worker k uses seed + 1000 k).
-        storage: Optuna RDB URL (default sqlite:///<run>/study.db); a server URL
-            (postgresql://user:pw@host/db) lets workers on other machines join. study_name: default
-            search-<scenario>.
-        n_workers: local worker processes on the same storage (workers of other machines come on top).
-        heartbeat_interval: seconds between heartbeats of a running trial (in the database).
-        grace_period: seconds without a heartbeat after which a trial counts as dead: failed, and its
-            parameters queued again. Longer than the longest pause of a live worker (swap, GC, a slow
-            database), shorter than the wait you accept for a dead machine's trial.
-        max_retry: how often the parameters of a dead worker's trial are re-run (a config that kills
-            its worker every time, e.g. out of memory, stops after this).
-        latency_budget_ms / metric_floor / max_params: constraints (None = none).
-        measure: time latency for real instead of the predictor.
-        fidelity_subset: dev examples of the first, cheap evaluation (None = full dev only).
-        ffn_step: FFN lattice step (default intermediate_size // 8).
-        population_size: NSGA-II population.
-        stage: checkpoint stage to search (default: latest finished).
-        threads: torch intra-op threads for evaluation (None: torch's default; local workers split
-            the cores). On a loaded machine 1 is often much faster than several spinning threads.
-        progress: show a tqdm bar.
-        runtime: device and precision of the evaluations (every worker's).
-    """
-
-    run_dir: Path
-    scenario: str = DEFAULT_SCENARIO
-    objectives: tuple[str, ...] = ("metric", "latency")
-    n_trials: int = 100
-    sampler: Sampler = "nsga2"
-    seed: int = 0
-    storage: str | None = None
-    study_name: str | None = None
-    n_workers: int = 1
-    heartbeat_interval: int = 30
-    grace_period: int = 120
-    max_retry: int = 2
-    latency_budget_ms: float | None = None
-    metric_floor: float | None = None
-    max_params: int | None = None
-    measure: bool = False
-    fidelity_subset: int | None = None
-    ffn_step: int | None = None
-    population_size: int = 20
-    stage: str | None = None
-    threads: int | None = None
-    progress: bool = True
-    runtime: "Runtime | None" = None  # None: cpu fp32
-
-    def __post_init__(self) -> None:
-        from profiling.scenario import Scenario
-
-        object.__setattr__(self, "run_dir", Path(self.run_dir))
-        object.__setattr__(self, "objectives", tuple(self.objectives))
-        Scenario.parse(self.scenario)
-        objs = self.objectives
-        if not objs or objs[0] != "metric" or len(objs) < 2:
-            raise ValueError(f"objectives must start with 'metric' and name at least one cost "
-                             f"(latency, macs, params), got {','.join(objs) or '(none)'}")
-        bad = [o for o in objs if o not in OBJECTIVES]
-        if bad or len(set(objs)) != len(objs):
-            raise ValueError(f"objectives: unknown or repeated {bad or objs}; choose from {', '.join(OBJECTIVES)}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{self.sampler}'")
-        for name in ("n_trials", "n_workers", "heartbeat_interval"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.grace_period <= self.heartbeat_interval:
-            raise ValueError(f"grace_period ({self.grace_period} s) must be longer than heartbeat_interval "
-                             f"({self.heartbeat_interval} s), or live workers' trials would be failed")
-        if self.max_retry < 0:
-            raise ValueError(f"max_retry must be >= 0, got {self.max_retry}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
-        if self.population_size < 2:
-            raise ValueError(f"population_size must be >= 2, got {self.population_size}")
-        if self.latency_budget_ms is not None and self.latency_budget_ms <= 0:
-            raise ValueError(f"latency_budget_ms must be > 0, got {self.latency_budget_ms}")
-        if self.max_params is not None and self.max_params <= 0:
-            raise ValueError(f"max_params must be > 0, got {self.max_params}")
-        if self.measure and self.n_workers > 1:
-            raise ValueError("measure with n_workers > 1 would time configs while other workers compute on the "
-                             "same cores: use the predictor for parallel search (front points are re-measured)")
-        if self.fidelity_subset is not None and self.fidelity_subset < 1:
-            raise ValueError(f"fidelity_subset must be >= 1 examples, got {self.fidelity_subset}")
-
-    @property
-    def storage_url(self) -> str:
-        return self.storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
-
-    @property
-    def name(self) -> str:
-        return self.study_name or f"search-{self.scenario}"
-
-    @property
-    def needs_latency(self) -> bool:
-        return "latency" in self.objectives or self.latency_budget_ms is not None
-
-    def make_storage(self) -> optuna.storages.RDBStorage:
-        """The storage of a worker: `storage_url` with the heartbeat and retry of these options."""
-        return make_storage(self.storage_url, heartbeat_interval=self.heartbeat_interval,
-                            grace_period=self.grace_period, max_retry=self.max_retry)
+from search.objective import Objective, build_objective
+from search.options import METRIC_NAMES, SearchOptions
+from search.space import enqueue_grid
 
 
 def make_sampler(kind: str, seed: int, *, population_size: int = 20) -> optuna.samplers.BaseSampler:
@@ -213,70 +91,6 @@ def open_study(opts: SearchOptions, *, worker: int = 0, checkpoint: str | None =
     if created and arch is not None:
         enqueue_grid(study, arch, ffn_step=opts.ffn_step)
     return study
-
-
-@dataclass
-class Objective:
-    """The trial function: config -> [metric, costs...], with constraints and JSON-safe user attrs."""
-
-    opts: SearchOptions
-    arch: Any
-    evaluator: CachedEvaluator
-    costs: Callable[[SubnetConfig], dict[str, float]]
-    checkpoint: str | None = None  # the searched checkpoint's stamp (see open_study)
-    eval_seconds: float = field(default=0.0, init=False)
-
-    def __call__(self, trial: optuna.Trial) -> list[float]:
-        opts = self.opts
-        cfg = suggest_subnet(trial, self.arch, ffn_step=opts.ffn_step)
-        costs = self.costs(cfg)
-        cost_values = [float(costs[o]) for o in opts.objectives[1:]]
-        before = self.evaluator.eval_seconds
-        metric, hit, fidelity = self._metric(trial, cfg, cost_values)
-        spent = self.evaluator.eval_seconds - before
-        self.eval_seconds += spent
-        attrs = {"dev_metric": metric, "fidelity": fidelity, "cache_hit": hit, "eval_seconds": round(spent, 4),
-                 "macs": int(costs["macs"]), "params": int(costs["params"])}
-        if "latency" in costs:
-            attrs["latency_ms"] = costs["latency"]
-            attrs["latency_source"] = "measured" if opts.measure else "predictor"
-        for k, v in attrs.items():
-            trial.set_user_attr(k, v)
-        if opts.latency_budget_ms is not None:
-            trial.set_constraint("latency_budget", costs["latency"] - opts.latency_budget_ms)
-        if opts.metric_floor is not None:
-            trial.set_constraint("metric_floor", opts.metric_floor - metric)
-        if opts.max_params is not None:
-            trial.set_constraint("max_params", costs["params"] - opts.max_params)
-        return [metric] + cost_values
-
-    def _metric(self, trial: optuna.Trial, cfg: SubnetConfig, cost_values: list[float]) -> tuple[float, bool, str]:
-        ev, n = self.evaluator, self.opts.fidelity_subset
-        full = ev.cache.get(ev.cache.key(cfg, "dev", None)) or self._from_study(trial, cfg)
-        if n is None or full is not None:
-            m, hit = ev.metric(cfg, "dev")
-            return m, hit, "full"
-        sub, hit = ev.metric(cfg, "dev", n)
-        done = [(t.values[0], t.values[1:]) for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.user_attrs.get("fidelity") == "full"]
-        if could_reach_front(sub, cost_values, subset_margin(sub, n), done):
-            m, hit_full = ev.metric(cfg, "dev")
-            return m, hit and hit_full, "full"
-        return sub, hit, f"subset-{n}"
-
-    def _from_study(self, trial: optuna.Trial, cfg: SubnetConfig) -> dict[str, Any] | None:
-        """The full-dev metric of `cfg` from a COMPLETE trial of the study, put in this machine's cache.
-
-        Workers on other machines keep their own cache file; the study (same checkpoint, checked by
-        `open_study`) is what they share, so a config completed anywhere is evaluated nowhere again.
-        """
-        for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t.user_attrs.get("config_hash") == cfg.hash and t.user_attrs.get("fidelity") == "full":
-                rec = {"config_json": cfg.to_json(), "split": "dev", "n_examples": None, "seconds": 0.0,
-                       "metric": float(t.user_attrs["dev_metric"]), "source": f"study trial {t.number}"}
-                cache = self.evaluator.cache
-                return cache.get_or_compute(cache.key(cfg, "dev", None), lambda: rec)[0]  # once, under its lock
-        return None
 
 
 @dataclass
@@ -352,18 +166,6 @@ def _worker_loop(opts: SearchOptions, worker: int, objective: Objective,
     stats.seconds = time.perf_counter() - t_start
     stats.eval_seconds = objective.eval_seconds
     return stats
-
-
-def build_objective(opts: SearchOptions, ctx: RunContext | None = None) -> Objective:
-    """The objective of a run dir: its checkpoint, its cached evaluator, its cost functions."""
-    from profiling.scenario import Scenario
-
-    ctx = ctx or RunContext(opts.run_dir, stage=opts.stage, runtime=opts.runtime)
-    sc = Scenario.parse(opts.scenario)
-    lat = latency_fn(ctx, opts.scenario, measure=opts.measure) if opts.needs_latency else None
-    costs = TrialCosts(ctx.arch, ctx.model.num_labels, sc.seq_len, sc.batch, lat)
-    return Objective(opts, ctx.arch, ctx.evaluator(subset=opts.fidelity_subset), costs,
-                     checkpoint=ctx.cache_namespace())
 
 
 WORKER_START_TIMEOUT_S = 300.0  # a local worker that has not started by then is left behind

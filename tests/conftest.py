@@ -81,3 +81,14 @@ def shared_data(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (the shared data sets live beside the checkout)")
     return path
+
+
+@pytest.fixture(scope="session")
+def real_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A runs directory holding one tiny run (`tests.real_run.RUN`) made once per session by the real commands
+    (train-teacher ... export): every artifact comes from its own writer. Read-only: copy it to break a file."""
+    from tests.real_run import RUN, make_real_run
+
+    root = tmp_path_factory.mktemp("real-runs")
+    make_real_run(root, RUN)
+    return root

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 import profiling.latency as latency
+import profiling.timing as timing
 from elastic.config import SubnetConfig, grid
 from profiling.fingerprint import fingerprint
-from profiling.latency import measure, paired_ratio, time_runner
+from profiling.latency import measure
+from profiling.timing import paired_ratio, time_runner
 from profiling.scenario import Scenario
 from tests.conftest import TINY, seeded_tiny
 
@@ -57,7 +59,7 @@ def test_cpu_bf16_scenario_times_a_bf16_model():
 
 def test_paired_timer_synchronizes_around_every_timed_call(monkeypatch):
     events: list[str] = []
-    monkeypatch.setattr(latency, "synchronize", lambda device: events.append(f"sync:{device}"))
+    monkeypatch.setattr(timing, "synchronize", lambda device: events.append(f"sync:{device}"))
     res = paired_ratio(lambda: events.append("a"), lambda: events.append("b"), threads=1, min_time_s=0,
                        min_rounds=3, warmup=0, device="cuda")
     assert res["rounds"] == 3
@@ -73,13 +75,11 @@ def test_cuda_timing_without_cuda_is_refused():
 
 
 def test_profile_flags_build_dtype_scenarios(tmp_path, capsys):
-    import argparse
-
     from app.cli import main
-    from app.cli_profile import scenarios_from_args
-    args = argparse.Namespace(scenario=None, max_length=16, device="cpu", precision="bf16", runtime="eager",
-                              threads=1, batch_size=4)
-    assert [s.key for s in scenarios_from_args(args, {})] == ["cpu-eager-bf16-t1-b4-s16"]
+    from app.workflow.profile import ProfileOptions, scenarios_for
+    opts = ProfileOptions(run_dir=tmp_path, max_length=16, device="cpu", precision="bf16", runtime="eager",
+                          threads=1, batch_size=4)
+    assert [s.key for s in scenarios_for(opts, {})] == ["cpu-eager-bf16-t1-b4-s16"]
     if NO_CUDA:
         assert main(["profile", "--run-dir", str(tmp_path), "--device", "cuda", "--precision", "fp16"]) == 2
         err = capsys.readouterr().err.strip()

@@ -115,3 +115,22 @@ def test_checker_sees_a_circle_and_a_wrong_arrow():
     graph = {"search.a": {"search.b"}, "search.b": {"search.a", "app.x"}, "app.x": set()}
     assert _cycles(graph) == [["search.a", "search.b"]]
     assert [d for m, deps in graph.items() for d in deps if _layer(d) > _layer(m)] == ["app.x"]
+
+
+def test_the_workflow_layer_is_below_the_command_line_and_the_dashboard():
+    """app.workflow holds the actions; the CLI, the pipeline's callers and the dashboard call it, never the
+    other way round, and nothing outside the CLI builds or parses a `dynabert` command line in-process."""
+    graph = import_graph()
+    ui = ("app.cli", "app.app_pages", "app.main")
+    wrong = sorted(f"{m} -> {d}" for m, deps in graph.items() if m.startswith("app.workflow")
+                   for d in deps if d.startswith(ui))
+    assert not wrong, "the workflow layer imports the user interface:\n" + "\n".join(wrong)
+    in_process_cli = sorted(m for m, deps in graph.items() if not m.startswith("app.cli") and "app.cli" in deps)
+    assert not in_process_cli, f"modules calling the CLI in-process instead of app.workflow: {in_process_cli}"
+    bench_private = []
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("app."):
+                if node.module.startswith("app.cli") or any(a.name.startswith("_") for a in node.names):
+                    bench_private.append(f"{path.name}: from {node.module} import {[a.name for a in node.names]}")
+    assert not bench_private, "benches importing CLI or private names:\n" + "\n".join(bench_private)

@@ -18,7 +18,7 @@ from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.students import (checkpoint_student, distilbert_layers, distilbert_student, subnet_student,
                               teacher_maps, uniform_teacher_maps)
-from elastic.train import BatchPlan, LoopConfig
+from elastic.loop import BatchPlan, LoopConfig
 
 
 def _data(n: int = 16, seq: int = 10, labels: int = 3, seed: int = 0) -> EncodedSplit:
@@ -351,10 +351,11 @@ def test_cli_tinybert_needs_rewiring(tmp_path, tiny_arch, capsys):
 
 
 def test_ort_int8_accuracy_matches_fp32(tmp_path, tiny_arch):
-    from app.baselines_runner import int8_metrics
+    from app.workflow.baselines import int8_metrics
     from elastic.data import load_task
     from elastic.evaluate import evaluate, make_eval_loader
-    from elastic.stages import StageOptions, prepare
+    from elastic.stage_options import StageOptions
+    from elastic.prepare import prepare
     run = _tiny_run(tmp_path, tiny_arch)
     prep = prepare(run, StageOptions(progress=False))
     model, _ = __import__("elastic.weights", fromlist=["load_checkpoint"]).load_checkpoint(run / "teacher")

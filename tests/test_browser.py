@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
+import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.real_run import RUN
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))
-from fixtures_run import build_fixture_run  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -26,16 +26,16 @@ _spec.loader.exec_module(shot)
 ERROR_SELECTORS = ('[data-testid="stException"]', '[data-testid="stAlertContentError"]')
 
 
-def test_pareto_page_in_headless_chromium(tmp_path: Path) -> None:
+def test_pareto_page_in_headless_chromium(tmp_path: Path, real_runs: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     runs = tmp_path / "runs"
-    build_fixture_run(runs, "sst2-fixture")
+    shutil.copytree(real_runs, runs)  # a run made by the real commands (tests/real_run.py)
     log = tmp_path / "streamlit.log"
     with shot.serve_dashboard(runs, log=log) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=shot.CHROMIUM, args=shot.CHROMIUM_ARGS)
         try:
-            page = shot.open_page(browser, f"{url}/pareto?run=sst2-fixture")
+            page = shot.open_page(browser, f"{url}/pareto?run={RUN}")
             png = tmp_path / "pareto.png"
             page.screenshot(path=str(png), full_page=True)
             assert png.stat().st_size > 20_000
@@ -46,7 +46,7 @@ def test_pareto_page_in_headless_chromium(tmp_path: Path) -> None:
             assert "Best within budget" in page.inner_text("body")
 
             # The architecture page renders too, with the run still selected.
-            page.goto(f"{url}/architecture?run=sst2-fixture", wait_until="domcontentloaded")
+            page.goto(f"{url}/architecture?run={RUN}", wait_until="domcontentloaded")
             page.wait_for_selector(shot.CHART, timeout=60_000)
             assert page.locator(ERROR_SELECTORS[0]).count() == 0
             page.screenshot(path=str(tmp_path / "architecture.png"), full_page=True)

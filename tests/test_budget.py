@@ -18,7 +18,8 @@ from optuna.trial import TrialState
 from search import budget as budget_mod
 from search.budget import BEATING_ATTR, StudyBudget
 from search.space import suggest_subnet
-from search.study import SearchOptions, open_study, run_worker
+from search.options import SearchOptions
+from search.study import open_study, run_worker
 from tests.conftest_postgres import pg_url  # noqa: F401  (fixture)
 from tests.conftest import TINY
 from tests.helpers_search import SCENARIO

@@ -23,9 +23,12 @@ COMMANDS_OF: dict[str, tuple[str, ...]] = {
     "app/cli_train.py": (*TRAIN, "rewire", "evaluate"), "elastic/stages.py": (*TRAIN, "rewire", "evaluate"),
     "elastic/augment.py": ("train-stage1", "train-stage2", "run"), "app/cli_profile.py": ("profile",),
     "app/cli_search.py": ("search", "export"), "elastic/export.py": ("export",), "search/study.py": ("search",),
+    "search/options.py": ("search",), "search/objective.py": ("search",),
     "search/evaluator.py": ("search", "export"), "search/pareto.py": ("search", "export"),
-    "app/baselines_runner.py": ("baselines",), "app/cli_baselines.py": ("baselines",),
-    "app/pipeline.py": ("run",), "app/cli_run.py": ("run",), "app/cli_dashboard.py": ("dashboard",),
+    "app/workflow/baselines.py": ("baselines",), "app/cli_baselines.py": ("baselines",),
+    "app/workflow/train.py": (*TRAIN, "rewire", "evaluate"), "app/workflow/profile.py": ("profile",),
+    "app/workflow/search.py": ("search", "export"), "app/workflow/export.py": ("export",),
+    "app/workflow/pipeline.py": ("run",), "app/cli_run.py": ("run",), "app/cli_dashboard.py": ("dashboard",),
     "app/app_pages/common.py": ("dashboard",), "profiling/scenario.py": ("profile", "search", "baselines"),
 }
 STRICT_ALL = {"elastic/data.py": WITH_TASK}
@@ -64,7 +67,7 @@ def _messages() -> list[tuple[str, int, str]]:
 
 def test_the_walk_finds_the_messages():
     found = {m for m, _, _ in _messages()}
-    assert {"elastic/data.py", "elastic/stages.py", "app/cli_search.py", "search/pareto.py"} <= found
+    assert {"elastic/data.py", "elastic/stages.py", "app/workflow/export.py", "search/pareto.py"} <= found
 
 
 def test_every_flag_an_error_names_exists_where_it_is_printed():

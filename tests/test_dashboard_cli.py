@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,7 +15,6 @@ import pytest
 
 from app.cli import main
 from app.cli_dashboard import streamlit_argv
-from tests.fixtures_run import build_fixture_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,8 +39,8 @@ def test_missing_runs_dir_is_one_message(tmp_path, capsys):
     assert "--runs-dir" in capsys.readouterr().err
 
 
-def test_dashboard_answers_on_localhost(tmp_path):
-    build_fixture_run(tmp_path / "runs")
+def test_dashboard_answers_on_localhost(tmp_path, real_runs):
+    shutil.copytree(real_runs, tmp_path / "runs")
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # From another directory: the app must not depend on the current directory being a checkout.
@@ -72,7 +72,8 @@ def test_the_wheel_ships_the_dashboard(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     names = set(zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist())
     assert {"app/main.py", "app/cli_dashboard.py", "app/app_pages/pareto.py", "app/app_pages/export.py",
-            "elastic/data_hf.py", "elastic/model_card.py"} <= names
+            "elastic/data_hf.py", "elastic/model_card.py", "app/workflow/pipeline.py", "app/workflow/export.py",
+            "elastic/loop.py", "elastic/stage_options.py"} <= names
     meta = next(n for n in names if n.endswith("METADATA"))
     text = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).read(meta).decode()
     for req in ("optuna>=5.0", "streamlit>=1.52", "sqlalchemy>=2.0", "huggingface_hub>=1.0", "torch==2.13.0"):

@@ -20,7 +20,8 @@ STEPS, BATCH, N = 3, 8, 20  # the last batch has 4 examples: 2 per rank
 
 
 def _train(out: Path | None = None) -> dict[str, torch.Tensor]:
-    from elastic.train import LoopConfig, Stage, train_stage
+    from elastic.loop import LoopConfig
+    from elastic.train import Stage, train_stage
     from tests.test_train import tiny, tiny_data
 
     teacher, student = tiny(seed=0), tiny(seed=1)

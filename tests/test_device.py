@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from elastic.device import CPU_FP32, DeviceError, Runtime, resolve_device
-from elastic.train import BatchPlan, LoopConfig, Stage, run_step, train_stage, uniform_plan
+from elastic.loop import BatchPlan, LoopConfig
+from elastic.train import Stage, run_step, train_stage, uniform_plan
 from tests.conftest import TINY
 from tests.test_train import _max_diff, _write_task, _write_teacher, tiny, tiny_data
 

@@ -10,8 +10,9 @@ import profiling.latency as latency
 from elastic.config import SubnetConfig
 from elastic.model import ElasticBertForSequenceClassification
 from profiling.fingerprint import fingerprint, fingerprint_hash
-from profiling.latency import (LATENCY_COLUMNS, LatencyCache, measure, measure_many, read_latency_csv,
-                               write_latency_csv)
+from profiling.latency import measure, measure_many
+from profiling.latency_cache import LatencyCache
+from profiling.latency_csv import LATENCY_COLUMNS, read_latency_csv, write_latency_csv
 from profiling.scenario import Scenario
 from tests.conftest import TINY
 
@@ -204,7 +205,7 @@ def test_cli_profile_bad_scenario_is_one_line(tmp_path, capsys):
 def test_paired_ratio_interleaves_and_recovers_a_known_ratio():
     import time as _time
 
-    from profiling.latency import paired_ratio
+    from profiling.timing import paired_ratio
 
     order: list[str] = []
 

@@ -29,7 +29,8 @@ from elastic.config import BertArch
 from elastic.data import EncodedSplit, encode_split, load_task, make_loader
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.rewire import compute_importance, rewire
-from elastic.train import BatchPlan, LoopConfig, Stage, train_stage
+from elastic.loop import BatchPlan, LoopConfig
+from elastic.train import Stage, train_stage
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REF = SHARED / "reference" / "official-dynabert"

@@ -13,11 +13,11 @@ def _defaults(command: str) -> dict:
 
 
 def test_one_learning_rate_and_scenario_everywhere():
-    from app.baselines_runner import BaselineOptions
-    from app.pipeline import DEFAULTS
-    from elastic.stages import StageOptions
-    from elastic.train import LoopConfig
-    from search.study import SearchOptions
+    from app.workflow.baselines import BaselineOptions
+    from app.workflow.pipeline import DEFAULTS
+    from elastic.stage_options import StageOptions
+    from elastic.loop import LoopConfig
+    from search.options import SearchOptions
     assert StageOptions().lr == LoopConfig(total_steps=1).lr == BaselineOptions().lr == DEFAULTS["lr"] == DEFAULT_LR
     assert _defaults("train-stage1")["lr"] == _defaults("baselines")["lr"] == DEFAULT_LR
     assert BaselineOptions().scenarios == (DEFAULT_SCENARIO,) and DEFAULTS["scenario"] == DEFAULT_SCENARIO

@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from app.pipeline import DEFAULTS, PRESETS, STAGES, PipelineError, load_config_file, resolve, run_pipeline, stage_argv
+from app.workflow.pipeline import (DEFAULTS, PRESETS, STAGES, PipelineError, Step, load_config_file, resolve, run_pipeline,
+                                   stage_plan)
+from elastic.baselines import Recipe
 
 
 def test_precedence_defaults_preset_file_cli():
@@ -44,54 +46,72 @@ def test_config_files(tmp_path):
         load_config_file(tmp_path / "nope.toml")
 
 
-def test_stage_argv_carries_options(tmp_path):
+def test_stage_plan_carries_options(tmp_path):
     o = resolve("quick", {"extra_subnets": 2, "stage3": True}, {"task": "/data/sst2"})
-    teacher = stage_argv("teacher", tmp_path, o, resume=True)[0]
-    assert teacher[:1] == ["train-teacher"] and "--resume" in teacher
-    assert teacher[teacher.index("--task") + 1] == "/data/sst2"
-    assert teacher[teacher.index("--max-length") + 1] == str(PRESETS["quick"]["max_length"])
-    s2 = stage_argv("stage2", tmp_path, o, resume=False)
-    assert [a[0] for a in s2] == ["train-stage2", "train-stage3"]
-    assert s2[0][s2[0].index("--extra-subnets") + 1] == "2" and "--resume" not in s2[0]
-    assert [a[a.index("--recipe") + 1] for a in stage_argv("baselines", tmp_path, o, resume=False)] == \
-        PRESETS["quick"]["baselines"].split(",")
+    (teacher,) = stage_plan("teacher", tmp_path, o, resume=True)
+    assert teacher.action == "train-teacher" and teacher.options.resume
+    assert teacher.options.task == "/data/sst2" and teacher.options.max_length == PRESETS["quick"]["max_length"]
+    s2 = stage_plan("stage2", tmp_path, o, resume=False)
+    assert [s.action for s in s2] == ["train-stage2", "train-stage3"]
+    assert s2[0].options.extra_subnets == 2 and not s2[0].options.resume
+    assert [s.options.recipes for s in stage_plan("baselines", tmp_path, o, resume=False)] == \
+        [(Recipe(r),) for r in PRESETS["quick"]["baselines"].split(",")]
     # students train as stage 2 does: its learning rate and its model selection (INT8 trains nothing)
-    students = stage_argv("baselines", tmp_path, {**o, "baselines": "distilbert,int8", "stage2_lr": 3e-4,
+    students = stage_plan("baselines", tmp_path, {**o, "baselines": "distilbert,int8", "stage2_lr": 3e-4,
                                                   "select_best": "heldout"}, resume=False)
-    assert students[0][students[0].index("--lr") + 1] == "0.0003"
-    assert students[0][students[0].index("--select-best") + 1] == "heldout"
-    assert "--lr" not in students[1] and "--select-best" not in students[1]
-    assert stage_argv("export", tmp_path, {**o, "export": "none"}, resume=False) == []
+    assert students[0].options.lr == 3e-4 and students[0].options.select_best == "heldout"
+    assert students[1].options.lr == DEFAULTS["lr"] and students[1].options.select_best == "off"
+    assert stage_plan("export", tmp_path, {**o, "export": "none"}, resume=False) == []
+    (knee,) = stage_plan("export", tmp_path, o, resume=False)
+    assert knee.options.knee and not knee.options.pareto
+    with pytest.raises(PipelineError, match="export 'best'"):
+        stage_plan("export", tmp_path, {**o, "export": "best"}, resume=False)
     sel = {**o, "stage2_lr": 1e-4, "select_best": "heldout", "select_every": 25}
-    s1, s2 = stage_argv("stage1", tmp_path, sel, resume=False)[0], stage_argv("stage2", tmp_path, sel, resume=False)[0]
-    assert s1[s1.index("--lr") + 1] == str(o["lr"]) and s2[s2.index("--lr") + 1] == "0.0001"
-    for argv in (s1, s2):
-        assert argv[argv.index("--select-best") + 1] == "heldout" and argv[argv.index("--select-every") + 1] == "25"
-    assert "--select-best" not in stage_argv("stage1", tmp_path, o, resume=False)[0]
+    (s1,), (s2, _) = stage_plan("stage1", tmp_path, sel, resume=False), stage_plan("stage2", tmp_path, sel, resume=False)
+    assert s1.options.lr == o["lr"] and s2.options.lr == 1e-4
+    for step in (s1, s2):
+        assert (step.options.select_best, step.options.select_every) == ("heldout", 25)
+    assert stage_plan("stage1", tmp_path, o, resume=False)[0].options.select_best == "off"
+
+
+def test_stage_options_equal_those_of_the_same_command_line(tmp_path):
+    """What the pipeline passes is what `dynabert train-stage2 ...` with the same values builds."""
+    from app.cli import build_parser
+    from app.cli_train import _options
+
+    o = resolve("quick", {"extra_subnets": 1, "hidden_weight": 0.5}, {"select_best": "heldout"})
+    (step,) = stage_plan("stage1", tmp_path, o, resume=True)
+    args = build_parser().parse_args([
+        "train-stage1", "--run-dir", str(tmp_path), "--epochs", str(o["stage1_epochs"]), "--batch-size", "32",
+        "--lr", str(o["lr"]), "--seed", "42", "--save-every", str(o["save_every"]), "--limit-train",
+        str(o["limit_train"]), "--padding", "longest", "--adam-eps", "torch", "--resume", "--select-best", "heldout",
+        "--select-every", "50", "--hard-weight", str(o["hard_weight"]), "--batching", "random", "--hidden-weight",
+        "0.5", "--device", o["device"], "--precision", o["precision"]])
+    assert step.options == _options(args)
 
 
 def test_run_order_timing_and_failure(tmp_path):
     calls = []
     o = resolve("quick", {}, {})
-    rec = run_pipeline(tmp_path / "r", o, resume=False, dispatch=lambda argv: calls.append(argv[0]) or 0)
-    firsts = [c for c in calls]
-    assert firsts[:4] == ["train-teacher", "rewire", "train-stage1", "train-stage2"]
-    assert firsts[-1] == "export" and set(rec["stage_seconds"]) == set(STAGES)
+    rec = run_pipeline(tmp_path / "r", o, resume=False, execute=lambda step: calls.append(step.action))
+    assert calls[:4] == ["train-teacher", "rewire", "train-stage1", "train-stage2"]
+    assert calls[-1] == "export" and set(rec["stage_seconds"]) == set(STAGES)
     saved = json.loads((tmp_path / "r" / "pipeline.json").read_text())
     assert saved["options"]["task"] == "bbc" and "total_seconds" in saved
 
-    def failing(argv):
-        return 2 if argv[0] == "train-stage1" else 0
-    with pytest.raises(PipelineError, match="stage 'stage1' failed .*--resume"):
-        run_pipeline(tmp_path / "r2", o, resume=False, dispatch=failing)
+    def failing(step: Step):
+        if step.action == "train-stage1":
+            raise FileNotFoundError("teacher/ holds no checkpoint")
+    with pytest.raises(PipelineError, match="stage 'stage1' failed .*teacher/ holds no checkpoint.*--resume"):
+        run_pipeline(tmp_path / "r2", o, resume=False, execute=failing)
     # What finished before the failure is recorded.
     assert set(json.loads((tmp_path / "r2" / "pipeline.json").read_text())["stage_seconds"]) == {"teacher", "rewire"}
 
 
 def test_run_dir_of_other_task(tmp_path):
-    run_pipeline(tmp_path, resolve("quick", {}, {}), resume=False, dispatch=lambda a: 0, only=["teacher"])
+    run_pipeline(tmp_path, resolve("quick", {}, {}), resume=False, execute=lambda s: None, only=["teacher"])
     with pytest.raises(PipelineError, match="was run on task 'bbc'"):
-        run_pipeline(tmp_path, resolve("quick", {}, {"task": "/data/trec"}), resume=False, dispatch=lambda a: 0)
+        run_pipeline(tmp_path, resolve("quick", {}, {"task": "/data/trec"}), resume=False, execute=lambda s: None)
 
 
 def test_finished_non_training_stages_are_skipped(tmp_path):
@@ -102,17 +122,59 @@ def test_finished_non_training_stages_are_skipped(tmp_path):
     (tmp_path / "exports" / "knee").mkdir(parents=True)
     (tmp_path / "exports" / "knee" / "README.md").write_text("card")
     calls = []
-    run_pipeline(tmp_path, o, resume=False, dispatch=lambda a: calls.append(a) or 0)
-    ran = [(a[0], a[a.index("--recipe") + 1] if "--recipe" in a else None) for a in calls]
-    assert ("profile", None) not in ran and ("export", None) not in ran
-    assert ("baselines", "distilbert") not in ran and ("baselines", "int8") in ran
-    assert ("search", None) in ran  # the search resumes from its storage itself
+    run_pipeline(tmp_path, o, resume=False, execute=lambda s: calls.append(s.label))
+    assert "profile" not in calls and "export" not in calls
+    assert "baselines distilbert" not in calls and "baselines int8" in calls
+    assert "search" in calls  # the search resumes from its storage itself
 
 
 def test_search_stage_carries_workers_and_storage(tmp_path):
     o = resolve("quick", {}, {"n_workers": 3, "storage": "postgresql://u:pw@db.example/s", "study_name": "shared"})
-    argv = stage_argv("search", tmp_path, o, resume=False)[0]
-    assert argv[argv.index("--n-workers") + 1] == "3"
-    assert argv[argv.index("--storage") + 1] == "postgresql://u:pw@db.example/s"
-    assert argv[argv.index("--study-name") + 1] == "shared"
-    assert "--storage" not in stage_argv("search", tmp_path, resolve("quick", {}, {}), resume=False)[0]
+    (step,) = stage_plan("search", tmp_path, o, resume=False)
+    assert (step.options.n_workers, step.options.storage, step.options.study_name) == (
+        3, "postgresql://u:pw@db.example/s", "shared")
+    assert stage_plan("search", tmp_path, resolve("quick", {}, {}), resume=False)[0].options.storage is None
+
+
+def test_dynabert_run_carries_out_every_stage_on_a_tiny_model(tmp_path, capsys):
+    """The whole pipeline through the real workflow functions (no stand-in executor): tiny BERT, small CSV
+    task, every stage; the clock of latency measurements is fixed (tests/real_run.py). Run again, it
+    finds every stage done and changes nothing."""
+    import torch
+
+    from app.cli import main
+    from elastic.weights import save_checkpoint
+    from tests.helpers_search import _write_task, tiny_elastic, tiny_tokenizer
+    from tests.real_run import fixed_clock
+
+    teacher, data, run = tmp_path / "teacher", tmp_path / "task", tmp_path / "run"
+    model = tiny_elastic(2)
+    _write_task(data, {"train": 40, "dev": 24, "test": 24}, model)
+    save_checkpoint(model, teacher)
+    tiny_tokenizer().save_pretrained(str(teacher))
+    (tmp_path / "tiny.toml").write_text(
+        'max_length = 16\nbatch_size = 8\nteacher_epochs = 0.2\nstage1_steps = 2\nstage2_steps = 2\nsave_every = 1\n'
+        'scenario = "cpu-eager-t1-b1-s16"\nn_random = 4\nn_heldout = 2\nn_trials = 6\nsampler = "random"\n'
+        'baselines = "distilbert"\nbaseline_steps = 2\nexport = "knee"\ndevice = "cpu"\n')
+    argv = ["run", "--run-dir", str(run), "--task", str(data), "--teacher", str(teacher), "--preset", "quick",
+            "--config", str(tmp_path / "tiny.toml")]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with fixed_clock():
+            assert main(argv) == 0
+            first = json.loads((run / "pipeline.json").read_text())
+            assert set(first["stage_seconds"]) == set(STAGES)
+            out = capsys.readouterr().out
+            assert "stage2 done: 2 steps" in out and "Pareto front:" in out and "1 export(s)" in out
+            cards = list((run / "exports").glob("*/README.md"))
+            assert len(cards) == 1 and (cards[0].parent / "model.onnx").exists()
+            assert "distilbert" in (run / "baselines.csv").read_text()
+            assert {"stage1", "stage2"} <= {line.split(",")[0] for line in (run / "grid.csv").read_text().splitlines()}
+            before = {p: p.stat().st_mtime_ns for p in (run / "stage2").glob("*")}
+            assert main(argv) == 0  # everything is done: skipped, resumed from the storage, nothing retrained
+            out = capsys.readouterr().out
+            assert "stage2 already finished" in out and "already done" in out
+            assert before == {p: p.stat().st_mtime_ns for p in (run / "stage2").glob("*")}
+    finally:
+        torch.set_num_threads(threads)

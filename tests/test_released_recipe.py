@@ -8,36 +8,30 @@ import pandas as pd
 import pytest
 import torch
 
-from app.pipeline import resolve, stage_argv
-from elastic.stages import StageOptions
-from elastic.train import LoopConfig, eps_at
+from app.workflow.pipeline import resolve, stage_plan
+from elastic.stage_options import StageOptions
+from elastic.loop import LoopConfig, eps_at
 
 
-def _argv(stage: str, **cli) -> list[str]:
-    (argv,) = stage_argv(stage, Path("runs/x"), resolve("released", {}, cli), resume=False)
-    return argv
-
-
-def _value(argv: list[str], flag: str) -> str:
-    assert flag in argv, f"{flag} missing from {argv}"
-    return argv[argv.index(flag) + 1]
+def _opts(stage: str, **cli) -> StageOptions:
+    (step,) = stage_plan(stage, Path("runs/x"), resolve("released", {}, cli), resume=False)
+    return step.options
 
 
 def test_released_preset_sets_the_released_recipe() -> None:
-    teacher = _argv("teacher", task="sst2")
-    assert _value(teacher, "--importance-split") == "dev"  # importance on dev: the teacher trains on all of train
-    assert _value(teacher, "--max-length") == "64" and _value(teacher, "--lr") == "2e-05"
-    rewire = _argv("rewire")
-    assert (_value(rewire, "--importance-grads"), _value(rewire, "--importance-order"),
-            _value(rewire, "--importance-batch-size")) == ("cumulative", "file", "8")
+    teacher = _opts("teacher", task="sst2")
+    assert teacher.importance_split == "dev"  # importance on dev: the teacher trains on all of train
+    assert teacher.max_length == 64 and teacher.lr == 2e-5
+    rewire = _opts("rewire")
+    assert (rewire.importance_grads, rewire.importance_order, rewire.importance_batch_size) == ("cumulative", "file", 8)
     for stage in ("stage1", "stage2"):
-        argv = _argv(stage, stage1_steps=433, stage2_steps=433)
-        assert _value(argv, "--max-steps") == "433" and _value(argv, "--lr") == "2e-05"
-        assert _value(argv, "--padding") == "max_length" and _value(argv, "--adam-eps") == "released"
-        assert "--select-best" not in argv and "--augment" not in argv
-    assert _value(_argv("stage2"), "--teacher-width") == "full"
-    assert "--max-steps" not in _argv("stage1")  # without steps, the preset's epochs apply
-    assert _value(_argv("stage1"), "--epochs") == "2.0"
+        o = _opts(stage, stage1_steps=433, stage2_steps=433)
+        assert o.max_steps == 433 and o.lr == 2e-5
+        assert o.padding == "max_length" and o.adam_eps == "released"
+        assert o.select_best == "off" and o.augment == 0
+    assert _opts("stage2").teacher_width == "full"
+    assert _opts("stage1").max_steps is None  # without steps, the preset's epochs apply
+    assert _opts("stage1").epochs == 2.0
 
 
 def test_cli_options_reach_stage_options() -> None:
@@ -117,3 +111,52 @@ def test_step_time_report_and_checkpoint_conversion(tmp_path, tiny_model) -> Non
     assert all(k.startswith(("bert.", "classifier.")) for k in state)
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["num_attention_heads"] == 4 and cfg["num_labels"] == 3 and cfg["output_intermediate"] is False
+
+
+def test_sst2_bench_report_has_recipe_seed_and_the_targets(tmp_path, monkeypatch) -> None:
+    import sys
+
+    import bench.sst2_dynabert as bench
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    grid = [{"stage": "stage2", "width_mult": w, "depth_mult": d, "dev_acc": 80.0, "test_acc": 82.0 + d - (w == 0.25)}
+            for d in (1.0, 0.75, 0.5) for w in (1.0, 0.75, 0.5, 0.25)]
+    pd.DataFrame(grid).to_csv(run_dir / "grid.csv", index=False)
+    (run_dir / "run.json").write_text(json.dumps({"teacher_metrics": {"dev": {"accuracy": 86.0},
+                                                                       "test": {"accuracy": 84.0}}}))
+    monkeypatch.setattr(bench, "REFERENCE", _reference(tmp_path / "ref.csv"))  # test_acc 81 + d
+    monkeypatch.setattr(sys, "argv", ["sst2_dynabert.py", "--run-dir", str(run_dir), "--out", str(tmp_path / "r"),
+                                      "--report-only", "--seed", "43", "--extra=--lr 1e-4 --select-best heldout"])
+    assert bench.main() == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["recipe"] == "standard" and {g["seed"] for g in r["grid"]} == {43}
+    assert {g["recipe"] for g in r["grid"]} == {"standard"}
+    v = r["vs_released"]
+    assert v["test_diff"]["w1_d1"] == pytest.approx(1.0) and v["test_diff"]["w0.25_d0.5"] == pytest.approx(0.0)
+    assert v["mean_test_diff"] == pytest.approx(0.75) and v["min_test_diff"] == pytest.approx(0.0)
+    assert v["w0.25_d0.5_minus_teacher"] == pytest.approx(82.5 - 1 - 84.0)
+    md = (tmp_path / "r.md").read_text()
+    assert "released code's + 1.0: NOT met (+0.75)" in md and "every point >= the released code's: met" in md
+    assert "(0.25, 0.5) >= teacher - 3.0: met (-2.50)" in md
+
+
+def test_sst2_bench_report_only_keeps_the_training_provenance(tmp_path, monkeypatch) -> None:
+    import sys
+
+    import bench.sst2_dynabert as bench
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    pd.DataFrame([{"stage": "stage1", "width_mult": 1.0, "depth_mult": 1.0, "dev_acc": 80.0, "test_acc": 81.0}]).to_csv(
+        run_dir / "grid.csv", index=False)
+    (run_dir / "run.json").write_text(json.dumps({"teacher_metrics": {"dev": {"accuracy": 86.0},
+                                                                       "test": {"accuracy": 84.0}}}))
+    trained = {"commit": "abc123", "dirty": False, "wall_seconds": 5000.0, "load_before": 0.9, "load_after": 1.1,
+               "command": "python -m bench.sst2_dynabert --steps 433", "overhead": {}}
+    (tmp_path / "r.json").write_text(json.dumps(trained))
+    monkeypatch.setattr(bench, "REFERENCE", _reference(tmp_path / "ref.csv"))
+    monkeypatch.setattr(sys, "argv", ["x", "--run-dir", str(run_dir), "--out", str(tmp_path / "r"), "--report-only"])
+    assert bench.main() == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert {k: r[k] for k in trained if k != "overhead"} == {k: v for k, v in trained.items() if k != "overhead"}
+    assert r["report_command"].endswith("--report-only") and "report_commit" in r
+    assert "Provenance (written by `python -m bench.run`): commit `abc123`" in (tmp_path / "r.md").read_text()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from app import pipeline
+from app.workflow import pipeline
 from app.cli import main
 from app.estimate import STEP_SECONDS, plan_lines, seconds_per_step, stage_steps
-from app.pipeline import DEFAULTS, PRESETS, load_config_file, resolve, stage_argv
+from app.workflow.pipeline import DEFAULTS, PRESETS, load_config_file, resolve, stage_plan
 from elastic.weights import default_teacher_path, read_arch
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "run.toml"
@@ -33,8 +33,8 @@ def test_example_config_loads_and_documents_every_option(tmp_path):
 
 def test_columns_reach_the_teacher_command(tmp_path):
     o = resolve("quick", {"text_columns": ["q", "a"]}, {"label_column": "y"})
-    argv = stage_argv("teacher", tmp_path, o, resume=False)[0]
-    assert argv[argv.index("--text-columns") + 1] == "q,a" and argv[argv.index("--label-column") + 1] == "y"
+    (step,) = stage_plan("teacher", tmp_path, o, resume=False)
+    assert step.options.text_columns == ("q", "a") and step.options.label_column == "y"
 
 
 def test_steps_and_estimate_follow_the_measured_table():

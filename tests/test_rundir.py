@@ -1,4 +1,4 @@
-"""elastic/rundir.py: the one owner of run.json, the run-dir error and finding a stage's checkpoint."""
+"""elastic/rundir.py: the one owner of run.json, the run-dir error, the artifact list and finding a stage's checkpoint."""
 from __future__ import annotations
 
 import json
@@ -50,31 +50,36 @@ def test_find_stage_order_and_conditions(tmp_path):
     assert find_stage(tmp_path, ("teacher", "rewired")) == ("teacher", tmp_path / "teacher")
 
 
-def _doc_columns() -> dict[str, tuple[str, ...]]:
-    """file -> the column list that docs/ARTIFACTS.md gives for it (first backticked span of its row)."""
-    from pathlib import Path
-    import re
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "ARTIFACTS.md").read_text()
-    out = {}
-    for line in doc.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 3 and re.fullmatch(r"`[a-z_]+\.csv`", cells[0]):
-            span = re.search(r"`([^`]*)`", cells[2])
-            out[cells[0].strip("`")] = tuple(c.strip() for c in span.group(1).split(","))
-    return out
-
-
-def test_artifacts_doc_lists_the_schema_columns():
-    assert _doc_columns() == {name: s.columns for name, s in rundir.CSV_SCHEMAS.items()}, (
-        "docs/ARTIFACTS.md and elastic/rundir.py CSV_SCHEMAS disagree: change both together")
-
-
 def test_writers_use_the_schemas():
     from elastic.baselines import BASELINE_COLUMNS
     from elastic.evaluate import GRID_COLUMNS
-    from profiling.latency import LATENCY_COLUMNS
+    from profiling.latency_csv import LATENCY_COLUMNS
     from search.pareto import PARETO_COLUMNS, TRIALS_COLUMNS
     s = rundir.CSV_SCHEMAS
     assert GRID_COLUMNS == s[rundir.GRID_CSV].columns and LATENCY_COLUMNS == s[rundir.LATENCY_CSV].columns
     assert PARETO_COLUMNS == s[rundir.PARETO_CSV].columns and TRIALS_COLUMNS == s[rundir.TRIALS_CSV].columns
     assert BASELINE_COLUMNS == s[rundir.BASELINES_CSV].columns
+
+
+def test_json_writers_and_readers_check_one_schema(tmp_path):
+    """A JSON artifact is checked against `JSON_SCHEMAS` when written (a bug: nothing is written) and when the
+    dashboard reads it (a damaged file: one line naming the key)."""
+    import json
+
+    import pytest
+
+    from app.artifacts import ArtifactError, load_search
+    from elastic.rundir import JSON_SCHEMAS, SEARCH_JSON, write_json
+
+    good = {"scenario": "cpu-eager-t2-b1-s128", "objectives": ["metric", "latency"], "n_trials": 3}
+    with pytest.raises(ValueError, match="n_trials must be int"):
+        write_json(tmp_path / SEARCH_JSON, {**good, "n_trials": "3"}, schema=SEARCH_JSON)
+    assert not (tmp_path / SEARCH_JSON).exists()
+    with pytest.raises(ValueError, match="missing key"):
+        write_json(tmp_path / SEARCH_JSON, {"scenario": "x"}, schema=SEARCH_JSON)
+    write_json(tmp_path / SEARCH_JSON, good, schema=SEARCH_JSON)
+    assert load_search(tmp_path / SEARCH_JSON)["n_trials"] == 3
+    (tmp_path / SEARCH_JSON).write_text(json.dumps({**good, "n_trials": True}))  # a bool is not a count
+    with pytest.raises(ArtifactError) as e:
+        load_search(tmp_path / SEARCH_JSON)
+    assert str(e.value) == JSON_SCHEMAS[SEARCH_JSON].problem("search.json", {**good, "n_trials": True})

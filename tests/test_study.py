@@ -19,9 +19,13 @@ from optuna.trial import TrialState
 
 from elastic.config import SubnetConfig
 from search.budget import StudyBudget
-from search.evaluator import CachedEvaluator, EvalCache, RunContext, RunDirError, could_reach_front
+from search.eval_cache import CachedEvaluator, EvalCache
+from search.evaluator import RunContext, RunDirError
+from search.fidelity import could_reach_front
+from search.objective import Objective, build_objective
+from search.options import SearchOptions
 from search.space import params_for, suggest_subnet
-from search.study import Objective, SearchOptions, build_objective, open_study, run_search
+from search.study import open_study, run_search
 from tests.helpers_search import SCENARIO, make_tiny_run
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -15,7 +15,8 @@ import torch
 from elastic.config import SubnetConfig
 from elastic.data import EncodedSplit
 from elastic.model import ElasticBertForSequenceClassification
-from elastic.train import BatchPlan, LoopConfig, Stage, run_step, step_plan, train_stage
+from elastic.loop import BatchPlan, LoopConfig
+from elastic.train import Stage, run_step, step_plan, train_stage
 from elastic.weights import CheckpointError, save_checkpoint
 from tests.conftest import TINY
 
@@ -153,7 +154,8 @@ def _write_teacher(root: Path, vocab: int = TINY.vocab_size) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from elastic.stages import StageOptions, run_rewire, run_stage
+    from elastic.stage_options import StageOptions
+    from elastic.stages import run_rewire, run_stage
     base = tmp_path_factory.mktemp("pipeline")
     task, teacher = _write_task(base / "task", 0), _write_teacher(base / "teacher")
     run = base / "run"
@@ -184,7 +186,8 @@ def test_pipeline_writes_the_run_directory(tiny_run):
 
 def test_finished_stage_is_not_rerun_and_cli_evaluates(tiny_run, capsys):
     from app.cli import main
-    from elastic.stages import StageOptions, run_stage
+    from elastic.stage_options import StageOptions
+    from elastic.stages import run_stage
     before = (tiny_run["run"] / "stage1" / "model.safetensors").stat().st_mtime_ns
     info = run_stage(tiny_run["run"], Stage.STAGE1, StageOptions(max_steps=5, progress=False))
     assert info["skipped"] and info["steps"] == 2
@@ -211,7 +214,7 @@ def test_bad_inputs_give_one_clear_message(tiny_run, tmp_path, capsys):
     assert main(["train-stage2", "--run-dir", str(fresh), "--teacher", str(wrong_vocab), "--max-steps", "1",
                  "--no-progress"]) == 2
     assert "vocabulary of 120 tokens" in capsys.readouterr().err
-    from elastic.stages import check_compatible
+    from elastic.prepare import check_compatible
     other_arch = ElasticBertForSequenceClassification(TINY.__class__(**{**TINY.to_dict(), "num_layers": 2}), 2)
     with pytest.raises(CheckpointError, match="another architecture"):
         check_compatible(tiny(), other_arch, "x")

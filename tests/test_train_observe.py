@@ -11,9 +11,9 @@ import pytest
 from app import charts as C
 from elastic.data import TaskData
 from elastic.stages import majority_accuracy, stuck_subnets, stuck_warning
-from elastic.train import (LOSS_WEIGHTS, LoopConfig, LossWeights, Stage, loss_weights, run_step, step_plan,
-                           subnet_name, train_stage)
-from elastic.train import BatchPlan
+from elastic.loop import LoopConfig
+from elastic.train import LOSS_WEIGHTS, LossWeights, Stage, loss_weights, run_step, step_plan, subnet_name, train_stage
+from elastic.loop import BatchPlan
 from tests.conftest import TINY
 from tests.test_train import tiny, tiny_data
 

@@ -12,14 +12,14 @@ import pandas as pd
 import streamlit as st
 
 from app import artifacts as A
-from elastic.rundir import DYNABERT_STAGES
+from elastic.rundir import CSV_SCHEMAS, DYNABERT_STAGES
 
 LOADERS: dict[str, Callable[[Path], Any]] = {
     "run.json": A.load_run_json,
     "importance.json": A.load_importance,
     "predictor.json": A.load_predictor,
     "search.json": A.load_search,
-    **{name: A.load_csv for name in A.CSV_SCHEMAS},
+    **{name: A.load_csv for name in CSV_SCHEMAS},
 }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -51,35 +50,22 @@ def _show_export(info: A.ExportInfo, key: str) -> None:
                        file_name=f"{info.name}.zip", mime="application/zip", key=f"{key}-zip", on_click="ignore")
 
 
-def run_cli_export(run: Path, cfg, name: str, *, trial: int | None, force: bool, onnx: bool,
-                   measure: bool) -> tuple[bool, str]:
-    """Run `dynabert export` in-process for one config; (succeeded, message with its output)."""
+def run_export(run: Path, cfg, name: str, *, trial: int | None, force: bool, onnx: bool,
+               measure: bool) -> tuple[bool, str]:
+    """Export one config with the same function as `dynabert export`; (succeeded, message with its output)."""
+    from app.workflow.export import ExportOptions, export
+
+    buf = io.StringIO()
     try:
-        from app.cli import build_parser
-    except ImportError as e:
-        return False, f"Export is not available in this installation ({e}). Use `dynabert export` instead."
-    with tempfile.TemporaryDirectory() as tmp:
-        argv = ["export", "--run-dir", str(run), "--name", name]
-        if trial is not None:
-            argv += ["--trial", str(trial)]
-        else:
-            cfg_file = Path(tmp) / "config.json"
-            cfg_file.write_text(cfg.to_json())
-            argv += ["--subnet", str(cfg_file)]
-        argv += (["--force"] if force else []) + ([] if onnx else ["--no-onnx"]) + ([] if measure else ["--no-measure"])
-        buf = io.StringIO()
-        try:
-            args = build_parser().parse_args(argv)
-            with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-                rc = int(args.func(args) or 0)
-        except SystemExit as e:  # argparse rejected the arguments
-            return False, f"Export failed: bad arguments {argv} (exit {e.code}): {buf.getvalue()}"
-        except Exception as e:  # noqa: BLE001 - a button must report, never crash the page
-            return False, f"Export failed ({type(e).__name__}): {e}"
-    # Keep the command's own lines, drop progress-bar redraws.
+        opts = ExportOptions(run_dir=run, name=name, trial=trial, config=None if trial is not None else cfg,
+                             force=force, onnx=onnx, measure=measure)
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+            written = export(opts)
+    except Exception as e:  # noqa: BLE001 - a button must report, never crash the page
+        return False, f"Export failed ({type(e).__name__}): {e}"
+    # Keep the export's own lines, drop progress-bar redraws.
     lines = [ln for ln in buf.getvalue().replace("\r", "\n").splitlines() if ln.strip() and "it/s]" not in ln]
-    out = "\n\n".join(lines[-6:])
-    return rc == 0, (f"Exported.\n\n{out}" if rc == 0 else f"Export failed (exit {rc}):\n\n{out}")
+    return True, f"Exported {len(written)} model(s).\n\n" + "\n\n".join(lines[-6:])
 
 
 # ---- new export
@@ -105,7 +91,7 @@ else:
         else:
             use_trial = "trial" in row and row.get("trial") == row.get("trial") and (run / "study.db").exists()
             with st.spinner("Exporting: loading the model, extracting the sub-network, writing files..."):
-                ok, log = run_cli_export(run, row["config"], name, trial=int(row.trial) if use_trial else None,
+                ok, log = run_export(run, row["config"], name, trial=int(row.trial) if use_trial else None,
                                          force=force, onnx=onnx, measure=measure)
             (st.success if ok else st.error)(log)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import artifacts as A
 from app import charts as C
+from app import run_index
 from app.app_pages.common import load, no_runs_page, runs_dir
+from elastic.rundir import CHECKPOINT_DIRS, REQUIRED
 
 st.title("Runs")
 root = runs_dir()
-runs = A.list_runs(root)
+runs = run_index.list_runs(root)
 if not runs:
     no_runs_page(root)
     st.stop()
@@ -31,10 +32,10 @@ name = st.session_state.get("run_name")
 if name and (root / name).is_dir():
     run = root / name
     st.subheader(f"Run `{name}`")
-    missing = A.missing_artifacts(run)
+    missing = run_index.missing_artifacts(run)
     if missing:
-        st.warning("Missing: " + ", ".join(f"`{m}` (written by `{A.ARTIFACTS[m]}`)" for m in missing))
-    ckpts = [d for d in A.CHECKPOINT_DIRS if (run / d).is_dir()]
+        st.warning("Missing: " + ", ".join(f"`{m}` (written by `{REQUIRED[m]}`)" for m in missing))
+    ckpts = [d for d in CHECKPOINT_DIRS if (run / d).is_dir()]
     st.markdown("Checkpoints: " + (", ".join(f"`{d}/`" for d in ckpts) if ckpts else "none"))
     meta = load(run, "run.json") or {}
     secs = meta.get("stage_seconds") or {}

@@ -1,10 +1,9 @@
-"""The work behind `dynabert baselines` (its parser, options and outputs: app/cli_baselines.py): train and
+"""The baselines action behind `dynabert baselines` (its parser: app/cli_baselines.py): train and
 evaluate DistilBERT-/TinyBERT-style students, the INT8 teacher and INT8 DynaBERT sub-networks, time them with
 the search's latency harness (own cache file, `<run>/baselines/latency_cache.jsonl`), append `baselines.csv`.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
@@ -16,10 +15,10 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from app.cli_runtime import runtime_from_args
 from elastic.baselines import (DistilWeights, Objective, Recipe, TinyWeights, append_baselines, make_projection,
                                train_baseline)
 from elastic.config import SelectSplit, SubnetConfig, grid
+from elastic.rundir import DONE_JSON, write_json
 from elastic.data import compute_metrics
 from elastic.device import CPU_FP32, Runtime
 from elastic.evaluate import evaluate
@@ -27,7 +26,8 @@ from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.options import DEFAULT_LR, DEFAULT_SCENARIO, INT8_RUNTIMES, Int8Runtime, TinyBudget
 from elastic.students import (Student, checkpoint_student, distilbert_layers, distilbert_student, subnet_student)
-from elastic.train import BatchPlan, LoopConfig, best_dir
+from elastic.loop import BatchPlan, LoopConfig
+from elastic.train_state import best_dir
 
 
 @dataclass
@@ -65,7 +65,7 @@ class BaselineOptions:
         self.int8_runtimes = tuple(Int8Runtime(r) for r in self.int8_runtimes)
         if not 0 < self.width <= 1:
             raise ValueError(f"--width must be in (0, 1], got {self.width}")
-        from elastic.stages import SELECT_SPLITS
+        from elastic.config import SELECT_SPLITS
         if self.select_best not in SELECT_SPLITS:
             raise ValueError(f"--select-best must be one of {SELECT_SPLITS}, got '{self.select_best}'")
         if self.select_every < 1:
@@ -178,7 +178,8 @@ class _Ctx:
 
     def select_fn(self, student: Student) -> Optional[Callable[[int], float]]:
         """`--select-best`: the student's metric on the held-out train slice (or dev), as the DynaBERT stages."""
-        from elastic.stages import StageOptions, make_select_loader
+        from elastic.stage_options import StageOptions
+        from elastic.stages import make_select_loader
         loader = make_select_loader(self.prep, StageOptions(select_best=self.opts.select_best,
                                                        select_every=self.opts.select_every), self.run_dir)
         if loader is None:
@@ -242,13 +243,13 @@ def _trained(ctx: _Ctx, name: str, student: Student, phases: list[tuple[Objectiv
             shutil.rmtree(d, ignore_errors=True)
         if len(phases) > 1:
             save_checkpoint(student.model, phase_dir, {"objective": objective.value})
-            (phase_dir / "done.json").write_text(json.dumps({"steps": steps, "seconds": round(res.seconds, 2)}))
+            write_json(phase_dir / DONE_JSON, {"steps": steps, "seconds": round(res.seconds, 2)}, schema=DONE_JSON)
     save_checkpoint(student.model, out, {"baseline": name})
     info = {"steps": total, "epochs": round(total / ctx.spe, 4), "seconds": round(seconds, 2),
             "phases": {o.value: n for o, n in phases}, "temperature": temperature,
             "select_best": ctx.opts.select_best, **selected,
             "config": None if student.in_teacher is None else student.in_teacher.to_dict()}
-    (out / "done.json").write_text(json.dumps(info, indent=2))
+    write_json(out / DONE_JSON, info, schema=DONE_JSON)
     return student, total
 
 
@@ -266,7 +267,7 @@ def run_distilbert(ctx: _Ctx) -> list[dict[str, Any]]:
 def run_tinybert(ctx: _Ctx) -> list[dict[str, Any]]:
     arch = ctx.teacher.arch
     if ctx.opts.student_init:
-        from elastic.stages import load_any
+        from elastic.prepare import load_any
         student = checkpoint_student(load_any(ctx.opts.student_init, ctx.prep.task.num_labels), arch)
         name = "tinybert-init-" + Path(ctx.opts.student_init).name
     else:
@@ -304,7 +305,7 @@ def run_int8(ctx: _Ctx) -> list[dict[str, Any]]:
 
 
 def run_dynabert_int8(ctx: _Ctx) -> list[dict[str, Any]]:
-    from elastic.stages import load_stage_model
+    from elastic.prepare import load_stage_model
     model = load_stage_model(ctx.run_dir, ctx.opts.dynabert_stage, ctx.prep.task.num_labels)
     points = ctx.opts.dynabert_points or tuple((w, d) for w, d, _ in grid(model.arch))
     rows = []
@@ -329,8 +330,10 @@ def run_baselines(run_dir: str | Path, opts: BaselineOptions) -> list[dict[str, 
     Returns:
         The rows written (dicts with `elastic.baselines.BASELINE_COLUMNS`).
     """
-    from elastic.stages import REWIRED, StageOptions, load_stage_model, prepare, read_run
-    from profiling.latency import LatencyCache
+    from elastic.rundir import REWIRED, read_run
+    from elastic.stage_options import StageOptions
+    from elastic.prepare import load_stage_model, prepare
+    from profiling.latency_cache import LatencyCache
     run_dir = Path(run_dir)
     prep = prepare(run_dir, StageOptions(progress=opts.progress))
     # The rewired teacher computes the same function as teacher/ with heads/neurons ordered by importance;
@@ -350,17 +353,9 @@ def run_baselines(run_dir: str | Path, opts: BaselineOptions) -> list[dict[str, 
     return rows
 
 
-def options_from_args(args: argparse.Namespace) -> BaselineOptions:
-    """Turn parsed arguments into `BaselineOptions` (recipe `all` expands to every recipe)."""
-    recipes = tuple(Recipe) if "all" in args.recipe else tuple(dict.fromkeys(Recipe(r) for r in args.recipe))
-    distil = DistilWeights(soft=args.alpha_soft, hard=args.beta_hard, cosine=args.gamma_cos,
-                           temperature=args.temperature if args.temperature is not None else 2.0)
-    return BaselineOptions(
-        recipes=recipes, student_init=args.student_init, layers=args.layers, depth=args.depth, width=args.width,
-        tinybert_budget=TinyBudget(args.tinybert_budget),
-        temperature=args.temperature, distil=distil, epochs=args.epochs, max_steps=args.max_steps,
-        batch_size=args.batch_size, lr=args.lr, scenarios=tuple(args.scenario or (DEFAULT_SCENARIO,)),
-        int8_runtimes=tuple(args.int8_runtime or INT8_RUNTIMES), dynabert_stage=args.dynabert_stage,
-        dynabert_points=args.dynabert_points, min_run_time_s=args.min_run_time, select_best=args.select_best,
-        select_every=args.select_every, save_every=args.save_every,
-        resume=args.resume, progress=not args.no_progress, runtime=runtime_from_args(args))
+def row_line(r: dict[str, Any]) -> str:
+    """One baselines.csv row as `dynabert baselines` prints it."""
+    def pct(v: Optional[float]) -> str:
+        return "-" if v is None else f"{v:.2f}%"
+    return (f"{r['name']:<34} {Recipe(r['recipe']).value:<13} {r['macs']:.3e} MACs  dev {pct(r['dev_metric'])}  "
+            f"test {pct(r['test_metric'])}  {r['latency_ms']:.2f} ms ({r['scenario']})")

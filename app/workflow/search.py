@@ -1,0 +1,83 @@
+"""The search action: an Optuna multi-objective study over per-layer sub-networks (resumed from its storage),
+then the front re-measured (pareto.csv, search.json)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from elastic.options import DEFAULT_SCENARIO
+from search.options import SearchOptions
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The study that ran, and the finalized front's summary (None with `finalize=False`)."""
+
+    study_name: str
+    storage_url: str
+    n_trials: int
+    run_dir: Path
+    scenario: str
+    summary: Optional[dict[str, Any]] = None
+
+    def lines(self) -> list[str]:
+        out = [f"study '{self.study_name}' in {self.storage_url}: {self.n_trials} trials, "
+               f"trials.csv written to {self.run_dir / 'trials.csv'}"]
+        s = self.summary
+        if s is not None:
+            out.append(f"Pareto front: {s['n_front']} configs (re-measured on {self.scenario}); hypervolume "
+                       f"{s['hypervolume']:.4g} (reference {s['reference_point']}); knee {s['knee_hash']} "
+                       f"(trial {s['knee_trial']}); pareto.csv and search.json in {self.run_dir}")
+        return out
+
+
+def default_scenario(run_dir: Path) -> str:
+    """The scenario of the run's search, else of its predictor, else the default one."""
+    for name, key in (("search.json", "scenario"), ("predictor.json", "scenario")):
+        f = Path(run_dir) / name
+        if f.exists():
+            try:
+                return str(json.loads(f.read_text())[key])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    return DEFAULT_SCENARIO
+
+
+def measure_fn(ctx, scenario_key: str) -> Callable[[Any], dict[str, Any]]:
+    """cfg -> the latency record of its extracted model on `scenario_key` (cached in the run directory)."""
+    from profiling.latency_cache import LatencyCache
+    from profiling.latency import measure
+    from profiling.scenario import Scenario
+
+    scenario = Scenario.parse(scenario_key).check(ctx.arch)
+    cache = LatencyCache(ctx.run_dir / "latency_cache.jsonl")
+    return lambda cfg: measure(ctx.model, cfg, scenario, cache=cache, count_fvcore=False)
+
+
+def search(opts: SearchOptions, *, finalize: bool = True) -> SearchResult:
+    """Run (or resume) the study to `opts.n_trials` trials; with `finalize`, re-measure the front and write
+    pareto.csv and search.json (test metrics too when the task has a test split)."""
+    from elastic.config import SubnetConfig
+    from search.evaluator import RunContext
+    from search.pareto import finalize as finalize_front
+    from search.objective import build_objective
+    from search.study import run_search
+
+    if not Path(opts.run_dir).is_dir():
+        raise FileNotFoundError(f"run directory {opts.run_dir} does not exist")
+    ctx = RunContext(opts.run_dir, stage=opts.stage, runtime=opts.runtime)
+    objective = build_objective(opts, ctx)
+    study = run_search(opts, objective=objective)
+    result = SearchResult(study_name=study.study_name, storage_url=opts.storage_url, n_trials=len(study.trials),
+                          run_dir=Path(opts.run_dir), scenario=opts.scenario)
+    if not finalize:
+        return result
+    full = objective.costs(SubnetConfig.full(ctx.arch))
+    has_test = "test" in ctx.task.splits
+    summary = finalize_front(study, run_dir=opts.run_dir, scenario=opts.scenario, objectives=opts.objectives,
+                             full_costs=[full[o] for o in opts.objectives[1:]],
+                             measure_fn=measure_fn(ctx, opts.scenario),
+                             test_fn=(lambda cfg: objective.evaluator(cfg, "test")) if has_test else None)
+    return SearchResult(**{**result.__dict__, "summary": summary})
