@@ -14,15 +14,15 @@ import math
 from typing import Any, Mapping
 
 # stage -> measured max length -> seconds per step (batch 32, all-MiniLM-L6-v2): results/pipeline_quick.json
-# stage_seconds / steps (teacher 85.41 s / 60, stage1 99.61 s / 20, stage2 174.86 s / 20).
+# stage_seconds / steps at commit b3f78a4 (teacher 60.69 s / 60, stage1 69.13 s / 20, stage2 227.27 s / 40).
 STEP_SECONDS: dict[str, dict[int, float]] = {
-    "teacher": {64: 85.41 / 60},
-    "stage1": {64: 99.61 / 20},
-    "stage2": {64: 174.86 / 20},
+    "teacher": {64: 60.69 / 60},
+    "stage1": {64: 69.13 / 20},
+    "stage2": {64: 227.27 / 40},
 }
 MEASURED_BATCH = 32
-# results/pipeline_quick.json "fingerprint" (load average 1.18 while it ran).
-MEASURED_ON = "AMD EPYC, 2 logical cores, torch 2.13.0+cpu (results/pipeline_quick.json)"
+# results/pipeline_quick.json "fingerprint" (alone on the machine: load average 0.0 before).
+MEASURED_ON = "Intel Xeon, 2 logical cores, torch 2.13.0+cpu (results/pipeline_quick.json)"
 # Stage 3 trains the 12 grid sub-networks with hard labels and no teacher: estimated at stage 2's rate (an upper
 # bound, since it has no teacher pass).
 _STAGE_TABLE = {"teacher": "teacher", "stage1": "stage1", "stage2": "stage2", "stage3": "stage2"}
