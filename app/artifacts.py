@@ -13,7 +13,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -147,9 +147,13 @@ def read_json(path: str | os.PathLike, written_by: str = "") -> dict[str, Any]:
 _NUM = (int, float)
 
 
-def _check_keys(name: str, data: dict[str, Any], schema: str) -> None:
-    """`data` against the JSON schema its writer used (`elastic.rundir.JSON_SCHEMAS`)."""
+def _check_keys(name: str, data: dict[str, Any], schema: str, *, shown: Sequence[str] = ()) -> None:
+    """`data` against the JSON schema its writer used (`elastic.rundir.JSON_SCHEMAS`), plus the optional keys
+    the dashboard shows (`shown`)."""
     problem = JSON_SCHEMAS[schema].problem(name, data)
+    missing = [k for k in shown if k not in data]
+    if problem is None and missing:
+        problem = f"{name}: missing key(s) {', '.join(missing)}"
     if problem:
         raise ArtifactError(problem)
 
@@ -195,7 +199,7 @@ def load_predictor(path: str | os.PathLike) -> dict[str, Any]:
     """predictor.json: scenario, kind, mape_pct, kendall_tau, n_heldout, points [{config_hash, predicted_ms,
     measured_ms}]. Returns the dict with `points` as a DataFrame."""
     data = read_json(path)
-    _check_keys("predictor.json", data, PREDICTOR_JSON)
+    _check_keys("predictor.json", data, PREDICTOR_JSON, shown=("mape_pct", "kendall_tau", "points"))
     for i, pt in enumerate(data["points"]):
         if not isinstance(pt, dict) or not all(k in pt for k in ("config_hash", "predicted_ms", "measured_ms")):
             raise ArtifactError(f"predictor.json: points[{i}] needs config_hash, predicted_ms, measured_ms")

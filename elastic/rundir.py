@@ -73,9 +73,9 @@ JSON_SCHEMAS: dict[str, JsonSchema] = {
                           "metric": (str,), "created": (str,), "stage_seconds": (dict,)}),
     IMPORTANCE_JSON: JsonSchema({"split": (str,), "n_examples": (int,), "head": (list,), "ffn": (list,),
                                  "head_order": (list,), "ffn_order": (list,)}, required=("head", "ffn")),
+    # a predictor is saved once fitted; its error report (mape_pct, kendall_tau, points) comes with profiling
     PREDICTOR_JSON: JsonSchema({"scenario": (str,), "kind": (str,), "mape_pct": _NUM, "kendall_tau": _NUM,
-                                "n_heldout": (int,), "points": (list,)},
-                               required=("scenario", "kind", "mape_pct", "kendall_tau", "points")),
+                                "n_heldout": (int,), "points": (list,)}, required=("scenario", "kind")),
     SEARCH_JSON: JsonSchema({"scenario": (str,), "objectives": (list,), "reference_point": (list,),
                              "hypervolume": _NUM, "hypervolume_history": (list,), "knee_hash": (str,),
                              "n_trials": (int,), "seconds_per_trial": _NUM}, required=("scenario", "objectives", "n_trials")),
