@@ -14,14 +14,14 @@ import math
 from typing import Any, Mapping
 
 # stage -> measured max length -> seconds per step (batch 32, all-MiniLM-L6-v2): results/pipeline_quick.json
-# stage_seconds / steps at commit b3f78a4 (teacher 60.69 s / 60, stage1 69.13 s / 20, stage2 227.27 s / 40).
+# stage_seconds / steps at commit 59324ca (teacher 66.33 s / 60, stage1 73.85 s / 20, stage2 238.4 s / 40).
 STEP_SECONDS: dict[str, dict[int, float]] = {
-    "teacher": {64: 60.69 / 60},
-    "stage1": {64: 69.13 / 20},
-    "stage2": {64: 227.27 / 40},
+    "teacher": {64: 66.33 / 60},
+    "stage1": {64: 73.85 / 20},
+    "stage2": {64: 238.4 / 40},
 }
 MEASURED_BATCH = 32
-# results/pipeline_quick.json "fingerprint" (alone on the machine: load average 0.0 before).
+# results/pipeline_quick.json "fingerprint" (alone on the machine; load average 1.3 before, left by the bench before it).
 MEASURED_ON = "Intel Xeon, 2 logical cores, torch 2.13.0+cpu (results/pipeline_quick.json)"
 # Stage 3 trains the 12 grid sub-networks with hard labels and no teacher: estimated at stage 2's rate (an upper
 # bound, since it has no teacher pass).
