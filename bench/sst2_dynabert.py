@@ -17,8 +17,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from bench.common import RESULTS
+from bench.rundirs import git
+from bench.run import stamp
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference" / "official_dynabert_minilm_sst2.csv"
@@ -162,17 +165,10 @@ def vs_released(rows: list[dict], teacher: dict) -> dict:
 
 
 # Keys `python -m bench.run` adds when the training runs; a --report-only regeneration keeps them.
+# The keys `bench.run.stamp` writes its provenance line from.
+STAMPED = ("commit", "dirty", "command", "wall_seconds", "load_before", "load_after")
 PROVENANCE = ("commit", "commit_note", "dirty", "wall_seconds", "load_before", "load_after", "run_dirs",
               "script_command")
-
-
-def _head() -> str | None:
-    import subprocess
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def write_results(a: argparse.Namespace, overhead: dict[str, float], wall_s: float) -> None:
@@ -206,19 +202,16 @@ def write_results(a: argparse.Namespace, overhead: dict[str, float], wall_s: flo
         result["command"] = old.get("command", result["command"])
         result.update({k: old[k] for k in PROVENANCE if k in old})
         result["report_command"] = shlex.join(sys.argv)
-        result["report_commit"] = _head()
+        result["report_commit"] = git("rev-parse", "HEAD") or None
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    md = render_md(result)
-    if "load_before" in result:  # the training's provenance line (bench.run wrote it with the training)
-        md = md.rstrip() + (f"\n\nProvenance (written by `python -m bench.run`): commit `{result['commit']}`"
-                            f"{' (uncommitted changes)' if result.get('dirty') else ''}, {result['wall_seconds']:.0f} s, "
-                            f"load average {result['load_before']} before / {result['load_after']} after; command "
-                            f"`{result['command']}`.")
+    a.out.with_suffix(".md").write_text(render_md(result))
+    if "load_before" in result:  # the training's provenance line, as bench.run wrote it with the training
+        stamp(a.out.parent, SimpleNamespace(outputs=(a.out.name,)), {k: result[k] for k in STAMPED})
         if result.get("report_commit"):
-            md += f" This report was regenerated from the run directory at `{result['report_commit']}`."
-        md += "\n"
-    a.out.with_suffix(".md").write_text(md)
+            md = a.out.with_suffix(".md")
+            md.write_text(md.read_text().rstrip() + f" This report was regenerated from the run directory at "
+                          f"`{result['report_commit']}`.\n")
     print(f"wrote {a.out.with_suffix('.json')} and .md")
 
 
