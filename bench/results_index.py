@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from bench.freshness import report, result_stems
-from bench.registry import BENCHES, ROOT
+from bench.registry import BENCHES, RETIRED, ROOT
 
 SHOWN = {"py": "python", "results": "results", "runs": "runs", "shared": "../shared"}
 
@@ -55,6 +55,11 @@ def render(results_dir: Path = ROOT / "results") -> str:
         missing = "" if b.exists else " (script not on this branch yet)"
         lines.append(f"| `{b.name}`{missing} | {', '.join(b.outputs)} | `{shown_command(b.command)}` | {about} "
                      f"| {quick} |")
+    lines += ["", "## Retired", "",
+              "Benches taken out of the registry; their files are in git at the commit named "
+              "(`git show <commit>:results/<file>.md`), their figures are no longer cited.", "",
+              "| bench(es) | last files at | why retired |", "|---|---|---|"]
+    lines += [f"| {names} | `{commit}` | {why} |" for names, commit, why in RETIRED]
     absent = [s for s, why in stale.items() if why.startswith("not written yet")]
     if absent:
         lines += ["", "Not written yet: " + ", ".join(absent) + "."]

@@ -1,29 +1,5 @@
-"""Benchmark report helpers: the multi-seed baselines aggregation."""
+"""Benchmark report helpers."""
 from __future__ import annotations
-
-import pytest
-
-from bench.baselines_seeds import aggregate
-
-
-def _row(name: str, student: float, dyna: float, sdev: float = 80.0, ddev: float = 81.0) -> dict:
-    return {"name": name, "recipe": "distilbert", "dynabert_point": [1.0, 0.5], "macs": 10, "test_acc": student,
-            "dynabert_test_acc": dyna, "dev_acc": sdev, "dynabert_dev_acc": ddev}
-
-
-def test_aggregate_means_worst_seed_and_target_flags() -> None:
-    a = ("s1", {"rows": [_row("d3", 85.0, 87.0), _row("t3", 86.0, 86.5), _row("only_in_s1", 80.0, 90.0)]})
-    b = ("s2", {"rows": [_row("d3", 86.0, 86.5, 82.0, 81.0), _row("t3", 85.0, 86.5)]})
-    rows = {r["name"]: r for r in aggregate([a, b])}
-    assert set(rows) == {"d3", "t3"}  # a student missing from one seed is not averaged over fewer seeds
-    d3 = rows["d3"]
-    assert [p["diff_test"] for p in d3["per_seed"]] == [2.0, 0.5]
-    assert d3["mean_diff_test"] == pytest.approx(1.25) and d3["min_diff_test"] == 0.5
-    assert d3["mean_diff_dev"] == pytest.approx(0.0)
-    assert d3["target_met_on_mean"] and not d3["target_met_every_seed"]
-    t3 = rows["t3"]
-    assert t3["mean_diff_test"] == pytest.approx(1.0) and t3["target_met_on_mean"]
-    assert not t3["target_met_every_seed"]  # 0.5 in s1
 
 
 def test_baselines_bench_uses_only_a_front_of_the_compared_weights(tmp_path, capsys) -> None:

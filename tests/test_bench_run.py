@@ -76,7 +76,7 @@ def test_only_adds_the_benches_whose_run_directories_it_needs(tmp_path):
 
 def test_refuses_a_busy_machine_unless_forced(monkeypatch, capsys):
     monkeypatch.setattr(bench_run, "load_1min", lambda: 100.0)
-    assert bench_run.main(["--only", "trec_lr1e-4_seeds", "--results-dir", str(ROOT / "no-such-dir")]) == 3
+    assert bench_run.main(["--only", "model_parity_speed", "--results-dir", str(ROOT / "no-such-dir")]) == 3
     assert "--force" in capsys.readouterr().err
     assert not (ROOT / "no-such-dir").exists()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.freshness import has_history, report
-from bench.registry import BENCHES, ROOT, TOOLS, Bench
+from bench.registry import BENCHES, RETIRED, ROOT, TOOLS, Bench
 
 # Results measured before `make bench` existed (their `commit` is only the last commit that changed the file,
 # `dirty` unrecorded), or by older code: the issue-18
@@ -23,8 +23,7 @@ from bench.registry import BENCHES, ROOT, TOOLS, Bench
 # files (e.g. the parity branch's sst2_released_recipe, step_time_vs_released) adds their names here.
 STALE_UNTIL_REGENERATED = frozenset({
     "baselines", "baselines_lr1e-4", "search",
-    "sst2_dynabert", "sst2_dynabert_216steps", "sst2_dynabert_seed43", "stage2_probe", "trec_lr1e-4",
-    "trec_lr1e-4_seed43", "trec_lr1e-4_seeds", "trec_lr3e-4",
+    "sst2_dynabert", "sst2_dynabert_seed43",
     "sst2_released_recipe",  # the parity branch's bench: never run at full size yet
     # Measured at the code before the issue-15 restructuring (one training loop, workflow layer: the same
     # weights bit for bit on the equivalence checks, but the paths it depends on changed); it needs the released
@@ -60,6 +59,23 @@ def test_registry_is_consistent():
                     "__init__.py", "common.py", "registry.py", "run.py", "rundirs.py", "freshness.py",
                     "results_index.py", "search_metrics.py")]
     assert not unlisted, f"bench scripts in no registry entry (add them to BENCHES or TOOLS): {unlisted}"
+
+
+def test_retired_benches_are_out_of_the_registry_and_results():
+    registered = {b.name for b in BENCHES} | {s for b in BENCHES for s in b.outputs}
+    for names, commit, why in RETIRED:
+        assert why and len(commit) >= 7
+        for stem in (n.strip() for n in names.split(",")):
+            assert stem not in registered, f"{stem} is retired but still registered"
+            assert not (ROOT / "results" / f"{stem}.json").exists(), f"results/{stem}.json of a retired bench"
+            assert not (ROOT / "results" / f"{stem}.md").exists(), f"results/{stem}.md of a retired bench"
+            if HAS_GIT:  # the files are where the registry says a reader finds them
+                found = subprocess.run(["git", "cat-file", "-e", f"{commit}:results/{stem}.md"], cwd=ROOT)
+                assert found.returncode == 0, f"results/{stem}.md is not in commit {commit}"
+    cited = (ROOT / "README.md").read_text()
+    for names, _, _ in RETIRED:
+        for stem in (n.strip() for n in names.split(",")):
+            assert f"results/{stem}." not in cited, f"the README still cites retired results/{stem}"
 
 
 def _git(repo: Path, *args: str) -> str:
