@@ -99,7 +99,8 @@ def main() -> None:
     ap.add_argument("--parallel", action="store_true",
                     help="train the two students at once, one `dynabert baselines` process each (--threads each)")
     ap.add_argument("--full-depth-tinybert", action="store_true",
-                    help="also report a TinyBERT student of width 0.5 on all layers (split budget) when trained")
+                    help="also train (unless --skip-train) and report a TinyBERT student of width 0.5 on all "
+                         "layers (split budget)")
     ap.add_argument("--skip-train", action="store_true", help="only report students already trained")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -127,12 +128,12 @@ def main() -> None:
         log("TinyBERT-style student: rewired teacher cut to width 0.5 (6 heads, FFN 768) on layers 0, 2, 4")
         rows += run_baselines(run_dir, BaselineOptions(recipes=(Recipe.TINYBERT,), depth=3, width=0.5, **common))
     full_depth = run_dir / "baselines" / "tinybert-w0.5-L0-1-2-3-4-5" / "done.json"
-    if args.full_depth_tinybert and full_depth.exists():
+    if args.full_depth_tinybert and (not args.skip_train or full_depth.exists()):
         log("TinyBERT-style student at full depth: width 0.5 on all 6 layers (split budget), vs DynaBERT_W")
         rows += run_baselines(run_dir, BaselineOptions(recipes=(Recipe.TINYBERT,), depth=6, width=0.5,
                                                        **{**common, "tinybert_budget": TinyBudget.SPLIT}))
     elif args.full_depth_tinybert:
-        log(f"skipped the full-depth TinyBERT student: {full_depth} does not exist")
+        log(f"skipped the full-depth TinyBERT student (--skip-train): {full_depth} does not exist")
     log("INT8 teacher (eager-int8, ort-int8)")
     rows += run_baselines(run_dir, BaselineOptions(recipes=(Recipe.INT8,), **common))
     grid_df, stage = dynabert_points(run_dir)

@@ -118,7 +118,7 @@ BENCHES: tuple[Bench, ...] = (
         sources=(*TRAINING, *BASELINES, *LATENCY, "search/pareto.py", "search/evaluator.py", "search/eval_cache.py",
                  "search/fidelity.py"),
         command=(("{py}", "-m", "bench.baselines", "--run-dir", "{runs}/sst2_dynabert", "--max-steps", "433",
-                  "--tinybert-budget", "per-phase", "--full-depth-tinybert", "--threads", "1"),),
+                  "--tinybert-budget", "per-phase", "--full-depth-tinybert", "--threads", "2"),),
         quick_skip="trains two students on SST-2 from a trained run (sst2_dynabert)",
         requires=("sst2_dynabert",), expected_minutes=60,
         measures="DistilBERT-/TinyBERT-style students and the INT8 teacher vs the DynaBERT point of nearest MACs "
