@@ -10,7 +10,7 @@ from app.cli_common import add_run_dir, add_task_args, task_kwargs
 from app.cli_runtime import add_runtime_args, runtime_from_args
 from elastic.config import IMPORTANCE_SPLITS, SELECT_SPLITS, SubnetConfig
 from elastic.options import (ADAM_EPS_MODES, BATCHINGS, IMPORTANCE_GRADS, IMPORTANCE_ORDERS, PADDINGS,
-                             TEACHER_WIDTHS)
+                             SUBNET_FORWARDS, TEACHER_WIDTHS)
 from elastic.stage_options import stage_defaults
 
 D = stage_defaults()  # every flag's default is StageOptions' own
@@ -97,6 +97,11 @@ def _training(p: argparse.ArgumentParser, stage: StageName) -> None:
                             "released code)")
         p.add_argument("--hard-weight", type=float, default=D["hard_weight"],
                        help="weight of a hard-label cross-entropy added to the distillation loss (default 0)")
+        p.add_argument("--subnet-forward", choices=SUBNET_FORWARDS, default=D["subnet_forward"],
+                       help="each sub-network of a step on its own (separate: the released code, default), or "
+                            "shared-prefix: the embedding output once per step and each layer prefix once per "
+                            "group of sub-networks with the same first layer (fewer layer passes; the sharing "
+                            "sub-networks share those layers' dropout masks)")
     if "select" in flags:
         p.add_argument("--select-best", choices=SELECT_SPLITS, default=D["select_best"],
                        help="model selection: every --select-every steps (and at the end) score the sum of the "
@@ -109,7 +114,7 @@ def _training(p: argparse.ArgumentParser, stage: StageName) -> None:
 _OPTION_FLAGS = ("teacher", "epochs", "max_steps", "batch_size", "lr", "warmup_steps", "save_every", "resume",
                  "extra_subnets", "teacher_width", "widths", "depths", "augment", "mlm_checkpoint", "limit_train",
                  "select_best", "select_every", "importance_split", "max_length", "seed", "batching",
-                 "hidden_weight", "hard_weight", "padding", "adam_eps", "importance_grads",
+                 "hidden_weight", "hard_weight", "padding", "adam_eps", "subnet_forward", "importance_grads",
                  "importance_order", "importance_batch_size")
 
 

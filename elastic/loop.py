@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 from elastic.config import GRID_DEPTHS, GRID_WIDTHS
 from elastic.data import EncodedSplit, PadCollator
 from elastic.device import CPU_FP32, Amp, Runtime
-from elastic.options import ADAM_EPS_MODES, BATCHINGS, DEFAULT_LR, TEACHER_WIDTHS, AdamEps, Batching, TeacherWidth
+from elastic.options import (ADAM_EPS_MODES, BATCHINGS, DEFAULT_LR, SUBNET_FORWARDS, TEACHER_WIDTHS, AdamEps, Batching,
+                             SubnetForward, TeacherWidth)
 from elastic.train_state import (CKPT_STATE, BestWeights, TrainResult, best_dir, load_training_state,
                                  save_training_state)
 
@@ -61,6 +62,8 @@ class LoopConfig:
             so the losses differ.
         adam_eps: "torch" (torch.optim.AdamW) or "released" (eps added before the bias correction,
             as transformers 2.x's AdamW: the update of parameters with tiny gradients differs).
+        subnet_forward: "separate" (each sub-network on its own, as the released code) or "shared-prefix"
+            (computations shared by several sub-networks of a step run once; see `elastic.train.run_step`).
     """
 
     total_steps: int
@@ -82,6 +85,7 @@ class LoopConfig:
     batching: Batching = "random"
     pad_to_length: int = 0
     adam_eps: AdamEps = "torch"
+    subnet_forward: SubnetForward = "separate"
 
     def __post_init__(self) -> None:
         if self.total_steps < 1:
@@ -106,6 +110,8 @@ class LoopConfig:
             raise ValueError(f"pad_to_length must be >= 0 (0 = pad to the longest example), got {self.pad_to_length}")
         if self.adam_eps not in ADAM_EPS_MODES:
             raise ValueError(f"adam_eps must be one of {ADAM_EPS_MODES}, got '{self.adam_eps}'")
+        if self.subnet_forward not in SUBNET_FORWARDS:
+            raise ValueError(f"subnet_forward must be one of {SUBNET_FORWARDS}, got '{self.subnet_forward}'")
 
 
 def lr_at(step: int, cfg: LoopConfig) -> float:

@@ -96,33 +96,48 @@ class ElasticBertForSequenceClassification(nn.Module):
         cfg = subnet if subnet is not None else SubnetConfig.full(self.arch)
         if subnet is not None:
             cfg.validate(self.arch)
+        x, mask = self.embed(input_ids, attention_mask, token_type_ids, word_embeds)
+        hidden, attns = [x], []
+        for j, (li, h, n) in enumerate(zip(cfg.layers, cfg.heads, cfg.ffn)):
+            gate = None if head_gates is None else head_gates[j][:h]
+            x, probs = self.run_layer(x, mask, li, h, n, gate=gate, output_attentions=output_attentions)
+            hidden.append(x)
+            attns.append(probs)
+        return ElasticOutput(logits=self.logits(x),
+                             hidden_states=tuple(hidden) if output_hidden_states else None,
+                             attentions=tuple(attns) if output_attentions else None)
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
+              token_type_ids: Optional[torch.Tensor] = None,
+              word_embeds: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The embedding output (B, S, H), the same for every sub-network, and the additive attention mask."""
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         x = self.bert.embeddings(input_ids, token_type_ids, word_embeds)
         mask = None if attention_mask is None else extended_attention_mask(attention_mask, x.dtype)
-        hidden, attns = [x], []
+        return x, mask
+
+    def run_layer(self, x: torch.Tensor, mask: Optional[torch.Tensor], li: int, h: int, n: int, *,
+                  gate: Optional[torch.Tensor] = None,
+                  output_attentions: bool = False) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Layer `li` with its first `h` heads and `n` FFN neurons on hidden states `x`; (output, attention
+        probabilities or None)."""
+        layer = self.bert.encoder.layer[li]
+        sa, ao = layer.attention.self, layer.attention.output
         hd, train = self.arch.head_dim, self.training
-        p_attn = self.attention_probs_dropout_prob if train else 0.0
-        for j, (li, h, n) in enumerate(zip(cfg.layers, cfg.heads, cfg.ffn)):
-            layer = self.bert.encoder.layer[li]
-            sa, ao = layer.attention.self, layer.attention.output
-            inner = h * hd
-            gate = None if head_gates is None else head_gates[j][:h]
-            # Q/K/V keep their first `h` heads (rows); the output projection the matching columns.
-            ctx, probs = multi_head_attention(
-                x, _rows(sa.query.weight, inner), _rows(sa.query.bias, inner), _rows(sa.key.weight, inner),
-                _rows(sa.key.bias, inner), _rows(sa.value.weight, inner), _rows(sa.value.bias, inner), h, hd,
-                mask, p_attn, gate=gate, return_probs=output_attentions)
-            a = F.linear(ctx, _cols(ao.dense.weight, inner), ao.dense.bias)
-            x = ao.LayerNorm(F.dropout(a, self.hidden_dropout_prob, train) + x)
-            # FFN-in keeps its first `n` rows, FFN-out the matching columns.
-            mid = layer.act(F.linear(x, _rows(layer.intermediate.dense.weight, n),
-                                     _rows(layer.intermediate.dense.bias, n)))
-            o = F.linear(mid, _cols(layer.output.dense.weight, n), layer.output.dense.bias)
-            x = layer.output.LayerNorm(F.dropout(o, self.hidden_dropout_prob, train) + x)
-            hidden.append(x)
-            attns.append(probs)
-        logits = sequence_logits(x, self.bert.pooler, self.dropout, self.classifier)
-        return ElasticOutput(logits=logits,
-                             hidden_states=tuple(hidden) if output_hidden_states else None,
-                             attentions=tuple(attns) if output_attentions else None)
+        inner = h * hd
+        # Q/K/V keep their first `h` heads (rows); the output projection the matching columns.
+        ctx, probs = multi_head_attention(
+            x, _rows(sa.query.weight, inner), _rows(sa.query.bias, inner), _rows(sa.key.weight, inner),
+            _rows(sa.key.bias, inner), _rows(sa.value.weight, inner), _rows(sa.value.bias, inner), h, hd,
+            mask, self.attention_probs_dropout_prob if train else 0.0, gate=gate, return_probs=output_attentions)
+        a = F.linear(ctx, _cols(ao.dense.weight, inner), ao.dense.bias)
+        x = ao.LayerNorm(F.dropout(a, self.hidden_dropout_prob, train) + x)
+        # FFN-in keeps its first `n` rows, FFN-out the matching columns.
+        mid = layer.act(F.linear(x, _rows(layer.intermediate.dense.weight, n), _rows(layer.intermediate.dense.bias, n)))
+        o = F.linear(mid, _cols(layer.output.dense.weight, n), layer.output.dense.bias)
+        return layer.output.LayerNorm(F.dropout(o, self.hidden_dropout_prob, train) + x), probs
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier head on the last kept layer's hidden states."""
+        return sequence_logits(x, self.bert.pooler, self.dropout, self.classifier)

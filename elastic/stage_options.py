@@ -11,7 +11,8 @@ from typing import Any, Optional
 from elastic.config import GRID_DEPTHS, GRID_WIDTHS, SELECT_SPLITS, ImportanceSplit, SelectSplit
 from elastic.device import CPU_FP32, Runtime
 from elastic.options import (ADAM_EPS_MODES, BATCHINGS, DEFAULT_LR, IMPORTANCE_GRADS, IMPORTANCE_ORDERS, PADDINGS,
-                             TEACHER_WIDTHS, AdamEps, Batching, ImportanceGrads, ImportanceOrder, Padding, TeacherWidth)
+                             SUBNET_FORWARDS, TEACHER_WIDTHS, AdamEps, Batching, ImportanceGrads, ImportanceOrder,
+                             Padding, SubnetForward, TeacherWidth)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class StageOptions:
     batching: Batching = "random"
     padding: Padding = "longest"
     adam_eps: AdamEps = "torch"
+    subnet_forward: SubnetForward = "separate"
     importance_grads: ImportanceGrads = "per-batch"
     importance_order: ImportanceOrder = "by-length"
     importance_batch_size: int = 32
@@ -56,7 +58,7 @@ class StageOptions:
     def __post_init__(self) -> None:
         for name, allowed in (("padding", PADDINGS), ("importance_grads", IMPORTANCE_GRADS),
                               ("importance_order", IMPORTANCE_ORDERS), ("batching", BATCHINGS),
-                              ("adam_eps", ADAM_EPS_MODES), ("teacher_width", TEACHER_WIDTHS),
+                              ("adam_eps", ADAM_EPS_MODES), ("subnet_forward", SUBNET_FORWARDS), ("teacher_width", TEACHER_WIDTHS),
                               ("select_best", SELECT_SPLITS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name.replace('_', '-')} must be one of {allowed}, got '{getattr(self, name)}'")

@@ -124,7 +124,8 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
                       widths=tuple(opts.widths), depths=tuple(opts.depths), extra_subnets=opts.extra_subnets,
                       teacher_width=opts.teacher_width, select_every=opts.select_every if select_loader else 0,
                       hidden_weight=opts.hidden_weight, hard_weight=opts.hard_weight, batching=opts.batching,
-                      pad_to_length=prep.max_length if opts.padding == "max_length" else 0, adam_eps=opts.adam_eps)
+                      pad_to_length=prep.max_length if opts.padding == "max_length" else 0, adam_eps=opts.adam_eps,
+                      subnet_forward=opts.subnet_forward)
     ckpt = out_dir / "ckpt"
     if (ckpt / "state.json").exists() and not opts.resume:
         raise RunDirError(f"{ckpt} holds an interrupted {stage.value} run: add --resume to continue it, "

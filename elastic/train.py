@@ -21,8 +21,9 @@ from elastic.config import GRID_DEPTHS, GRID_WIDTHS, SubnetConfig
 from elastic.data import EncodedSplit
 from elastic.device import CPU_FP32, Amp, Runtime
 from elastic.loop import LoopConfig, train_loop
+from elastic.options import SubnetForward
 from elastic.losses import distillation_loss, hard_label_loss, matched_teacher_indices
-from elastic.model import ElasticBertForSequenceClassification
+from elastic.model import ElasticBertForSequenceClassification, ElasticOutput
 from elastic.train_state import TrainResult
 
 
@@ -132,7 +133,8 @@ class SharedWordLookup:
 def run_step(student: ElasticBertForSequenceClassification,
              teacher: Optional[ElasticBertForSequenceClassification], batch: dict[str, torch.Tensor],
              plan: list[Planned], stage: Stage, *, is_regression: bool, scale: float = 1.0,
-             weights: Optional[LossWeights] = None, amp: Optional[Amp] = None) -> dict[str, Any]:
+             weights: Optional[LossWeights] = None, amp: Optional[Amp] = None,
+             subnet_forward: SubnetForward = "separate") -> dict[str, Any]:
     """Forward + backward of every planned sub-network on one batch; gradients accumulate in `.grad`.
 
     Args:
@@ -146,12 +148,16 @@ def run_step(student: ElasticBertForSequenceClassification,
         weights: loss weights of distillation (default: the stage's, as the released code).
         amp: device/precision helper: forward passes run under its autocast, backward through its
             grad scaler (None: fp32, plain backward).
+        subnet_forward: "separate" runs each sub-network on its own (the released code); "shared-prefix"
+            computes the embedding output once per step and each layer prefix once per group of sub-networks
+            whose first layer is the same (`SharedPrefixForward`): fewer layer passes, and the sub-networks
+            sharing a computation share its dropout masks. Without dropout both give the same gradients.
 
     Returns:
         {"loss": sum over sub-networks, "logit": ..., "hidden": ..., "hard": ...} as floats (unscaled),
         and "per_subnet": one {"loss", "logit", "hidden", "hard"} dict per planned sub-network.
     """
-    ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+    ids = batch["input_ids"]
     totals: dict[str, Any] = {"loss": 0.0, "logit": 0.0, "hidden": 0.0, "hard": 0.0, "per_subnet": []}
     if ids.shape[0] == 0:
         return totals
@@ -159,15 +165,36 @@ def run_step(student: ElasticBertForSequenceClassification,
     teacher_cache: dict[SubnetConfig, Any] = {}
     amp = amp or CPU_FP32.amp()
     words = SharedWordLookup(student, ids)
-    for p in plan:
-        with amp.runtime.autocast():
-            loss, parts = _planned_loss(student, teacher, batch, p, stage, teacher_cache, w, is_regression,
-                                        words.leaf)
-        amp.backward(loss * scale)
-        parts["loss"] = float(loss.detach())
+    by_plan: dict[int, dict[str, float]] = {}
+
+    def add(parts: dict[str, float]) -> None:
         for k in ("loss", "logit", "hidden", "hard"):
             totals[k] += parts.get(k, 0.0)
         totals["per_subnet"].append(parts)
+    if subnet_forward == "shared-prefix":
+        shared = SharedPrefixForward(student, batch, words.leaf, amp)
+        for group in shared.groups(plan):
+            losses = []
+            for p in group:
+                with amp.runtime.autocast():
+                    out = shared.output(p.student, with_hidden=p.teacher is not None)
+                    loss, parts = _loss_of(out, p, student, teacher, batch, stage, teacher_cache, w, is_regression)
+                parts["loss"] = float(loss.detach())
+                losses.append(loss)
+                by_plan[id(p)] = parts
+            amp.backward(torch.stack(losses).sum() * scale)  # one backward through the group's shared layers
+            shared.release()
+        shared.flush()
+        for p in plan:  # per-sub-network parts in plan order, as the separate path logs them
+            add(by_plan[id(p)])
+    else:
+        for p in plan:
+            with amp.runtime.autocast():
+                loss, parts = _planned_loss(student, teacher, batch, p, stage, teacher_cache, w, is_regression,
+                                            words.leaf)
+            amp.backward(loss * scale)
+            parts["loss"] = float(loss.detach())
+            add(parts)
     words.flush()
     return totals
 
@@ -178,15 +205,24 @@ def _planned_loss(student: ElasticBertForSequenceClassification,
                   is_regression: bool, words: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Forward pass and loss of one planned sub-network, with its loss parts (floats) for logging."""
     ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+    out = student(ids, mask, types, subnet=p.student, output_hidden_states=p.teacher is not None, word_embeds=words)
+    return _loss_of(out, p, student, teacher, batch, stage, teacher_cache, w, is_regression)
+
+
+def _loss_of(out: ElasticOutput, p: Planned, student: ElasticBertForSequenceClassification,
+             teacher: Optional[ElasticBertForSequenceClassification], batch: dict[str, torch.Tensor], stage: Stage,
+             teacher_cache: dict[SubnetConfig, Any], w: LossWeights,
+             is_regression: bool) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one planned sub-network from its output (hard labels, or distillation from the teacher
+    config `p.teacher`, whose forward runs once per step per teacher config)."""
     if p.teacher is None:
-        out = student(ids, mask, types, subnet=p.student, word_embeds=words)
         loss = hard_label_loss(out.logits, batch["labels"], is_regression)
         return loss, {"hard": float(loss.detach())}
     if p.teacher not in teacher_cache:  # one teacher forward per step per teacher width
+        ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
         with torch.no_grad():
             teacher_cache[p.teacher] = teacher(ids, mask, types, subnet=p.teacher, output_hidden_states=True)
     t = teacher_cache[p.teacher]
-    out = student(ids, mask, types, subnet=p.student, output_hidden_states=True, word_embeds=words)
     loss, parts = distillation_loss(
         out.logits, out.hidden_states, t.logits, t.hidden_states,
         matched_teacher_indices(p.student.layers, student.arch.num_layers),
@@ -196,6 +232,57 @@ def _planned_loss(student: ElasticBertForSequenceClassification,
         loss = loss + w.hard * hard
         parts["hard"] = float(hard.detach())
     return loss, parts
+
+
+class SharedPrefixForward:
+    """One step's sub-network outputs with shared computations computed once.
+
+    The embedding output is the same for every sub-network (the hidden size is never cut): it is computed once
+    and read through a leaf tensor whose gradient collects every group's backward; `flush` runs the embedding
+    backward once. Within a group (sub-networks whose first layer has the same heads and neurons), each layer
+    prefix (layer, heads, neurons, ...) runs once; the group's losses are summed and back-propagated together,
+    so a shared layer's backward runs once with the sum of its users' gradients.
+    """
+
+    def __init__(self, student: ElasticBertForSequenceClassification, batch: dict[str, torch.Tensor],
+                 words: torch.Tensor, amp: Amp) -> None:
+        self.student = student
+        with amp.runtime.autocast():
+            self.emb, self.mask = student.embed(batch["input_ids"], batch["attention_mask"],
+                                                batch["token_type_ids"], words)
+        self.leaf = self.emb.detach().requires_grad_(self.emb.requires_grad)
+        self.memo: dict[tuple, torch.Tensor] = {}
+
+    @staticmethod
+    def groups(plan: list[Planned]) -> list[list[Planned]]:
+        """The plan's sub-networks grouped by their first layer (plan order kept within and between groups)."""
+        out: dict[tuple, list[Planned]] = {}
+        for p in plan:
+            c = p.student
+            out.setdefault((c.layers[0], c.heads[0], c.ffn[0]) if c.layers else (), []).append(p)
+        return list(out.values())
+
+    def output(self, cfg: SubnetConfig, *, with_hidden: bool) -> ElasticOutput:
+        """Logits (and hidden states: the embedding output, then each kept layer's) of sub-network `cfg`."""
+        cfg.validate(self.student.arch)
+        x, hidden, key = self.leaf, [self.leaf], ()
+        for li, h, n in zip(cfg.layers, cfg.heads, cfg.ffn):
+            key += ((li, h, n),)
+            if key not in self.memo:
+                self.memo[key] = self.student.run_layer(x, self.mask, li, h, n)[0]
+            x = self.memo[key]
+            hidden.append(x)
+        return ElasticOutput(logits=self.student.logits(x), hidden_states=tuple(hidden) if with_hidden else None)
+
+    def release(self) -> None:
+        """Forget the finished group's layer outputs (their graph is freed by its backward)."""
+        self.memo.clear()
+
+    def flush(self) -> None:
+        """Back-propagate the collected gradient of the embedding output through the embeddings, once."""
+        if self.leaf.grad is not None:
+            self.emb.backward(self.leaf.grad)
+            self.leaf.grad = None
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------
@@ -216,7 +303,7 @@ class StageTrainee:
              rng: random.Random) -> tuple[dict[str, Any], int]:
         self.plan = step_plan(self.stage, self.student.arch, self.loop, rng)
         last = run_step(self.student, self.teacher, batch, self.plan, self.stage, is_regression=self.is_regression,
-                        scale=scale, weights=self.weights, amp=amp)
+                        scale=scale, weights=self.weights, amp=amp, subnet_forward=self.loop.subnet_forward)
         return last, len(self.plan)
 
     def record(self, done: int, lr: float, last: dict[str, Any], rate: float) -> dict[str, Any]:

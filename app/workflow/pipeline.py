@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "limit_train": None, "extra_subnets": 0, "teacher_width": "full", "importance_split": "train-heldout",
     "augment": 0, "mlm_checkpoint": None, "save_every": 100, "stage2_lr": None, "select_best": "off",
     "select_every": 50, "hard_weight": 0.0, "hidden_weight": None, "batching": "random",
-    "stage1_steps": None, "stage2_steps": None, "padding": "longest", "adam_eps": "torch",
+    "stage1_steps": None, "stage2_steps": None, "padding": "longest", "adam_eps": "torch", "subnet_forward": "separate",
     "importance_grads": "per-batch", "importance_order": "by-length", "importance_batch_size": 32,
     "scenario": DEFAULT_SCENARIO, "n_random": 50, "n_heldout": 50,
     "n_trials": 300, "sampler": "nsga2", "objectives": "metric,latency", "n_workers": 1, "storage": None,
@@ -68,7 +68,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # shows every sentence twice per stage: 2 epochs here (SST-2: --stage1-steps/--stage2-steps 433 give its budget).
     "released": {"max_length": 64, "lr": 2e-5, "teacher_epochs": 3.0, "stage1_epochs": 2.0, "stage2_epochs": 2.0,
                  "importance_split": "dev", "select_best": "off", "teacher_width": "full", "extra_subnets": 0,
-                 "augment": 0, "padding": "max_length", "adam_eps": "released", "importance_grads": "cumulative",
+                 "augment": 0, "padding": "max_length", "adam_eps": "released", "subnet_forward": "separate",
+                 "importance_grads": "cumulative",
                  "importance_order": "file", "importance_batch_size": 8},
 }
 
@@ -210,7 +211,8 @@ def stage_plan(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
     if stage in ("stage1", "stage2"):
         extra: dict[str, Any] = {"augment": int(o["augment"] or 0), "mlm_checkpoint": o["mlm_checkpoint"],
                                  **_select(o), "hard_weight": float(o["hard_weight"] or 0.0),
-                                 "batching": o["batching"], "hidden_weight": _opt(o["hidden_weight"], float)}
+                                 "batching": o["batching"], "hidden_weight": _opt(o["hidden_weight"], float),
+                                 "subnet_forward": o["subnet_forward"]}
         if stage == "stage2":
             extra.update(extra_subnets=int(o["extra_subnets"]), teacher_width=o["teacher_width"])
         train = _training(o, lr, resume)
