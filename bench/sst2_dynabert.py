@@ -69,7 +69,7 @@ def measure_overhead(run_dir: Path, steps: int, threads: int, seed: int) -> dict
         b = batches.batch(i)
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        run_step(student, teacher, b, plan, Stage.STAGE2, is_regression=False)
+        run_step(student, teacher, b, plan, Stage.STAGE2, is_regression=False, subnet_forward=loop.subnet_forward)
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         opt.step()
         t_step = time.perf_counter() - t
@@ -86,7 +86,7 @@ def measure_overhead(run_dir: Path, steps: int, threads: int, seed: int) -> dict
     ratios = [s / a for s, a in zip(step_s, alone_s)]
     return {"overhead_ratio": statistics.median(ratios), "step_median_s": statistics.median(step_s),
             "standalone_sum_median_s": statistics.median(alone_s), "n_batches": len(ratios),
-            "subnets_per_step": len(plan)}
+            "subnets_per_step": len(plan), "subnet_forward": loop.subnet_forward}
 
 
 def main() -> int:
@@ -254,7 +254,8 @@ def render_md(r: dict) -> str:
     else:
         lines += ["", f"Overhead ratio (stage-2 step / sum of standalone fwd+bwd of its {o['subnets_per_step']} "
               f"sub-networks, median of {o['n_batches']} batches): **{r['overhead_ratio']:.3f}** "
-              f"(step {o['step_median_s']:.2f} s, standalone sum {o['standalone_sum_median_s']:.2f} s)."]
+              f"(step {o['step_median_s']:.2f} s, standalone sum {o['standalone_sum_median_s']:.2f} s; the step "
+              f"with `--subnet-forward {o.get('subnet_forward', 'separate')}`: below 1 when shared layers run once)."]
     lines += ["", "Wall-clock per stage (s): " + ", ".join(f"{k} {v:.0f}" for k, v in r["stage_seconds"].items()), ""]
     lines += ["## Setup notes", "",
               f"- Training data: {r['train_examples']} of the 6,920 SST-2 training sentences; the last "

@@ -62,8 +62,8 @@ class LoopConfig:
             so the losses differ.
         adam_eps: "torch" (torch.optim.AdamW) or "released" (eps added before the bias correction,
             as transformers 2.x's AdamW: the update of parameters with tiny gradients differs).
-        subnet_forward: "separate" (each sub-network on its own, as the released code) or "shared-prefix"
-            (computations shared by several sub-networks of a step run once; see `elastic.train.run_step`).
+        subnet_forward: "shared-prefix" (computations shared by several sub-networks of a step run once; see
+            `elastic.train.run_step`) or "separate" (each sub-network on its own, as the released code).
     """
 
     total_steps: int
@@ -85,7 +85,7 @@ class LoopConfig:
     batching: Batching = "random"
     pad_to_length: int = 0
     adam_eps: AdamEps = "torch"
-    subnet_forward: SubnetForward = "separate"
+    subnet_forward: SubnetForward = "shared-prefix"
 
     def __post_init__(self) -> None:
         if self.total_steps < 1:

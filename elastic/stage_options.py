@@ -48,7 +48,7 @@ class StageOptions:
     batching: Batching = "random"
     padding: Padding = "longest"
     adam_eps: AdamEps = "torch"
-    subnet_forward: SubnetForward = "separate"
+    subnet_forward: SubnetForward = "shared-prefix"
     importance_grads: ImportanceGrads = "per-batch"
     importance_order: ImportanceOrder = "by-length"
     importance_batch_size: int = 32

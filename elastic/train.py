@@ -134,7 +134,7 @@ def run_step(student: ElasticBertForSequenceClassification,
              teacher: Optional[ElasticBertForSequenceClassification], batch: dict[str, torch.Tensor],
              plan: list[Planned], stage: Stage, *, is_regression: bool, scale: float = 1.0,
              weights: Optional[LossWeights] = None, amp: Optional[Amp] = None,
-             subnet_forward: SubnetForward = "separate") -> dict[str, Any]:
+             subnet_forward: SubnetForward = "shared-prefix") -> dict[str, Any]:
     """Forward + backward of every planned sub-network on one batch; gradients accumulate in `.grad`.
 
     Args:

@@ -210,7 +210,7 @@ def run_ours(monkeypatch, stage: Stage, student, teacher, data: EncodedSplit, st
     monkeypatch.setattr(train_mod, "distillation_loss", recording)
     loop = LoopConfig(total_steps=steps, batch_size=BATCH, lr=LR, seed=42, widths=WIDTHS,
                       depths=DEPTHS if stage is Stage.STAGE2 else (1.0,), pad_to_length=pad_to_length, adam_eps=adam_eps,
-                      log_every=1000)
+                      subnet_forward="separate", log_every=1000)
     train_stage(student, teacher, stage, data, loop, is_regression=False, progress=False)
     return losses
 

@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "limit_train": None, "extra_subnets": 0, "teacher_width": "full", "importance_split": "train-heldout",
     "augment": 0, "mlm_checkpoint": None, "save_every": 100, "stage2_lr": None, "select_best": "off",
     "select_every": 50, "hard_weight": 0.0, "hidden_weight": None, "batching": "random",
-    "stage1_steps": None, "stage2_steps": None, "padding": "longest", "adam_eps": "torch", "subnet_forward": "separate",
+    "stage1_steps": None, "stage2_steps": None, "padding": "longest", "adam_eps": "torch", "subnet_forward": "shared-prefix",
     "importance_grads": "per-batch", "importance_order": "by-length", "importance_batch_size": 32,
     "scenario": DEFAULT_SCENARIO, "n_random": 50, "n_heldout": 50,
     "n_trials": 300, "sampler": "nsga2", "objectives": "metric,latency", "n_workers": 1, "storage": None,
