@@ -98,10 +98,10 @@ def _training(p: argparse.ArgumentParser, stage: StageName) -> None:
         p.add_argument("--hard-weight", type=float, default=D["hard_weight"],
                        help="weight of a hard-label cross-entropy added to the distillation loss (default 0)")
         p.add_argument("--subnet-forward", choices=SUBNET_FORWARDS, default=D["subnet_forward"],
-                       help="shared-prefix (default): the embedding output once per step and each layer prefix "
-                            "once per group of sub-networks with the same first layer (fewer layer passes; the "
-                            "sharing sub-networks share those layers' dropout masks); separate: each sub-network "
-                            "on its own, as the released code")
+                       help="shared-prefix (default): the embedding output and each layer prefix once per group "
+                            "of sub-networks with the same first layer (stage 2: the depths of one width; fewer "
+                            "layer passes, and the sharing sub-networks share those layers' dropout masks); "
+                            "separate: each sub-network on its own, as the released code")
     if "select" in flags:
         p.add_argument("--select-best", choices=SELECT_SPLITS, default=D["select_best"],
                        help="model selection: every --select-every steps (and at the end) score the sum of the "

@@ -36,7 +36,7 @@ IMPORTANCE_GRADS: tuple[str, ...] = get_args(ImportanceGrads)
 ImportanceOrder = Literal["by-length", "file"]
 IMPORTANCE_ORDERS: tuple[str, ...] = get_args(ImportanceOrder)
 # Each sub-network of a training step on its own (the released code), or shared computations once: the embedding
-# output per step, each layer prefix per group of sub-networks with the same first layer (elastic.train).
+# output and each layer prefix once per group of sub-networks with the same first layer (elastic.train).
 SubnetForward = Literal["separate", "shared-prefix"]
 SUBNET_FORWARDS: tuple[str, ...] = get_args(SubnetForward)
 # What the latency predictor is fitted on: interleaved ratios to the full model, or blocked medians.

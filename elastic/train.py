@@ -149,9 +149,9 @@ def run_step(student: ElasticBertForSequenceClassification,
         amp: device/precision helper: forward passes run under its autocast, backward through its
             grad scaler (None: fp32, plain backward).
         subnet_forward: "separate" runs each sub-network on its own (the released code); "shared-prefix"
-            computes the embedding output once per step and each layer prefix once per group of sub-networks
-            whose first layer is the same (`SharedPrefixForward`): fewer layer passes, and the sub-networks
-            sharing a computation share its dropout masks. Without dropout both give the same gradients.
+            computes the embedding output and each layer prefix once per group of sub-networks whose first
+            layer is the same (`SharedPrefixForward`): fewer layer passes, and the sub-networks sharing a
+            computation share its dropout masks. Without dropout both give the same gradients.
 
     Returns:
         {"loss": sum over sub-networks, "logit": ..., "hidden": ..., "hard": ...} as floats (unscaled),
@@ -172,19 +172,18 @@ def run_step(student: ElasticBertForSequenceClassification,
             totals[k] += parts.get(k, 0.0)
         totals["per_subnet"].append(parts)
     if subnet_forward == "shared-prefix":
-        shared = SharedPrefixForward(student, batch, words.leaf, amp)
-        for group in shared.groups(plan):
+        for group in SharedPrefixForward.groups(plan):
             losses = []
-            for p in group:
-                with amp.runtime.autocast():
+            with amp.runtime.autocast():
+                shared = SharedPrefixForward(student, batch, words.leaf)
+                for p in group:
                     out = shared.output(p.student, with_hidden=p.teacher is not None)
                     loss, parts = _loss_of(out, p, student, teacher, batch, stage, teacher_cache, w, is_regression)
-                parts["loss"] = float(loss.detach())
-                losses.append(loss)
-                by_plan[id(p)] = parts
+                    parts["loss"] = float(loss.detach())
+                    losses.append(loss)
+                    by_plan[id(p)] = parts
             amp.backward(torch.stack(losses).sum() * scale)  # one backward through the group's shared layers
-            shared.release()
-        shared.flush()
+            del shared
         for p in plan:  # per-sub-network parts in plan order, as the separate path logs them
             add(by_plan[id(p)])
     else:
@@ -235,22 +234,20 @@ def _loss_of(out: ElasticOutput, p: Planned, student: ElasticBertForSequenceClas
 
 
 class SharedPrefixForward:
-    """One step's sub-network outputs with shared computations computed once.
+    """The outputs of one group of sub-networks (the same first layer: heads and neurons) with each shared
+    computation run once: the embedding output and every layer prefix (layer, heads, neurons, ...).
 
-    The embedding output is the same for every sub-network (the hidden size is never cut): it is computed once
-    and read through a leaf tensor whose gradient collects every group's backward; `flush` runs the embedding
-    backward once. Within a group (sub-networks whose first layer has the same heads and neurons), each layer
-    prefix (layer, heads, neurons, ...) runs once; the group's losses are summed and back-propagated together,
-    so a shared layer's backward runs once with the sum of its users' gradients.
+    The group's losses are then summed and back-propagated together, so a shared layer's backward also runs
+    once, with the sum of its users' gradients. The sub-networks of a group share those computations' dropout
+    masks; different groups draw their own, as separate passes do (stage 1, one sub-network per group, is
+    unchanged).
     """
 
     def __init__(self, student: ElasticBertForSequenceClassification, batch: dict[str, torch.Tensor],
-                 words: torch.Tensor, amp: Amp) -> None:
+                 words: torch.Tensor) -> None:
         self.student = student
-        with amp.runtime.autocast():
-            self.emb, self.mask = student.embed(batch["input_ids"], batch["attention_mask"],
-                                                batch["token_type_ids"], words)
-        self.leaf = self.emb.detach().requires_grad_(self.emb.requires_grad)
+        self.emb, self.mask = student.embed(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
+                                            words)
         self.memo: dict[tuple, torch.Tensor] = {}
 
     @staticmethod
@@ -265,7 +262,7 @@ class SharedPrefixForward:
     def output(self, cfg: SubnetConfig, *, with_hidden: bool) -> ElasticOutput:
         """Logits (and hidden states: the embedding output, then each kept layer's) of sub-network `cfg`."""
         cfg.validate(self.student.arch)
-        x, hidden, key = self.leaf, [self.leaf], ()
+        x, hidden, key = self.emb, [self.emb], ()
         for li, h, n in zip(cfg.layers, cfg.heads, cfg.ffn):
             key += ((li, h, n),)
             if key not in self.memo:
@@ -273,16 +270,6 @@ class SharedPrefixForward:
             x = self.memo[key]
             hidden.append(x)
         return ElasticOutput(logits=self.student.logits(x), hidden_states=tuple(hidden) if with_hidden else None)
-
-    def release(self) -> None:
-        """Forget the finished group's layer outputs (their graph is freed by its backward)."""
-        self.memo.clear()
-
-    def flush(self) -> None:
-        """Back-propagate the collected gradient of the embedding output through the embeddings, once."""
-        if self.leaf.grad is not None:
-            self.emb.backward(self.leaf.grad)
-            self.leaf.grad = None
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------

@@ -104,3 +104,19 @@ def test_with_dropout_shared_prefix_trains_and_differs_only_by_its_masks():
 def test_unknown_subnet_forward_is_refused():
     with pytest.raises(ValueError, match="subnet_forward"):
         LoopConfig(total_steps=1, subnet_forward="fused")
+
+
+def test_stage1_is_unchanged_with_dropout_on():
+    """Stage 1's sub-networks all differ in their first layer: one per group, so shared-prefix runs exactly the
+    separate passes, dropout masks included (the same random draws in the same order)."""
+    teacher, student = tiny(seed=0), tiny(dropout=0.1, seed=1)
+    batch = BatchPlan(tiny_data(16), 16, 1).batch(0)
+    plan = step_plan(Stage.STAGE1, TINY, LoopConfig(total_steps=1), random.Random(0))
+    assert [len(g) for g in SharedPrefixForward.groups(plan)] == [1] * len(plan)
+    student.train()
+    grads = {}
+    for mode in ("separate", "shared-prefix"):
+        torch.manual_seed(11)
+        out, grads[mode] = _step(student, teacher, batch, plan, Stage.STAGE1, mode)
+    for k, g in grads["separate"].items():
+        assert torch.equal(grads["shared-prefix"][k], g), k
