@@ -208,7 +208,7 @@ RETIRED: tuple[tuple[str, str, str], ...] = (
      "comparison on SST-2"),
 )
 # Scripts in bench/ that write no result file (tools), so that nothing in bench/ goes unlisted.
-TOOLS = ("bench/profile_step.py", "bench/screenshot.py", "bench/released_step_timer.py")
+TOOLS = ("bench/profile_step.py", "bench/screenshot.py", "bench/released_step_timer.py", "bench/subnet_forward_ab.py")
 
 
 def owner_of(stem: str) -> Bench | None:

@@ -120,3 +120,17 @@ def test_stage1_is_unchanged_with_dropout_on():
         out, grads[mode] = _step(student, teacher, batch, plan, Stage.STAGE1, mode)
     for k, g in grads["separate"].items():
         assert torch.equal(grads["shared-prefix"][k], g), k
+
+
+def test_the_step_time_tool_runs_both_modes_on_a_run(tmp_path, capsys):
+    import json
+
+    from bench.subnet_forward_ab import main
+    from tests.helpers_search import make_tiny_run
+    run = make_tiny_run(tmp_path)
+    assert main(["--run-dir", str(run), "--rounds", "2", "--threads", "1"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert [line.startswith("round ") for line in out[:-1]] == [True, True]
+    summary = json.loads(out[-1])
+    assert summary["rounds"] == 2 and summary["subnets_per_step"] == 12
+    assert summary["median_separate_s"] > 0 and summary["median_shared_prefix_s"] > 0
