@@ -23,7 +23,7 @@ from bench.registry import BENCHES, RETIRED, ROOT, TOOLS, Bench
 # files (e.g. the parity branch's sst2_released_recipe, step_time_vs_released) adds their names here.
 STALE_UNTIL_REGENERATED = frozenset({
     "baselines", "baselines_lr1e-4", "search",
-    "latency",  # its report's wording changed (bench/latency.py): re-run alone at the end of the session
+
     "sst2_dynabert_seed43",
     "pipeline_quick",  # the demo's training changed (shared-prefix stage 2): re-run `make bench ONLY=pipeline_quick`
     "sst2_released_recipe",  # the parity branch's bench: never run at full size yet
