@@ -27,7 +27,7 @@ SEARCH = ("search/", "app/cli_search.py", "app/cli_profile.py", "app/workflow/se
           "app/workflow/export.py")
 BASELINES = ("app/workflow/baselines.py", "app/cli_baselines.py")
 
-_SST2_RECIPE = ("--threads", "2", "--stage1-extra=--select-best heldout", "--extra=--lr 1e-4 --select-best heldout")
+_SST2_RECIPE = ("--threads", "2", "--stage1-extra=--select-best heldout", "--extra=--lr 2e-4 --select-best heldout")
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,8 @@ _TINY_RUN: Command = ("{py}", "-c", "import sys, pathlib; from tests.helpers_sea
                       "d = pathlib.Path(sys.argv[1]); (d / 'run').exists() or make_tiny_run(d)", "{runs}/tiny")
 
 BENCHES: tuple[Bench, ...] = (
-    _sst2("sst2_dynabert", "sst2_dynabert", *_SST2_RECIPE, minutes=110),
-    _sst2("sst2_dynabert_seed43", "sst2_dynabert_seed43", *_SST2_RECIPE, "--seed", "43", minutes=190),
+    _sst2("sst2_dynabert", "sst2_dynabert", *_SST2_RECIPE, minutes=60),
+    _sst2("sst2_dynabert_seed43", "sst2_dynabert_seed43", *_SST2_RECIPE, "--seed", "43", minutes=60),
     Bench(
         name="search", script="bench/search_bench.py", outputs=("search",), sources=(*SEARCH, *LATENCY),
         command=(("{py}", "-m", "bench.search_bench", "--run-dir", "{runs}/sst2_dynabert", "--scenario",

@@ -34,6 +34,51 @@ def run_cli(args: list[str], env: dict[str, str]) -> None:
     subprocess.run(cmd, check=True, cwd=ROOT, env=env)
 
 
+RECIPE_STAMP = "bench_recipe.json"
+STAGES = ("teacher", "stage1", "stage2")
+
+
+def recipe_of(a: argparse.Namespace) -> dict[str, list]:
+    """What each stage of this invocation trains with (a stage also depends on the stages before it)."""
+    return {"teacher": [str(a.data), a.teacher_epochs, a.seed, 64],
+            "stage1": [a.steps, *a.stage1_extra], "stage2": [a.steps, *a.extra]}
+
+
+def reconcile_recipe(run_dir: Path, recipe: dict[str, list]) -> list[str]:
+    """Keep a reused run directory's finished stages only while they were trained with `recipe`.
+
+    The first stage whose recorded recipe differs, and every stage after it, is set aside as
+    `<stage>.old-<UTC time>` (never deleted) so the CLI trains it again; a different teacher recipe is
+    refused (the teacher, its rewiring and every stage would change: use another run directory).
+    A run directory without a record (trained before records were kept, or new) gets today's.
+
+    Returns:
+        The stage folders set aside.
+    """
+    f = run_dir / RECIPE_STAMP
+    old = json.loads(f.read_text()) if f.is_file() else None
+    moved: list[str] = []
+    if old is not None and old != recipe:
+        first = next(s for s in STAGES if old.get(s) != recipe[s])
+        if first == "teacher":
+            raise SystemExit(f"{run_dir} holds a teacher trained with {old['teacher']} (data, epochs, seed, max "
+                             f"length), this run asks for {recipe['teacher']}: use another --run-dir")
+        stamp_s = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        for s in STAGES[STAGES.index(first):]:
+            if (run_dir / s).exists():
+                aside, n = run_dir / f"{s}.old-{stamp_s}", 1
+                while aside.exists():  # set aside twice within one second
+                    n += 1
+                    aside = run_dir / f"{s}.old-{stamp_s}-{n}"
+                (run_dir / s).rename(aside)
+                moved.append(aside.name)
+        print(f"{run_dir}: {first} was trained with {old[first]}, this run asks for {recipe[first]}; "
+              f"set aside: {', '.join(moved) or 'nothing (not trained yet)'}", flush=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps(recipe, indent=2) + "\n")
+    return moved
+
+
 def measure_overhead(run_dir: Path, steps: int, threads: int, seed: int) -> dict[str, float]:
     """Stage-2 step time / sum of the standalone fwd+bwd times of its sub-networks (same batches).
 
@@ -124,6 +169,7 @@ def main() -> int:
             overhead = measure_overhead(a.run_dir, a.overhead_batches, a.threads, a.seed) if done2 else {}
         write_results(a, overhead, time.time() - t0)
         return 0
+    reconcile_recipe(a.run_dir, recipe_of(a))
     run_cli(["train-teacher", *common, "--task", a.data, "--max-length", "64", "--epochs", str(a.teacher_epochs),
              "--seed", str(a.seed), "--save-every", "50", "--resume"], env)
     run_cli(["rewire", *common], env)

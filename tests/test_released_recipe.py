@@ -160,3 +160,39 @@ def test_sst2_bench_report_only_keeps_the_training_provenance(tmp_path, monkeypa
     assert {k: r[k] for k in trained if k != "overhead"} == {k: v for k, v in trained.items() if k != "overhead"}
     assert r["report_command"].endswith("--report-only") and "report_commit" in r
     assert "Provenance (written by `python -m bench.run`): commit `abc123`" in (tmp_path / "r.md").read_text()
+
+
+def test_sst2_bench_retrains_the_stages_whose_recipe_changed(tmp_path, capsys) -> None:
+    """A reused run directory keeps a finished stage only while it was trained with the asked recipe."""
+    from bench.sst2_dynabert import RECIPE_STAMP, reconcile_recipe
+
+    run_dir = tmp_path / "run"
+    base = {"teacher": ["sst2", 3.0, 42, 64], "stage1": [433, "--select-best", "heldout"],
+            "stage2": [433, "--lr", "1e-4", "--select-best", "heldout"]}
+
+    def trained() -> None:
+        for s in ("teacher", "rewired", "stage1", "stage2"):
+            (run_dir / s).mkdir(parents=True, exist_ok=True)
+            (run_dir / s / "done.json").write_text("{}")
+
+    trained()
+    assert reconcile_recipe(run_dir, base) == []  # no record yet: today's is written
+    assert json.loads((run_dir / RECIPE_STAMP).read_text()) == base
+    assert reconcile_recipe(run_dir, base) == []  # same recipe: everything kept
+    assert all((run_dir / s / "done.json").exists() for s in ("teacher", "rewired", "stage1", "stage2"))
+
+    hard = {**base, "stage2": [*base["stage2"], "--hard-weight", "1.0"]}
+    moved = reconcile_recipe(run_dir, hard)
+    assert [m.split(".old-")[0] for m in moved] == ["stage2"]
+    assert not (run_dir / "stage2").exists() and (run_dir / moved[0] / "done.json").exists()
+    assert (run_dir / "stage1" / "done.json").exists() and "stage2 was trained with" in capsys.readouterr().out
+    assert json.loads((run_dir / RECIPE_STAMP).read_text()) == hard
+
+    trained()
+    moved = reconcile_recipe(run_dir, {**hard, "stage1": [216]})  # an earlier stage: it and every later one
+    assert sorted(m.split(".old-")[0] for m in moved) == ["stage1", "stage2"]
+    assert (run_dir / "teacher" / "done.json").exists() and (run_dir / "rewired" / "done.json").exists()
+
+    with pytest.raises(SystemExit, match="use another --run-dir"):
+        reconcile_recipe(run_dir, {**hard, "teacher": ["sst2", 3.0, 43, 64]})
+    assert (run_dir / "teacher" / "done.json").exists()
