@@ -2,8 +2,8 @@
 architecture. Reads `<students-run>/baselines.csv` (from `dynabert baselines --lr ...`) and the DynaBERT run's
 grid.csv; writes results/<name>.{json,md}. Trains nothing.
 
-    python -m bench.baselines_at_lr --students-run runs/sst2_v2_students_lr1e-4 --dynabert-run runs/sst2_v2 \
-        --lr 1e-4 --name baselines_lr1e-4
+    python -m bench.baselines_at_lr --students-run runs/sst2_dynabert_students_lr2e-4 \
+        --dynabert-run runs/sst2_dynabert --lr 2e-4 --name baselines_lr2e-4
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def main() -> int:
     ap.add_argument("--students-run", type=Path, required=True)
     ap.add_argument("--dynabert-run", type=Path, required=True)
     ap.add_argument("--lr", type=float, required=True, help="the students' learning rate (for the report)")
-    ap.add_argument("--name", default="baselines_lr1e-4", help="results file stem")
+    ap.add_argument("--name", default="baselines_lr2e-4", help="results file stem")
     ap.add_argument("--task-name", default="SST-2", help="the task, for the report's title (SST-2)")
     ap.add_argument("--command", action="append", default=[], help="a command that trained the students")
     ap.add_argument("--stage", default="stage2", choices=("stage1", "stage2", "stage3"),
