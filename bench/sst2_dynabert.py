@@ -318,8 +318,9 @@ def render_md(r: dict) -> str:
               f"- {r['steps_per_stage']} steps of batch 32 = every training sentence about "
               f"{r['steps_per_stage'] * 32 / max(1, r['train_examples'] or 1):.1f} times per stage; the reference used "
               "433 steps (every sentence twice).",
-              f"- torch threads of the invocation that wrote this file: {r['fingerprint']['torch_threads']}. The machine is shared with other work (see the run "
-              "history): wall-clock seconds and the overhead ratio are indicative, not clean timings.", ""]
+              f"- torch threads of the invocation that wrote this file: {r['fingerprint']['torch_threads']}. Wall-clock "
+              "seconds and the overhead ratio are clean timings only when nothing else ran: the load before and "
+              "after is in the provenance line below; a reused run directory keeps the seconds of its training.", ""]
     if r.get("notes"):
         lines += ["## Run history", ""] + [f"- {n}" for n in r["notes"]] + [""]
     return "\n".join(lines) + "\n"
