@@ -9,7 +9,7 @@ hits both alike; each round runs `--steps` timed steps of each stage after one w
 through `bench/released_step_timer.py` (an optimizer post-step hook stamps each step). Writes
 `results/step_time_vs_released.{json,md}`: median step time per stage and code (ms), ratios ours/released.
 
-    .venv/bin/python -m bench.step_time_vs_released --run-dir runs/sst2_released_recipe --steps 20 --rounds 2
+    .venv/bin/python -m bench.step_time_vs_released --run-dir runs/sst2_dynabert --steps 20 --rounds 2
 """
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ def render_md(r: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "sst2_released_recipe",
+    ap.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "sst2_dynabert",
                     help="a run directory with a finished stage1/ and its tokenizer/ (the teacher of both codes)")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "sst2")
     ap.add_argument("--steps", type=int, default=20, help="timed steps per stage, per code, per round")
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (REF / "run_glue.py").exists():
         raise SystemExit(f"{REF} is absent: the released code lives in ../shared/reference/official-dynabert")
     if not (a.run_dir / "stage1" / "done.json").exists():
-        raise SystemExit(f"{a.run_dir} has no finished stage1: run `python -m bench.sst2_released_recipe` first (or pass "
+        raise SystemExit(f"{a.run_dir} has no finished stage1: run `make bench ONLY=sst2_dynabert` first (or pass "
                          "--run-dir of another run)")
     from profiling.fingerprint import fingerprint
     python = ensure_venv(a.venv)
