@@ -319,3 +319,32 @@ def test_select_best_in_a_run_directory(tiny_run, tmp_path, capsys):
     assert main(["train-stage2", "--run-dir", str(fresh), "--max-steps", "1", "--select-best", "heldout",
                  "--no-progress"]) == 2
     assert "no held-out training slice" in capsys.readouterr().err
+
+
+def test_teacher_with_a_fresh_head_is_the_same_for_the_same_seed(tmp_path):
+    """--seed fixes the teacher: its fresh classifier head is drawn from a seeded RNG, whatever ran before."""
+    from safetensors.torch import load_file
+
+    from elastic.stage_options import StageOptions
+    from elastic.stages import run_stage
+    task = _write_task(tmp_path / "task", 0, n_train=16)
+    from transformers import BertConfig, BertModel
+    teacher = tmp_path / "hf_bert"  # a transformers BERT without a classification head (and its tokenizer)
+    tok = _write_teacher(tmp_path / "tok")
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=TINY.vocab_size, hidden_size=TINY.hidden_size, num_hidden_layers=TINY.num_layers,
+                         num_attention_heads=TINY.num_heads, intermediate_size=TINY.intermediate_size,
+                         max_position_embeddings=TINY.max_position_embeddings)).save_pretrained(str(teacher))
+    for f in tok.iterdir():
+        if "tok" in f.name or f.name.startswith(("vocab", "special")):
+            shutil.copy(f, teacher / f.name)
+    weights = []
+    for name, disturb in (("a", 1), ("b", 2), ("c", 3)):
+        torch.manual_seed(disturb)  # the global RNG in another state before each run
+        opts = StageOptions(teacher=str(teacher), task=str(task), max_length=16, batch_size=8, max_steps=2,
+                            seed=7 if name != "c" else 8, progress=False)
+        run_stage(tmp_path / name, Stage.TEACHER, opts)
+        weights.append(load_file(str(next((tmp_path / name / "teacher").glob("*.safetensors")))))
+    a, b, c = weights
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["classifier.weight"], c["classifier.weight"])  # another seed, another head
