@@ -97,8 +97,8 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
         if not (tok_from / META_FILE).exists():  # our own checkpoints carry their arch in META_FILE
             read_arch(tok_from)
         prep = prepare(run_dir, opts, tokenizer_from=tok_from)
-        # A fresh head (a checkpoint without one, or of another size; all-MiniLM-L6-v2 has no pooler either) draws
-        # its initial weights from torch's global RNG: seed it, so that one --seed gives one teacher.
+        # A fresh head (a checkpoint without one, as all-MiniLM-L6-v2, or of another size) draws its initial
+        # weights from torch's global RNG: seed it, so that one --seed gives one teacher.
         torch.manual_seed(prep.seed)
         student = load_any(teacher_src, prep.task.num_labels)
         teacher = None
