@@ -54,31 +54,36 @@ def reusable(run_dir: Path, train_sources: Sequence[str], root: Path = ROOT) -> 
         and not paths_dirty(train_sources, root)
 
 
+def set_aside(path: Path) -> Path:
+    """Rename `path` to `<name>.old-<UTC time>` (`-2`, `-3`, ... when that exists) and return the new path."""
+    stem, n = f"{path.name}.old-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}", 1
+    aside = path.with_name(stem)
+    while aside.exists():  # two set aside within one second
+        n += 1
+        aside = path.with_name(f"{stem}-{n}")
+    path.rename(aside)
+    return aside
+
+
 def prepare(run_dir: Path, train_sources: Sequence[str], root: Path = ROOT, *, reuse: bool = True) -> dict[str, Any]:
     """Reuse `run_dir` when `reuse` and `reusable`, else set it aside and start it anew with a fresh stamp.
 
     Returns:
         {"run_dir", "reused": bool, "set_aside": the old folder's new path or None, "train_sources_commit"}.
     """
-    set_aside = None
+    aside = None
     if reuse and reusable(run_dir, train_sources, root):
         rec = json.loads((run_dir / STAMP).read_text())
         return {"run_dir": str(run_dir), "reused": True, "set_aside": None,
                 "train_sources_commit": rec["train_sources_commit"]}
     if run_dir.exists():
-        stem, n = f"{run_dir.name}.old-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}", 1
-        aside = run_dir.with_name(stem)
-        while aside.exists():  # two set aside within one second
-            n += 1
-            aside = run_dir.with_name(f"{stem}-{n}")
-        run_dir.rename(aside)
-        set_aside = str(aside)
+        aside = str(set_aside(run_dir))
     run_dir.mkdir(parents=True)
     rec = {"train_sources": list(train_sources), "train_sources_commit": last_commit(train_sources, root),
            "dirty": paths_dirty(train_sources, root), "started_at_commit": git("rev-parse", "HEAD", root=root),
            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (run_dir / STAMP).write_text(json.dumps(rec, indent=2) + "\n")
-    return {"run_dir": str(run_dir), "reused": False, "set_aside": set_aside,
+    return {"run_dir": str(run_dir), "reused": False, "set_aside": aside,
             "train_sources_commit": rec["train_sources_commit"]}
 
 

@@ -20,12 +20,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from bench.common import RESULTS
-from bench.rundirs import git
+from bench.rundirs import git, set_aside
 from bench.run import stamp
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference" / "official_dynabert_minilm_sst2.csv"
 TEACHER_REF = {"dev_acc": 86.35, "test_acc": 87.92}
+MAX_LENGTH = 64  # the reference runs' max length
 
 
 def run_cli(args: list[str], env: dict[str, str]) -> None:
@@ -40,7 +41,7 @@ STAGES = ("teacher", "stage1", "stage2")
 
 def recipe_of(a: argparse.Namespace) -> dict[str, list]:
     """What each stage of this invocation trains with (a stage also depends on the stages before it)."""
-    return {"teacher": [str(a.data), a.teacher_epochs, a.seed, 64],
+    return {"teacher": [str(a.data), a.teacher_epochs, a.seed, MAX_LENGTH],
             "stage1": [a.steps, *a.stage1_extra], "stage2": [a.steps, *a.extra]}
 
 
@@ -63,15 +64,7 @@ def reconcile_recipe(run_dir: Path, recipe: dict[str, list]) -> list[str]:
         if first == "teacher":
             raise SystemExit(f"{run_dir} holds a teacher trained with {old['teacher']} (data, epochs, seed, max "
                              f"length), this run asks for {recipe['teacher']}: use another --run-dir")
-        stamp_s = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        for s in STAGES[STAGES.index(first):]:
-            if (run_dir / s).exists():
-                aside, n = run_dir / f"{s}.old-{stamp_s}", 1
-                while aside.exists():  # set aside twice within one second
-                    n += 1
-                    aside = run_dir / f"{s}.old-{stamp_s}-{n}"
-                (run_dir / s).rename(aside)
-                moved.append(aside.name)
+        moved = [set_aside(run_dir / s).name for s in STAGES[STAGES.index(first):] if (run_dir / s).exists()]
         print(f"{run_dir}: {first} was trained with {old[first]}, this run asks for {recipe[first]}; "
               f"set aside: {', '.join(moved) or 'nothing (not trained yet)'}", flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -170,7 +163,7 @@ def main() -> int:
         write_results(a, overhead, time.time() - t0)
         return 0
     reconcile_recipe(a.run_dir, recipe_of(a))
-    run_cli(["train-teacher", *common, "--task", a.data, "--max-length", "64", "--epochs", str(a.teacher_epochs),
+    run_cli(["train-teacher", *common, "--task", a.data, "--max-length", str(MAX_LENGTH), "--epochs", str(a.teacher_epochs),
              "--seed", str(a.seed), "--save-every", "50", "--resume"], env)
     run_cli(["rewire", *common], env)
     run_cli(["train-stage1", *common, "--max-steps", str(a.steps), "--save-every", "25", "--resume", *a.stage1_extra], env)
@@ -236,7 +229,7 @@ def write_results(a: argparse.Namespace, overhead: dict[str, float], wall_s: flo
     result = {"recipe": a.recipe, "teacher": teacher, "grid": rows, "overhead_ratio": ratio,
               "vs_released": vs_released(rows, teacher),
               "overhead": overhead, "stage_seconds": run.get("stage_seconds", {}), "fingerprint": fp,
-              "steps_per_stage": a.steps, "teacher_epochs": a.teacher_epochs, "seed": a.seed, "max_length": 64,
+              "steps_per_stage": a.steps, "teacher_epochs": a.teacher_epochs, "seed": a.seed, "max_length": MAX_LENGTH,
               "train_examples": run.get("options", {}).get("stage1", {}).get("train_examples"),
               "heldout_examples": run.get("heldout_examples"), "stage2_extra_options": a.extra,
               "stage1_extra_options": a.stage1_extra, "selection": selection_info(a.run_dir),
@@ -269,7 +262,7 @@ def render_md(r: dict) -> str:
              "", f"Command: `{r['command']}`", "",
              f"Machine: {r['fingerprint'].get('cpu', r['fingerprint'])}; torch {r['fingerprint']['torch']}, "
              f"{r['fingerprint']['torch_threads']} thread(s). Accuracy in %, SST-2 dev (872) / test (1821).", "",
-             f"Teacher ({r['teacher_epochs']} epochs, max length 64): dev {t['dev_acc']:.2f}, test {t['test_acc']:.2f} "
+             f"Teacher ({r['teacher_epochs']} epochs, max length {r.get('max_length', MAX_LENGTH)}): dev {t['dev_acc']:.2f}, test {t['test_acc']:.2f} "
              f"(reference teacher: dev {TEACHER_REF['dev_acc']}, test {TEACHER_REF['test_acc']}).", "",
              "| stage | width | depth | dev | test | official dev | official test | test - official | test - our teacher |",
              "|---|---|---|---|---|---|---|---|---|"]

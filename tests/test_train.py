@@ -324,11 +324,11 @@ def test_select_best_in_a_run_directory(tiny_run, tmp_path, capsys):
 def test_teacher_with_a_fresh_head_is_the_same_for_the_same_seed(tmp_path):
     """--seed fixes the teacher: its fresh classifier head is drawn from a seeded RNG, whatever ran before."""
     from safetensors.torch import load_file
+    from transformers import BertConfig, BertModel
 
     from elastic.stage_options import StageOptions
     from elastic.stages import run_stage
     task = _write_task(tmp_path / "task", 0, n_train=16)
-    from transformers import BertConfig, BertModel
     teacher = tmp_path / "hf_bert"  # a transformers BERT without a classification head (and its tokenizer)
     tok = _write_teacher(tmp_path / "tok")
     torch.manual_seed(0)
