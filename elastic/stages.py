@@ -61,6 +61,27 @@ def _truncate_log(log: Path, step: int) -> None:
     log.write_text("".join(ln + "\n" for ln in keep))
 
 
+# Options that do not change what a stage learns (bookkeeping, the machine), or are checked elsewhere (the task).
+_NOT_RECIPE = frozenset({"task", "text_columns", "label_column", "save_every", "log_every", "resume", "progress",
+                         "runtime"})
+
+
+def option_differences(run_dir: Path, stage: Stage, opts: StageOptions) -> list[str]:
+    """What a finished stage was trained with that `opts` asks otherwise, as "name: recorded -> asked" (run.json's
+    options of the stage; an option left None means "as recorded", so it never differs)."""
+    recorded = read_run(run_dir).get("options", {}).get(stage.value)
+    if not recorded:
+        return []
+    out = []
+    for name, asked in asdict(opts).items():
+        if name in _NOT_RECIPE or asked is None or name not in recorded:
+            continue
+        had = recorded[name]
+        if (list(asked) if isinstance(asked, tuple) else asked) != had:
+            out.append(f"{name}: {had} -> {asked}")
+    return out
+
+
 def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
               cost_fn: Optional[CostFn] = None, on_step: Optional[Callable[[int], None]] = None) -> dict[str, Any]:
     """Run one training stage in a run directory (skipped when its done.json exists).
@@ -73,7 +94,8 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
         on_step: test hook, called after every optimizer step.
 
     Returns:
-        The stage's done.json content, plus "skipped": True when it had finished before.
+        The stage's done.json content, plus "skipped": True when it had finished before, and then "differs": the
+        options it was trained with that `opts` asks otherwise (`option_differences`).
     """
     run_dir = Path(run_dir)
     out_dir = run_dir / stage.value
@@ -83,7 +105,7 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
             check_task(run_dir, run, opts.task, int(run.get("seed", 42)),
                        task_columns(run, opts.text_columns, opts.label_column))
         info = json.loads((out_dir / "done.json").read_text())
-        return {**info, "skipped": True}
+        return {**info, "skipped": True, "differs": option_differences(run_dir, stage, opts)}
     rt = opts.runtime.check()
     init_distributed(rt)
     rank, _ = rank_world()

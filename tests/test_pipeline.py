@@ -175,6 +175,14 @@ def test_dynabert_run_carries_out_every_stage_on_a_tiny_model(tmp_path, capsys):
             assert main(argv) == 0  # everything is done: skipped, resumed from the storage, nothing retrained
             out = capsys.readouterr().out
             assert "stage2 already finished" in out and "already done" in out
+            assert "trained with other options" not in out  # the same command: nothing differs
+            assert before == {p: p.stat().st_mtime_ns for p in (run / "stage2").glob("*")}
+            # Another budget for a finished stage: still skipped (nothing lost), but the command says what differs.
+            (tmp_path / "tiny.toml").write_text((tmp_path / "tiny.toml").read_text().replace("stage2_steps = 2",
+                                                                                           "stage2_steps = 3"))
+            assert main(argv) == 0
+            out = capsys.readouterr().out
+            assert "stage2 already finished" in out and "max_steps: 2 -> 3" in out
             assert before == {p: p.stat().st_mtime_ns for p in (run / "stage2").glob("*")}
     finally:
         torch.set_num_threads(threads)

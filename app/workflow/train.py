@@ -28,6 +28,11 @@ class StageResult:
         """What the command line prints."""
         if self.skipped:
             out = [f"{self.stage} already finished in {self.run_dir} ({self.steps} steps); nothing to do"]
+            differs = self.info.get("differs") or []
+            if differs:
+                out.append(f"note: it was trained with other options than this command asks ({'; '.join(differs)}); "
+                           f"the finished stage is kept: to retrain it with these, delete "
+                           f"{self.run_dir / self.stage} (and every later stage) or use another --run-dir")
         else:
             out = [f"{self.stage} done: {self.steps} steps in {self.seconds:.0f} s -> {self.run_dir / self.stage}"]
         if self.stuck_subnets:
