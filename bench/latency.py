@@ -10,10 +10,32 @@ Usage: python -m bench.latency [--quick] [--out results]
 from __future__ import annotations
 
 import os
+import sys
 
-# Idle OpenMP threads must sleep, not spin: on a shared 2-core machine spinning threads fight the other
-# jobs and 2-thread medians triple. Must be set before torch loads its OpenMP runtime.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# How idle OpenMP (and ONNX Runtime) threads wait between ops; set before torch loads its OpenMP runtime.
+# "passive": they sleep at once: on a machine shared with other jobs spinning threads fight them and 2-thread
+# medians triple. "default": the runtimes' own policy (spin a little, then sleep), as in a deployment on a machine
+# of its own; ops of a few microseconds (narrow sub-networks) then no longer pay a thread wake-up each.
+WAIT_POLICIES = ("passive", "default")
+
+
+def _wait_policy(argv: list[str]) -> str:
+    """--omp-wait-policy's value, read before argparse runs (torch must not be imported yet)."""
+    for i, a in enumerate(argv):
+        if a.startswith("--omp-wait-policy="):
+            return a.split("=", 1)[1]
+        if a == "--omp-wait-policy" and i + 1 < len(argv):
+            return argv[i + 1]
+    return "passive"
+
+
+_policy = _wait_policy(sys.argv[1:])
+if _policy not in WAIT_POLICIES:
+    sys.exit(f"--omp-wait-policy must be one of {list(WAIT_POLICIES)}, got '{_policy}'")
+if _policy == "default":
+    os.environ.pop("OMP_WAIT_POLICY", None)
+else:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -142,6 +164,9 @@ def main() -> None:
     ap.add_argument("--time-scale", type=float, default=1.0, help="multiplies every minimum timing span (smoke runs)")
     ap.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "bench-latency",
                     help="latency cache and ONNX files (emptied unless --reuse-cache)")
+    ap.add_argument("--omp-wait-policy", choices=WAIT_POLICIES, default="passive",
+                    help="how idle threads wait (passive: sleep, for a shared machine; default: the runtimes' own "
+                         "spin-then-sleep, for a machine of its own)")
     args = ap.parse_args()
     if args.render_only:
         (args.out / "latency.md").write_text(render_md(json.loads((args.out / "latency.json").read_text())))
@@ -290,7 +315,8 @@ def main() -> None:
         "efficiency_smallest": {k: g["efficiency"] for k, g in smallest.items()},
         "runtime_smallest": {k: g["runtime"] for k, g in smallest.items()},
         "quick": args.quick, "tiny": args.tiny, "runtimes": list(runtimes),
-        "command": "OMP_WAIT_POLICY=PASSIVE python -m bench.latency" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python -m bench.latency", *sys.argv[1:]]),
+        "omp_wait_policy": _policy,
     }
     shutil.rmtree(work / "onnx", ignore_errors=True)  # ~100 MB per exported config
     args.out.mkdir(parents=True, exist_ok=True)

@@ -145,8 +145,10 @@ BENCHES: tuple[Bench, ...] = (
         name="latency", script="bench/latency.py", outputs=("latency",), sources=(*LATENCY, "elastic/"),
         command=(("{py}", "-m", "bench.latency", "--out", "{results}"),),
         # quick: a tiny random BERT, eager only (ONNX exports of 24 configs take minutes; tests/test_onnx.py)
+        # (--omp-wait-policy=default here too: the quick run keeps the path that unsets OMP_WAIT_POLICY alive)
         quick=(("{py}", "-m", "bench.latency", "--quick", "--tiny", "--runtimes", "eager", "--peak-n", "256",
-                "--time-scale", "0.05", "--work-dir", "{runs}/bench-latency", "--out", "{results}"),),
+                "--time-scale", "0.05", "--work-dir", "{runs}/bench-latency", "--omp-wait-policy=default",
+                "--out", "{results}"),),
         expected_minutes=15,
         measures="latency, MACs ratio and efficiency of the 12 grid configs (eager, ONNX Runtime), latency "
                  "predictor error, share of the GEMM peak"),
