@@ -23,11 +23,6 @@ from bench.registry import BENCHES, RETIRED, ROOT, TOOLS, Bench
 # files (e.g. the parity branch's sst2_released_recipe, step_time_vs_released) adds their names here.
 STALE_UNTIL_REGENERATED = frozenset({
     "baselines", "baselines_lr2e-4", "search",
-    # Measured at 8df1222/fe4c121, just before the teacher's fresh head was seeded (elastic/stages.py): the same
-    # training code but for the teacher's initial head (before, it came from an unseeded RNG, so no two runs of
-    # one seed had the same teacher); regenerate with `make bench ONLY=sst2_dynabert,sst2_dynabert_seed43,latency,
-    # pipeline_quick` (about 2 h 10 min).
-    "sst2_dynabert", "sst2_dynabert_seed43", "latency", "pipeline_quick",
     "sst2_released_recipe",  # the parity branch's bench: never run at full size yet
     # Measured at the code before the issue-15 restructuring (one training loop, workflow layer: the same
     # weights bit for bit on the equivalence checks, but the paths it depends on changed); it now times both codes
