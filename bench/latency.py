@@ -9,6 +9,7 @@ Usage: python -m bench.latency [--quick] [--out results]
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -17,27 +18,16 @@ import sys
 # medians triple. "default": the runtimes' own policy (spin a little, then sleep), as in a deployment on a machine
 # of its own; ops of a few microseconds (narrow sub-networks) then no longer pay a thread wake-up each.
 WAIT_POLICIES = ("passive", "default")
-
-
-def _wait_policy(argv: list[str]) -> str:
-    """--omp-wait-policy's value, read before argparse runs (torch must not be imported yet)."""
-    for i, a in enumerate(argv):
-        if a.startswith("--omp-wait-policy="):
-            return a.split("=", 1)[1]
-        if a == "--omp-wait-policy" and i + 1 < len(argv):
-            return argv[i + 1]
-    return "passive"
-
-
-_policy = _wait_policy(sys.argv[1:])
-if _policy not in WAIT_POLICIES:
-    sys.exit(f"--omp-wait-policy must be one of {list(WAIT_POLICIES)}, got '{_policy}'")
-if _policy == "default":
+# Parsed before torch is imported; main's parser takes it over (parents=) for --help and the record.
+POLICY_PARSER = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+POLICY_PARSER.add_argument("--omp-wait-policy", choices=WAIT_POLICIES, default="passive",
+                           help="how idle threads wait (passive: sleep, for a shared machine; default: the runtimes' "
+                                "own spin-then-sleep, for a machine of its own)")
+if POLICY_PARSER.parse_known_args()[0].omp_wait_policy == "default":
     os.environ.pop("OMP_WAIT_POLICY", None)
 else:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
@@ -153,7 +143,7 @@ def _load_sentence(load: dict, cores: int) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[POLICY_PARSER])
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--quick", action="store_true", help="fewer configs and shorter timing (a smoke run)")
     ap.add_argument("--reuse-cache", action="store_true", help="keep timings of an earlier run")
@@ -164,9 +154,6 @@ def main() -> None:
     ap.add_argument("--time-scale", type=float, default=1.0, help="multiplies every minimum timing span (smoke runs)")
     ap.add_argument("--work-dir", type=Path, default=ROOT / "runs" / "bench-latency",
                     help="latency cache and ONNX files (emptied unless --reuse-cache)")
-    ap.add_argument("--omp-wait-policy", choices=WAIT_POLICIES, default="passive",
-                    help="how idle threads wait (passive: sleep, for a shared machine; default: the runtimes' own "
-                         "spin-then-sleep, for a machine of its own)")
     args = ap.parse_args()
     if args.render_only:
         (args.out / "latency.md").write_text(render_md(json.loads((args.out / "latency.json").read_text())))
@@ -316,7 +303,7 @@ def main() -> None:
         "runtime_smallest": {k: g["runtime"] for k, g in smallest.items()},
         "quick": args.quick, "tiny": args.tiny, "runtimes": list(runtimes),
         "command": " ".join(["python -m bench.latency", *sys.argv[1:]]),
-        "omp_wait_policy": _policy,
+        "omp_wait_policy": args.omp_wait_policy,
     }
     shutil.rmtree(work / "onnx", ignore_errors=True)  # ~100 MB per exported config
     args.out.mkdir(parents=True, exist_ok=True)
