@@ -24,10 +24,6 @@ from bench.registry import BENCHES, RETIRED, ROOT, TOOLS, Bench
 STALE_UNTIL_REGENERATED = frozenset({
     "baselines", "baselines_lr2e-4", "search",
     "sst2_released_recipe",  # the parity branch's bench: never run at full size yet
-    # Measured at the code before the issue-15 restructuring (one training loop, workflow layer: the same
-    # weights bit for bit on the equivalence checks, but the paths it depends on changed); it now times both codes
-    # from the standard run's stage 1 (`make bench ONLY=step_time_vs_released`, about 30 min).
-    "step_time_vs_released",
 })
 
 HAS_GIT = has_history(ROOT)  # False in a copied tree or a shallow clone: the recorded commits are not there
