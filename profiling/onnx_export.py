@@ -99,15 +99,18 @@ def quantize_onnx_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
-def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool | None = None, device: str = "cpu"):
+def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool = False, device: str = "cpu"):
     """An ONNX Runtime session using `threads` intra-op threads (one inter-op thread, sequential).
 
     Args:
         device: "cpu", or "cuda" for the CUDA execution provider (onnxruntime-gpu; `Scenario.check`
             refuses cuda ORT scenarios where the provider is missing). Its `run` returns host arrays,
             so the call has finished on the GPU when it returns.
-        spinning: let idle pool threads spin; default: off when OMP_WAIT_POLICY=PASSIVE (as torch's
-            OpenMP pool then), on otherwise (ORT's default).
+        spinning: let idle pool threads spin (ORT's own default); default here: off. Every session owns
+            its pool, and a process that holds several (the full model and a config timed in alternation,
+            a search's exports) has the idle pools spin against the working one: measured here (2 cores,
+            paired full vs smallest grid config, batch 1 / seq 128) the spinning sessions took 19 ms for the
+            full model instead of 13 and the per-round ratios spread 10x wider (IQR 0.2 vs 0.02).
     """
     import onnxruntime as ort
 
@@ -119,8 +122,6 @@ def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool | None 
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
-    if spinning is None:
-        spinning = os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
     sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)

@@ -34,7 +34,7 @@ def test_quick_bench_run(tmp_path):
         else:
             assert o.startswith("skipped"), (b.name, o)
     assert {p.name: p.stat().st_mtime_ns for p in (ROOT / "results").iterdir()} == before
-    # The latency bench's quick run asks the runtimes' own wait policy: OMP_WAIT_POLICY (PASSIVE in bench.run's
+    # The latency bench's quick run asks torch's own wait policy: OMP_WAIT_POLICY (PASSIVE in bench.run's
     # environment) was unset before torch loaded, and the file says so.
     lat = json.loads((out / "latency.json").read_text())
     assert lat["omp_wait_policy"] == "default" and lat["fingerprint"]["omp_wait_policy"] == "default"

@@ -111,3 +111,16 @@ def test_sentence_pair_parity_with_token_types(pair_model, batch, seq):
     out = sess.run(None, ort_feeds(ids, mask, types))[0]
     np.testing.assert_allclose(out, ref, atol=1e-4, rtol=0)
     assert np.abs(ref - single).max() > 1e-2  # token types reach the model: the pair input is not ignored
+
+
+def test_sessions_do_not_spin_unless_asked(exported, monkeypatch):
+    """Idle ORT pools sleep by default, whatever OMP_WAIT_POLICY says (several sessions per process would spin
+    against each other); spinning=True still turns ORT's own spinning on."""
+    _, path = exported
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)  # before: an unset policy meant spinning sessions
+
+    def entry(sess) -> str:
+        return sess.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    assert entry(ort_session(path, threads=2)) == "0"
+    assert entry(ort_session(path, threads=2, spinning=True)) == "1"
