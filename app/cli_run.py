@@ -11,7 +11,7 @@ from app.cli_runtime import add_runtime_args
 # --config file (examples/run.toml lists and explains all of them).
 _OPTION_FLAGS = ("teacher", "max_length", "seed", "batch_size", "lr", "limit_train", "teacher_epochs",
                  "stage1_epochs", "stage2_epochs", "stage1_steps", "stage2_steps", "extra_subnets", "stage2_lr",
-                 "select_best", "augment", "mlm_checkpoint", "scenario", "n_trials", "n_workers", "device",
+                 "stage2_hard_weight", "select_best", "augment", "mlm_checkpoint", "scenario", "n_trials", "n_workers", "device",
                  "precision", "storage", "study_name")
 
 
@@ -46,6 +46,8 @@ def register(sub) -> None:
     p.add_argument("--stage2-steps", type=int, help="stage-2 optimizer steps (override --stage2-epochs)")
     p.add_argument("--extra-subnets", type=int, help="stage 2: also train K random per-layer sub-networks per step")
     p.add_argument("--stage2-lr", type=float, help="stage-2 peak learning rate (default: the preset's lr)")
+    p.add_argument("--stage2-hard-weight", type=float,
+                   help="stage 2's hard-label loss weight (standard: 1.0; default: hard_weight, 0)")
     p.add_argument("--select-best", choices=SELECT_SPLITS,
                    help="distillation stages end on their best-scoring weights (see train-stage1 --help)")
     p.add_argument("--augment", type=int, help="TinyBERT-style augmented copies per example (distillation stages)")

@@ -74,6 +74,18 @@ def test_stage_plan_carries_options(tmp_path):
     assert stage_plan("stage1", tmp_path, o, resume=False)[0].options.select_best == "off"
 
 
+def test_stage2_hard_weight_applies_to_stage_2_alone(tmp_path):
+    """standard: hard-label term in stage 2 only; quick: in both (hard_weight); each can be set on its own."""
+    def weights(o):
+        return [stage_plan(s, tmp_path, o, resume=False)[0].options.hard_weight for s in ("stage1", "stage2")]
+
+    assert weights(resolve("standard", {}, {})) == [0.0, 1.0]
+    assert weights(resolve("quick", {}, {})) == [1.0, 1.0]
+    assert weights(resolve("released", {}, {})) == [0.0, 0.0]
+    assert weights(resolve("standard", {}, {"stage2_hard_weight": 0.0})) == [0.0, 0.0]
+    assert weights(resolve("standard", {"hard_weight": 0.5, "stage2_hard_weight": None}, {})) == [0.5, 0.5]
+
+
 def test_stage_options_equal_those_of_the_same_command_line(tmp_path):
     """What the pipeline passes is what `dynabert train-stage2 ...` with the same values builds."""
     from app.cli import build_parser
