@@ -2,13 +2,17 @@
 
 A result (`results/<stem>.json` and its `.md`) is fresh when a registered bench writes it, that bench's
 script exists, it records a `commit` with a clean tree, and the last commit touching any source path of
-its bench (`git log -1 -- <paths>`) is an ancestor of that commit (`git merge-base --is-ancestor`).
+its bench (`git log -1 -- <paths>`) is an ancestor of that commit (`git merge-base --is-ancestor`), and the
+`command` it records is the registry's command for it (placeholders such as {runs} match any path): a bench
+whose options changed in the registry (a recipe, a budget) makes its old files stale too.
 
     python -m bench.freshness          # one line per stale or unlisted file; exit 1 when there is one
 """
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +41,33 @@ def result_stems(results_dir: Path) -> list[str]:
                    if p.suffix in (".json", ".md") and p.name != "README.md"}) if results_dir.is_dir() else []
 
 
+_PLACEHOLDER = re.compile(r"(\{(?:py|runs|results|shared)\})")
+
+
+def _part_pattern(part: str) -> re.Pattern[str]:
+    """One argument of a registry command as a pattern: each {placeholder} matches any non-empty text."""
+    pieces = _PLACEHOLDER.split(part)  # literal, placeholder, literal, ...: placeholders at odd indices
+    return re.compile("".join(".+" if i % 2 else re.escape(piece) for i, piece in enumerate(pieces)))
+
+
+def command_matches(recorded: str, bench: Bench) -> bool:
+    """Whether `recorded` (bench.run's `command`: the shell-quoted steps joined by ` && `) is `bench.command`."""
+    try:
+        tokens = shlex.split(recorded)
+    except ValueError:
+        return False
+    steps: list[list[str]] = [[]]
+    for t in tokens:
+        if t == "&&":
+            steps.append([])
+        else:
+            steps[-1].append(t)
+    if len(steps) != len(bench.command):
+        return False
+    return all(len(got) == len(want) and all(_part_pattern(w).fullmatch(g) for g, w in zip(got, want))
+               for got, want in zip(steps, bench.command))
+
+
 def staleness(stem: str, results_dir: Path, root: Path = ROOT,
               benches: Sequence[Bench] = BENCHES) -> str | None:
     """Why `results_dir/<stem>.{json,md}` is stale, or None when it is fresh."""
@@ -62,6 +93,9 @@ def staleness(stem: str, results_dir: Path, root: Path = ROOT,
     if last and not _git_ok("merge-base", "--is-ancestor", last, commit, root=root):
         return (f"measured at {commit[:10]}, before {last[:10]} (the last commit touching "
                 f"{', '.join(bench.all_sources)})")
+    if not command_matches(str(data.get("command", "")), bench):
+        return (f"written by another command than bench/registry.py's for {bench.name} (options changed since): "
+                f"{data.get('command')}")
     return None
 
 
