@@ -24,9 +24,6 @@ from bench.registry import BENCHES, RETIRED, ROOT, TOOLS, Bench
 STALE_UNTIL_REGENERATED = frozenset({
     "baselines", "baselines_lr2e-4", "search",
     "sst2_released_recipe",  # the parity branch's bench: never run at full size yet
-    # Re-run next (this session): the pipeline gained stage2_hard_weight (app/workflow/pipeline.py) and ORT
-    # sessions no longer spin (profiling/).
-    "pipeline_quick",
 })
 
 HAS_GIT = has_history(ROOT)  # False in a copied tree or a shallow clone: the recorded commits are not there
