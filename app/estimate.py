@@ -14,15 +14,15 @@ import math
 from typing import Any, Mapping
 
 # stage -> measured max length -> seconds per step (batch 32, all-MiniLM-L6-v2): results/pipeline_quick.json
-# stage_seconds / steps at commit 59324ca (teacher 66.33 s / 60, stage1 73.85 s / 20, stage2 238.4 s / 40).
+# stage_seconds / steps at commit 92e6455 (teacher 74.41 s / 60, stage1 83.38 s / 20, stage2 201.44 s / 40).
 STEP_SECONDS: dict[str, dict[int, float]] = {
-    "teacher": {64: 66.33 / 60},
-    "stage1": {64: 73.85 / 20},
-    "stage2": {64: 238.4 / 40},
+    "teacher": {64: 74.41 / 60},
+    "stage1": {64: 83.38 / 20},
+    "stage2": {64: 201.44 / 40},
 }
 MEASURED_BATCH = 32
-# results/pipeline_quick.json "fingerprint" (alone on the machine; load average 1.3 before, left by the bench before it).
-MEASURED_ON = "Intel Xeon, 2 logical cores, torch 2.13.0+cpu (results/pipeline_quick.json)"
+# results/pipeline_quick.json "fingerprint" (alone on the machine; load average 0.35 before).
+MEASURED_ON = "AMD EPYC, 2 logical cores, torch 2.13.0+cpu (results/pipeline_quick.json)"
 # Stage 3 trains the 12 grid sub-networks with hard labels and no teacher: estimated at stage 2's rate (an upper
 # bound, since it has no teacher pass).
 _STAGE_TABLE = {"teacher": "teacher", "stage1": "stage1", "stage2": "stage2", "stage3": "stage2"}
