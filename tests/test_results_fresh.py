@@ -23,7 +23,6 @@ from bench.registry import BENCHES, RETIRED, ROOT, TOOLS, Bench
 # files (e.g. the parity branch's sst2_released_recipe, step_time_vs_released) adds their names here.
 STALE_UNTIL_REGENERATED = frozenset({
     "baselines", "baselines_lr2e-4", "search",
-    "sst2_released_recipe",  # the parity branch's bench: never run at full size yet
 })
 
 HAS_GIT = has_history(ROOT)  # False in a copied tree or a shallow clone: the recorded commits are not there
