@@ -156,7 +156,7 @@ BENCHES: tuple[Bench, ...] = (
                  "predictor error, share of the GEMM peak"),
     Bench(
         name="model_parity_speed", script="bench/model_parity_speed.py", outputs=("model_parity_speed",),
-        sources=("elastic/model.py", "elastic/weights.py", "elastic/config.py"),
+        sources=("elastic/model.py", "elastic/weights.py", "elastic/config.py", "profiling/timing.py"),
         command=(("{py}", "-m", "bench.model_parity_speed", "--rounds", "30", "--min-time", "20"),),
         quick=(("{py}", "-m", "bench.model_parity_speed", "--rounds", "3", "--min-time", "0", "--seq-len", "16"),),
         expected_minutes=2,

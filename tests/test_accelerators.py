@@ -61,7 +61,7 @@ def test_paired_timer_synchronizes_around_every_timed_call(monkeypatch):
     events: list[str] = []
     monkeypatch.setattr(timing, "synchronize", lambda device: events.append(f"sync:{device}"))
     res = paired_ratio(lambda: events.append("a"), lambda: events.append("b"), threads=1, min_time_s=0,
-                       min_rounds=3, warmup=0, device="cuda")
+                       min_rounds=3, warmup=0, settle=0, device="cuda")
     assert res["rounds"] == 3
     # Every call sits between two synchronizations: sync, call, sync (a CUDA launch returns before the GPU is done).
     calls = [i for i, e in enumerate(events) if e in ("a", "b")]

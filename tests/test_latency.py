@@ -217,7 +217,34 @@ def test_paired_ratio_interleaves_and_recovers_a_known_ratio():
         order.append("b")
         _time.sleep(0.06)
 
-    res = paired_ratio(a, b, threads=1, min_time_s=0.0, min_rounds=6, warmup=0)
+    res = paired_ratio(a, b, threads=1, min_time_s=0.0, min_rounds=6, warmup=0, settle=0)
     assert res["rounds"] == 6
     assert order[:4] == ["a", "b", "b", "a"]  # alternating order within rounds
     assert 0.2 < res["ratio"] < 0.5 and res["median_ms"] < res["ref_median_ms"]
+
+
+def test_paired_ratio_settles_each_side_before_timing_it():
+    """A side whose first call after the other side is slow (its weights evicted from cache) is timed warm."""
+    import time as _time
+
+    from profiling.timing import paired_ratio
+
+    order: list[str] = []
+
+    def side(name: str, warm_s: float, cold_s: float):
+        def call():
+            _time.sleep(cold_s if order and order[-1] != name else warm_s)
+            order.append(name)
+        return call
+
+    a, b = side("a", 0.01, 0.05), side("b", 0.03, 0.03)
+    warm = paired_ratio(a, b, threads=1, min_time_s=0.0, min_rounds=4, warmup=0)
+    assert warm["settle"] == 1 and warm["rounds"] == 4
+    assert order[:8] == ["a", "a", "b", "b", "b", "b", "a", "a"]  # settle call, timed call; B A next round
+    assert 0.2 < warm["ratio"] < 0.5  # 10 ms / 30 ms
+    order.clear()
+    cold = paired_ratio(a, b, threads=1, min_time_s=0.0, min_rounds=4, warmup=0, settle=0)
+    # half of a's timed calls follow one of b (50 ms / 30 ms), half its own call of the round before (10 / 30)
+    assert cold["ratio"] > 2 * warm["ratio"]
+    with pytest.raises(ValueError, match="settle"):
+        paired_ratio(a, b, threads=1, settle=-1)
