@@ -332,8 +332,8 @@ def render_md(r: dict) -> str:
         f"{_load_sentence(r['machine_load'], fp['logical_cores'])} Every ratio below divides by "
         "the full model timed in the same run: the primary latency ratio comes from calls of the config "
         "interleaved with calls of the full model (A B, B A, ...; median of per-round ratios; each timed call "
-        "right after one untimed call of the same model, so that neither model is timed with the other's weights "
-        "in cache), the secondary "
+        "right after three untimed calls of the same model, so that each is timed warm, as when serving, not "
+        "with the other model's weights in cache), the secondary "
         "one from blocked_autorange medians divided by the full model re-timed every 4 configs. The width 1.0 / "
         "depth 1.0 row's interleaved ratio (full vs itself) shows the noise floor.",
         "",

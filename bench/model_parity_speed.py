@@ -47,6 +47,7 @@ def main() -> None:
                               threads=args.threads, min_time_s=args.min_time, min_rounds=args.rounds, warmup=2)
         results[bs] = {"ratio": pr["ratio"], "ratio_iqr": pr["ratio_iqr"], "rounds": pr["rounds"],
                        "ours_ms": pr["median_ms"], "hf_ms": pr["ref_median_ms"]}
+        settle = pr["settle"]
         print(f"batch {bs}: ours {results[bs]['ours_ms']:.2f} ms, HF {results[bs]['hf_ms']:.2f} ms, "
               f"ratio {results[bs]['ratio']:.3f} (IQR {pr['ratio_iqr']:.3f}, {pr['rounds']} rounds)")
     fp = fingerprint(args.threads)
@@ -54,6 +55,7 @@ def main() -> None:
             "seq_len": args.seq_len, "min_rounds": args.rounds,
             "ratio_iqr_bs1": results[1]["ratio_iqr"], "ratio_iqr_bs32": results[32]["ratio_iqr"],
             "method": "paired rounds alternating the order (A B, B A, ...); median and IQR of per-round ratios",
+            "settle": settle,
             "detail": {str(k): v for k, v in results.items()},
             "fingerprint": fp}
     rows = "\n".join(f"| {b} | {r['ours_ms']:.2f} | {r['hf_ms']:.2f} | {r['ratio']:.3f} | {r['ratio_iqr']:.3f} | "
@@ -61,7 +63,8 @@ def main() -> None:
     md = f"""# Model parity and speed: ours vs transformers' BertForSequenceClassification
 
 all-MiniLM-L6-v2 weights (6 layers, hidden 384), sequence {args.seq_len}, {args.threads} threads, eager fp32,
-paired rounds: one call of each model per round, the order alternating (ours HF, HF ours, ...), at least
+paired rounds: one timed call of each model per round, each after untimed ones of the same model
+({settle} here: warm caches, as when serving), the order alternating (ours HF, HF ours, ...), at least
 {args.rounds} rounds and {args.min_time:g} s per batch size; the ratio is the median of the per-round ratios,
 the times are medians per call.
 

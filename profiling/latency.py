@@ -7,7 +7,7 @@ the timed statement is `session.run`); on CUDA, CUDA events around each call, re
 and 5 calls; we keep median, p90 and IQR over the blocks (ms) and n (blocks). Records carry a fingerprint and
 are cached by model shape + config hash + scenario key + fingerprint hash, so a re-run measures nothing it
 has. `paired_ratio` gives latency ratios from calls interleaved with a reference model (each timed call right
-after an untimed one of the same model: warm caches, as in serving), which stay meaningful
+after untimed ones of the same model: warm caches, as in serving), which stay meaningful
 on a machine shared with other jobs (there, also start Python with OMP_WAIT_POLICY=PASSIVE: spinning OpenMP
 threads fighting other processes can make 2-thread timings several times slower).
 """

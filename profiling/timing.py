@@ -15,7 +15,7 @@ from elastic.device import synchronize
 
 
 def paired_ratio(fn: Callable[[], Any], fn_ref: Callable[[], Any], *, threads: int, min_time_s: float = 3.0,
-                 min_rounds: int = 5, warmup: int = 2, settle: int = 1,
+                 min_rounds: int = 5, warmup: int = 2, settle: int = 3,
                  device: str = "cpu") -> dict[str, float | int]:
     """Latency ratio t(fn) / t(fn_ref) from interleaved calls, robust to a machine whose load changes.
 
@@ -24,13 +24,13 @@ def paired_ratio(fn: Callable[[], Any], fn_ref: Callable[[], Any], *, threads: i
     which blocked timings taken seconds apart cannot offer. On `device="cuda"` the device is synchronized
     before and after every timed call, so each host-clock interval holds exactly that call's GPU work.
 
-    `settle` untimed calls of a side run right before its timed call. Without them every timed call would
-    start with the caches holding the *other* model's weights: a small sub-network (a few MB) then pays for
-    reloading its weights, evicted by the full model's (about 40 MB, more than this machine's L3), which a
-    model serving requests back to back does not pay, and which blocked timings (`time_runner`) do not see
-    either. Measured on the 2-core EPYC (2026-12-03): the smallest grid config's ratio to the full model at
-    batch 1 / seq 128 read 0.146-0.156 cold and 0.136-0.146 with one settle call, in the same run.
-    `settle=0` gives the cold-cache ratio.
+    `settle` untimed calls of a side run right before its timed call, so that each side is timed in the
+    steady state of a model serving requests back to back. Without them every timed call starts with the
+    caches (and the allocator) holding the *other* model's state: on the 2-core EPYC (2026-12-03) the
+    smallest grid config at batch 1 / seq 128 took 2.8 ms on its first call after the full model, 2.4 on
+    the second, 2.3 on the third and 2.25 ms in a block of calls; its ratio to the full model read 0.155
+    with `settle=0`, 0.142-0.147 with 1, 0.134-0.146 with 2, 0.133-0.143 with 4 and 0.134 in blocked
+    timings of the same run. `settle=0` gives the cold ratio.
 
     Returns:
         {"ratio", "ratio_iqr", "rounds", "median_ms", "ref_median_ms", "settle"} (times per call, ms).

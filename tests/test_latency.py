@@ -238,7 +238,7 @@ def test_paired_ratio_settles_each_side_before_timing_it():
         return call
 
     a, b = side("a", 0.01, 0.05), side("b", 0.03, 0.03)
-    warm = paired_ratio(a, b, threads=1, min_time_s=0.0, min_rounds=4, warmup=0)
+    warm = paired_ratio(a, b, threads=1, min_time_s=0.0, min_rounds=4, warmup=0, settle=1)
     assert warm["settle"] == 1 and warm["rounds"] == 4
     assert order[:8] == ["a", "a", "b", "b", "b", "b", "a", "a"]  # settle call, timed call; B A next round
     assert 0.2 < warm["ratio"] < 0.5  # 10 ms / 30 ms
