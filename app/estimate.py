@@ -14,14 +14,15 @@ import math
 from typing import Any, Mapping
 
 # stage -> measured max length -> seconds per step (batch 32, all-MiniLM-L6-v2): results/pipeline_quick.json
-# stage_seconds / steps at commit 92e6455 (teacher 74.41 s / 60, stage1 83.38 s / 20, stage2 201.44 s / 40).
+# stage_seconds / steps at commit b2a8a4d (teacher 69.78 s / 60, stage1 79.52 s / 20, stage2 194.65 s / 40);
+# tests/test_run_options.py checks these against the committed result file.
 STEP_SECONDS: dict[str, dict[int, float]] = {
-    "teacher": {64: 74.41 / 60},
-    "stage1": {64: 83.38 / 20},
-    "stage2": {64: 201.44 / 40},
+    "teacher": {64: 69.78 / 60},
+    "stage1": {64: 79.52 / 20},
+    "stage2": {64: 194.65 / 40},
 }
 MEASURED_BATCH = 32
-# results/pipeline_quick.json "fingerprint" (alone on the machine; load average 0.35 before).
+# results/pipeline_quick.json "fingerprint" (alone on the machine).
 MEASURED_ON = "AMD EPYC, 2 logical cores, torch 2.13.0+cpu (results/pipeline_quick.json)"
 # Stage 3 trains the 12 grid sub-networks with hard labels and no teacher: estimated at stage 2's rate (an upper
 # bound, since it has no teacher pass).

@@ -23,8 +23,6 @@ from bench.registry import BENCHES, RETIRED, ROOT, TOOLS, Bench
 # files (e.g. the parity branch's sst2_released_recipe, step_time_vs_released) adds their names here.
 STALE_UNTIL_REGENERATED = frozenset({
     "baselines", "search",
-    # staled by the settle calls of profiling/timing.paired_ratio (2026-12-03); re-run next, in this order
-    "model_parity_speed", "latency", "pipeline_quick",
 })
 
 HAS_GIT = has_history(ROOT)  # False in a copied tree or a shallow clone: the recorded commits are not there

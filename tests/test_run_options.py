@@ -2,11 +2,13 @@
 the plan and expected time printed first, and the column options carried to the stage commands."""
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from app.workflow import pipeline
 from app.cli import main
@@ -45,6 +47,17 @@ def test_steps_and_estimate_follow_the_measured_table():
     assert math.isclose(seconds_per_step("stage2", arch, 64, 32), STEP_SECONDS["stage2"][64])
     assert seconds_per_step("teacher", arch, 128, 32) > 2 * seconds_per_step("teacher", arch, 64, 32)  # MACs
     assert math.isclose(seconds_per_step("stage1", arch, 64, 16), STEP_SECONDS["stage1"][64] / 2)
+
+
+def test_step_table_is_the_committed_quick_pipeline_measurement():
+    """STEP_SECONDS must be stage seconds / steps of results/pipeline_quick.json, re-typed after each re-run."""
+    res = Path(__file__).resolve().parents[1] / "results" / "pipeline_quick.json"
+    if not res.exists():
+        pytest.skip("results/pipeline_quick.json is not in this checkout")
+    data = json.loads(res.read_text())
+    steps = stage_steps(resolve(data["preset"], {}, {}), data["recipe"]["limit_train"])
+    for stage, table in STEP_SECONDS.items():
+        assert table[64] == pytest.approx(data["stage_seconds"][stage] / steps[stage], rel=1e-3), stage
 
 
 def test_run_prints_its_plan_first(tmp_path, capsys, monkeypatch):
