@@ -211,7 +211,8 @@ def paired_latency(run_dir: Path, row: dict[str, Any], stage: str, cfg_json: str
         rb = build_runner(extract(model, SubnetConfig.from_json(cfg_json)).eval(), sc_dyna, workdir=Path(tmp) / "b")
         pr = paired_ratio(rb, ra, threads=sc_dyna.threads, min_time_s=min_time_s, min_rounds=min_rounds, warmup=2)
     return {"baseline": round(pr["ref_median_ms"], 4), "dynabert": round(pr["median_ms"], 4),
-            "ratio": round(pr["ratio"], 4), "ratio_iqr": round(pr["ratio_iqr"], 4), "rounds": pr["rounds"]}
+            "ratio": round(pr["ratio"], 4), "ratio_iqr": round(pr["ratio_iqr"], 4), "rounds": pr["rounds"],
+            "settle": pr["settle"]}
 
 
 def dynabert_side(run_dir: Path, stage: Optional[str], cfg_json: str, scenario: str) -> Optional[float]:
@@ -281,11 +282,12 @@ def write(run_dir: Path, rows: list[dict[str, Any]], int8_rows: list[dict[str, A
             paired = paired_latency(run_dir, r, stage, g["config_json"], args.scenario)
             base_ms, dyna_ms = paired["baseline"], paired["dynabert"]
             row["paired_latency_ms"] = {**paired, "dynabert_scenario": args.scenario,
-                                        "note": "paired rounds of one call each, order alternating; medians per "
-                                                "call; ratio = median of per-round ratios; uncached"}
+                                        "note": "paired rounds of one timed call each (after `settle` untimed "
+                                                "calls of the same side), order alternating; medians per call; "
+                                                "ratio = median of per-round ratios; uncached"}
             row["paired_latency_ms_1thread"] = paired_latency(run_dir, r, stage, g["config_json"], args.scenario,
                                                               threads=1)
-            # The headline latencies are the paired ones: both sides timed in alternating rounds of one call, so
+            # The headline latencies are the paired ones: both sides timed in alternating rounds, so
             # machine load hits them alike. The harness's cached single measurements (taken whenever each model
             # was first timed, possibly beside a training run) stay under *_harness.
             row["latency_ms_harness"], row["dynabert_latency_ms_harness"] = row["latency_ms"], row["dynabert_latency_ms"]
@@ -316,13 +318,16 @@ def markdown(d: dict[str, Any]) -> str:
 
     def pair(p: Optional[dict[str, Any]]) -> str:
         return "-" if p is None else f"{num(p['baseline'])} / {num(p['dynabert'])}"
+    settles = sorted({r["paired_latency_ms"].get("settle") for r in d["rows"] if r.get("paired_latency_ms")} - {None})
+    settle = "/".join(map(str, settles)) or "an unrecorded number of"
     lines = [
         "# Baselines vs DynaBERT (SST-2)", "",
         f"Run `{d['run_dir']}`; DynaBERT numbers from grid.csv stage `{d['dynabert_stage_compared']}`. "
         f"Budget: {d['budget']['steps_per_phase']} steps of batch 32 per phase ({d['budget']['source']}); "
         f"TinyBERT budget: {d['budget']['tinybert_budget']}. MACs = multiply-accumulates at the run's max_length; "
         f"latency = median ms of the extracted model on the table's scenario, baseline and DynaBERT timed in "
-        f"alternating rounds of one call (paired; the harness's cached first timings in the last column); accuracy "
+        f"alternating rounds (paired: each timed call right after {settle} untimed calls of the same model, so both "
+        f"are timed warm; the harness's cached first timings in the last column); accuracy "
         f"in % on test.", "",
         "| baseline | recipe | MACs | params | test % | latency ms | scenario | steps | DynaBERT point (MACs diff) "
         "| DynaBERT test % | DynaBERT ms | DynaBERT - baseline (pts) | front point test % | same, 1 thread "

@@ -216,7 +216,7 @@ def main() -> None:
                     "min_ms": r["min_ms"], "n": r["n"], "macs_ratio": macs_ratio,
                     # Primary: interleaved ratio. Secondary: median / full model re-timed around it.
                     "latency_ratio": pr["ratio"], "latency_ratio_iqr": pr["ratio_iqr"], "pair_rounds": pr["rounds"],
-                    "efficiency": macs_ratio / pr["ratio"],
+                    "pair_settle": pr["settle"], "efficiency": macs_ratio / pr["ratio"],
                     "reference_ms": t_ref, "latency_ratio_blocked": r["median_ms"] / t_ref,
                     "efficiency_blocked": macs_ratio / (r["median_ms"] / t_ref),
                     "reference_drift_pct": r.get("reference_drift_pct"), "drift_flagged": r.get("drift_flagged"),
@@ -319,6 +319,15 @@ def _pct(x: float | None) -> str:
     return "not measured" if x is None else f"{100 * x:.0f}%"
 
 
+def _settle_words(grid_rows: list) -> str:
+    """How many untimed calls preceded each timed one, as recorded by paired_ratio in the grid rows."""
+    settles = sorted({g.get("pair_settle") for g in grid_rows if g.get("pair_settle") is not None})
+    if not settles:
+        return "an unrecorded number of untimed calls"
+    n = "/".join(str(v) for v in settles)
+    return f"{n} untimed call{'' if settles == [1] else 's'}"
+
+
 def render_md(r: dict) -> str:
     """The human-readable report (numbers straight from the JSON)."""
     fp, p = r["fingerprint"], r["predictor"]
@@ -332,8 +341,8 @@ def render_md(r: dict) -> str:
         f"{_load_sentence(r['machine_load'], fp['logical_cores'])} Every ratio below divides by "
         "the full model timed in the same run: the primary latency ratio comes from calls of the config "
         "interleaved with calls of the full model (A B, B A, ...; median of per-round ratios; each timed call "
-        "right after three untimed calls of the same model, so that each is timed warm, as when serving, not "
-        "with the other model's weights in cache), the secondary "
+        f"right after {_settle_words(r['grid'])} of the same model, so that each is timed warm, as when serving, "
+        "not with the other model's weights in cache), the secondary "
         "one from blocked_autorange medians divided by the full model re-timed every 4 configs. The width 1.0 / "
         "depth 1.0 row's interleaved ratio (full vs itself) shows the noise floor.",
         "",

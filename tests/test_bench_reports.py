@@ -31,5 +31,6 @@ def test_baselines_paired_latency_reports_ratio_iqr_and_rounds(tmp_path) -> None
            "config_json": SubnetConfig.full(TINY).to_json()}
     p = paired_latency(run, row, "stage2", SubnetConfig.uniform(TINY, 0.25, 0.5).to_json(), "cpu-eager-t1-b1-s16",
                        min_rounds=6, min_time_s=0.0)
-    assert set(p) == {"baseline", "dynabert", "ratio", "ratio_iqr", "rounds"} and p["rounds"] == 6
+    assert set(p) == {"baseline", "dynabert", "ratio", "ratio_iqr", "rounds", "settle"} and p["rounds"] == 6
+    assert p["settle"] == 3  # paired_ratio's default: each side timed warm
     assert p["ratio"] > 0 and p["ratio_iqr"] >= 0 and p["baseline"] > 0 and p["dynabert"] > 0
