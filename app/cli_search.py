@@ -17,7 +17,8 @@ def register(sub) -> None:
     p.add_argument("--objectives", default="metric,latency",
                    help="metric first, then any of latency, macs, params (default metric,latency)")
     p.add_argument("--n-trials", type=int, default=100, help="total trials, kept across resumptions (default 100)")
-    p.add_argument("--sampler", choices=SAMPLERS, default="nsga2")
+    p.add_argument("--sampler", choices=SAMPLERS, default="tpe",
+                   help="default tpe: highest test hypervolume of the three in results/search.md")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--storage", help="Optuna RDB URL (default sqlite:///<run>/study.db); a server such as "
                                      "postgresql://user:pw@host/db lets workers on other machines join (README)")

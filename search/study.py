@@ -43,6 +43,7 @@ def make_sampler(kind: str, seed: int, *, population_size: int = 20) -> optuna.s
 
 # Study user attribute naming the checkpoint (`RunContext.cache_namespace()`) whose metrics its trials hold.
 CHECKPOINT_ATTR = "checkpoint"
+SAMPLER_ATTR = "sampler"  # the sampler that made the trials; another one refuses to resume the study
 
 
 def open_study(opts: SearchOptions, *, worker: int = 0, checkpoint: str | None = None, arch: Any = None,
@@ -84,6 +85,14 @@ def open_study(opts: SearchOptions, *, worker: int = 0, checkpoint: str | None =
                 f"the checkpoint searched now is {checkpoint.rstrip(':')} (retrained, or another stage): its "
                 "metrics belong to other weights. Pass --study-name NEW for a search of the current weights "
                 "(or --stage to search the old stage's checkpoint)")
+    recorded_sampler = study.user_attrs.get(SAMPLER_ATTR)
+    if recorded_sampler is None:
+        study.set_user_attr(SAMPLER_ATTR, opts.sampler)
+    elif recorded_sampler != opts.sampler:
+        raise ValueError(
+            f"study '{opts.name}' in {opts.storage_url} was run with sampler {recorded_sampler}, not "
+            f"{opts.sampler}: resuming it would mix two samplers' trials in one study. Pass --sampler "
+            f"{recorded_sampler} to resume it, or --study-name NEW for a {opts.sampler} search")
     if study.metric_names != names:
         with warnings.catch_warnings():  # experimental since 3.2, still the way dashboards name axes
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -259,6 +259,13 @@ def test_resuming_with_other_objectives_is_refused(run_dir):
         open_study(_opts(run_dir, study_name="objs", objectives=("metric", "params")))
 
 
+def test_resuming_with_another_sampler_is_refused(run_dir):
+    run_search(_opts(run_dir, study_name="smp", n_trials=6, sampler="random"))
+    with pytest.raises(ValueError, match="was run with sampler random, not nsga2.*--sampler random"):
+        open_study(_opts(run_dir, study_name="smp", sampler="nsga2"))
+    assert open_study(_opts(run_dir, study_name="smp", sampler="random")).user_attrs["sampler"] == "random"
+
+
 def test_a_retrained_checkpoint_refuses_the_old_study(tmp_path, capsys):
     from app.cli import main
     from search.pareto import searched_checkpoint
