@@ -1,8 +1,9 @@
 """Which result files no longer describe the code: checked against bench/registry.py and git.
 
 A result (`results/<stem>.json` and its `.md`) is fresh when a registered bench writes it, that bench's
-script exists, it records a `commit` with a clean tree, and the last commit touching any source path of
-its bench (`git log -1 -- <paths>`) is an ancestor of that commit (`git merge-base --is-ancestor`), and the
+script exists, it records a `commit` with a clean tree, and every source path of
+its bench has the same committed text at HEAD as at that commit (`git diff --name-only <commit> HEAD --
+<paths>` lists nothing: a change later reverted does not stale a result), and the
 `command` it records is the registry's command for it (placeholders such as {runs} match any path): a bench
 whose options changed in the registry (a recipe, a budget) makes its old files stale too.
 
@@ -19,11 +20,20 @@ from pathlib import Path
 from typing import Sequence
 
 from bench.registry import BENCHES, ROOT, Bench
-from bench.rundirs import last_commit
 
 
 def _git_ok(*args: str, root: Path) -> bool:
     return subprocess.run(["git", *args], cwd=root, capture_output=True).returncode == 0
+
+
+def _changed_since(commit: str, paths: Sequence[str], root: Path) -> list[str]:
+    """The files under `paths` whose committed text at HEAD differs from `commit`'s (a change later reverted
+    leaves none): what the issue asks, "none of the source paths it depends on differs from the final commit"."""
+    if not paths:
+        return []
+    out = subprocess.run(["git", "diff", "--name-only", commit, "HEAD", "--", *paths], cwd=root,
+                         capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if line.strip()]
 
 
 def has_history(root: Path = ROOT) -> bool:
@@ -89,9 +99,10 @@ def staleness(stem: str, results_dir: Path, root: Path = ROOT,
         return f"measured at {commit[:10]} with uncommitted changes (or `dirty` not recorded)"
     if data.get("quick"):
         return "a --quick (small-size) result"
-    last = last_commit(bench.all_sources, root)
-    if last and not _git_ok("merge-base", "--is-ancestor", last, commit, root=root):
-        return (f"measured at {commit[:10]}, before {last[:10]} (the last commit touching "
+    changed = _changed_since(commit, bench.all_sources, root)
+    if changed:
+        shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
+        return (f"measured at {commit[:10]}, before changes to {shown} (its sources: "
                 f"{', '.join(bench.all_sources)})")
     if not command_matches(str(data.get("command", "")), bench):
         return (f"written by another command than bench/registry.py's for {bench.name} (options changed since): "

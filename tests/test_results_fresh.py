@@ -113,7 +113,11 @@ def test_staleness_known_answers(tmp_path):
     third = _commit(repo, "README", "docs")                # not a source: b stays fresh
     assert "b" not in report(results, repo, (bench, gone))
     _commit(repo, "src/model.py", "v2")                    # a source changed: b is stale now
-    assert "b" in report(results, repo, (bench, gone))
+    assert "src/model.py" in report(results, repo, (bench, gone))["b"]
+    _commit(repo, "src/model.py", "v1")                    # ... and reverted: b measured v1, fresh again
+    assert "b" not in report(results, repo, (bench, gone))
+    _commit(repo, "src/new.py", "n")                       # a new file under a source path stales it too
+    assert "src/new.py" in report(results, repo, (bench, gone))["b"]
     _write(results, "b", commit=third, dirty=True)
     assert "uncommitted" in report(results, repo, (bench,))["b"]
     _write(results, "b", commit="0" * 40, dirty=False)
