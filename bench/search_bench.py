@@ -3,8 +3,8 @@
 For each sampler (NSGA-II, TPE, random) and each seed (three by default), one study of the large budget
 (300 trials); its front after the small budget (100) is the front among its first 100 trials. The search
 objectives are dev accuracy (max) and predicted latency (min). Every front (one row per config: a config
-proposed twice counts once) is then re-measured: latency timed for real on the scenario, accuracy on
-dev and on TEST. The headline is the hypervolume on (test accuracy, measured latency), since dev is what
+proposed twice counts once) is then re-measured: latency timed for real on the scenario (each config as
+a paired ratio to the full model times the full model's median in this run), accuracy on dev and on TEST. The headline is the hypervolume on (test accuracy, measured latency), since dev is what
 the search maximised (its fronts carry a selection bias that the fixed grid does not); the dev
 hypervolume stands beside it. Mean and spread over the seeds; the 12-point uniform DynaBERT grid is
 measured the same way in the same run.
@@ -59,6 +59,34 @@ def _measure(ctx: RunContext, scenario_key: str, min_run_time_s: float):
     cache = LatencyCache(path)
     return lambda cfg: measure(ctx.model, cfg, scenario, cache=cache, count_fvcore=False,
                                min_run_time_s=min_run_time_s)
+
+
+def _paired_latencies(ctx: RunContext, scenario_key: str, cfgs: list[SubnetConfig],
+                      min_time_s: float) -> dict[str, Any]:
+    """Each config's latency as its paired ratio to the full model (rounds of alternating order, each side
+    warm: `profiling.timing.paired_ratio`) times the full model's median over all rounds of this run.
+
+    Blocked timings of one config after another drift with the machine: two runs of this benchmark on the
+    same fronts read the full model at 21.5 and 25.0 ms and swapped the samplers' ranking. A ratio to the
+    full model timed in the same rounds cancels that drift; every point shares one full-model time."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from profiling.runners import runner_for
+    from profiling.scenario import Scenario
+    from profiling.timing import paired_ratio
+
+    scenario = Scenario.parse(scenario_key).check(ctx.arch)
+    _, ref_fn = runner_for(ctx.model, SubnetConfig.full(ctx.arch), scenario)
+    ratios, ref_ms, rounds = {}, [], {}
+    for cfg in tqdm(cfgs, desc="paired latency", unit="cfg"):
+        _, fn = runner_for(ctx.model, cfg, scenario)
+        pr = paired_ratio(fn, ref_fn, threads=scenario.threads, min_time_s=min_time_s, min_rounds=8, warmup=1)
+        ratios[cfg.hash], rounds[cfg.hash] = float(pr["ratio"]), int(pr["rounds"])
+        ref_ms.append(float(pr["ref_median_ms"]))
+    full_ms = float(np.median(ref_ms))
+    return {"latency_ms": {h: r * full_ms for h, r in ratios.items()}, "ratio": ratios, "rounds": rounds,
+            "full_ms": full_ms, "full_ms_iqr": float(np.subtract(*np.percentile(ref_ms, [75, 25])))}
 
 
 def _ensure_predictor(ctx: RunContext, scenario_key: str, args: argparse.Namespace) -> None:
@@ -142,24 +170,29 @@ def main(argv=None) -> None:
                                             "wall_seconds_this_run": time.perf_counter() - t0}
             print(f"{sampler} seed {seed}: {timing[f'{sampler}_s{seed}']}", flush=True)
 
+    configs = {t.user_attrs["config_json"] for st in studies.values() for t in st.get_trials(deepcopy=False)
+               if "config_json" in t.user_attrs}
+    by_hash = {SubnetConfig.from_json(c).hash: SubnetConfig.from_json(c) for c in configs}
+    front_cfgs = {(sampler, budget, seed): [by_hash[t.config_hash]
+                                            for t in searched_front(_trials(studies[sampler, seed]), budget)]
+                  for sampler in samplers for budget in (small, large) for seed in seeds}
+    grid_cfgs = list(grid(ctx.arch))
+    to_time = {c.hash: c for c in [c for _, _, c in grid_cfgs] + [c for f in front_cfgs.values() for c in f]}
+    paired = _paired_latencies(ctx, args.scenario, list(to_time.values()), args.min_run_time)
     points: dict[str, Point] = {}
 
     def point(cfg: SubnetConfig) -> Point:  # dev, test (cached evaluator) and latency measured in this run
         if cfg.hash not in points:
             points[cfg.hash] = Point(cfg.hash, objective.evaluator(cfg), objective.evaluator(cfg, "test"),
-                                     float(measure(cfg)["median_ms"]))
+                                     paired["latency_ms"][cfg.hash])
         return points[cfg.hash]
 
-    grid_rows = [(w, d, point(cfg)) for w, d, cfg in grid(ctx.arch)]
+    grid_rows = [(w, d, point(cfg)) for w, d, cfg in grid_cfgs]
     grid_pts = [p for _, _, p in grid_rows]
     full_ms = grid_pts[0].latency_ms  # width 1.0, depth 1.0 = the full model
     n_labels = max(1, int((ctx.run.get("task") or {}).get("num_labels", 2)))
     # Fixed reference: chance-level accuracy (a sub-network below it is worthless) and 1.1 x the full model.
     reference = [100.0 / n_labels if n_labels > 1 else 0.0, 1.1 * full_ms]
-    configs = {t.user_attrs["config_json"] for st in studies.values() for t in st.get_trials(deepcopy=False)
-               if "config_json" in t.user_attrs}
-    by_hash = {SubnetConfig.from_json(c).hash: SubnetConfig.from_json(c) for c in configs}
-
     hv_test: dict[str, Any] = {"grid": hv(grid_pts, reference, "test")}
     hv_dev: dict[str, Any] = {"grid": hv(grid_pts, reference, "dev")}
     fronts: dict[str, list[list[dict[str, Any]]]] = {}
@@ -169,7 +202,7 @@ def main(argv=None) -> None:
             key = f"{sampler}_{budget}"
             hv_test[key], hv_dev[key], fronts[key], dominated[key] = [], [], [], []
             for seed in seeds:
-                front = [point(by_hash[t.config_hash]) for t in searched_front(_trials(studies[sampler, seed]), budget)]
+                front = [point(c) for c in front_cfgs[sampler, budget, seed]]
                 hv_test[key].append(hv(front, reference, "test"))
                 hv_dev[key].append(hv(front, reference, "dev"))
                 dominated[key].append(dominated_on_test(grid_pts, front))
@@ -183,6 +216,11 @@ def main(argv=None) -> None:
                            test_fn=lambda c: objective.evaluator(c, "test"), reference=reference)
     result = _result(args, hv_test, hv_dev, dominated, reference, grid_rows, fronts, timing, summary, ctx,
                      small, large, seeds, samplers, time.perf_counter() - t_start)
+    result["latency_timing"] = {
+        "method": "paired_ratio to the full model (alternating order, settle calls before each timed call) x the "
+                  "full model's median over all rounds of this run",
+        "full_model_ms": paired["full_ms"], "full_model_ms_iqr": paired["full_ms_iqr"],
+        "configs_timed": len(paired["ratio"]), "min_rounds": 8, "min_time_s": args.min_run_time}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     (args.out / f"{args.name}.md").write_text(_markdown(result))
@@ -231,7 +269,10 @@ def _markdown(r: dict[str, Any]) -> str:
              "timed, accuracy on dev and on test. Headline: hypervolume on (TEST accuracy, measured latency), "
              f"since dev is the search's own objective; fixed reference point {ref[0]:.1f} % / {ref[1]:.2f} ms "
              f"({r['reference_point_meaning']}). Units: % x ms. Seeds: {r['seeds']}; default sampler "
-             f"`{r['default_sampler']}`.", "",
+             f"`{r['default_sampler']}`."
+             + (f" Latency of each point: its paired ratio to the full model times the full model's median in this "
+                f"run ({r['latency_timing']['full_model_ms']:.2f} ms, IQR {r['latency_timing']['full_model_ms_iqr']:.2f}, "
+                f"{r['latency_timing']['configs_timed']} configs timed)." if r.get("latency_timing") else ""), "",
              "| front | HV test, mean ± sd (per seed) | / grid | HV dev, mean ± sd | / grid | points per seed "
              "| grid points dominated on test |", "|---|---|---|---|---|---|---|",
              f"| grid | {g:.1f} | 1.000 | {hd['grid']:.1f} | 1.000 | {r['grid_points']} | - |"]

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from bench.registry import BENCHES, ROOT
 
 PROVENANCE = ("commit", "dirty", "command", "fingerprint", "wall_seconds", "load_before", "load_after")
@@ -39,7 +41,14 @@ def test_quick_bench_run(tmp_path):
     lat = json.loads((out / "latency.json").read_text())
     assert lat["omp_wait_policy"] == "default" and lat["fingerprint"]["omp_wait_policy"] == "default"
 
+    # The search bench times every re-measured point as a paired ratio to the full model: one full-model time
+    # for all points, so the full model itself sits at ratio ~1 of it.
+    srch = json.loads((out / "search.json").read_text())
+    lt = srch["latency_timing"]
+    assert lt["configs_timed"] >= srch["grid_points"] and lt["full_model_ms"] > 0
+    assert srch["grid"][0]["latency_ms"] == pytest.approx(lt["full_model_ms"], rel=0.5)
 
 def test_quick_refuses_results_dir():
     from bench.run import main
     assert main(["--quick", "--results-dir", str(ROOT / "results")]) == 2
+
