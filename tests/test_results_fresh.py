@@ -21,10 +21,7 @@ from bench.registry import BENCHES, RETIRED, ROOT, TOOLS, Bench
 # runs it EMPTIES this list; until then the test still fails on any stale file not named here and on any
 # name here that is no longer stale. A merge that brings a registered bench's script without its result
 # files (e.g. the parity branch's sst2_released_recipe, step_time_vs_released) adds their names here.
-STALE_UNTIL_REGENERATED = frozenset({
-    "search",  # the default sampler is now TPE (results/search.md at b442fb0): re-run at the new default
-    "pipeline_quick",  # the demo's search uses the default sampler
-})
+STALE_UNTIL_REGENERATED: frozenset[str] = frozenset()
 
 HAS_GIT = has_history(ROOT)  # False in a copied tree or a shallow clone: the recorded commits are not there
 
