@@ -48,7 +48,7 @@ def test_quick_bench_run(tmp_path):
     assert lt["configs_timed"] >= srch["grid_points"] and lt["full_model_ms"] > 0
     assert srch["grid"][0]["latency_ms"] == pytest.approx(lt["full_model_ms"], rel=0.5)
 
+
 def test_quick_refuses_results_dir():
     from bench.run import main
     assert main(["--quick", "--results-dir", str(ROOT / "results")]) == 2
-
