@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from bench.common import write_result
+from bench.report_text import settle_words
 
 SCENARIO = "cpu-eager-t2-b1-s128"
 MATCH_TOLERANCE = 0.10  # relative MACs difference allowed for "matched"
@@ -318,15 +319,14 @@ def markdown(d: dict[str, Any]) -> str:
 
     def pair(p: Optional[dict[str, Any]]) -> str:
         return "-" if p is None else f"{num(p['baseline'])} / {num(p['dynabert'])}"
-    settles = sorted({r["paired_latency_ms"].get("settle") for r in d["rows"] if r.get("paired_latency_ms")} - {None})
-    settle = "/".join(map(str, settles)) or "an unrecorded number of"
+    settle = settle_words(r["paired_latency_ms"].get("settle") for r in d["rows"] if r.get("paired_latency_ms"))
     lines = [
         "# Baselines vs DynaBERT (SST-2)", "",
         f"Run `{d['run_dir']}`; DynaBERT numbers from grid.csv stage `{d['dynabert_stage_compared']}`. "
         f"Budget: {d['budget']['steps_per_phase']} steps of batch 32 per phase ({d['budget']['source']}); "
         f"TinyBERT budget: {d['budget']['tinybert_budget']}. MACs = multiply-accumulates at the run's max_length; "
         f"latency = median ms of the extracted model on the table's scenario, baseline and DynaBERT timed in "
-        f"alternating rounds (paired: each timed call right after {settle} untimed calls of the same model, so both "
+        f"alternating rounds (paired: each timed call right after {settle} of the same model, so both "
         f"are timed warm; the harness's cached first timings in the last column); accuracy "
         f"in % on test.", "",
         "| baseline | recipe | MACs | params | test % | latency ms | scenario | steps | DynaBERT point (MACs diff) "

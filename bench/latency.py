@@ -42,6 +42,7 @@ import torch  # noqa: E402
 from torch.utils import benchmark  # noqa: E402
 
 from bench.common import RESULTS  # noqa: E402
+from bench.report_text import settle_words  # noqa: E402
 from elastic.config import SubnetConfig, grid  # noqa: E402
 from elastic.weights import load_default_teacher  # noqa: E402
 from profiling.fingerprint import fingerprint  # noqa: E402
@@ -319,15 +320,6 @@ def _pct(x: float | None) -> str:
     return "not measured" if x is None else f"{100 * x:.0f}%"
 
 
-def _settle_words(grid_rows: list) -> str:
-    """How many untimed calls preceded each timed one, as recorded by paired_ratio in the grid rows."""
-    settles = sorted({g.get("pair_settle") for g in grid_rows if g.get("pair_settle") is not None})
-    if not settles:
-        return "an unrecorded number of untimed calls"
-    n = "/".join(str(v) for v in settles)
-    return f"{n} untimed call{'' if settles == [1] else 's'}"
-
-
 def render_md(r: dict) -> str:
     """The human-readable report (numbers straight from the JSON)."""
     fp, p = r["fingerprint"], r["predictor"]
@@ -341,7 +333,7 @@ def render_md(r: dict) -> str:
         f"{_load_sentence(r['machine_load'], fp['logical_cores'])} Every ratio below divides by "
         "the full model timed in the same run: the primary latency ratio comes from calls of the config "
         "interleaved with calls of the full model (A B, B A, ...; median of per-round ratios; each timed call "
-        f"right after {_settle_words(r['grid'])} of the same model, so that each is timed warm, as when serving, "
+        f"right after {settle_words(g.get('pair_settle') for g in r['grid'])} of the same model, so that each is timed warm, as when serving, "
         "not with the other model's weights in cache), the secondary "
         "one from blocked_autorange medians divided by the full model re-timed every 4 configs. The width 1.0 / "
         "depth 1.0 row's interleaved ratio (full vs itself) shows the noise floor.",

@@ -118,7 +118,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench(
         name="baselines", script="bench/baselines.py", outputs=("baselines",),
         sources=(*TRAINING, *BASELINES, *LATENCY, "search/pareto.py", "search/evaluator.py", "search/eval_cache.py",
-                 "search/fidelity.py"),
+                 "search/fidelity.py", "bench/report_text.py"),
         command=(("{py}", "-m", "bench.baselines", "--run-dir", "{runs}/sst2_dynabert", "--max-steps", "433",
                   "--tinybert-budget", "per-phase", "--full-depth-tinybert", "--threads", "2"),),
         quick_skip="trains two students on SST-2 from a trained run (sst2_dynabert)",
@@ -143,7 +143,7 @@ BENCHES: tuple[Bench, ...] = (
         measures="SST-2 baseline students at stage 2's lr (2e-4) and selection beside the DynaBERT grid point of the "
                  "same architecture"),
     Bench(
-        name="latency", script="bench/latency.py", outputs=("latency",), sources=(*LATENCY, "elastic/"),
+        name="latency", script="bench/latency.py", outputs=("latency",), sources=(*LATENCY, "elastic/", "bench/report_text.py"),
         # torch's own OpenMP wait policy (bench.run's environment says PASSIVE; the bench unsets it before torch
         # loads): the bench runs alone, as a deployment on a machine of its own (bench/latency.py WAIT_POLICIES)
         command=(("{py}", "-m", "bench.latency", "--omp-wait-policy=default", "--out", "{results}"),),
@@ -217,8 +217,9 @@ RETIRED: tuple[tuple[str, str, str], ...] = (
      "students at lr 1e-4, the standard recipe's stage-2 lr until 0aef2ad; baselines_lr2e-4 compares them at the "
      "new one (2e-4)"),
 )
-# Scripts in bench/ that write no result file (tools), so that nothing in bench/ goes unlisted.
-TOOLS = ("bench/profile_step.py", "bench/screenshot.py", "bench/released_step_timer.py", "bench/subnet_forward_ab.py")
+# Scripts in bench/ that write no result file (tools and helpers), so that nothing in bench/ goes unlisted.
+TOOLS = ("bench/profile_step.py", "bench/screenshot.py", "bench/released_step_timer.py", "bench/subnet_forward_ab.py",
+         "bench/report_text.py")
 
 
 def owner_of(stem: str) -> Bench | None:

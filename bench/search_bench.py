@@ -4,15 +4,16 @@ For each sampler (NSGA-II, TPE, random) and each seed (three by default), one st
 (300 trials); its front after the small budget (100) is the front among its first 100 trials. The search
 objectives are dev accuracy (max) and predicted latency (min). Every front (one row per config: a config
 proposed twice counts once) is then re-measured: latency timed for real on the scenario (each config as
-a paired ratio to the full model times the full model's median in this run), accuracy on dev and on TEST. The headline is the hypervolume on (test accuracy, measured latency), since dev is what
-the search maximised (its fronts carry a selection bias that the fixed grid does not); the dev
+a paired ratio to the full model times the full model's median in this run: `profiling.latency.measure_front`),
+accuracy on dev and on TEST. The headline is the hypervolume on (test accuracy, measured latency), since dev
+is what the search maximised (its fronts carry a selection bias that the fixed grid does not); the dev
 hypervolume stands beside it. Mean and spread over the seeds; the 12-point uniform DynaBERT grid is
 measured the same way in the same run.
 
 Studies live in `<run>/bench_search.db` (resumed when rerun on the same checkpoint); all share the run's
-evaluation cache, so a config evaluated by one study is free for the others. Latencies of this run are
-timed afresh (`<run>/bench_search_latency.jsonl`, emptied at the start). The default sampler's first seed
-is finalized into the run's `pareto.csv` and `search.json`.
+evaluation cache, so a config evaluated by one study is free for the others. Latencies are timed afresh in
+every run (never cached). The default sampler's first seed is finalized into the run's `pareto.csv` and
+`search.json`, with the latencies timed here.
 
 Usage: python -m bench.search_bench --run-dir runs/sst2_dynabert [--scenario cpu-eager-t2-b1-s128]
        [--budgets 100,300] [--seeds 0,1,2] [--eval-threads 2] [--out results]
@@ -37,6 +38,8 @@ from bench.common import RESULTS  # noqa: E402
 from bench.search_metrics import (Point, Trial, beats_by_one_sd, dominated_on_test, hv, searched_front,  # noqa: E402
                                   spread)
 from elastic.config import SubnetConfig, grid  # noqa: E402
+from profiling.latency import measure_front  # noqa: E402
+from profiling.scenario import Scenario  # noqa: E402
 from search.evaluator import RunContext  # noqa: E402
 from search.pareto import finalize  # noqa: E402
 from elastic.options import SAMPLERS  # noqa: E402
@@ -46,47 +49,6 @@ from search.study import run_search  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SAMPLER = SearchOptions.__dataclass_fields__["sampler"].default  # what `dynabert search` uses
-
-
-def _measure(ctx: RunContext, scenario_key: str, min_run_time_s: float):
-    from profiling.latency_cache import LatencyCache
-    from profiling.latency import measure
-    from profiling.scenario import Scenario
-
-    scenario = Scenario.parse(scenario_key).check(ctx.arch)
-    path = ctx.run_dir / "bench_search_latency.jsonl"
-    path.unlink(missing_ok=True)  # this run's timings only (earlier ones may come from a busier machine)
-    cache = LatencyCache(path)
-    return lambda cfg: measure(ctx.model, cfg, scenario, cache=cache, count_fvcore=False,
-                               min_run_time_s=min_run_time_s)
-
-
-def _paired_latencies(ctx: RunContext, scenario_key: str, cfgs: list[SubnetConfig],
-                      min_time_s: float) -> dict[str, Any]:
-    """Each config's latency as its paired ratio to the full model (rounds of alternating order, each side
-    warm: `profiling.timing.paired_ratio`) times the full model's median over all rounds of this run.
-
-    Blocked timings of one config after another drift with the machine: two runs of this benchmark on the
-    same fronts read the full model at 21.5 and 25.0 ms and swapped the samplers' ranking. A ratio to the
-    full model timed in the same rounds cancels that drift; every point shares one full-model time."""
-    import numpy as np
-    from tqdm import tqdm
-
-    from profiling.runners import runner_for
-    from profiling.scenario import Scenario
-    from profiling.timing import paired_ratio
-
-    scenario = Scenario.parse(scenario_key).check(ctx.arch)
-    _, ref_fn = runner_for(ctx.model, SubnetConfig.full(ctx.arch), scenario)
-    ratios, ref_ms, rounds = {}, [], {}
-    for cfg in tqdm(cfgs, desc="paired latency", unit="cfg"):
-        _, fn = runner_for(ctx.model, cfg, scenario)
-        pr = paired_ratio(fn, ref_fn, threads=scenario.threads, min_time_s=min_time_s, min_rounds=8, warmup=1)
-        ratios[cfg.hash], rounds[cfg.hash] = float(pr["ratio"]), int(pr["rounds"])
-        ref_ms.append(float(pr["ref_median_ms"]))
-    full_ms = float(np.median(ref_ms))
-    return {"latency_ms": {h: r * full_ms for h, r in ratios.items()}, "ratio": ratios, "rounds": rounds,
-            "full_ms": full_ms, "full_ms_iqr": float(np.subtract(*np.percentile(ref_ms, [75, 25])))}
 
 
 def _ensure_predictor(ctx: RunContext, scenario_key: str, args: argparse.Namespace) -> None:
@@ -150,7 +112,6 @@ def main(argv=None) -> None:
         raise SystemExit(f"error: the task of {args.run_dir} has no test split: the benchmark's headline is the "
                          "hypervolume on test accuracy")
     _ensure_predictor(ctx, args.scenario, args)
-    measure = _measure(ctx, args.scenario, args.min_run_time)
     bench_db = f"sqlite:///{(args.run_dir / 'bench_search.db').resolve()}"
     studies: dict[tuple[str, int], optuna.Study] = {}
     timing: dict[str, dict[str, float]] = {}
@@ -178,7 +139,8 @@ def main(argv=None) -> None:
                   for sampler in samplers for budget in (small, large) for seed in seeds}
     grid_cfgs = list(grid(ctx.arch))
     to_time = {c.hash: c for c in [c for _, _, c in grid_cfgs] + [c for f in front_cfgs.values() for c in f]}
-    paired = _paired_latencies(ctx, args.scenario, list(to_time.values()), args.min_run_time)
+    scenario = Scenario.parse(args.scenario).check(ctx.arch)
+    paired = measure_front(ctx.model, to_time.values(), scenario, min_time_s=args.min_run_time)
     points: dict[str, Point] = {}
 
     def point(cfg: SubnetConfig) -> Point:  # dev, test (cached evaluator) and latency measured in this run
@@ -212,15 +174,13 @@ def main(argv=None) -> None:
     if DEFAULT_SAMPLER in samplers:
         full = objective.costs(SubnetConfig.full(ctx.arch))
         summary = finalize(studies[DEFAULT_SAMPLER, seeds[0]], run_dir=args.run_dir, scenario=args.scenario,
-                           objectives=("metric", "latency"), full_costs=[full["latency"]], measure_fn=measure,
+                           objectives=("metric", "latency"), full_costs=[full["latency"]],
+                           time_front=lambda cfgs: paired if all(c.hash in paired["latency_ms"] for c in cfgs)
+                           else measure_front(ctx.model, cfgs, scenario, min_time_s=args.min_run_time),
                            test_fn=lambda c: objective.evaluator(c, "test"), reference=reference)
     result = _result(args, hv_test, hv_dev, dominated, reference, grid_rows, fronts, timing, summary, ctx,
                      small, large, seeds, samplers, time.perf_counter() - t_start)
-    result["latency_timing"] = {
-        "method": "paired_ratio to the full model (alternating order, settle calls before each timed call) x the "
-                  "full model's median over all rounds of this run",
-        "full_model_ms": paired["full_ms"], "full_model_ms_iqr": paired["full_ms_iqr"],
-        "configs_timed": len(paired["ratio"]), "min_rounds": 8, "min_time_s": args.min_run_time}
+    result["latency_timing"] = {k: v for k, v in paired.items() if k not in ("latency_ms", "ratio", "ratio_iqr")}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     (args.out / f"{args.name}.md").write_text(_markdown(result))
@@ -271,8 +231,8 @@ def _markdown(r: dict[str, Any]) -> str:
              f"({r['reference_point_meaning']}). Units: % x ms. Seeds: {r['seeds']}; default sampler "
              f"`{r['default_sampler']}`."
              + (f" Latency of each point: its paired ratio to the full model times the full model's median in this "
-                f"run ({r['latency_timing']['full_model_ms']:.2f} ms, IQR {r['latency_timing']['full_model_ms_iqr']:.2f}, "
-                f"{r['latency_timing']['configs_timed']} configs timed)." if r.get("latency_timing") else ""), "",
+                f"run ({lt['full_model_ms']:.2f} ms, IQR {lt['full_model_ms_iqr']:.2f}, {lt['configs_timed']} "
+                "configs timed)." if (lt := r.get("latency_timing")) else ""), "",
              "| front | HV test, mean ± sd (per seed) | / grid | HV dev, mean ± sd | / grid | points per seed "
              "| grid points dominated on test |", "|---|---|---|---|---|---|---|",
              f"| grid | {g:.1f} | 1.000 | {hd['grid']:.1f} | 1.000 | {r['grid_points']} | - |"]

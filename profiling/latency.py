@@ -169,3 +169,41 @@ def measure_many(model: ElasticBertForSequenceClassification, cfgs: Iterable[Sub
     if block:
         close_block(time_reference())
     return out
+
+
+def measure_front(model: ElasticBertForSequenceClassification, cfgs: Iterable[SubnetConfig], scenario: Scenario, *,
+                  min_time_s: float = 1.0, min_rounds: int = 8, progress: bool = True) -> dict[str, Any]:
+    """Latencies of many configs that must be compared with each other (a front, a grid), all on one clock.
+
+    Each config is timed as its paired ratio to the full model (`paired_ratio`: alternating order, warm
+    sides, at least `min_rounds` rounds and `min_time_s` seconds), and every ratio is multiplied by the full
+    model's median over all rounds of the call. Blocked timings of one config after another drift with the
+    machine: two runs of the search benchmark on the same fronts read the full model at 21.5 and 25.0 ms
+    and swapped the samplers' ranking; ratios taken in the same rounds as the full model cancel that drift.
+    Nothing is cached: the common full-model time belongs to this call.
+
+    Returns:
+        {"latency_ms": {hash: ms}, "ratio": {hash: ratio}, "ratio_iqr": {hash: iqr}, "full_model_ms",
+        "full_model_ms_iqr", "configs_timed", "min_rounds", "min_time_s", "settle", "method", "fingerprint"}.
+    """
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    scenario.check(model.arch)
+    todo = {c.validate(model.arch).hash: c for c in cfgs}
+    _, ref_fn = runner_for(model, SubnetConfig.full(model.arch), scenario)
+    ratio, iqr, ref_ms, settle = {}, {}, [], None
+    for h, cfg in tqdm(todo.items(), desc=f"paired latency {scenario.key}", unit="cfg", disable=not progress):
+        _, fn = runner_for(model, cfg, scenario)
+        pr = paired_ratio(fn, ref_fn, threads=scenario.threads, min_time_s=min_time_s, min_rounds=min_rounds,
+                          warmup=1, device=scenario.device)
+        ratio[h], iqr[h], settle = float(pr["ratio"]), float(pr["ratio_iqr"]), pr["settle"]
+        ref_ms.append(float(pr["ref_median_ms"]))
+    full_ms = float(np.median(ref_ms)) if ref_ms else float("nan")
+    return {"latency_ms": {h: r * full_ms for h, r in ratio.items()}, "ratio": ratio, "ratio_iqr": iqr,
+            "full_model_ms": full_ms,
+            "full_model_ms_iqr": float(np.subtract(*np.percentile(ref_ms, [75, 25]))) if ref_ms else float("nan"),
+            "configs_timed": len(ratio), "min_rounds": min_rounds, "min_time_s": min_time_s, "settle": settle,
+            "method": "paired ratio to the full model (alternating order, settle calls before each timed call) x "
+                      "the full model's median over all rounds of this measurement",
+            "fingerprint": fingerprint(scenario.threads, scenario.device)}

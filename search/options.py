@@ -29,7 +29,8 @@ class SearchOptions:
         scenario: latency scenario key (e.g. cpu-eager-t2-b1-s128); also gives seq_len/batch of MACs.
         objectives: "metric" first, then any of latency, macs, params.
         n_trials: total trials of the study (over all workers and all resumptions).
-        sampler: tpe (default: highest test hypervolume in results/search.md), nsga2 or random. seed: sampler seed (worker k uses seed + 1000 k).
+        sampler: tpe (default: highest test hypervolume in results/search.md), nsga2 or random.
+        seed: sampler seed (worker k uses seed + 1000 k).
         storage: Optuna RDB URL (default sqlite:///<run>/study.db); a server URL
             (postgresql://user:pw@host/db) lets workers on other machines join. study_name: default
             search-<scenario>.

@@ -132,7 +132,7 @@ def seconds_per_trial(study: optuna.Study) -> dict[str, float]:
 
 def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: Sequence[str],
              full_costs: Sequence[float],
-             measure_fn: Callable[[SubnetConfig], dict[str, Any]] | None = None,
+             time_front: Callable[[list[SubnetConfig]], dict[str, Any]] | None = None,
              test_fn: Callable[[SubnetConfig], float] | None = None,
              reference: Sequence[float] | None = None) -> dict[str, Any]:
     """Re-measure the front, score it on test, write `pareto.csv` and `search.json`.
@@ -143,7 +143,8 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
         scenario: the latency scenario key.
         objectives: e.g. ("metric", "latency").
         full_costs: the full model's cost objectives (predicted), for the default reference point.
-        measure_fn: cfg -> `profiling.latency.measure` record (median_ms, fingerprint); None = no timing.
+        time_front: the front's configs -> `profiling.latency.measure_front` result (`latency_ms` by config
+            hash, `fingerprint`, how it was timed): all points on one clock; None = no timing.
         test_fn: cfg -> test metric (%); reported only, never used to choose.
         reference: fixed reference point (metric, costs...); default `reference_point(full_costs)`.
 
@@ -158,18 +159,16 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
         raise ValueError(f"study '{study.study_name}' has no feasible completed trial: nothing to put on a front "
                          "(run more trials or relax the constraints)")
     ref = list(reference) if reference is not None else reference_point(full_costs)
-    rows, fingerprint = [], None
-    for t in front:
-        cfg = SubnetConfig.from_json(t.user_attrs["config_json"])
-        rec = measure_fn(cfg) if measure_fn is not None else None
-        if rec is not None:
-            fingerprint = rec.get("fingerprint", fingerprint)
+    cfgs = [SubnetConfig.from_json(t.user_attrs["config_json"]) for t in front]
+    timed = time_front(cfgs) if time_front is not None else None
+    rows = []
+    for t, cfg in zip(front, cfgs):
         rows.append({
             "trial": t.number, "config_hash": cfg.hash, "config_json": cfg.to_json(), "dev_metric": t.values[0],
             "test_metric": test_fn(cfg) if test_fn is not None else "",
             "macs": t.user_attrs.get("macs", ""), "params": t.user_attrs.get("params", ""),
             "latency_pred_ms": t.user_attrs.get("latency_ms", ""),
-            "latency_measured_ms": "" if rec is None else float(rec["median_ms"]),
+            "latency_measured_ms": "" if timed is None else float(timed["latency_ms"][cfg.hash]),
             "scenario": scenario, "knee": False})
     # Measured values replace predicted latency wherever we have them: that is the front users get.
     measured = [[r["dev_metric"]] + [_measured_cost(r, o, v) for o, v in zip(objectives[1:], t.values[1:])]
@@ -188,7 +187,10 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
         "hypervolume_history_values": "objective values as searched (latency predicted unless --measure)",
         "knee_hash": rows[knee]["config_hash"], "knee_trial": rows[knee]["trial"], "n_trials": n_complete,
         "n_front": len(rows), "seconds_per_trial": timing["seconds_per_trial"], "eval_share": timing["eval_share"],
-        "latency_measured": measure_fn is not None, "fingerprint": fingerprint, "study_name": study.study_name,
+        "latency_measured": timed is not None, "fingerprint": None if timed is None else timed.get("fingerprint"),
+        "latency_timing": None if timed is None else {k: v for k, v in timed.items()
+                                                      if k not in ("latency_ms", "ratio", "ratio_iqr", "fingerprint")},
+        "study_name": study.study_name,
         # the checkpoint whose metrics the trials hold (`<stage>@<finished_at>:`, see search.study.open_study)
         "checkpoint": study.user_attrs.get("checkpoint"),
     }

@@ -7,7 +7,7 @@ docs/ARTIFACTS.md is written by its own writer, so a column renamed on one side 
 tests. Two things are not real, both on purpose:
 
 - the clock: `profiling.latency.time_runner` returns a fixed time per (config, scenario)
-  (`fake_ms`), so the figures are the same on every machine and the tests can reason about them (real
+  (`fake_ms`), and `profiling.latency.paired_ratio` the ratio of two such times, so the figures are the same on every machine and the tests can reason about them (real
   timing is tested in tests/test_latency.py); everything around it (records, cache, drift, predictor,
   CSV) is the real code;
 - one failed trial is added to the study (as a worker that died leaves one) before trials.csv is written
@@ -48,7 +48,7 @@ def fixed_clock() -> Iterator[None]:
     """`profiling.latency` measures with `fake_ms` instead of the wall clock (runners still run once)."""
     import profiling.latency as latency
 
-    real_runner_for, real_time_runner = latency.runner_for, latency.time_runner
+    real_runner_for, real_time_runner, real_paired = latency.runner_for, latency.time_runner, latency.paired_ratio
 
     def runner_for(model, cfg, scenario, **kw) -> tuple[Any, Any]:
         small, run = real_runner_for(model, cfg, scenario, **kw)
@@ -63,11 +63,16 @@ def fixed_clock() -> Iterator[None]:
         ms = fn.fake_ms
         return {"median_ms": ms, "p90_ms": ms * 1.1, "iqr_ms": ms * 0.05, "min_ms": ms * 0.95, "n": 5}
 
-    latency.runner_for, latency.time_runner = runner_for, time_runner
+    def paired_ratio(fn, fn_ref, **kw) -> dict[str, float | int]:
+        fn(), fn_ref()
+        return {"ratio": fn.fake_ms / fn_ref.fake_ms, "ratio_iqr": 0.0, "rounds": 8, "median_ms": fn.fake_ms,
+                "ref_median_ms": fn_ref.fake_ms, "settle": 3}
+
+    latency.runner_for, latency.time_runner, latency.paired_ratio = runner_for, time_runner, paired_ratio
     try:
         yield
     finally:
-        latency.runner_for, latency.time_runner = real_runner_for, real_time_runner
+        latency.runner_for, latency.time_runner, latency.paired_ratio = real_runner_for, real_time_runner, real_paired
 
 
 def _cli(*argv: str) -> None:

@@ -52,3 +52,11 @@ def test_quick_bench_run(tmp_path):
 def test_quick_refuses_results_dir():
     from bench.run import main
     assert main(["--quick", "--results-dir", str(ROOT / "results")]) == 2
+
+
+def test_settle_words_reads_the_recorded_values():
+    from bench.report_text import settle_words
+    assert settle_words([3, None, 3]) == "3 untimed calls"
+    assert settle_words([1]) == "1 untimed call"
+    assert settle_words([3, 1]) == "1/3 untimed calls"
+    assert settle_words([None]) == "an unrecorded number of untimed calls"

@@ -248,3 +248,29 @@ def test_paired_ratio_settles_each_side_before_timing_it():
     assert cold["ratio"] > 2 * warm["ratio"]
     with pytest.raises(ValueError, match="settle"):
         paired_ratio(a, b, threads=1, settle=-1)
+
+
+def test_measure_front_puts_every_config_on_the_full_models_clock(model, monkeypatch):
+    """Each config is a paired ratio to the full model; all share the full model's median over every round."""
+    import time as _time
+
+    full, small = SubnetConfig.full(ARCH), SubnetConfig.uniform(ARCH, 0.5, 0.5)
+    calls: list[str] = []
+
+    def fake_runner(m, cfg, scenario, workdir=None):
+        name, secs = ("full", 0.03) if cfg.hash == full.hash else ("small", 0.01)
+
+        def run():
+            calls.append(name)
+            _time.sleep(secs)
+        return None, run
+
+    monkeypatch.setattr(latency, "runner_for", fake_runner)
+    res = latency.measure_front(model, [small, full, small], Scenario.parse("cpu-eager-t1-b1-s16"), min_time_s=0.0,
+                                min_rounds=4, progress=False)
+    assert res["configs_timed"] == 2 and set(res["latency_ms"]) == {small.hash, full.hash}  # duplicates timed once
+    assert 0.2 < res["ratio"][small.hash] < 0.5 and 0.8 < res["ratio"][full.hash] < 1.25
+    assert 25 < res["full_model_ms"] < 60
+    for h, r in res["ratio"].items():
+        assert res["latency_ms"][h] == pytest.approx(r * res["full_model_ms"])
+    assert {"small", "full"} <= set(calls[:12]) and res["fingerprint"]["threads"] == 1

@@ -22,9 +22,8 @@ def test_one_learning_rate_and_scenario_everywhere():
     assert _defaults("train-stage1")["lr"] == _defaults("baselines")["lr"] == DEFAULT_LR
     assert BaselineOptions().scenarios == (DEFAULT_SCENARIO,) and DEFAULTS["scenario"] == DEFAULT_SCENARIO
     assert SearchOptions.__dataclass_fields__["scenario"].default == DEFAULT_SCENARIO
-    # one default sampler for `dynabert search` and the library. `dynabert run` (app/workflow/pipeline.py) keeps
-    # NSGA-II until the next regeneration of results/sst2_released_recipe (2 h), which an edit there stales.
-    assert _defaults("search")["sampler"] == SearchOptions.sampler == "tpe"
+    # one default sampler for `dynabert search`, `dynabert run` and the library
+    assert _defaults("search")["sampler"] == SearchOptions.sampler == DEFAULTS["sampler"] == "tpe"
 
 
 def test_closed_choices_come_from_the_literals():

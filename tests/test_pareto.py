@@ -77,17 +77,19 @@ def test_constraints_exclude_infeasible_trials():
 
 def test_finalize_writes_pareto_and_search_json(tmp_path):
     study = _study([(80, 10), (70, 5), (60, 6), (78, 6)])
-    tested = []
+    tested, timed_calls = [], []
 
-    def measure(cfg):
-        return {"median_ms": 2.0 * len(cfg.ffn) + cfg.ffn[0] / 100, "fingerprint": {"cpu": "test"}}
+    def time_front(cfgs):  # the whole front in one call: one clock for all its points
+        timed_calls.append(len(cfgs))
+        return {"latency_ms": {c.hash: 2.0 * len(c.ffn) + c.ffn[0] / 100 for c in cfgs},
+                "fingerprint": {"cpu": "test"}, "full_model_ms": 9.5, "method": "fake"}
 
     def test_fn(cfg):
         tested.append(cfg.hash)
         return 42.0
 
     out = finalize(study, run_dir=tmp_path, scenario="cpu-eager-t1-b1-s16", objectives=("metric", "latency"),
-                   full_costs=[10.0], measure_fn=measure, test_fn=test_fn)
+                   full_costs=[10.0], time_front=time_front, test_fn=test_fn)
     rows = list(csv.DictReader(open(tmp_path / "pareto.csv")))
     assert tuple(rows[0]) == PARETO_COLUMNS
     assert [int(r["trial"]) for r in rows] == [0, 1, 3]
@@ -104,6 +106,7 @@ def test_finalize_writes_pareto_and_search_json(tmp_path):
     assert saved["hypervolume"] == pytest.approx(hypervolume(measured, saved["reference_point"]))
     assert saved["n_trials"] == 4
     assert saved["fingerprint"] == {"cpu": "test"}
+    assert timed_calls == [3] and saved["latency_timing"] == {"full_model_ms": 9.5, "method": "fake"}
 
 
 def test_finalize_empty_study_is_one_clear_error(tmp_path):

@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "stage1_steps": None, "stage2_steps": None, "padding": "longest", "adam_eps": "torch", "subnet_forward": "shared-prefix",
     "importance_grads": "per-batch", "importance_order": "by-length", "importance_batch_size": 32,
     "scenario": DEFAULT_SCENARIO, "n_random": 50, "n_heldout": 50,
-    "n_trials": 300, "sampler": "nsga2", "objectives": "metric,latency", "n_workers": 1, "storage": None,
+    "n_trials": 300, "sampler": "tpe", "objectives": "metric,latency", "n_workers": 1, "storage": None,
     "study_name": None,
     "baselines": "distilbert,tinybert,int8", "baseline_steps": None, "export": "knee",
     "device": DEFAULT_DEVICE, "precision": DEFAULT_PRECISION,  # every computing stage (elastic/device.py)

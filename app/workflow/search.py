@@ -56,6 +56,16 @@ def measure_fn(ctx, scenario_key: str) -> Callable[[Any], dict[str, Any]]:
     return lambda cfg: measure(ctx.model, cfg, scenario, cache=cache, count_fvcore=False)
 
 
+def front_timer(ctx, scenario_key: str) -> Callable[[list[Any]], dict[str, Any]]:
+    """configs -> their latencies on `scenario_key`, all as paired ratios to the full model on one clock
+    (`profiling.latency.measure_front`; not cached: the common full-model time belongs to one call)."""
+    from profiling.latency import measure_front
+    from profiling.scenario import Scenario
+
+    scenario = Scenario.parse(scenario_key).check(ctx.arch)
+    return lambda cfgs: measure_front(ctx.model, cfgs, scenario)
+
+
 def search(opts: SearchOptions, *, finalize: bool = True) -> SearchResult:
     """Run (or resume) the study to `opts.n_trials` trials; with `finalize`, re-measure the front and write
     pareto.csv and search.json (test metrics too when the task has a test split)."""
@@ -78,6 +88,6 @@ def search(opts: SearchOptions, *, finalize: bool = True) -> SearchResult:
     has_test = "test" in ctx.task.splits
     summary = finalize_front(study, run_dir=opts.run_dir, scenario=opts.scenario, objectives=opts.objectives,
                              full_costs=[full[o] for o in opts.objectives[1:]],
-                             measure_fn=measure_fn(ctx, opts.scenario),
+                             time_front=front_timer(ctx, opts.scenario),
                              test_fn=(lambda cfg: objective.evaluator(cfg, "test")) if has_test else None)
     return SearchResult(**{**result.__dict__, "summary": summary})
