@@ -17,9 +17,9 @@ from typing import Any, Mapping
 # stage_seconds / steps at commit b2a8a4d (teacher 69.78 s / 60, stage1 79.52 s / 20, stage2 194.65 s / 40);
 # tests/test_run_options.py checks these against the committed result file.
 STEP_SECONDS: dict[str, dict[int, float]] = {
-    "teacher": {64: 78.72 / 60},
-    "stage1": {64: 108.0 / 20},
-    "stage2": {64: 255.75 / 40},
+    "teacher": {64: 96.93 / 60},
+    "stage1": {64: 96.65 / 20},
+    "stage2": {64: 245.18 / 40},
 }
 MEASURED_BATCH = 32
 # results/pipeline_quick.json "fingerprint" (alone on the machine).
