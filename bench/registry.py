@@ -143,7 +143,8 @@ BENCHES: tuple[Bench, ...] = (
         measures="SST-2 baseline students at stage 2's lr (2e-4) and selection beside the DynaBERT grid point of the "
                  "same architecture"),
     Bench(
-        name="latency", script="bench/latency.py", outputs=("latency",), sources=(*LATENCY, "elastic/", "bench/report_text.py"),
+        name="latency", script="bench/latency.py", outputs=("latency",),
+        sources=(*LATENCY, "elastic/", "bench/report_text.py"),
         # torch's own OpenMP wait policy (bench.run's environment says PASSIVE; the bench unsets it before torch
         # loads): the bench runs alone, as a deployment on a machine of its own (bench/latency.py WAIT_POLICIES)
         command=(("{py}", "-m", "bench.latency", "--omp-wait-policy=default", "--out", "{results}"),),

@@ -7,7 +7,8 @@ docs/ARTIFACTS.md is written by its own writer, so a column renamed on one side 
 tests. Two things are not real, both on purpose:
 
 - the clock: `profiling.latency.time_runner` returns a fixed time per (config, scenario)
-  (`fake_ms`), and `profiling.latency.paired_ratio` the ratio of two such times, so the figures are the same on every machine and the tests can reason about them (real
+  (`fake_ms`), and `profiling.latency.paired_ratio` the ratio of two such times, so the figures are the
+  same on every machine and the tests can reason about them (real
   timing is tested in tests/test_latency.py); everything around it (records, cache, drift, predictor,
   CSV) is the real code;
 - one failed trial is added to the study (as a worker that died leaves one) before trials.csv is written
