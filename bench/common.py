@@ -5,7 +5,6 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,11 +59,10 @@ def load_1min() -> float | None:
 
 
 def provenance() -> dict[str, Any]:
-    """`commit` (HEAD of this checkout), `dirty` (uncommitted changes to tracked files) and `command`."""
-    root = RESULTS.parent
+    """`commit` (HEAD of this checkout), `dirty` (uncommitted changes to tracked files outside results/, as
+    `bench.run` stamps it) and `command`."""
+    from bench import rundirs
 
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout.strip()
-    return {"commit": git("rev-parse", "HEAD") or "unknown",
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    root = RESULTS.parent
+    return {"commit": rundirs.git("rev-parse", "HEAD", root=root) or "unknown", "dirty": rundirs.tree_dirty(root),
             "command": shlex.join([sys.executable, *sys.argv])}

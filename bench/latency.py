@@ -333,8 +333,8 @@ def render_md(r: dict) -> str:
         f"{_load_sentence(r['machine_load'], fp['logical_cores'])} Every ratio below divides by "
         "the full model timed in the same run: the primary latency ratio comes from calls of the config "
         "interleaved with calls of the full model (A B, B A, ...; median of per-round ratios; each timed call "
-        f"right after {settle_words(g.get('pair_settle') for g in r['grid'])} of the same model, so that each is timed warm, as when serving, "
-        "not with the other model's weights in cache), the secondary "
+        f"right after {settle_words(g.get('pair_settle') for g in r['grid'])} of the same model, so that each "
+        "is timed warm, as when serving, not with the other model's weights in cache), the secondary "
         "one from blocked_autorange medians divided by the full model re-timed every 4 configs. The width 1.0 / "
         "depth 1.0 row's interleaved ratio (full vs itself) shows the noise floor.",
         "",

@@ -4,10 +4,12 @@
     make bench [ONLY=search] [QUICK=1] [FORCE=1]
 
 Full size (the default) refuses to start while the 1-minute load average is above 0.5 per core (other work
-would be in the figures) unless --force. Each result file then gets, beside what its script wrote: `commit`
-and `dirty` (of the checkout when the bench started), `command` (the exact steps that wrote it),
-`fingerprint`, `wall_seconds` (its bench's wall-clock), `load_before`, `load_after` (1-minute load average)
-and `run_dirs` (trained now or reused); its .md gets a provenance line. A bench that needs a run directory
+would be in the figures) unless --force, and before each later bench waits (up to 10 min) for the load the
+previous one left in the average to fall below the same limit. Each result file then gets, beside what its
+script wrote: `commit` and `dirty` (of the checkout when the bench started; uncommitted files in results/
+do not count), `command` (the exact steps that wrote it), `fingerprint`, `wall_seconds` (its bench's
+wall-clock), `load_before`, `load_after` (1-minute load average) and `run_dirs` (trained now or reused); its
+.md gets a provenance line. A bench that needs a run directory
 of another bench (search needs sst2_dynabert's) runs that one first unless its run directory can be reused.
 
 --quick runs each bench at small sizes into a temporary folder (never results/, never runs/) and, for a
@@ -26,12 +28,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from bench import rundirs
 from bench.registry import BENCHES, BY_NAME, ROOT, Bench, Command, select
 
 MAX_LOAD_PER_CORE = 0.5
+SETTLE_MAX_S = 600.0  # the longest wait for the load to settle before a bench of a chain
 
 
 def load_1min() -> float:
@@ -40,6 +43,21 @@ def load_1min() -> float:
         return round(os.getloadavg()[0], 2)
     except OSError:
         return 0.0
+
+
+def wait_for_quiet(limit: float, *, max_wait_s: float = SETTLE_MAX_S, poll_s: float = 10.0,
+                   sleep: Callable[[float], None] = time.sleep) -> tuple[float, float]:
+    """Wait until the 1-minute load average is at most `limit` (the previous bench of a chain leaves its own
+    load in the average for a minute or two), at most `max_wait_s` seconds.
+
+    Returns:
+        (seconds waited, the load average when the wait ended).
+    """
+    waited = 0.0
+    while (load := load_1min()) > limit and waited < max_wait_s:
+        sleep(poll_s)
+        waited += poll_s
+    return waited, load
 
 
 def expand(cmd: Command, places: dict[str, str]) -> list[str]:
@@ -111,7 +129,7 @@ def run_bench(b: Bench, *, quick: bool, places: dict[str, str], env: dict[str, s
               + (f" (old one set aside as {info['set_aside']})" if info["set_aside"] else ""), flush=True)
     # results/ is left out: the benches run before this one rewrote their files there
     head = rundirs.git("rev-parse", "HEAD") or "unknown"
-    dirty = bool(rundirs.git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"))
+    dirty = rundirs.tree_dirty()
     cmds = [expand(c, places) for c in steps]
     out_dir = Path(places["results"])
 
@@ -176,7 +194,12 @@ def main(argv: Sequence[str] | None = None) -> int:
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     print(f"{'quick' if a.quick else 'full-size'} benches into {results}: {', '.join(b.name for b in benches)}")
     outcomes = {}
-    for b in benches:
+    for i, b in enumerate(benches):
+        if i and not a.quick and not a.force:  # the one before left its load in the 1-minute average
+            waited, load = wait_for_quiet(MAX_LOAD_PER_CORE * cores)
+            if waited:
+                print(f"  waited {waited:.0f} s for the load to settle ({load} now; limit "
+                      f"{MAX_LOAD_PER_CORE * cores:g})", flush=True)
         print(f"== {b.name} (load {load_1min()})", flush=True)
         outcomes[b.name] = run_bench(b, quick=a.quick, places=places, env=env)
         print(f"== {b.name}: {outcomes[b.name]}", flush=True)

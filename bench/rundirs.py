@@ -32,6 +32,12 @@ def git(*args: str, root: Path = ROOT) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
+def tree_dirty(root: Path = ROOT) -> bool:
+    """Uncommitted changes to tracked files outside results/ (the benches of a chain rewrite results/ one after
+    another, so those files say nothing about the code that runs)."""
+    return bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", root=root))
+
+
 def last_commit(paths: Sequence[str], root: Path = ROOT) -> str:
     """The last commit touching any of `paths` ("" when none or no git)."""
     return git("log", "-1", "--format=%H", "--", *paths, root=root)

@@ -83,3 +83,24 @@ def beats_by_one_sd(a: Sequence[float], b: Sequence[float]) -> bool:
 def dominated_on_test(grid: Sequence[Point], front: Sequence[Point]) -> int:
     """How many grid points are strictly dominated on (test accuracy, measured latency) by a front point."""
     return count_dominated([[g.test, g.latency_ms] for g in grid], [[f.test, f.latency_ms] for f in front])
+
+
+def front_shortfall_on_test(grid: Sequence[Point], front: Sequence[Point]) -> float | None:
+    """By how many test-accuracy points the front falls short of the grid at worst: for each grid point, its
+    test accuracy minus the best test accuracy of the front points at most as slow, the largest of these
+    (0.0 when every grid point is matched or beaten); None when some grid point is faster than every front point.
+    Read it beside the test set's standard error: the front is chosen on dev, so a grid point that is merely
+    lucky on test stays unbeaten."""
+    worst = 0.0
+    for g in grid:
+        best = max((f.test for f in front if f.latency_ms <= g.latency_ms), default=None)
+        if best is None:
+            return None
+        worst = max(worst, g.test - best)
+    return worst
+
+
+def standard_error_pct(accuracy_pct: float, n: int) -> float:
+    """One standard error (percentage points) of an accuracy measured on `n` examples (binomial)."""
+    p = accuracy_pct / 100.0
+    return 100.0 * math.sqrt(max(p * (1 - p), 0.0) / n) if n > 0 else math.nan

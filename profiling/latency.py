@@ -84,7 +84,9 @@ def measure_ratio(model: ElasticBertForSequenceClassification, cfg: SubnetConfig
         min_time_s / min_rounds: how long / how many A-B rounds to run (`paired_ratio`).
 
     Returns:
-        {"config_hash", "scenario", "ratio", "ratio_iqr", "rounds", "cached"}; ratio = t(cfg) / t(full).
+        {"config_hash", "scenario", "ratio", "ratio_iqr", "rounds", "cached"}; ratio = t(cfg) / t(full). A
+        fresh measurement (not a cache hit) also has "ref_median_ms" (the full model's median over these
+        rounds) and "settle" (untimed calls before each timed one); they belong to this call and are not cached.
     """
     scenario.check(model.arch)
     key = cache_key(model, cfg, scenario) + "|ratio-to-full"
@@ -98,7 +100,7 @@ def measure_ratio(model: ElasticBertForSequenceClassification, cfg: SubnetConfig
            "rounds": pr["rounds"]}
     if cache is not None:
         cache.put(key, rec)
-    return {**rec, "cached": False}
+    return {**rec, "cached": False, "ref_median_ms": float(pr["ref_median_ms"]), "settle": pr["settle"]}
 
 
 def measure_many(model: ElasticBertForSequenceClassification, cfgs: Iterable[SubnetConfig],
@@ -194,11 +196,9 @@ def measure_front(model: ElasticBertForSequenceClassification, cfgs: Iterable[Su
     _, ref_fn = runner_for(model, SubnetConfig.full(model.arch), scenario)
     ratio, iqr, ref_ms, settle = {}, {}, [], None
     for h, cfg in tqdm(todo.items(), desc=f"paired latency {scenario.key}", unit="cfg", disable=not progress):
-        _, fn = runner_for(model, cfg, scenario)
-        pr = paired_ratio(fn, ref_fn, threads=scenario.threads, min_time_s=min_time_s, min_rounds=min_rounds,
-                          warmup=1, device=scenario.device)
-        ratio[h], iqr[h], settle = float(pr["ratio"]), float(pr["ratio_iqr"]), pr["settle"]
-        ref_ms.append(float(pr["ref_median_ms"]))
+        rec = measure_ratio(model, cfg, scenario, ref_fn, min_time_s=min_time_s, min_rounds=min_rounds)
+        ratio[h], iqr[h], settle = float(rec["ratio"]), float(rec["ratio_iqr"]), rec["settle"]
+        ref_ms.append(rec["ref_median_ms"])
     full_ms = float(np.median(ref_ms)) if ref_ms else float("nan")
     return {"latency_ms": {h: r * full_ms for h, r in ratio.items()}, "ratio": ratio, "ratio_iqr": iqr,
             "full_model_ms": full_ms,

@@ -100,3 +100,35 @@ def test_a_result_the_bench_did_not_rewrite_gets_no_provenance(tmp_path):
     data = json.loads((out / "new.json").read_text())
     assert data["quick"] is True and data["commit"] and "load_before" in data and "fingerprint" in data
     assert "Provenance" in (out / "new.md").read_text()
+
+
+def test_a_chain_waits_for_the_previous_benchs_load_to_settle(monkeypatch):
+    loads = iter([1.9, 1.4, 1.1, 0.9, 0.5])
+    monkeypatch.setattr(bench_run, "load_1min", lambda: next(loads))
+    slept: list[float] = []
+    assert bench_run.wait_for_quiet(1.0, poll_s=10, sleep=slept.append) == (30.0, 0.9)
+    assert slept == [10, 10, 10]
+    monkeypatch.setattr(bench_run, "load_1min", lambda: 5.0)  # never settles: gives up after max_wait_s
+    slept.clear()
+    assert bench_run.wait_for_quiet(1.0, max_wait_s=25, poll_s=10, sleep=slept.append) == (30.0, 5.0)
+    assert len(slept) == 3
+
+
+def test_dirty_ignores_rewritten_results_but_not_code(tmp_path):
+    """Uncommitted result files (a chain rewrites results/ bench by bench) do not make the tree dirty; code does."""
+    import subprocess
+
+    from bench import rundirs
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "a.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    (tmp_path / "results" / "a.json").write_text('{"new": 1}')
+    assert not rundirs.tree_dirty(tmp_path)
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert rundirs.tree_dirty(tmp_path)

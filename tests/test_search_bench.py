@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.search_metrics import Point, Trial, beats_by_one_sd, dedup, dominated_on_test, hv, searched_front, spread
+from bench.search_metrics import (Point, Trial, beats_by_one_sd, dedup, dominated_on_test, hv, searched_front, spread,
+                                  standard_error_pct, front_shortfall_on_test)
 
 REF = [50.0, 3.0]  # accuracy %, latency ms
 
@@ -47,3 +48,14 @@ def test_grid_points_dominated_on_test():
     assert dominated_on_test(grid, front) == 1
     assert dominated_on_test(grid, [Point("f", 0.0, 95.0, 0.5)]) == 2
     assert dominated_on_test(grid[1:], grid[1:]) == 0  # a point does not dominate itself
+
+
+def test_shortfall_of_the_front_against_the_grid_on_test():
+    grid = [Point("g1", 0.0, 90.0, 10.0), Point("g2", 0.0, 85.0, 5.0)]
+    assert front_shortfall_on_test(grid, [Point("f", 0.0, 91.0, 4.0)]) == 0.0  # one point beats both
+    # g1 (10 ms) is matched by nothing at <= 10 ms better than 88.5; g2 (5 ms) by 84.0 at 4 ms
+    assert front_shortfall_on_test(grid, [Point("a", 0.0, 84.0, 4.0), Point("b", 0.0, 88.5, 9.0),
+                                 Point("slow", 0.0, 99.0, 11.0)]) == pytest.approx(1.5)
+    assert front_shortfall_on_test(grid, [Point("a", 0.0, 99.0, 6.0)]) is None  # nothing as fast as g2
+    assert front_shortfall_on_test(grid, grid) == 0.0
+    assert standard_error_pct(90.0, 900) == pytest.approx(1.0)

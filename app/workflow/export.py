@@ -145,7 +145,7 @@ def selection(opts: ExportOptions, arch) -> list[tuple[str, SubnetConfig, dict[s
 def export(opts: ExportOptions) -> list[Exported]:
     """Write each selected sub-network as a standalone model; refuses (before writing anything) when a
     target folder exists and `force` is off."""
-    from app.workflow.search import default_scenario, measure_fn
+    from app.workflow.search import default_scenario, front_timer
     from elastic.export import export_dir, export_subnet, sanitize_name
     from profiling.flops import analytic_macs, param_count
     from profiling.onnx_export import export_onnx
@@ -168,7 +168,6 @@ def export(opts: ExportOptions) -> list[Exported]:
     scenario_key = opts.scenario or default_scenario(run_dir)
     Scenario.parse(scenario_key)
     evaluator = ctx.evaluator()
-    measure = measure_fn(ctx, scenario_key) if opts.measure else None
     onnx_writer = (lambda small, path: export_onnx(small, path)) if opts.onnx else None
     single = len(items) == 1 and not opts.pareto
     run = ctx.run
@@ -185,6 +184,10 @@ def export(opts: ExportOptions) -> list[Exported]:
     if taken and not opts.force:  # check all first: never leave half of a --pareto export behind
         raise FileExistsError(f"{', '.join(taken)} already exist(s); pass --force to overwrite, or choose "
                               "another --name/--out")
+    # Configs without a measured latency: timed together, each as a paired ratio to the full model on one clock
+    # (the method of the search's fronts, so an exported card's number compares with the dashboard's)
+    untimed = [cfg for _, cfg, facts in plan if facts.get("latency_ms") is None]
+    timed = front_timer(ctx, scenario_key)(untimed) if opts.measure and untimed else None
     written = []
     for out, cfg, facts in plan:
         info = dict(facts)
@@ -200,9 +203,9 @@ def export(opts: ExportOptions) -> list[Exported]:
                     task=(run.get("task") or {}).get("name", run.get("task_spec")), teacher=run.get("teacher"),
                     task_spec=run.get("task_spec"), pair=len((run.get("task") or {}).get("text_columns", [])) == 2,
                     stages=run.get("stage_seconds"), training=_training_summary(run))
-        if measure is not None and info.get("latency_ms") is None:
-            rec = measure(cfg)
-            info.update(latency_ms=float(rec["median_ms"]), fingerprint=rec.get("fingerprint"))
+        if timed is not None and info.get("latency_ms") is None:
+            info.update(latency_ms=float(timed["latency_ms"][cfg.hash]), fingerprint=timed["fingerprint"],
+                        latency_method=timed["method"])
         export_subnet(ctx.model, cfg, out, tokenizer=ctx.tokenizer, label_names=ctx.label_names or None,
                       card_info=info, onnx_writer=onnx_writer, force=opts.force)
         written.append(Exported(path=out, config=cfg))

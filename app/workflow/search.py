@@ -45,17 +45,6 @@ def default_scenario(run_dir: Path) -> str:
     return DEFAULT_SCENARIO
 
 
-def measure_fn(ctx, scenario_key: str) -> Callable[[Any], dict[str, Any]]:
-    """cfg -> the latency record of its extracted model on `scenario_key` (cached in the run directory)."""
-    from profiling.latency_cache import LatencyCache
-    from profiling.latency import measure
-    from profiling.scenario import Scenario
-
-    scenario = Scenario.parse(scenario_key).check(ctx.arch)
-    cache = LatencyCache(ctx.run_dir / "latency_cache.jsonl")
-    return lambda cfg: measure(ctx.model, cfg, scenario, cache=cache, count_fvcore=False)
-
-
 def front_timer(ctx, scenario_key: str) -> Callable[[list[Any]], dict[str, Any]]:
     """configs -> their latencies on `scenario_key`, all as paired ratios to the full model on one clock
     (`profiling.latency.measure_front`; not cached: the common full-model time belongs to one call)."""
