@@ -23,7 +23,7 @@ from typing import Any, Optional
 import pandas as pd
 import torch
 
-from bench.common import write_result
+from bench.common import load_1min, write_result
 from bench.report_text import settle_words
 
 SCENARIO = "cpu-eager-t2-b1-s128"
@@ -85,6 +85,14 @@ def nearest(df: pd.DataFrame, macs: float) -> tuple[Optional[pd.Series], float]:
     return df.loc[i], abs(float(df.loc[i, "macs"]) - macs) / macs
 
 
+def _load_words(load: dict | None) -> str:
+    """The 1-minute load average at the bench's start and end, in words."""
+    if not load or load.get("start") is None:
+        return "load average not recorded"
+    return (f"1-minute load average {load['start']:.2f} at the start, {load['end']:.2f} at the end (the bench's own "
+            "training and timing in the latter)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run-dir", type=Path, default=Path("runs/sst2_dynabert"))
@@ -104,6 +112,7 @@ def main() -> None:
                          "layers (split budget)")
     ap.add_argument("--skip-train", action="store_true", help="only report students already trained")
     args = ap.parse_args()
+    load_start = load_1min()
     torch.set_num_threads(args.threads)
     run_dir = args.run_dir
     from app.workflow.baselines import BaselineOptions, TinyBudget, run_baselines
@@ -143,7 +152,7 @@ def main() -> None:
         log("DynaBERT stage2 sub-networks with INT8 on top")
         int8_rows = run_baselines(run_dir, BaselineOptions(
             recipes=(Recipe.DYNABERT_INT8,), dynabert_points=((1.0, 1.0), (1.0, 0.5), (0.5, 0.5)), **common))
-    write(run_dir, rows, int8_rows, grid_df, stage, steps, steps_from, args, time.time() - t0)
+    write(run_dir, rows, int8_rows, grid_df, stage, steps, steps_from, args, time.time() - t0, load_start)
 
 
 def train_in_parallel(run_dir: Path, steps: int, args) -> None:
@@ -247,7 +256,8 @@ def front_of_stage(run_dir: Path, stage: str) -> Optional[pd.DataFrame]:
 
 
 def write(run_dir: Path, rows: list[dict[str, Any]], int8_rows: list[dict[str, Any]], grid_df, stage, steps: int,
-          steps_from: str, args, seconds: float) -> None:
+          steps_from: str, args, seconds: float, load_start: float | None = None) -> None:
+    from app.workflow.baselines import BaselineOptions
     from elastic.baselines import Recipe
     from profiling.fingerprint import fingerprint
     front = front_of_stage(run_dir, stage)
@@ -300,15 +310,11 @@ def write(run_dir: Path, rows: list[dict[str, Any]], int8_rows: list[dict[str, A
             "latency_unit": "ms, median (torch.utils.benchmark blocked_autorange), extracted model",
             "accuracy_unit": "% on the SST-2 test split (1,821 sentences)",
             "budget": {"steps_per_phase": steps, "source": steps_from, "tinybert_budget": args.tinybert_budget,
-                       "batch_size": 32, "lr": 2e-5},
+                       "batch_size": BaselineOptions.batch_size, "lr": BaselineOptions.lr},
             "dynabert_stage_compared": stage, "match_tolerance": MATCH_TOLERANCE, "target_pts": TARGET_PTS,
             "rows": out_rows, "dynabert_int8_rows": int8_rows, "bench_seconds": round(seconds, 1),
             "command": "python " + " ".join(sys.argv), "fingerprint": {**fingerprint(2), "train_threads": args.threads}}
-    try:
-        import os
-        data["fingerprint"]["load_avg_1min"] = os.getloadavg()[0]
-    except OSError:
-        pass
+    data["load_avg_1min"] = {"start": load_start, "end": load_1min()}  # the end's includes the bench's own work
     write_result("baselines", data, markdown(data))
     log(f"wrote results/baselines.json and .md ({len(out_rows)} rows)")
 
@@ -361,8 +367,8 @@ def markdown(d: dict[str, Any]) -> str:
     fp = d["fingerprint"]
     lines += ["", f"Target: DynaBERT >= {d['target_pts']} point better on test at matched MACs (within "
               f"{100 * d['match_tolerance']:.0f}%). Measured on {fp['cpu']} ({fp['logical_cores']} logical cores), "
-              f"torch {fp['torch']}, load average {fp.get('load_avg_1min', '?')} (shared machine), "
-              f"training threads {fp['train_threads']}.", "", f"Command: `{d['command']}`"]
+              f"torch {fp['torch']}, training threads {fp['train_threads']}; {_load_words(d.get('load_avg_1min'))}.",
+              "", f"Command: `{d['command']}`"]
     return "\n".join(lines)
 
 

@@ -101,6 +101,20 @@ def knee_index(points: Sequence[Sequence[float]]) -> int:
     return int(best[np.argmax(pts[best, 0])])
 
 
+def front_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The study's Pareto front (`study.best_trials`, feasible only), by trial number, one trial per config: a
+    sampler may propose a config it has tried before (its cached result makes an equal point), which counts once,
+    as its first trial."""
+    seen: set[str] = set()
+    out = []
+    for t in sorted(study.best_trials, key=lambda t: t.number):
+        key = t.user_attrs.get("config_hash") or t.user_attrs.get("config_json") or f"trial-{t.number}"
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
+
+
 def _feasible_complete(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if all(v <= 0 for v in t.constraints.values())]
@@ -154,7 +168,7 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
     Raises:
         ValueError: the study has no feasible completed trial.
     """
-    front = sorted(study.best_trials, key=lambda t: t.number)
+    front = front_trials(study)
     if not front:
         raise ValueError(f"study '{study.study_name}' has no feasible completed trial: nothing to put on a front "
                          "(run more trials or relax the constraints)")

@@ -114,3 +114,18 @@ def test_finalize_empty_study_is_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no feasible completed trial"):
         finalize(study, run_dir=tmp_path, scenario="cpu-eager-t1-b1-s16", objectives=("metric", "latency"),
                  full_costs=[1.0])
+
+
+def test_a_config_proposed_twice_is_one_front_row(tmp_path):
+    """A sampler may propose a config again (its cached metric makes an equal point): pareto.csv lists it once,
+    as its first trial, and the front's hypervolume is unchanged."""
+    study = _study([(80, 10), (70, 5), (60, 6)])
+    again = study.trials[1]  # trial 1's config and values, proposed again as trial 3
+    study.add_trial(optuna.trial.create_trial(values=list(again.values), user_attrs=dict(again.user_attrs),
+                                              params={"x": 50}, distributions={"x": IntDistribution(0, 99)}))
+    assert len(study.best_trials) == 3  # Optuna keeps both equal points
+    out = finalize(study, run_dir=tmp_path, scenario="cpu-eager-t1-b1-s16", objectives=("metric", "latency"),
+                   full_costs=[10.0], time_front=lambda cfgs: {"latency_ms": {c.hash: 1.0 for c in cfgs}})
+    rows = list(csv.DictReader(open(tmp_path / "pareto.csv")))
+    assert [int(r["trial"]) for r in rows] == [0, 1] and out["n_front"] == 2
+    assert len({r["config_hash"] for r in rows}) == 2

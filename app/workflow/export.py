@@ -85,7 +85,7 @@ def _training_summary(run: dict[str, Any]) -> dict[str, Any]:
 
 def selection(opts: ExportOptions, arch) -> list[tuple[str, SubnetConfig, dict[str, Any]]]:
     """(default name, SubnetConfig, facts) for each config to export."""
-    from search.pareto import knee_index, load_study, read_pareto_csv, trial_config
+    from search.pareto import front_trials, knee_index, load_study, read_pareto_csv, trial_config
 
     if opts.config is not None:
         cfg = opts.config.validate(arch)
@@ -132,7 +132,7 @@ def selection(opts: ExportOptions, arch) -> list[tuple[str, SubnetConfig, dict[s
                              f"(completed: {len(complete)} trials, numbers 0..{len(study.trials) - 1})")
         trials = match
     else:
-        trials = sorted(study.best_trials, key=lambda t: t.number)
+        trials = front_trials(study)
         if not trials:
             raise ValueError(f"study '{study.study_name}' has no feasible completed trial: empty Pareto front")
         if opts.knee:
