@@ -14,12 +14,12 @@ import math
 from typing import Any, Mapping
 
 # stage -> measured max length -> seconds per step (batch 32, all-MiniLM-L6-v2): results/pipeline_quick.json
-# stage_seconds / steps at commit 9a20598 (teacher 107.53 s / 60, stage1 114.45 s / 20, stage2 224.46 s / 40);
+# stage_seconds / steps at commit 780c986 (teacher 97.36 s / 60, stage1 110.72 s / 20, stage2 252.48 s / 40);
 # tests/test_run_options.py checks these against the committed result file.
 STEP_SECONDS: dict[str, dict[int, float]] = {
-    "teacher": {64: 107.53 / 60},
-    "stage1": {64: 114.45 / 20},
-    "stage2": {64: 224.46 / 40},
+    "teacher": {64: 97.36 / 60},
+    "stage1": {64: 110.72 / 20},
+    "stage2": {64: 252.48 / 40},
 }
 MEASURED_BATCH = 32
 # results/pipeline_quick.json "fingerprint" (alone on the machine).
