@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 Command = tuple[str, ...]
 
 # What a figure depends on. A result file is stale once any of these changed after the commit it records.
-_COMMON = ("bench/common.py", "bench/run.py", "profiling/fingerprint.py")
+# bench/rundirs.py: common.provenance() and run read the commit and the dirty state through it.
+_COMMON = ("bench/common.py", "bench/run.py", "bench/rundirs.py", "profiling/fingerprint.py")
 TRAINING = ("elastic/", "app/cli.py", "app/cli_common.py", "app/cli_train.py", "app/cli_runtime.py",
             "app/workflow/train.py")
 PIPELINE = ("app/workflow/pipeline.py", "app/cli_run.py")
@@ -104,7 +105,8 @@ BENCHES: tuple[Bench, ...] = (
     _sst2("sst2_dynabert", "sst2_dynabert", *_SST2_RECIPE, minutes=60),
     _sst2("sst2_dynabert_seed43", "sst2_dynabert_seed43", *_SST2_RECIPE, "--seed", "43", minutes=60),
     Bench(
-        name="search", script="bench/search_bench.py", outputs=("search",), sources=(*SEARCH, *LATENCY),
+        name="search", script="bench/search_bench.py", outputs=("search",),
+        sources=(*SEARCH, *LATENCY, "bench/search_metrics.py"),
         command=(("{py}", "-m", "bench.search_bench", "--run-dir", "{runs}/sst2_dynabert", "--scenario",
                   "cpu-eager-t2-b1-s128", "--budgets", "100,300", "--seeds", "0,1,2", "--eval-threads", "2",
                   "--fidelity-subset", "256", "--out", "{results}"),),

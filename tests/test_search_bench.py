@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.search_metrics import (Point, Trial, beats_by_one_sd, dedup, dominated_on_test, hv, searched_front, spread,
-                                  standard_error_pct, front_shortfall_on_test)
+from bench.search_metrics import (Point, Trial, beats_by_one_sd, dedup, dominated_on_test, front_shortfall_on_test, hv,
+                                  searched_front, spread, standard_error_pct)
 
 REF = [50.0, 3.0]  # accuracy %, latency ms
 
