@@ -99,24 +99,36 @@ _STUDENTS_LR = ("--no-progress", "--min-run-time", "1", "--scenario", "cpu-eager
 # A trained-looking tiny run (tiny random BERT, small CSV task, stage checkpoints) from the search tests'
 # fixture, for the quick runs of benches that read a trained run; made once per quick run.
 _TINY_RUN: Command = ("{py}", "-c", "import sys, pathlib; from tests.helpers_search import make_tiny_run; "
-                      "d = pathlib.Path(sys.argv[1]); (d / 'run').exists() or make_tiny_run(d)", "{runs}/tiny")
+                      "d = pathlib.Path(sys.argv[1]); (d / 'run').exists() or make_tiny_run(d, heldout=10)",
+                      "{runs}/tiny")
+
+
+def _searching(name: str, module: str, extra_sources: tuple[str, ...], *, minutes: float, measures: str) -> Bench:
+    """A bench that runs searches on the SST-2 run (three seeds, 100 and 300 trials) and re-measures their fronts;
+    its quick run searches the tiny run."""
+    def cmd(run: str, scenario: str, budgets: str, seeds: str, threads: str, *extra: str) -> Command:
+        return ("{py}", "-m", module, "--run-dir", run, "--scenario", scenario, "--budgets", budgets, "--seeds",
+                seeds, "--eval-threads", threads, *extra, "--out", "{results}")
+    return Bench(
+        name=name, script=module.replace(".", "/") + ".py", outputs=(name,),
+        sources=(*SEARCH, *LATENCY, "bench/search_metrics.py", *extra_sources),
+        command=(cmd("{runs}/sst2_dynabert", "cpu-eager-t2-b1-s128", "100,300", "0,1,2", "2",
+                     "--fidelity-subset", "256"),),
+        quick=(_TINY_RUN, cmd("{runs}/tiny/run", "cpu-eager-t1-b1-s16", "6,16", "0,1", "1", "--min-run-time",
+                              "0.01", "--n-random", "6", "--n-heldout", "4")),
+        requires=("sst2_dynabert",), expected_minutes=minutes, measures=measures)
+
 
 BENCHES: tuple[Bench, ...] = (
     _sst2("sst2_dynabert", "sst2_dynabert", *_SST2_RECIPE, minutes=60),
     _sst2("sst2_dynabert_seed43", "sst2_dynabert_seed43", *_SST2_RECIPE, "--seed", "43", minutes=60),
-    Bench(
-        name="search", script="bench/search_bench.py", outputs=("search",),
-        sources=(*SEARCH, *LATENCY, "bench/search_metrics.py"),
-        command=(("{py}", "-m", "bench.search_bench", "--run-dir", "{runs}/sst2_dynabert", "--scenario",
-                  "cpu-eager-t2-b1-s128", "--budgets", "100,300", "--seeds", "0,1,2", "--eval-threads", "2",
-                  "--fidelity-subset", "256", "--out", "{results}"),),
-        quick=(_TINY_RUN,
-               ("{py}", "-m", "bench.search_bench", "--run-dir", "{runs}/tiny/run", "--scenario",
-                "cpu-eager-t1-b1-s16", "--budgets", "6,16", "--seeds", "0,1", "--eval-threads", "1",
-                "--min-run-time", "0.01", "--n-random", "6", "--n-heldout", "4", "--out", "{results}")),
-        requires=("sst2_dynabert",), expected_minutes=110,
-        measures="hypervolume on test (headline) and dev accuracy of re-measured searched fronts vs the uniform "
-                 "grid: NSGA-II, TPE, random at 100 and 300 trials, three seeds each"),
+    _searching("search", "bench.search_bench", (), minutes=110,
+               measures="hypervolume on test (headline) and dev accuracy of re-measured searched fronts vs the "
+                        "uniform grid: NSGA-II, TPE, random at 100 and 300 trials, three seeds each"),
+    _searching("front_confirmation", "bench.front_confirmation", ("bench/search_bench.py",), minutes=40,
+               measures="the default sampler's fronts chosen on dev vs confirmed on the run's held-out slice of "
+                        "train: test hypervolume, grid points dominated and covered on test, three seeds, 100 and "
+                        "300 trials"),
     Bench(
         name="baselines", script="bench/baselines.py", outputs=("baselines",),
         sources=(*TRAINING, *BASELINES, *LATENCY, "search/pareto.py", "search/evaluator.py", "search/eval_cache.py",

@@ -76,8 +76,9 @@ def _write_task(d: Path, n: dict[str, int], model: ElasticBertForSequenceClassif
         (d / f"{split}.csv").write_text("\n".join(lines) + "\n")
 
 
-def make_tiny_run(root: Path, *, n_dev: int = 40) -> Path:
-    """Build `root/run` (a trained-looking run dir) and return it."""
+def make_tiny_run(root: Path, *, n_dev: int = 40, heldout: int = 0) -> Path:
+    """Build `root/run` (a trained-looking run dir) and return it; `heldout` > 0 records that many of the last
+    train examples as the held-out slice (as training with --importance-split train-heldout does)."""
     from elastic.data import load_task
 
     data, run = root / "task", root / "run"
@@ -96,5 +97,6 @@ def make_tiny_run(root: Path, *, n_dev: int = 40) -> Path:
         "task_spec": str(data), "task": task.to_meta(), "metric": task.metric, "seed": 42, "max_length": 16,
         "teacher": "tiny-random", "created": "2026-01-01T00:00:00+00:00",
         "stage_seconds": {"teacher": 1.0, "stage1": 2.0, "stage2": 3.0},
-        "options": {"stage2": {"epochs": 1, "batch_size": 32, "lr": 2e-5}}}, indent=2))
+        "options": {"stage2": {"epochs": 1, "batch_size": 32, "lr": 2e-5}},
+        **({"heldout_examples": heldout, "importance_split": "train-heldout"} if heldout else {})}, indent=2))
     return run

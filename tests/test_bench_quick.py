@@ -47,6 +47,13 @@ def test_quick_bench_run(tmp_path):
     lt = srch["latency_timing"]
     assert lt["configs_timed"] >= srch["grid_points"] and lt["full_model_ms"] > 0
     assert srch["grid"][0]["latency_ms"] == pytest.approx(lt["full_model_ms"], rel=0.5)
+    # The fronts chosen on dev and confirmed on the tiny run's held-out slice, side by side and scored alike.
+    conf = json.loads((out / "front_confirmation.json").read_text())
+    assert conf["heldout_examples"] == 10 and conf["candidates"] >= 1 and conf["margin_pts"] > 0
+    assert set(conf["fronts"]) == {f"{sel}_{b}" for sel in ("dev", "confirmed") for b in (6, 16)}
+    for f in conf["fronts"].values():
+        assert len(f["hv_test"]) == 2 and all(len(p) >= 1 for p in f["points"])
+        assert all(d <= c <= conf["grid_points"] for d, c in zip(f["dominated"], f["covered"]))
 
 
 def test_quick_refuses_results_dir():
