@@ -85,28 +85,37 @@ def covered_on_test(grid_pts: Sequence[Point], front: Sequence[Point]) -> int:
 
 
 # ---- the run's held-out slice ------------------------------------------------------------------------------
-def heldout_metric(ctx) -> tuple[Callable[[SubnetConfig], float], int] | None:
-    """(cfg -> metric % on the run's held-out slice of train, memoised; its size), None when the run has none
-    (trained with --importance-split dev). The slice is the LAST `heldout_examples` of the encoded train split,
-    as `elastic.prepare.prepare` cuts it."""
-    n_held = int(ctx.run.get("heldout_examples") or 0)
-    if n_held <= 0:
-        return None
-    from elastic.data import EncodedSplit, encode_split
-    from elastic.evaluate import evaluate, make_eval_loader
+HELDOUT = "heldout"
 
-    enc = encode_split(ctx.task, "train", ctx.tokenizer, ctx.max_length)
-    held = EncodedSplit(enc.input_ids[-n_held:], enc.token_type_ids[-n_held:], enc.labels[-n_held:],
-                        enc.is_regression, enc.pad_token_id)
-    loader = make_eval_loader(held, ctx.batch_size)
-    memo: dict[str, float] = {}
 
-    def metric(cfg: SubnetConfig) -> float:
-        if cfg.hash not in memo:
-            memo[cfg.hash] = float(evaluate(ctx.model, loader, cfg, ctx.task, ctx.runtime)["metric"])
-        return memo[cfg.hash]
+def heldout_context(run_dir):
+    """A `search.evaluator.RunContext` whose evaluator also scores split "heldout": the slice of train that
+    training held out, taken from `elastic.prepare.prepare` (so it is the slice the stages left out, not one cut
+    again here), cached in the run's eval cache beside dev and test. Its `heldout_examples` is 0 when the run has
+    no such slice (trained with --importance-split dev)."""
+    from elastic.evaluate import make_eval_loader
+    from elastic.prepare import prepare
+    from elastic.stage_options import StageOptions
+    from search.evaluator import RunContext
 
-    return metric, n_held
+    class HeldoutRunContext(RunContext):
+        heldout_examples = 0
+        _held = None
+
+        def loader(self, split: str, n_examples: int | None = None):
+            if split != HELDOUT:
+                return super().loader(split, n_examples)
+            if n_examples is not None:
+                raise ValueError("the held-out slice is scored whole")
+            if self._held is None:
+                self._held = prepare(self.run_dir, StageOptions(progress=False)).heldout
+                if self._held is None:
+                    raise ValueError(f"{self.run_dir} has no held-out slice of train")
+            return make_eval_loader(self._held, self.batch_size)
+
+    ctx = HeldoutRunContext(run_dir)
+    ctx.heldout_examples = int(ctx.run.get("heldout_examples") or 0)
+    return ctx
 
 
 # ---- the benchmark -----------------------------------------------------------------------------------------
@@ -128,7 +137,6 @@ def main(argv=None) -> None:
 
     from profiling.latency import measure_front
     from profiling.scenario import Scenario
-    from search.evaluator import RunContext
     from search.objective import build_objective
     from search.options import SearchOptions
     from search.study import run_search
@@ -138,14 +146,13 @@ def main(argv=None) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t_start = time.perf_counter()
-    ctx = RunContext(args.run_dir)
+    ctx = heldout_context(args.run_dir)
     if "test" not in ctx.task.splits:
         raise SystemExit(f"error: the task of {args.run_dir} has no test split: the fronts are compared on test")
-    held = heldout_metric(ctx)
-    if held is None:
+    n_held = ctx.heldout_examples
+    if n_held <= 0:
         raise SystemExit(f"error: {args.run_dir} has no held-out slice of train (trained with --importance-split "
                          "dev): nothing to confirm on")
-    heldout, n_held = held
     _ensure_predictor(ctx, args.scenario, args)
 
     bench_db = f"sqlite:///{(args.run_dir / 'bench_search.db').resolve()}"
@@ -174,7 +181,7 @@ def main(argv=None) -> None:
     cands = sorted({t.config_hash for s in seeds for b in budgets for t in near_front(trials[s], b, margin)})
     print(f"{len(cands)} configs within {margin:.2f} dev points of a front: scoring them on {n_held} held-out "
           "examples", flush=True)
-    score = {h: pooled(dev(by_hash[h]), n_dev, heldout(by_hash[h]), n_held) for h in cands}
+    score = {h: pooled(dev(by_hash[h]), n_dev, dev(by_hash[h], HELDOUT), n_held) for h in cands}
     scoring_s = time.perf_counter() - t0
     chosen = {("dev", b, s): searched_front(trials[s], b) for b in budgets for s in seeds}
     chosen.update({("confirmed", b, s): confirmed_front(trials[s], b, margin, score.__getitem__)

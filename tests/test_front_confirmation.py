@@ -42,3 +42,37 @@ def test_pooled_metric_weights_by_examples():
     assert pooled(80.0, 0, 90.0, 5) == pytest.approx(90.0)
     with pytest.raises(ValueError):
         pooled(80.0, 0, 90.0, 0)
+
+
+def test_heldout_split_is_the_slice_training_left_out_and_is_cached(tmp_path):
+    from bench.front_confirmation import HELDOUT, heldout_context
+    from elastic.config import SubnetConfig
+    from elastic.data import EncodedSplit, encode_split
+    from elastic.evaluate import evaluate, make_eval_loader
+    from search.evaluator import CACHE_FILE
+    from tests.helpers_search import make_tiny_run
+
+    run = make_tiny_run(tmp_path, heldout=10)
+    ctx = heldout_context(run)
+    assert ctx.heldout_examples == 10
+    # Stated independently of elastic.prepare: the LAST 10 examples of the encoded train split.
+    enc = encode_split(ctx.task, "train", ctx.tokenizer, ctx.max_length)
+    last = EncodedSplit(enc.input_ids[-10:], enc.token_type_ids[-10:], enc.labels[-10:], enc.is_regression,
+                        enc.pad_token_id)
+    cfgs = [SubnetConfig.full(ctx.arch), SubnetConfig.uniform(ctx.arch, 0.5, 0.5)]
+    want = [float(evaluate(ctx.model, make_eval_loader(last), c, ctx.task, ctx.runtime)["metric"]) for c in cfgs]
+    first = [ctx.evaluator().metric(c, HELDOUT) for c in cfgs]
+    assert [v for v, _ in first] == pytest.approx(want) and not any(hit for _, hit in first)
+    # Persisted in the run's eval cache beside dev and test: a new process reads it back without scoring.
+    assert sum(f"{HELDOUT}:full:" in line for line in (run / CACHE_FILE).read_text().splitlines()) == 2
+    again = heldout_context(run).evaluator()
+    assert [again.metric(c, HELDOUT) for c in cfgs] == [(v, True) for v, _ in first] and again.n_evals == 0
+    with pytest.raises(ValueError, match="whole"):
+        ctx.loader(HELDOUT, 5)
+
+
+def test_heldout_context_of_a_run_without_a_heldout_slice(tmp_path):
+    from bench.front_confirmation import heldout_context
+    from tests.helpers_search import make_tiny_run
+
+    assert heldout_context(make_tiny_run(tmp_path)).heldout_examples == 0
