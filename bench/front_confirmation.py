@@ -37,6 +37,7 @@ from bench.search_bench import _args as search_bench_args  # noqa: E402
 from bench.search_metrics import (Point, Trial, dedup, dominated_on_test, front_shortfall_on_test, hv,  # noqa: E402
                                   searched_front, spread, standard_error_pct)
 from elastic.config import SubnetConfig, grid  # noqa: E402
+from search.evaluator import RunContext  # noqa: E402
 from search.pareto import pareto_mask  # noqa: E402
 
 SELECTIONS = ("dev", "confirmed")
@@ -88,34 +89,30 @@ def covered_on_test(grid_pts: Sequence[Point], front: Sequence[Point]) -> int:
 HELDOUT = "heldout"
 
 
-def heldout_context(run_dir):
-    """A `search.evaluator.RunContext` whose evaluator also scores split "heldout": the slice of train that
-    training held out, taken from `elastic.prepare.prepare` (so it is the slice the stages left out, not one cut
-    again here), cached in the run's eval cache beside dev and test. Its `heldout_examples` is 0 when the run has
-    no such slice (trained with --importance-split dev)."""
-    from elastic.evaluate import make_eval_loader
-    from elastic.prepare import prepare
-    from elastic.stage_options import StageOptions
-    from search.evaluator import RunContext
+class HeldoutRunContext(RunContext):
+    """A `RunContext` whose evaluator also scores split "heldout": the slice of train that training held out, taken
+    from `elastic.prepare.prepare` (the slice the stages left out, not one cut again here), cached in the run's eval
+    cache beside dev and test. `heldout_examples` is 0 when the run has no such slice (--importance-split dev)."""
 
-    class HeldoutRunContext(RunContext):
-        heldout_examples = 0
-        _held = None
+    def __init__(self, run_dir, **kwargs):
+        super().__init__(run_dir, **kwargs)
+        self.heldout_examples = int(self.run.get("heldout_examples") or 0)
+        self._held = None
 
-        def loader(self, split: str, n_examples: int | None = None):
-            if split != HELDOUT:
-                return super().loader(split, n_examples)
-            if n_examples is not None:
-                raise ValueError("the held-out slice is scored whole")
+    def loader(self, split: str, n_examples: int | None = None):
+        if split != HELDOUT:
+            return super().loader(split, n_examples)
+        if n_examples is not None:
+            raise ValueError("the held-out slice is scored whole")
+        from elastic.evaluate import make_eval_loader
+        from elastic.prepare import prepare
+        from elastic.stage_options import StageOptions
+
+        if self._held is None:
+            self._held = prepare(self.run_dir, StageOptions(progress=False)).heldout
             if self._held is None:
-                self._held = prepare(self.run_dir, StageOptions(progress=False)).heldout
-                if self._held is None:
-                    raise ValueError(f"{self.run_dir} has no held-out slice of train")
-            return make_eval_loader(self._held, self.batch_size)
-
-    ctx = HeldoutRunContext(run_dir)
-    ctx.heldout_examples = int(ctx.run.get("heldout_examples") or 0)
-    return ctx
+                raise ValueError(f"{self.run_dir} has no held-out slice of train")
+        return make_eval_loader(self._held, self.batch_size)
 
 
 # ---- the benchmark -----------------------------------------------------------------------------------------
@@ -146,7 +143,7 @@ def main(argv=None) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t_start = time.perf_counter()
-    ctx = heldout_context(args.run_dir)
+    ctx = HeldoutRunContext(args.run_dir)
     if "test" not in ctx.task.splits:
         raise SystemExit(f"error: the task of {args.run_dir} has no test split: the fronts are compared on test")
     n_held = ctx.heldout_examples

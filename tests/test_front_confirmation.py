@@ -45,7 +45,7 @@ def test_pooled_metric_weights_by_examples():
 
 
 def test_heldout_split_is_the_slice_training_left_out_and_is_cached(tmp_path):
-    from bench.front_confirmation import HELDOUT, heldout_context
+    from bench.front_confirmation import HELDOUT, HeldoutRunContext
     from elastic.config import SubnetConfig
     from elastic.data import EncodedSplit, encode_split
     from elastic.evaluate import evaluate, make_eval_loader
@@ -53,7 +53,7 @@ def test_heldout_split_is_the_slice_training_left_out_and_is_cached(tmp_path):
     from tests.helpers_search import make_tiny_run
 
     run = make_tiny_run(tmp_path, heldout=10)
-    ctx = heldout_context(run)
+    ctx = HeldoutRunContext(run)
     assert ctx.heldout_examples == 10
     # Stated independently of elastic.prepare: the LAST 10 examples of the encoded train split.
     enc = encode_split(ctx.task, "train", ctx.tokenizer, ctx.max_length)
@@ -65,14 +65,14 @@ def test_heldout_split_is_the_slice_training_left_out_and_is_cached(tmp_path):
     assert [v for v, _ in first] == pytest.approx(want) and not any(hit for _, hit in first)
     # Persisted in the run's eval cache beside dev and test: a new process reads it back without scoring.
     assert sum(f"{HELDOUT}:full:" in line for line in (run / CACHE_FILE).read_text().splitlines()) == 2
-    again = heldout_context(run).evaluator()
+    again = HeldoutRunContext(run).evaluator()
     assert [again.metric(c, HELDOUT) for c in cfgs] == [(v, True) for v, _ in first] and again.n_evals == 0
     with pytest.raises(ValueError, match="whole"):
         ctx.loader(HELDOUT, 5)
 
 
 def test_heldout_context_of_a_run_without_a_heldout_slice(tmp_path):
-    from bench.front_confirmation import heldout_context
+    from bench.front_confirmation import HeldoutRunContext
     from tests.helpers_search import make_tiny_run
 
-    assert heldout_context(make_tiny_run(tmp_path)).heldout_examples == 0
+    assert HeldoutRunContext(make_tiny_run(tmp_path)).heldout_examples == 0
