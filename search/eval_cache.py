@@ -2,14 +2,13 @@
 
 Optuna's samplers propose the same config again and again (NSGA-II children often equal a parent,
 TPE re-samples its modes), and several workers share one study: every (config, split, fidelity) is
-evaluated once, ever, per run dir. The cache is an append-only JSONL file; a per-key `flock` makes a
-second process wait for the first one's result instead of evaluating the same config twice. Workers on
+evaluated once, ever, per run dir. The cache is an append-only JSONL file; a per-key file lock (`filelock`:
+`flock` on POSIX, `msvcrt.locking` on Windows) makes a second process wait for the first one's result instead of evaluating the same config twice. Workers on
 other machines (their own copy of the run dir) share results through the study instead
 (`search.objective.Objective._from_study`).
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -18,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from filelock import FileLock
+
 from elastic.config import SubnetConfig
 
 # (cfg, split, n_examples or None for the whole split) -> primary metric in %.
@@ -25,21 +26,19 @@ MetricFn = Callable[[SubnetConfig, str, "int | None"], float]
 
 
 @contextmanager
-def _flock(path: Path, kind: int) -> Iterator[None]:
+def _flock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` (created, with its folder), held by any process of this host."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, kind)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with FileLock(path):
+        yield
 
 
 class EvalCache:
     """Append-only JSONL cache shared by every process that evaluates sub-networks of one run.
 
     Args:
-        path: the `.jsonl` file (created on first write); per-key lock files live in `<path>.locks/`.
+        path: the `.jsonl` file (created on first write); per-key lock files, and the lock of the file
+            itself (`_jsonl.lock`), live in `<path>.locks/`.
         namespace: prefix of every key (e.g. the checkpoint's stage: another checkpoint's results
             must not be reused).
     """
@@ -55,17 +54,17 @@ class EvalCache:
         """Cache key: namespace, split, fidelity (example count or `full`), the config's canonical hash."""
         return f"{self.namespace}{split}:{'full' if n_examples is None else n_examples}:{cfg.hash}"
 
+    def _file_lock(self) -> Any:
+        """The lock of the JSONL file (keys always hold ':', made '_', so no key's lock file has this name)."""
+        return _flock(self._lock_dir / "_jsonl.lock")
+
     def _refresh(self) -> None:
         """Read lines appended since the last call (by any process)."""
         if not self.path.exists():
             return
-        with open(self.path, "rb") as fh:
-            fcntl.flock(fh, fcntl.LOCK_SH)
-            try:
-                fh.seek(self._offset)
-                data = fh.read()
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with self._file_lock(), open(self.path, "rb") as fh:
+            fh.seek(self._offset)
+            data = fh.read()
         end = data.rfind(b"\n") + 1  # a torn last line (killed writer) is left for no one
         for line in data[:end].splitlines():
             try:
@@ -86,13 +85,9 @@ class EvalCache:
         rec = {**record, "key": key}
         line = (json.dumps(rec, sort_keys=True) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                fh.write(line)  # one write of one whole line under the lock: never interleaved
-                fh.flush()
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with self._file_lock(), open(self.path, "ab") as fh:
+            fh.write(line)  # one write of one whole line under the lock: never interleaved
+            fh.flush()
         self._records[key] = rec
 
     def __len__(self) -> int:
@@ -109,7 +104,7 @@ class EvalCache:
         if rec is not None:
             return rec, True
         safe = key.replace(":", "_").replace("/", "_")
-        with _flock(self._lock_dir / f"{safe}.lock", fcntl.LOCK_EX):
+        with _flock(self._lock_dir / f"{safe}.lock"):
             rec = self.get(key)  # another process may have finished it while we waited
             if rec is not None:
                 return rec, True

@@ -9,7 +9,7 @@ parameters re-run (`RetryHeartbeatStaleTrialCallback`). A missing driver or an u
 """
 from __future__ import annotations
 
-import fcntl
+import sqlite3
 import sys
 import time
 import warnings
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import optuna
+from filelock import FileLock
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 
@@ -42,36 +43,40 @@ def queue_lock(url: str) -> Iterator[None]:
     if path is None or not path.parent.is_dir():  # a server, or a folder SQLite itself will refuse
         yield
         return
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with FileLock(path):  # flock on POSIX, msvcrt.locking on Windows
+        yield
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any) -> None:
     # Optuna commits ~30 times per trial; with the default rollback journal every commit is an fsync
     # (13 ms each on this disk). WAL keeps every committed trial across a killed process (only a power
     # loss can lose the last commits) and lets readers (dashboard, other workers) run beside a writer.
     # WAL is a property of the file: set once, by the first connection. Switching needs the file to itself,
     # and SQLite answers "database is locked" at once (no busy wait) when another connection that starts at
     # the same moment holds a lock, so a worker tries again for a while instead of failing.
-    if type(dbapi_conn).__module__.startswith("sqlite3"):
-        import sqlite3
+    cur = dbapi_conn.cursor()
+    for attempt in range(50):
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as e:
+            if attempt == 49 or "locked" not in str(e).lower():
+                raise
+            time.sleep(0.05 + 0.01 * attempt)
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
 
-        cur = dbapi_conn.cursor()
-        for attempt in range(50):
-            try:
-                if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                    cur.execute("PRAGMA journal_mode=WAL")
-                break
-            except sqlite3.OperationalError as e:
-                if attempt == 49 or "locked" not in str(e).lower():
-                    raise
-                time.sleep(0.05 + 0.01 * attempt)
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
+
+class _StudyConnection(sqlite3.Connection):
+    """The connections of a study's own SQLite engine (`connect_args={"factory": ...}`): WAL and
+    synchronous=NORMAL on every new connection of that engine, and of no other engine in the process (a
+    listener on SQLAlchemy's `Engine` class would switch every SQLite file the process opens). Being in the
+    engine's arguments, it also holds for the engine Optuna re-creates when the storage is unpickled."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _sqlite_pragmas(self)
 
 
 def redact(url: str) -> str:
@@ -129,9 +134,9 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None, grace_perio
                     "heartbeat_stale_trial_callback": RetryStaleTrial(max_retry)}
     backend = url.split("://", 1)[0].split("+", 1)[0]
     if backend == "sqlite":
-        if not sqlalchemy.event.contains(sqlalchemy.engine.Engine, "connect", _sqlite_pragmas):
-            sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", _sqlite_pragmas)
         engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 120}}
+        if url.split("://", 1)[0] in ("sqlite", "sqlite+pysqlite"):  # the stdlib driver: WAL on this engine only
+            engine_kwargs["connect_args"]["factory"] = _StudyConnection
     elif backend == "postgresql":
         # Fail in seconds on a wrong host instead of the OS's TCP timeout; pre-ping survives server restarts.
         engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}

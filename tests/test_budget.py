@@ -168,3 +168,33 @@ def test_workers_that_open_a_new_sqlite_file_together_all_connect(tmp_path):
         for t in threads:
             t.join(timeout=120)
         assert not errors, errors
+
+
+def test_wal_is_set_on_the_study_engine_only(tmp_path):
+    """The SQLite pragmas go on the study's own engine: another SQLite engine of the same process (the
+    user's, a library's) keeps its journal mode, before and after the study's engine is made and used."""
+    import pickle
+
+    import sqlalchemy
+
+    from search.storage import make_storage
+
+    def mode(engine: sqlalchemy.engine.Engine) -> str:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("PRAGMA journal_mode").scalar().lower()
+
+    other = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    assert mode(other) == "delete"
+    storage = make_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    optuna.create_study(storage=storage, study_name="s")
+    later = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'later.db'}")
+    assert mode(storage.engine) == "wal"
+    assert mode(other) == "delete" and mode(later) == "delete"
+    other.dispose()  # a new connection of the old engine: still not switched
+    assert mode(other) == "delete"
+    again = pickle.loads(pickle.dumps(storage))  # Optuna re-creates the engine from its arguments
+    assert mode(again.engine) == "wal"
+    with again.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    for e in (other, later, storage.engine, again.engine):
+        e.dispose()
