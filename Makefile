@@ -6,9 +6,10 @@ PORT ?= 8501
 
 .PHONY: install demo demo-run test browser-deps postgres-deps bench clean
 
-$(VENV)/.installed: pyproject.toml
+# pyproject.toml holds the ranges; constraints.txt the exact versions of this machine (torch's CPU build).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
