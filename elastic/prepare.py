@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from elastic.config import IMPORTANCE_SPLITS
-from elastic.data import EncodedSplit, TaskData, encode_split, load_task
+from elastic.data import DataError, EncodedSplit, TaskData, encode_split, load_task
 from elastic.evaluate import make_eval_loader
 from elastic.loop import rank_world
 from elastic.model import ElasticBertForSequenceClassification
@@ -63,6 +63,7 @@ def prepare(run_dir: Path, opts: Any, *, tokenizer_from: Optional[Path] = None) 
         raise ValueError(f"--importance-split must be one of {IMPORTANCE_SPLITS}, got '{split_mode}'")
     columns = task_columns(run, opts.text_columns, opts.label_column)
     task = check_task(run_dir, run, spec, int(run.get("seed", seed)), columns)
+    check_trainable(task, importance_split=split_mode, limit_train=opts.limit_train)
     meta = task.to_meta()
     if "heldout_examples" in run:
         heldout_n = int(run["heldout_examples"])
@@ -102,6 +103,33 @@ def check_task(run_dir: Path, run: dict[str, Any], spec: str, seed: int,
             f"{run_dir} belongs to task '{run['task'].get('name')}' ({run.get('task_spec')}), not to '{spec}' "
             "(the data differ); use another --run-dir for this task")
     return task
+
+
+def check_trainable(task: TaskData, *, importance_split: str = "train-heldout",
+                    limit_train: Optional[int] = None) -> None:
+    """Refuse data no stage can learn from (before a run writes anything): an empty split, one class in train
+    (or in the first `limit_train` examples), too few examples to hold out the importance slice.
+
+    Raises:
+        DataError: naming the task and what to change.
+    """
+    for split, df in task.splits.items():
+        if len(df) == 0:
+            raise DataError(f"task '{task.name}': the {split} split is empty; every split needs examples")
+    n = len(task.splits["train"])
+    heldout_n = min(MAX_HELDOUT, n // 10) if importance_split == "train-heldout" else 0
+    if importance_split == "train-heldout" and heldout_n == 0:
+        raise DataError(f"task '{task.name}': train has {n} example(s), too few to hold out 10% for importance; "
+                        "add data, or measure importance on dev (--importance-split dev)")
+    if task.is_regression:
+        return
+    labels = task.splits["train"]["label"]
+    if labels.nunique() < 2:
+        raise DataError(f"task '{task.name}': every training example has the label "
+                        f"'{task.label_names[int(labels.iloc[0])]}'; a classifier needs at least two classes in train")
+    if limit_train is not None and labels.iloc[:min(n - heldout_n, limit_train)].nunique() < 2:
+        raise DataError(f"task '{task.name}': the first {limit_train} training examples (--limit-train) hold one "
+                        "class only; raise --limit-train or shuffle the training file")
 
 
 def _subset(enc: EncodedSplit, idx) -> EncodedSplit:

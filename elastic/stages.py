@@ -82,6 +82,28 @@ def option_differences(run_dir: Path, stage: Stage, opts: StageOptions) -> list[
     return out
 
 
+def loop_config(opts: StageOptions, *, steps_per_epoch: int, seed: int, max_length: int,
+                selecting: bool) -> LoopConfig:
+    """The training loop's options of a stage: the one place `StageOptions` become a `LoopConfig`.
+
+    Args:
+        opts: the stage's options.
+        steps_per_epoch: optimizer steps of one pass over the stage's training data.
+        seed: the run's seed (`opts.seed`, else run.json's).
+        max_length: the run's tokens per example (padding "max_length" pads every batch to it).
+        selecting: whether the stage selects its best weights (`--select-best` is on and has a split).
+    """
+    epochs = opts.epochs if opts.epochs is not None else 3.0
+    total = opts.max_steps or max(1, math.ceil(epochs * steps_per_epoch))
+    return LoopConfig(total_steps=total, batch_size=opts.batch_size, lr=opts.lr, warmup_steps=opts.warmup_steps,
+                      seed=seed, save_every=opts.save_every, log_every=opts.log_every,
+                      widths=tuple(opts.widths), depths=tuple(opts.depths), extra_subnets=opts.extra_subnets,
+                      teacher_width=opts.teacher_width, select_every=opts.select_every if selecting else 0,
+                      hidden_weight=opts.hidden_weight, hard_weight=opts.hard_weight, batching=opts.batching,
+                      pad_to_length=max_length if opts.padding == "max_length" else 0, adam_eps=opts.adam_eps,
+                      subnet_forward=opts.subnet_forward)
+
+
 def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
               cost_fn: Optional[CostFn] = None, on_step: Optional[Callable[[int], None]] = None) -> dict[str, Any]:
     """Run one training stage in a run directory (skipped when its done.json exists).
@@ -142,15 +164,9 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
                                      mlm_checkpoint=opts.mlm_checkpoint, max_length=prep.max_length, seed=prep.seed)
     select_loader = make_select_loader(prep, opts, run_dir)
     spe = BatchPlan(train_data, opts.batch_size, prep.seed).steps_per_epoch
-    epochs = opts.epochs if opts.epochs is not None else 3.0
-    total = opts.max_steps or max(1, math.ceil(epochs * spe))
-    loop = LoopConfig(total_steps=total, batch_size=opts.batch_size, lr=opts.lr, warmup_steps=opts.warmup_steps,
-                      seed=prep.seed, save_every=opts.save_every, log_every=opts.log_every,
-                      widths=tuple(opts.widths), depths=tuple(opts.depths), extra_subnets=opts.extra_subnets,
-                      teacher_width=opts.teacher_width, select_every=opts.select_every if select_loader else 0,
-                      hidden_weight=opts.hidden_weight, hard_weight=opts.hard_weight, batching=opts.batching,
-                      pad_to_length=prep.max_length if opts.padding == "max_length" else 0, adam_eps=opts.adam_eps,
-                      subnet_forward=opts.subnet_forward)
+    loop = loop_config(opts, steps_per_epoch=spe, seed=prep.seed, max_length=prep.max_length,
+                       selecting=select_loader is not None)
+    total = loop.total_steps
     ckpt = out_dir / "ckpt"
     if (ckpt / "state.json").exists() and not opts.resume:
         raise RunDirError(f"{ckpt} holds an interrupted {stage.value} run: add --resume to continue it, "

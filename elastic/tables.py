@@ -174,11 +174,27 @@ def _read_table(path: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty (no header, no rows)") from None
     except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:
-        raise DataError(f"{path}: cannot read it as {suffix[1:].upper()}: {str(exc).strip()}") from exc
+        raise DataError(_not_utf8(path) or f"{path}: cannot read it as {suffix[1:].upper()}: {str(exc).strip()}"
+                        ) from exc
     if len(df) == 0:
         raise DataError(f"{path}: no examples (only a header or nothing); a split needs at least one row")
     df.columns = [str(c).strip() for c in df.columns]
     return df
+
+
+def _not_utf8(path: Path) -> str | None:
+    """The first line of `path` that is not UTF-8, as a message with a hint (None when all of it is)."""
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError:
+        return None
+    for number, line in enumerate(lines, 1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return (f"{path}: line {number} is not UTF-8 (byte 0x{line[e.start]:02x} at column {e.start + 1}); "
+                    f"save the file as UTF-8, e.g. iconv -f latin1 -t utf-8 {path.name} > utf8_{path.name}")
+    return None
 
 
 def _pick_columns(df: pd.DataFrame, path: Path, text_columns: Sequence[str] | None,

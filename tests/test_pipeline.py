@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from app.config import ConfigError
 from app.workflow.pipeline import (DEFAULTS, PRESETS, STAGES, PipelineError, Step, load_config_file, resolve, run_pipeline,
                                    stage_plan)
 from elastic.baselines import Recipe
@@ -19,14 +20,14 @@ def test_precedence_defaults_preset_file_cli():
 
 
 def test_unknown_preset_and_option():
-    with pytest.raises(PipelineError, match="unknown preset 'fast'"):
+    with pytest.raises(ConfigError, match="unknown preset 'fast'"):
         resolve("fast", {}, {})
-    with pytest.raises(PipelineError, match=r"unknown option\(s\) \['n_trails'\]"):
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['n_trails'\]"):
         resolve("quick", {"n_trails": 3}, {})
 
 
 def test_paper_preset_needs_mlm_checkpoint():
-    with pytest.raises(PipelineError, match="mlm_checkpoint"):
+    with pytest.raises(ConfigError, match="mlm_checkpoint"):
         resolve("paper", {}, {})
     assert resolve("paper", {"mlm_checkpoint": "/ckpt/bert"}, {})["importance_split"] == "dev"
 
@@ -38,11 +39,11 @@ def test_config_files(tmp_path):
     (tmp_path / "c.json").write_text("{}")
     assert load_config_file(tmp_path / "a.toml") == {"n_trials": 12, "stage1_epochs": 0.5}
     assert load_config_file(tmp_path / "b.yaml") == {"n_trials": 13, "extra_subnets": 2}
-    with pytest.raises(PipelineError, match="cannot be parsed"):
+    with pytest.raises(ConfigError, match="cannot be parsed"):
         load_config_file(tmp_path / "bad.toml")
-    with pytest.raises(PipelineError, match="use .toml"):
+    with pytest.raises(ConfigError, match="use .toml"):
         load_config_file(tmp_path / "c.json")
-    with pytest.raises(PipelineError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):
         load_config_file(tmp_path / "nope.toml")
 
 
@@ -55,18 +56,18 @@ def test_stage_plan_carries_options(tmp_path):
     assert [s.action for s in s2] == ["train-stage2", "train-stage3"]
     assert s2[0].options.extra_subnets == 2 and not s2[0].options.resume
     assert [s.options.recipes for s in stage_plan("baselines", tmp_path, o, resume=False)] == \
-        [(Recipe(r),) for r in PRESETS["quick"]["baselines"].split(",")]
+        [(Recipe(r),) for r in PRESETS["quick"]["baselines"]]
     # students train as stage 2 does: its learning rate and its model selection (INT8 trains nothing)
-    students = stage_plan("baselines", tmp_path, {**o, "baselines": "distilbert,int8", "stage2_lr": 3e-4,
-                                                  "select_best": "heldout"}, resume=False)
+    students = stage_plan("baselines", tmp_path, o.updated(baselines="distilbert,int8", stage2_lr=3e-4,
+                                                           select_best="heldout"), resume=False)
     assert students[0].options.lr == 3e-4 and students[0].options.select_best == "heldout"
     assert students[1].options.lr == DEFAULTS["lr"] and students[1].options.select_best == "off"
-    assert stage_plan("export", tmp_path, {**o, "export": "none"}, resume=False) == []
+    assert stage_plan("export", tmp_path, o.updated(export="none"), resume=False) == []
     (knee,) = stage_plan("export", tmp_path, o, resume=False)
     assert knee.options.knee and not knee.options.pareto
-    with pytest.raises(PipelineError, match="export 'best'"):
-        stage_plan("export", tmp_path, {**o, "export": "best"}, resume=False)
-    sel = {**o, "stage2_lr": 1e-4, "select_best": "heldout", "select_every": 25}
+    with pytest.raises(ConfigError, match="option 'export' must be one of knee, pareto, none, got 'best'"):
+        stage_plan("export", tmp_path, {**o, "export": "best"}, resume=False)  # a flat mapping is checked too
+    sel = o.updated(stage2_lr=1e-4, select_best="heldout", select_every=25)
     (s1,), (s2, _) = stage_plan("stage1", tmp_path, sel, resume=False), stage_plan("stage2", tmp_path, sel, resume=False)
     assert s1.options.lr == o["lr"] and s2.options.lr == 1e-4
     for step in (s1, s2):

@@ -1,0 +1,95 @@
+"""Everything `dynabert run` can check before it writes anything: a refused run leaves nothing on disk.
+
+The configuration's own fields are checked when it is built (types, choices, ranges: app/config/run_config.py);
+here come the checks that need the world outside it: the device, the teacher checkpoint (readable, a supported
+model type, a position table long enough for max_length), the data (readable, every split non-empty, two classes
+in train, dev/test labels seen in train), the latency scenario (parsable and runnable here), the options of every
+later action (search objectives, baselines, export), and a run directory made for another task.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from app.config.run_config import STAGES, ConfigError, RunConfig
+
+
+def _recorded_task(run_dir: Path) -> Optional[str]:
+    """The task a run directory's pipeline.json was run on (None: a new run directory)."""
+    from app.workflow.pipeline import RECORD_FILE
+    f = run_dir / RECORD_FILE
+    if not f.is_file():
+        return None
+    try:
+        return (json.loads(f.read_text()).get("options") or {}).get("task")
+    except (OSError, ValueError, AttributeError):
+        raise ConfigError(f"{f} is not a pipeline record (JSON); use another --run-dir") from None
+
+
+def teacher_arch(run_dir: Path, cfg: RunConfig) -> Any:
+    """The `BertArch` the run trains: its teacher checkpoint's once trained, else the configured teacher's (a
+    missing, unreadable or unsupported checkpoint is one `CheckpointError` line)."""
+    from elastic.config import BertArch
+    from elastic.rundir import META_FILE, TEACHER
+    from elastic.weights import default_teacher_path, read_arch, resolve_checkpoint_dir
+
+    own = run_dir / TEACHER / META_FILE
+    if own.is_file():
+        return BertArch.from_dict(json.loads(own.read_text())["arch"])
+    src = cfg.teacher.teacher or default_teacher_path()
+    path = resolve_checkpoint_dir(src)
+    if (path / META_FILE).is_file():  # one of our own checkpoints (another run's stage)
+        return BertArch.from_dict(json.loads((path / META_FILE).read_text())["arch"])
+    return read_arch(path)[0]
+
+
+def check_data(cfg: RunConfig) -> Any:
+    """Load the task and refuse what no stage can learn from; returns the `TaskData`."""
+    from elastic.data import load_task
+    from elastic.prepare import check_trainable
+
+    d = cfg.data
+    task = load_task(d.task, seed=d.seed, text_columns=d.text_columns, label_column=d.label_column)
+    check_trainable(task, importance_split=d.importance_split, limit_train=d.limit_train)
+    if cfg.distill.select_best == "dev" and "dev" not in task.splits:
+        raise ConfigError(f"select_best 'dev' but task '{task.name}' has no dev split: use --select-best heldout")
+    return task
+
+
+def check_run(run_dir: Path, cfg: RunConfig, only: Optional[Sequence[str]] = None, *, resume: bool = False) -> None:
+    """Check a `dynabert run` before anything is written.
+
+    Args:
+        run_dir: the run directory (it may exist: a resumed or extended run).
+        cfg: the resolved configuration.
+        only: the stages to run (None: all).
+        resume: as the command's --resume.
+
+    Raises:
+        ValueError (ConfigError, DataError, CheckpointError, DeviceError): one message naming what is wrong.
+    """
+    from app.workflow.pipeline import stage_plan
+    from elastic.device import Runtime
+
+    run_dir = Path(run_dir)
+    stages = [s for s in STAGES if only is None or s in only]
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir} is a file, not a directory")
+    recorded = _recorded_task(run_dir)
+    if recorded not in (None, cfg.data.task):
+        raise ConfigError(f"{run_dir} was run on task '{recorded}', not '{cfg.data.task}'; use another --run-dir")
+    Runtime(device=cfg.runtime.device, precision=cfg.runtime.precision).check()
+    for stage in stages:  # every action's own options (search objectives, baselines, export) are built and checked
+        stage_plan(stage, run_dir, cfg, resume=resume)
+    arch = teacher_arch(run_dir, cfg)
+    if cfg.data.max_length > arch.max_seq_len:
+        raise ConfigError(f"max_length {cfg.data.max_length} is longer than the teacher's position table "
+                          f"({arch.max_seq_len} positions): use --max-length {arch.max_seq_len} or less")
+    if {"profile", "search", "baselines"} & set(stages):
+        from profiling.scenario import Scenario
+        Scenario.parse(cfg.profile.scenario).check(arch)
+    if cfg.distill.augment and not Path(str(cfg.distill.mlm_checkpoint)).expanduser().exists():
+        from elastic.weights import resolve_checkpoint_dir
+        resolve_checkpoint_dir(str(cfg.distill.mlm_checkpoint))
+    check_data(cfg)
