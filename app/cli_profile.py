@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from app.cli_runtime import add_runtime_args
+from app.cli_search import add_variant_args
 from app.workflow.profile import CHECKPOINT_CHOICES, RUNTIMES
 from elastic.options import TIMINGS
 
@@ -24,8 +25,9 @@ def register(sub) -> None:
     p.add_argument("--teacher", help="HF BERT dir to profile when the run has no checkpoint "
                                      "(default then: the embedded all-MiniLM-L6-v2)")
     p.add_argument("--scenario", action="append", metavar="KEY",
-                   help="scenario key, e.g. cpu-eager-t2-b1-s128 or cuda-eager-fp16-b1-s128 (repeatable); "
-                        "overrides the flags below")
+                   help="scenario key, e.g. cpu-eager-t2-b1-s128 or cuda-eager-fp16-b1-s128 (repeatable, or "
+                        "comma-separated); overrides the flags below")
+    add_variant_args(p)  # every deployment variant of a target: one predictor each (predictors/<key>.json)
     add_runtime_args(p)  # --device and --precision: the scenario's device and the timed model's dtype
     p.add_argument("--runtime", default="eager", choices=RUNTIMES)
     p.add_argument("--threads", type=int, default=2, help="intra-op threads (default 2)")
@@ -48,9 +50,14 @@ def register(sub) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from app.workflow.profile import ProfileOptions, profile
+    from profiling.variants import resolve_variants, split_list
 
+    scenarios = (resolve_variants(scenario=args.scenario, target=args.target, precisions=args.precisions,
+                                  runtimes=args.runtimes)
+                 if any(v is not None for v in (args.target, args.precisions, args.runtimes))
+                 else split_list(args.scenario))
     opts = ProfileOptions(
-        run_dir=args.run_dir, checkpoint=args.checkpoint, teacher=args.teacher, scenarios=tuple(args.scenario or ()),
+        run_dir=args.run_dir, checkpoint=args.checkpoint, teacher=args.teacher, scenarios=scenarios,
         device=args.device, precision=args.precision, runtime=args.runtime, threads=args.threads,
         batch_size=args.batch_size, max_length=args.max_length, n_random=args.n_random, n_heldout=args.n_heldout,
         reference_every=args.reference_every, min_run_time_s=args.min_run_time, timing=args.timing, seed=args.seed,

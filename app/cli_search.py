@@ -12,8 +12,12 @@ def register(sub) -> None:
     """Add `search` and `export` to the `dynabert` parser."""
     p = sub.add_parser("search", help="multi-objective Pareto search over per-layer sub-networks (Optuna)")
     p.add_argument("--run-dir", required=True, type=Path, help="a trained run directory")
-    p.add_argument("--scenario", help="latency scenario key, e.g. cpu-eager-t2-b1-s128 (default: the "
-                                      "predictor's, else cpu-eager-t2-b1-s128)")
+    p.add_argument("--scenario", help="latency scenario key, e.g. cpu-eager-t2-b1-s128, or several deployment "
+                                      "variants of one target, comma-separated (e.g. cpu-eager-t2-b1-s64,"
+                                      "cpu-ort-int8-t2-b1-s64): each trial is then a sub-network in one variant, "
+                                      "scored on that variant (default: the last search's, else the predictor's, "
+                                      "else cpu-eager-t2-b1-s128)")
+    add_variant_args(p)
     p.add_argument("--objectives", default="metric,latency",
                    help="metric first, then any of latency, macs, params (default metric,latency)")
     p.add_argument("--n-trials", type=int, default=100, help="total trials, kept across resumptions (default 100)")
@@ -65,14 +69,31 @@ def register(sub) -> None:
     e.set_defaults(func=cmd_export)
 
 
+def add_variant_args(p: argparse.ArgumentParser) -> None:
+    """--target, --precisions, --runtimes: the deployment variants of one target (`profiling.variants`)."""
+    p.add_argument("--target", metavar="TARGET",
+                   help="where the model is deployed, without runtime and precision: cpu-t{threads}-b{batch}-"
+                        "s{seq_len} or cuda-b{batch}-s{seq_len}, e.g. cpu-t2-b1-s64; with --precisions and "
+                        "--runtimes it names the variants (instead of --scenario)")
+    p.add_argument("--precisions", metavar="LIST",
+                   help="with --target: comma-separated fp32, int8 (dynamic), bf16, fp16 (half: cuda eager only); "
+                        "default fp32")
+    p.add_argument("--runtimes", metavar="LIST",
+                   help="with --target: comma-separated eager (PyTorch), ort (ONNX Runtime); default eager. "
+                        "Every possible precision x runtime pair is a variant")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from app.workflow.search import default_scenario, search
+    from profiling.variants import resolve_variants
     from search.options import SearchOptions
 
     if not args.run_dir.is_dir():
         raise FileNotFoundError(f"run directory {args.run_dir} does not exist")
+    variants = resolve_variants(scenario=args.scenario, target=args.target, precisions=args.precisions,
+                                runtimes=args.runtimes, default=default_scenario(args.run_dir))
     opts = SearchOptions(
-        run_dir=args.run_dir, scenario=args.scenario or default_scenario(args.run_dir),
+        run_dir=args.run_dir, scenario=",".join(variants),
         objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()), n_trials=args.n_trials,
         sampler=args.sampler, seed=args.seed, storage=args.storage, study_name=args.study_name,
         n_workers=args.n_workers, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,

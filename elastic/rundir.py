@@ -76,7 +76,7 @@ JSON_SCHEMAS: dict[str, JsonSchema] = {
     # a predictor is saved once fitted; its error report (mape_pct, kendall_tau, points) comes with profiling
     PREDICTOR_JSON: JsonSchema({"scenario": (str,), "kind": (str,), "mape_pct": _NUM, "kendall_tau": _NUM,
                                 "n_heldout": (int,), "points": (list,)}, required=("scenario", "kind")),
-    SEARCH_JSON: JsonSchema({"scenario": (str,), "objectives": (list,), "reference_point": (list,),
+    SEARCH_JSON: JsonSchema({"scenario": (str,), "variants": (list,), "objectives": (list,), "reference_point": (list,),
                              "hypervolume": _NUM, "hypervolume_history": (list,), "knee_hash": (str,),
                              "n_trials": (int,), "seconds_per_trial": _NUM}, required=("scenario", "objectives", "n_trials")),
     DONE_JSON: JsonSchema({"steps": (int,), "epochs": _NUM, "seconds": _NUM, "finished_at": (str,)},
@@ -196,17 +196,25 @@ ARTIFACTS: tuple[Artifact, ...] = (
              "Optuna SQLite storage (study name `search-<scenario>` by default); `study.queue.lock` beside it "
              "serializes taking queued trials between local workers", "dynabert search", required=True),
     _csv(TRIALS_CSV, "search", "dynabert search",
-         ("trial", "config_hash", "config_json", "dev_metric", "latency_ms", "macs", "params", "state", "feasible"),
+         ("trial", "config_hash", "config_json", "dev_metric", "latency_ms", "macs", "params", "state", "feasible",
+          "scenario", "precision", "runtime"),
+         "(`scenario` = the trial's deployment variant, a scenario key; `precision` fp32/int8/bf16/fp16 and "
+         "`runtime` eager/ort spell it out; dev_metric and latency_ms are that variant's)",
          numeric=("trial", "dev_metric", "latency_ms", "macs", "params"),
          nullable=("dev_metric", "latency_ms", "macs", "params"), booleans=("feasible",)),
     _csv(PARETO_CSV, "search", "dynabert search",
          ("trial", "config_hash", "config_json", "dev_metric", "test_metric", "macs", "params",
-          "latency_pred_ms", "latency_measured_ms", "scenario", "knee"),
+          "latency_pred_ms", "latency_measured_ms", "scenario", "precision", "runtime", "knee"),
+         "(one front over every deployment variant searched: `scenario` is the point's variant, `precision` "
+         "fp32/int8/bf16/fp16 and `runtime` eager/ort spell it out; `dev_metric`, `test_metric` and the latencies "
+         "are measured on that variant's artifact, e.g. the INT8 ONNX model in ONNX Runtime)",
          numeric=("trial", "dev_metric", "test_metric", "macs", "params", "latency_pred_ms", "latency_measured_ms"),
          nullable=("test_metric", "latency_pred_ms", "latency_measured_ms"), booleans=("knee",)),
     Artifact(SEARCH_JSON, "search",
              '`{"scenario", "objectives", "reference_point", "hypervolume", "hypervolume_history": [[n_trials, hv]], '
-             '"knee_hash", "n_trials", "seconds_per_trial", "checkpoint"}`; `checkpoint` = `<stage>@<finished_at>:` '
+             '"knee_hash", "n_trials", "seconds_per_trial", "checkpoint", "variants"}`; `scenario` = the searched '
+             "variants' keys, comma-separated (one for a single variant), `variants` = their list; `checkpoint` = "
+             "`<stage>@<finished_at>:` "
              "of the searched weights (the study records it too and refuses to resume on a retrained stage; export "
              "and the dashboard flag a front of older weights)", "dynabert search", required=True),
     _csv(BASELINES_CSV, "baselines", "dynabert baselines",
@@ -222,7 +230,9 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact(f"{EXPORTS_DIR}/<name>/", "export",
              "HF-loadable model (config.json with model_type bert and auto_map, `model.safetensors`, "
              "`hf_compact.py`), plain BERT tokenizer, `model.onnx` (inputs input_ids, attention_mask, "
-             "token_type_ids), model card `README.md` (Hub YAML metadata)", "dynabert export"),
+             "token_type_ids), `model.int8.onnx` for an ort-int8 variant (dynamic INT8 of model.onnx), model card "
+             "`README.md` (Hub YAML metadata; the runtime, precision, latency and dev/test metric of the exported "
+             "variant, its dev metric re-scored on the written files)", "dynabert export"),
 )
 # The schema of every CSV artifact, used by its writer and by the dashboard's loader.
 CSV_SCHEMAS: dict[str, CsvSchema] = {a.path: a.schema for a in ARTIFACTS if a.schema is not None}

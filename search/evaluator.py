@@ -6,6 +6,7 @@ real measurement).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -93,6 +94,8 @@ class RunContext:
         self._task = None
         self._tokenizer = None
         self._encoded: dict[str, Any] = {}
+        self._artifact: tuple[tuple[str, str], Any] | None = None
+        self._onnx_dir: tuple[str, Any] | None = None  # (config hash, its TemporaryDirectory of ONNX files)
 
     @property
     def task(self):
@@ -144,21 +147,80 @@ class RunContext:
         return make_eval_loader(enc, self.batch_size)
 
     def metric(self, cfg: SubnetConfig, split: str, n_examples: int | None) -> float:
-        """Primary metric (%) of sub-network `cfg` on a split (a `MetricFn`)."""
+        """Primary metric (%) of sub-network `cfg` on a split (a `MetricFn`): the elastic model in fp32 eager
+        PyTorch (the `runtime`'s device and autocast), equal to its extracted model's (tests/test_extract.py)."""
         from elastic.evaluate import evaluate
 
         return float(evaluate(self.model, self.loader(split, n_examples), cfg, self.task, self.runtime)["metric"])
+
+    def variant_metric(self, cfg: SubnetConfig, split: str, n_examples: int | None, variant: str) -> float:
+        """Primary metric (%) of `cfg` deployed as `variant` (a scenario key): fp32 eager variants are scored by
+        `metric`; every other variant on its own artifact (`profiling.deploy`: INT8 ONNX in ONNX Runtime,
+        torchao INT8, a half-precision model), never by the fp32 model."""
+        from profiling.deploy import artifact_metric
+
+        if is_fp32_eager(variant):
+            return self.metric(cfg, split, n_examples)
+        return artifact_metric(self.artifact(cfg, variant), self.loader(split, n_examples), self.task)
+
+    def artifact(self, cfg: SubnetConfig, variant: str):
+        """The deployed artifact of `cfg` in `variant` (`profiling.deploy.Deployed`). The last one is kept, so that
+        the subset and full-dev passes of a trial (and its test score) build it once, and so is the ONNX export of
+        the last config, which its fp32 and INT8 ORT variants share."""
+        import tempfile
+
+        from profiling.deploy import build_artifact
+
+        if self._artifact is not None and self._artifact[0] == (cfg.hash, variant):
+            return self._artifact[1]
+        if self._artifact is not None:
+            self._artifact[1].close()
+            self._artifact = None  # a failed build must not leave the closed one behind
+        if self._onnx_dir is None or self._onnx_dir[0] != cfg.hash:
+            if self._onnx_dir is not None:
+                self._onnx_dir[1].cleanup()
+            self._onnx_dir = (cfg.hash, tempfile.TemporaryDirectory(prefix="dynabert-deploy-"))
+        art = build_artifact(self.model, cfg, variant, workdir=self._onnx_dir[1].name)
+        self._artifact = ((cfg.hash, variant), art)
+        return art
 
     def cache_namespace(self) -> str:
         """`<stage>@<finished_at>:` so that a retrained stage never reuses the old checkpoint's metrics."""
         return checkpoint_stamp(self.stage, self.checkpoint)
 
-    def evaluator(self, *, subset: int | None = None, cache: bool = True) -> CachedEvaluator:
-        """A cached evaluator over this run (cache file `<run>/eval_cache.jsonl`)."""
-        # Metrics in another precision may differ in the last digits: they get their own cache entries.
+    def evaluator(self, *, subset: int | None = None, cache: bool = True, variant: str | None = None
+                  ) -> CachedEvaluator:
+        """A cached evaluator over this run (cache file `<run>/eval_cache.jsonl`) of the fp32 eager model, or of
+        `variant`'s artifact (a scenario key; its cache entries are its own: `variant_namespace`)."""
+        metric_fn = self.metric
+        if variant is not None and not is_fp32_eager(variant):
+            metric_fn = functools.partial(self.variant_metric, variant=variant)
+        store = EvalCache(self.run_dir / CACHE_FILE, namespace=self.variant_namespace(variant)) if cache else None
+        return CachedEvaluator(metric_fn, cache=store, subset=subset)
+
+    def variant_namespace(self, variant: str | None = None) -> str:
+        """The eval-cache namespace of a variant's metrics: the checkpoint's, then `<device>-<precision>-<runtime>:`
+        for every variant but fp32 eager (whose entries keep the namespace they always had). Batch, threads and
+        sequence length do not change a metric, so the variants of every target share entries."""
+        # Metrics in another evaluation precision may differ in the last digits: they get their own entries.
         precision = "" if self.runtime.precision == "fp32" else f"{self.runtime.precision}:"
-        store = EvalCache(self.run_dir / CACHE_FILE, namespace=self.cache_namespace() + precision) if cache else None
-        return CachedEvaluator(self.metric, cache=store, subset=subset)
+        if variant is None or is_fp32_eager(variant):
+            return self.cache_namespace() + precision
+        from profiling.scenario import Scenario
+        from profiling.variants import precision_of, runtime_of
+
+        sc = Scenario.parse(variant)
+        return f"{self.cache_namespace()}{sc.device}-{precision_of(sc)}-{runtime_of(sc)}:"
+
+
+def is_fp32_eager(variant: str | None) -> bool:
+    """Whether a variant (scenario key) is the fp32 eager model, the one `RunContext.metric` scores."""
+    if variant is None:
+        return True
+    from profiling.scenario import Scenario
+
+    sc = Scenario.parse(variant)
+    return sc.runtime == "eager" and sc.dtype == "fp32"
 
 
 def latency_fn(ctx: RunContext, scenario: str, *, measure: bool) -> Callable[[SubnetConfig], float]:

@@ -26,7 +26,9 @@ class SearchOptions:
 
     Attributes:
         run_dir: the trained run.
-        scenario: latency scenario key (e.g. cpu-eager-t2-b1-s128); also gives seq_len/batch of MACs.
+        scenario: latency scenario key (e.g. cpu-eager-t2-b1-s128), or several deployment variants of one
+            target as a comma-separated list (`profiling.variants`; e.g. cpu-eager-t2-b1-s64,cpu-ort-int8-t2-b1-s64):
+            each trial is then a sub-network plus a variant, scored on that variant. Also gives seq_len/batch of MACs.
         objectives: "metric" first, then any of latency, macs, params.
         n_trials: total trials of the study (over all workers and all resumptions).
         sampler: tpe (default: highest test hypervolume in results/search.md), nsga2 or random.
@@ -78,11 +80,11 @@ class SearchOptions:
     runtime: "Runtime | None" = None  # None: cpu fp32
 
     def __post_init__(self) -> None:
-        from profiling.scenario import Scenario
+        from profiling.variants import parse_variants
 
         object.__setattr__(self, "run_dir", Path(self.run_dir))
         object.__setattr__(self, "objectives", tuple(self.objectives))
-        Scenario.parse(self.scenario)
+        object.__setattr__(self, "scenario", ",".join(parse_variants(self.scenario)))
         objs = self.objectives
         if not objs or objs[0] != "metric" or len(objs) < 2:
             raise ValueError(f"objectives must start with 'metric' and name at least one cost "
@@ -119,8 +121,13 @@ class SearchOptions:
         return self.storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
 
     @property
+    def variants(self) -> tuple[str, ...]:
+        """The deployment variants searched (scenario keys; one for a plain --scenario)."""
+        return tuple(self.scenario.split(","))
+
+    @property
     def name(self) -> str:
-        return self.study_name or f"search-{self.scenario}"
+        return self.study_name or f"search-{'+'.join(self.variants)}"
 
     @property
     def needs_latency(self) -> bool:

@@ -6,6 +6,14 @@ Dominance and hypervolume are Optuna's own (`study.best_trials`, `optuna._hyperv
 
 Objective space: values are (metric %, cost...) with the metric maximised; internally everything is
 turned into losses (metric negated) for Optuna's minimising utilities.
+
+One front mixes the deployment variants of a search (`profiling.variants`): each point is a sub-network in one
+variant, with that variant's metric and latency. The front is re-measured variant by variant: each variant's
+points are timed in that variant's runtime as paired ratios to the full model IN THE SAME VARIANT (one
+`measure_front` call per variant), times that full model's median from the same call. A variant's ratios thus
+cancel the machine's drift as before, and the full models of the variants, timed one call after another, are
+what relates the variants to each other (an fp32 eager reference for all would time the other runtimes'
+points against a model that shares no kernels with them).
 """
 from __future__ import annotations
 
@@ -13,7 +21,7 @@ import csv
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import optuna
@@ -23,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from elastic.config import SubnetConfig
 from elastic.rundir import CSV_SCHEMAS, PARETO_CSV, SEARCH_JSON, TRIALS_CSV, write_json
+from profiling.variants import variant_columns
 
 PARETO_COLUMNS = CSV_SCHEMAS[PARETO_CSV].columns
 TRIALS_COLUMNS = CSV_SCHEMAS[TRIALS_CSV].columns
@@ -105,10 +114,11 @@ def front_trials(study: optuna.Study) -> list[FrozenTrial]:
     """The study's Pareto front (`study.best_trials`, feasible only), by trial number, one trial per config: a
     sampler may propose a config it has tried before (its cached result makes an equal point), which counts once,
     as its first trial."""
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     out = []
     for t in sorted(study.best_trials, key=lambda t: t.number):
-        key = t.user_attrs.get("config_hash") or t.user_attrs.get("config_json") or f"trial-{t.number}"
+        key = (t.user_attrs.get("config_hash") or t.user_attrs.get("config_json") or f"trial-{t.number}",
+               str(t.user_attrs.get("scenario", "")))  # the same config in two variants is two points
         if key not in seen:
             seen.add(key)
             out.append(t)
@@ -144,46 +154,75 @@ def seconds_per_trial(study: optuna.Study) -> dict[str, float]:
     return {"seconds_per_trial": wall / len(trials), "eval_share": ev / wall if wall > 0 else 0.0}
 
 
+Timer = Callable[[list[SubnetConfig]], dict[str, Any]]
+
+
+def _of_variant(fn: Any, key: str, variants: Sequence[str], what: str) -> Any:
+    """The function of variant `key`: from a mapping by key, or the one plain function of a single-variant search."""
+    if fn is None or not isinstance(fn, Mapping):
+        if fn is not None and list(variants) != [key]:
+            raise ValueError(f"finalize: {what} is one function but the front holds variant {key} of "
+                             f"{', '.join(variants)}; pass one per variant ({{scenario key: function}})")
+        return fn
+    if key not in fn:
+        raise ValueError(f"finalize: {what} has no function for variant {key} (has {', '.join(fn)})")
+    return fn[key]
+
+
+def point_variant(trial: FrozenTrial, variants: Sequence[str]) -> str:
+    """A trial's deployment variant: its `scenario` user attr (trials from before variants: the search's only one)."""
+    return str(trial.user_attrs.get("scenario") or variants[0])
+
+
 def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: Sequence[str],
              full_costs: Sequence[float],
-             time_front: Callable[[list[SubnetConfig]], dict[str, Any]] | None = None,
-             test_fn: Callable[[SubnetConfig], float] | None = None,
+             time_front: Timer | Mapping[str, Timer] | None = None,
+             test_fn: Callable[[SubnetConfig], float] | Mapping[str, Callable[[SubnetConfig], float]] | None = None,
              reference: Sequence[float] | None = None) -> dict[str, Any]:
     """Re-measure the front, score it on test, write `pareto.csv` and `search.json`.
 
     Args:
         study: the finished study (values = metric, then costs in `objectives[1:]` order).
         run_dir: where the two files go.
-        scenario: the latency scenario key.
+        scenario: the searched variants: one scenario key, or several comma-separated.
         objectives: e.g. ("metric", "latency").
         full_costs: the full model's cost objectives (predicted), for the default reference point.
-        time_front: the front's configs -> `profiling.latency.measure_front` result (`latency_ms` by config
-            hash, `fingerprint`, how it was timed): all points on one clock; None = no timing.
-        test_fn: cfg -> test metric (%); reported only, never used to choose.
+        time_front: a variant's front configs -> `profiling.latency.measure_front` result (`latency_ms` by config
+            hash, `fingerprint`, how it was timed): all points of the variant on one clock; one function for a
+            single variant, else {scenario key: function}; None = no timing.
+        test_fn: cfg -> test metric (%) of the variant's artifact, reported only, never used to choose (one
+            function, or one per variant as `time_front`).
         reference: fixed reference point (metric, costs...); default `reference_point(full_costs)`.
 
     Returns:
         The search.json content.
 
     Raises:
-        ValueError: the study has no feasible completed trial.
+        ValueError: the study has no feasible completed trial; one function given for several variants.
     """
     front = front_trials(study)
     if not front:
         raise ValueError(f"study '{study.study_name}' has no feasible completed trial: nothing to put on a front "
                          "(run more trials or relax the constraints)")
+    variants = scenario.split(",")
     ref = list(reference) if reference is not None else reference_point(full_costs)
     cfgs = [SubnetConfig.from_json(t.user_attrs["config_json"]) for t in front]
-    timed = time_front(cfgs) if time_front is not None else None
+    keys = [point_variant(t, variants) for t in front]
+    timed: dict[str, dict[str, Any]] = {}
+    for key in dict.fromkeys(keys):  # variant by variant, in order of first appearance
+        timer = _of_variant(time_front, key, variants, "time_front")
+        if timer is not None:
+            timed[key] = timer([c for c, k in zip(cfgs, keys) if k == key])
     rows = []
-    for t, cfg in zip(front, cfgs):
+    for t, cfg, key in zip(front, cfgs, keys):
+        test = _of_variant(test_fn, key, variants, "test_fn")
         rows.append({
             "trial": t.number, "config_hash": cfg.hash, "config_json": cfg.to_json(), "dev_metric": t.values[0],
-            "test_metric": test_fn(cfg) if test_fn is not None else "",
+            "test_metric": test(cfg) if test is not None else "",
             "macs": t.user_attrs.get("macs", ""), "params": t.user_attrs.get("params", ""),
             "latency_pred_ms": t.user_attrs.get("latency_ms", ""),
-            "latency_measured_ms": "" if timed is None else float(timed["latency_ms"][cfg.hash]),
-            "scenario": scenario, "knee": False})
+            "latency_measured_ms": float(timed[key]["latency_ms"][cfg.hash]) if key in timed else "",
+            **variant_columns(key), "knee": False})
     # Measured values replace predicted latency wherever we have them: that is the front users get.
     measured = [[r["dev_metric"]] + [_measured_cost(r, o, v) for o, v in zip(objectives[1:], t.values[1:])]
                 for r, t in zip(rows, front)]
@@ -192,8 +231,11 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
     write_pareto_csv(rows, Path(run_dir) / "pareto.csv")
     timing = seconds_per_trial(study)
     n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    first = next(iter(timed.values()), None)
+    how = {k: {n: v for n, v in tm.items() if n not in ("latency_ms", "ratio", "ratio_iqr", "fingerprint")}
+           for k, tm in timed.items()}
     summary = {
-        "scenario": scenario, "objectives": list(objectives), "reference_point": ref,
+        "scenario": scenario, "variants": variants, "objectives": list(objectives), "reference_point": ref,
         "hypervolume": hypervolume(measured, ref),
         "hypervolume_predicted": hypervolume([list(t.values) for t in front], ref),
         "hypervolume_history": hypervolume_history(study, ref),
@@ -201,9 +243,9 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
         "hypervolume_history_values": "objective values as searched (latency predicted unless --measure)",
         "knee_hash": rows[knee]["config_hash"], "knee_trial": rows[knee]["trial"], "n_trials": n_complete,
         "n_front": len(rows), "seconds_per_trial": timing["seconds_per_trial"], "eval_share": timing["eval_share"],
-        "latency_measured": timed is not None, "fingerprint": None if timed is None else timed.get("fingerprint"),
-        "latency_timing": None if timed is None else {k: v for k, v in timed.items()
-                                                      if k not in ("latency_ms", "ratio", "ratio_iqr", "fingerprint")},
+        "latency_measured": bool(timed), "fingerprint": None if first is None else first.get("fingerprint"),
+        # one variant: how it was timed; several: {variant: how}, each paired with its own full model
+        "latency_timing": None if first is None else (next(iter(how.values())) if len(variants) == 1 else how),
         "study_name": study.study_name,
         # the checkpoint whose metrics the trials hold (`<stage>@<finished_at>:`, see search.study.open_study)
         "checkpoint": study.user_attrs.get("checkpoint"),
@@ -235,10 +277,11 @@ def read_pareto_csv(path: Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"{path} not found: run `dynabert search --run-dir {path.parent}` first")
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
-        missing = set(PARETO_COLUMNS) - set(reader.fieldnames or [])
+        # a front written before variants existed has no precision/runtime: they follow from its scenario
+        missing = set(PARETO_COLUMNS) - set(reader.fieldnames or []) - {"precision", "runtime"}
         if missing:
             raise ValueError(f"{path} lacks columns {sorted(missing)}: not a pareto.csv of this tool")
-        return list(reader)
+        return [{**variant_columns(r["scenario"]), **r} for r in reader]
 
 
 # ---- trials.csv and loading a finished study -------------------------------------------------------
@@ -253,7 +296,9 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
         rows.append({"trial": t.number, "config_hash": ua.get("config_hash", ""),
                      "config_json": ua.get("config_json", ""), "dev_metric": values.get("dev_metric", ""),
                      "latency_ms": ua.get("latency_ms", ""), "macs": ua.get("macs", ""),
-                     "params": ua.get("params", ""), "state": t.state.name, "feasible": feasible})
+                     "params": ua.get("params", ""), "state": t.state.name, "feasible": feasible,
+                     "scenario": ua.get("scenario", ""), "precision": ua.get("precision", ""),
+                     "runtime": ua.get("runtime", "")})
     return rows
 
 

@@ -4,7 +4,9 @@ Parameters (names are part of the study's contract: `enqueue_grid`, exports and 
 - `keep_{i}`: categorical True/False, whether layer i runs;
 - `heads_{i}`: int 1..num_heads (whole heads only: attention kernels work per head);
 - `ffn_{i}`: FFN neurons, a multiple of `ffn_step` (default intermediate_size // 8), plus any
-  uniform-grid value that is off that lattice so that the grid is always expressible.
+  uniform-grid value that is off that lattice so that the grid is always expressible;
+- `variant`: the deployment variant (a scenario key), only when the search has several
+  (`search.objective.suggest_variant`).
 
 Every layer's `heads_i`/`ffn_i` is suggested even when the layer is dropped: a static search space is
 what NSGA-II's crossover and TPE's multivariate model need (conditional parameters would make the
@@ -12,7 +14,7 @@ intersection search space empty and silently fall back to random sampling).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import optuna
 
@@ -124,8 +126,11 @@ def config_from_params(params: dict[str, Any], arch: BertArch) -> SubnetConfig:
     return suggest_subnet(optuna.trial.FixedTrial(params), arch)
 
 
-def enqueue_grid(study: optuna.Study, arch: BertArch, *, ffn_step: int | None = None) -> list[SubnetConfig]:
-    """Enqueue the 12 uniform DynaBERT grid configs so that they are the first trials.
+def enqueue_grid(study: optuna.Study, arch: BertArch, *, ffn_step: int | None = None,
+                 variants: Sequence[str] = ()) -> list[SubnetConfig]:
+    """Enqueue the 12 uniform DynaBERT grid configs so that they are the first trials (with several deployment
+    variants: each grid config in every variant, config after config, through the `variant` parameter, so that a
+    short search still compares the variants on the largest configs).
 
     Already enqueued or finished grid points are skipped (`skip_if_exists`), so a resumed search does
     not run them twice.
@@ -135,5 +140,7 @@ def enqueue_grid(study: optuna.Study, arch: BertArch, *, ffn_step: int | None = 
     """
     cfgs = [cfg for _, _, cfg in grid(arch)]
     for cfg in cfgs:
-        study.enqueue_trial(params_for(cfg, arch, ffn_step=ffn_step), skip_if_exists=True)
+        for variant in (variants if len(variants) > 1 else [None]):
+            extra = {} if variant is None else {"variant": variant}
+            study.enqueue_trial({**params_for(cfg, arch, ffn_step=ffn_step), **extra}, skip_if_exists=True)
     return cfgs

@@ -98,7 +98,7 @@ def open_study(opts: SearchOptions, *, worker: int = 0, checkpoint: str | None =
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(names)
     if created and arch is not None:
-        enqueue_grid(study, arch, ffn_step=opts.ffn_step)
+        enqueue_grid(study, arch, ffn_step=opts.ffn_step, variants=opts.variants)
     return study
 
 

@@ -123,7 +123,9 @@ def test_search_grid_first_cache_and_trials_csv(run_dir):
     assert len(keys) == len(set(keys))
     assert {t.user_attrs["config_hash"] for t in done} <= {k.rsplit(":", 1)[1] for k in keys}
     rows = (run_dir / "trials.csv").read_text().splitlines()
-    assert rows[0] == "trial,config_hash,config_json,dev_metric,latency_ms,macs,params,state,feasible"
+    assert rows[0] == ("trial,config_hash,config_json,dev_metric,latency_ms,macs,params,state,feasible,"
+                       "scenario,precision,runtime")
+    assert rows[1].endswith(f",{SCENARIO},fp32,eager")
     assert len(rows) == 21
     # the full model is best on dev and the grid is on or below the front
     assert max(t.values[0] for t in done) == done[0].values[0]

@@ -53,6 +53,13 @@ class ProfileOptions:
         if self.n_random < 0 or self.n_heldout < 2:
             raise ValueError(f"--n-random must be >= 0 and --n-heldout >= 2, got {self.n_random} and "
                              f"{self.n_heldout}")
+        from profiling.scenario import Scenario
+
+        for key in self.scenarios:  # before anything is written
+            try:
+                Scenario.parse(key)
+            except ValueError as e:
+                raise ValueError(f"--scenario: {e}") from None
 
 
 @dataclass

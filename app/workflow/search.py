@@ -27,14 +27,14 @@ class SearchResult:
                f"trials.csv written to {self.run_dir / 'trials.csv'}"]
         s = self.summary
         if s is not None:
-            out.append(f"Pareto front: {s['n_front']} configs (re-measured on {self.scenario}); hypervolume "
+            out.append(f"Pareto front: {s['n_front']} points (each re-measured on its variant of {self.scenario}); hypervolume "
                        f"{s['hypervolume']:.4g} (reference {s['reference_point']}); knee {s['knee_hash']} "
                        f"(trial {s['knee_trial']}); pareto.csv and search.json in {self.run_dir}")
         return out
 
 
 def default_scenario(run_dir: Path) -> str:
-    """The scenario of the run's search, else of its predictor, else the default one."""
+    """The scenario of the run's search (its variants, comma-separated), else of its predictor, else the default."""
     for name, key in (("search.json", "scenario"), ("predictor.json", "scenario")):
         f = Path(run_dir) / name
         if f.exists():
@@ -73,10 +73,19 @@ def search(opts: SearchOptions, *, finalize: bool = True) -> SearchResult:
                           run_dir=Path(opts.run_dir), scenario=opts.scenario)
     if not finalize:
         return result
-    full = objective.costs(SubnetConfig.full(ctx.arch))
+    # The reference point's costs: the full model's in its most expensive variant, so every variant's full model
+    # still adds volume.
+    fulls = [objective.costs(SubnetConfig.full(ctx.arch), v) if len(opts.variants) > 1 else
+             objective.costs(SubnetConfig.full(ctx.arch)) for v in opts.variants]
     has_test = "test" in ctx.task.splits
     summary = finalize_front(study, run_dir=opts.run_dir, scenario=opts.scenario, objectives=opts.objectives,
-                             full_costs=[full[o] for o in opts.objectives[1:]],
-                             time_front=front_timer(ctx, opts.scenario),
-                             test_fn=(lambda cfg: objective.evaluator(cfg, "test")) if has_test else None)
+                             full_costs=[max(f[o] for f in fulls) for o in opts.objectives[1:]],
+                             time_front={v: front_timer(ctx, v) for v in opts.variants},
+                             test_fn={v: variant_test_fn(objective.evaluators[v]) for v in opts.variants}
+                             if has_test else None)
     return SearchResult(**{**result.__dict__, "summary": summary})
+
+
+def variant_test_fn(evaluator) -> Callable[[Any], float]:
+    """cfg -> test metric (%) through a variant's cached evaluator (its artifact's, as its dev metric)."""
+    return lambda cfg: evaluator(cfg, "test")
