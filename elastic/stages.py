@@ -157,6 +157,9 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
                 check_compatible(student, teacher, opts.teacher)
             else:
                 teacher = load_stage_model(run_dir, STAGE_INPUT[stage], prep.task.num_labels)
+    if prep.max_length > student.arch.max_seq_len:  # before anything is written: the run stays as it was
+        raise ValueError(f"max length {prep.max_length} is longer than the model's position table "
+                         f"({student.arch.max_seq_len} positions): use --max-length {student.arch.max_seq_len} or less")
     train_data = prep.train
     if opts.augment and stage in (Stage.STAGE1, Stage.STAGE2):
         from elastic.augment import augment_encoded

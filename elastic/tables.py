@@ -270,6 +270,9 @@ def _parse_labels(cols: dict[str, pd.Series], files: dict[str, Path], name: str
     keys: dict[str, list[Any]] = ({s: [int(x) for x in xs] for s, xs in nums.items()} if numeric
                                   else {s: [str(v).strip() for v in col] for s, col in cols.items()})
     seen = set(keys["train"])
+    if len(seen) < 2:
+        raise DataError(f"{files['train']}: every training example has the label {next(iter(seen))!r} (column "
+                        f"'{name}'); a classifier needs at least two classes in train")
     for split, ks in keys.items():
         unseen = sorted(set(ks) - seen, key=str)
         if unseen:

@@ -32,16 +32,19 @@ def teacher_arch(run_dir: Path, cfg: RunConfig) -> Any:
     missing, unreadable or unsupported checkpoint is one `CheckpointError` line)."""
     from elastic.config import BertArch
     from elastic.rundir import META_FILE, TEACHER
-    from elastic.weights import default_teacher_path, read_arch, resolve_checkpoint_dir
+    from elastic.weights import CheckpointError, default_teacher_path, read_arch, resolve_checkpoint_dir
 
     own = run_dir / TEACHER / META_FILE
     if own.is_file():
         return BertArch.from_dict(json.loads(own.read_text())["arch"])
     src = cfg.teacher.teacher or default_teacher_path()
-    path = resolve_checkpoint_dir(src)
-    if (path / META_FILE).is_file():  # one of our own checkpoints (another run's stage)
-        return BertArch.from_dict(json.loads((path / META_FILE).read_text())["arch"])
-    return read_arch(path)[0]
+    try:
+        path = resolve_checkpoint_dir(src)
+        if (path / META_FILE).is_file():  # one of our own checkpoints (another run's stage)
+            return BertArch.from_dict(json.loads((path / META_FILE).read_text())["arch"])
+        return read_arch(path)[0]
+    except CheckpointError as e:
+        raise CheckpointError(f"teacher checkpoint: {e}") from None
 
 
 def check_data(cfg: RunConfig) -> Any:
