@@ -42,6 +42,10 @@ def register(sub) -> None:
                    help="first evaluate on N dev examples; full dev only for configs that could reach the front")
     p.add_argument("--ffn-step", type=int, help="FFN sizes are multiples of this (default FFN/8)")
     p.add_argument("--population-size", type=int, default=20, help="NSGA-II population (default 20)")
+    p.add_argument("--seed-with-rule", type=int, default=0, metavar="N",
+                   help="start a new study with the first N configs of the Mix'n'Match rule (the uniform grid, then "
+                        "per-layer width ramps and layer-drop patterns, evenly subsampled; search/rule.py) instead "
+                        "of only the 12 grid configs (default 0: the grid only)")
     p.add_argument("--stage", help="checkpoint to search (default: latest finished of stage3/stage2/stage1)")
     p.add_argument("--threads", type=int, help="torch threads for evaluation (default: torch's)")
     p.add_argument("--no-finalize", action="store_true", help="skip re-measuring the front and pareto.csv")
@@ -100,6 +104,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         max_retry=args.max_retry, latency_budget_ms=args.latency_budget, metric_floor=args.metric_floor,
         max_params=args.max_params, measure=args.measure, fidelity_subset=args.fidelity_subset,
         ffn_step=args.ffn_step, population_size=args.population_size, stage=args.stage, threads=args.threads,
+        seed_with_rule=args.seed_with_rule,
         progress=not args.no_progress, runtime=runtime_from_args(args))
     for line in search(opts, finalize=not args.no_finalize).lines():
         print(line)

@@ -122,9 +122,10 @@ def _searching(name: str, module: str, extra_sources: tuple[str, ...], *, minute
 BENCHES: tuple[Bench, ...] = (
     _sst2("sst2_dynabert", "sst2_dynabert", *_SST2_RECIPE, minutes=60),
     _sst2("sst2_dynabert_seed43", "sst2_dynabert_seed43", *_SST2_RECIPE, "--seed", "43", minutes=60),
-    _searching("search", "bench.search_bench", (), minutes=110,
+    _searching("search", "bench.search_bench", (), minutes=120,
                measures="hypervolume on test (headline) and dev accuracy of re-measured searched fronts vs the "
-                        "uniform grid: NSGA-II, TPE, random at 100 and 300 trials, three seeds each"),
+                        "uniform grid: NSGA-II, TPE, random at 100 and 300 trials, three seeds each, and the "
+                        "Mix'n'Match rule's front at the same budgets (search_vs_rule: TPE vs rule, decided on dev)"),
     _searching("front_confirmation", "bench.front_confirmation", ("bench/search_bench.py",), minutes=40,
                measures="the default sampler's fronts chosen on dev vs confirmed on the run's held-out slice of "
                         "train: test hypervolume, grid points dominated and covered on test, three seeds, 100 and "

@@ -10,6 +10,12 @@ is what the search maximised (its fronts carry a selection bias that the fixed g
 hypervolume stands beside it. Mean and spread over the seeds; the 12-point uniform DynaBERT grid is
 measured the same way in the same run.
 
+The Mix'n'Match rule (`search.rule`: the grid, monotone per-layer width ramps, layer-drop patterns, enumerated
+without search) is a row of its own, `rule_<budget>`: its first `budget` configs (all of the family when it is
+smaller) enqueued into a study that runs only them, so that its front is chosen, re-measured and scored by the
+same code as a sampler's; one study per seed (the seed shifts the rule's even subsample). `search_vs_rule`
+compares the default sampler with it: test hypervolume reported, the decision made on dev.
+
 Studies live in `<run>/bench_search.db` (resumed when rerun on the same checkpoint); all share the run's
 evaluation cache, so a config evaluated by one study is free for the others. Latencies are timed afresh in
 every run (never cached). The default sampler's first seed is finalized into the run's `pareto.csv` and
@@ -35,8 +41,9 @@ import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from bench.common import RESULTS  # noqa: E402
-from bench.search_metrics import (Point, Trial, beats_by_one_sd, dominated_on_test,  # noqa: E402
-                                  front_shortfall_on_test, hv, searched_front, spread, standard_error_pct)
+from bench.search_metrics import (Point, Trial, beats_by_one_sd, compare_with_rule,  # noqa: E402
+                                  dominated_on_test, front_shortfall_on_test, hv, searched_front, spread,
+                                  standard_error_pct)
 from elastic.config import SubnetConfig, grid  # noqa: E402
 from profiling.latency import measure_front  # noqa: E402
 from profiling.scenario import Scenario  # noqa: E402
@@ -45,6 +52,7 @@ from search.pareto import finalize  # noqa: E402
 from elastic.options import SAMPLERS  # noqa: E402
 from search.options import SearchOptions  # noqa: E402
 from search.objective import build_objective  # noqa: E402
+from search.rule import rule_configs, rule_family  # noqa: E402
 from search.study import run_search  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +97,8 @@ def _args(argv=None) -> argparse.Namespace:
     ap.add_argument("--budgets", default="100,300", help="two trial budgets: small,large")
     ap.add_argument("--seeds", default="0,1,2", help="sampler seeds, one study per sampler and seed")
     ap.add_argument("--samplers", default=",".join(SAMPLERS))
+    ap.add_argument("--no-rule", dest="rule", action="store_false",
+                    help="leave out the Mix'n'Match rule's rows (search/rule.py) and search_vs_rule")
     ap.add_argument("--fidelity-subset", type=int, help="evaluate on N dev examples first (multi-fidelity)")
     ap.add_argument("--eval-threads", type=int, default=2, help="torch threads for dev evaluation")
     ap.add_argument("--min-run-time", type=float, default=1.0, help="seconds of timed runs per re-measured config")
@@ -130,13 +140,24 @@ def main(argv=None) -> None:
             timing[f"{sampler}_s{seed}"] = {**_timing(studies[sampler, seed]),
                                             "wall_seconds_this_run": time.perf_counter() - t0}
             print(f"{sampler} seed {seed}: {timing[f'{sampler}_s{seed}']}", flush=True)
+    rows = samplers + (["rule"] if args.rule else [])
+    for seed in seeds if args.rule else ():  # the rule: its configs enqueued, the sampler never asked
+        n_rule = len(rule_configs(ctx.arch, large, seed=seed))
+        opts = SearchOptions(run_dir=args.run_dir, scenario=args.scenario, objectives=("metric", "latency"),
+                             n_trials=n_rule, seed=seed, sampler="random", seed_with_rule=large,
+                             threads=args.eval_threads, fidelity_subset=args.fidelity_subset, storage=bench_db,
+                             study_name=f"bench-rule-s{seed}-{args.scenario}")
+        t0 = time.perf_counter()
+        studies["rule", seed] = run_search(opts, objective=build_objective(opts, ctx))
+        timing[f"rule_s{seed}"] = {**_timing(studies["rule", seed]), "wall_seconds_this_run": time.perf_counter() - t0}
+        print(f"rule seed {seed}: {n_rule} configs, {timing[f'rule_s{seed}']}", flush=True)
 
     configs = {t.user_attrs["config_json"] for st in studies.values() for t in st.get_trials(deepcopy=False)
                if "config_json" in t.user_attrs}
     by_hash = {SubnetConfig.from_json(c).hash: SubnetConfig.from_json(c) for c in configs}
     front_cfgs = {(sampler, budget, seed): [by_hash[t.config_hash]
                                             for t in searched_front(_trials(studies[sampler, seed]), budget)]
-                  for sampler in samplers for budget in (small, large) for seed in seeds}
+                  for sampler in rows for budget in (small, large) for seed in seeds}
     grid_cfgs = list(grid(ctx.arch))
     to_time = {c.hash: c for c in [c for _, _, c in grid_cfgs] + [c for f in front_cfgs.values() for c in f]}
     scenario = Scenario.parse(args.scenario).check(ctx.arch)
@@ -160,7 +181,7 @@ def main(argv=None) -> None:
     fronts: dict[str, list[list[dict[str, Any]]]] = {}
     dominated: dict[str, list[int]] = {}
     shortfall: dict[str, list[float | None]] = {}
-    for sampler in samplers:
+    for sampler in rows:
         for budget in (small, large):
             key = f"{sampler}_{budget}"
             hv_test[key], hv_dev[key], fronts[key], dominated[key], shortfall[key] = [], [], [], [], []
@@ -182,6 +203,12 @@ def main(argv=None) -> None:
                            test_fn=lambda c: objective.evaluator(c, "test"), reference=reference)
     result = _result(args, hv_test, hv_dev, dominated, reference, grid_rows, fronts, timing, summary, ctx,
                      small, large, seeds, samplers, time.perf_counter() - t_start)
+    if args.rule:
+        result["rule"] = {"family_size": len(rule_family(ctx.arch)), "module": "search/rule.py",
+                          "configs": {str(b): [len(rule_configs(ctx.arch, b, seed=s)) for s in seeds]
+                                      for b in (small, large)}}
+        if DEFAULT_SAMPLER in samplers:
+            result["search_vs_rule"] = compare_with_rule(hv_test, hv_dev, DEFAULT_SAMPLER, (small, large))
     result["latency_timing"] = {k: v for k, v in paired.items() if k not in ("latency_ms", "ratio", "ratio_iqr")}
     n_test = len(ctx.task.splits["test"]) if "test" in ctx.task.splits else 0
     result.update(test_shortfall_pts=shortfall, test_examples=n_test,
@@ -259,6 +286,7 @@ def _markdown(r: dict[str, Any]) -> str:
                  f"beaten). One standard error of the full model's test accuracy on {r['test_examples']} test "
                  f"examples: {se:.2f} points; the fronts are chosen on dev, so a grid point that scores above "
                  "its dev rank on test stays unbeaten." if (se := r.get("test_standard_error_pts")) else ""), "",
+              *_rule_lines(r),
               "| study | trials | evaluations | cache hits | s / trial | share evaluating |",
               "|---|---|---|---|---|---|"]
     for k, v in r["timing"].items():
@@ -267,6 +295,27 @@ def _markdown(r: dict[str, Any]) -> str:
     lines += ["", f"Total {r['total_seconds']:.0f} s.", "", "Fingerprint:", "", "```json",
               json.dumps(r["fingerprint"], indent=1, sort_keys=True), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _rule_lines(r: dict[str, Any]) -> list[str]:
+    """The search against the Mix'n'Match rule, for search.md (nothing when the rule was left out)."""
+    if "rule" not in r:
+        return []
+    fam, cfgs = r["rule"]["family_size"], r["rule"]["configs"]
+    lines = [f"The rule (`search/rule.py`): {fam} configs in its family (uniform grid, monotone per-layer width ramps "
+             "rising and falling with depth, layer-drop patterns), its first configs evaluated as a front of its own "
+             "(`rule_<budget>` rows): " + ", ".join(f"{min(n)} at {b}" + (" (all of the family)" if min(n) == fam
+                                                                           else "") for b, n in cfgs.items()) + "."]
+    if (v := r.get("search_vs_rule")):
+        lines[0] += (f" Search (`{v['sampler']}`) vs rule, decided on dev hypervolume (better = ahead by more than "
+                     "the pooled sd over seeds):")
+        lines += ["", "| budget | HV test search ± sd | HV test rule ± sd | HV dev search | HV dev rule "
+                  "| better on dev | rule as good |", "|---|---|---|---|---|---|---|"]
+        for b, x in v["by_budget"].items():
+            lines.append(f"| {b} | {x['hv_test_search']:.1f} ± {x['sd']['search']:.1f} | {x['hv_test_rule']:.1f} ± "
+                         f"{x['sd']['rule']:.1f} | {x['hv_dev_search']:.1f} | {x['hv_dev_rule']:.1f} | "
+                         f"{x['better_on_dev']} | {x['rule_as_good']} |")
+    return lines + [""]
 
 
 if __name__ == "__main__":

@@ -104,3 +104,28 @@ def standard_error_pct(accuracy_pct: float, n: int) -> float:
     """One standard error (percentage points) of an accuracy measured on `n` examples (binomial)."""
     p = accuracy_pct / 100.0
     return 100.0 * math.sqrt(max(p * (1 - p), 0.0) / n) if n > 0 else math.nan
+
+
+def compare_with_rule(hv_test: dict[str, Sequence[float]], hv_dev: dict[str, Sequence[float]], sampler: str,
+                      budgets: Sequence[int]) -> dict:
+    """The search (`sampler`'s rows `<sampler>_<budget>`) against the Mix'n'Match rule (rows `rule_<budget>`):
+    mean and sample sd over seeds of the hypervolume on test (reported) and on dev (deciding), per budget. The
+    decision is made on dev: the search is better when its mean dev hypervolume beats the rule's by more than
+    their pooled sd (`beats_by_one_sd`), the rule when the reverse holds, else a tie; the rule is "as good"
+    unless the search is better. The top-level figures are the largest budget's."""
+    by_budget: dict[str, dict] = {}
+    for b in budgets:
+        s, r = f"{sampler}_{b}", f"rule_{b}"
+        st, rt, sd, rd = spread(hv_test[s]), spread(hv_test[r]), spread(hv_dev[s]), spread(hv_dev[r])
+        better = ("search" if beats_by_one_sd(hv_dev[s], hv_dev[r])
+                  else "rule" if beats_by_one_sd(hv_dev[r], hv_dev[s]) else "tie")
+        by_budget[str(b)] = {
+            "hv_test_search": st["mean"], "hv_test_rule": rt["mean"], "sd": {"search": st["std"], "rule": rt["std"]},
+            "hv_dev_search": sd["mean"], "hv_dev_rule": rd["mean"], "sd_dev": {"search": sd["std"], "rule": rd["std"]},
+            "better_on_dev": better, "rule_as_good": better != "search", "seeds": st["n"]}
+    top = max(budgets)
+    return {"sampler": sampler, "budget": top, **by_budget[str(top)],
+            "rule_as_good_at_every_budget": all(v["rule_as_good"] for v in by_budget.values()),
+            "decided_on": "dev hypervolume (mean over seeds; better = ahead by more than the pooled sd); "
+                          "test hypervolume reported only",
+            "by_budget": by_budget}

@@ -48,6 +48,9 @@ class SearchOptions:
         fidelity_subset: dev examples of the first, cheap evaluation (None = full dev only).
         ffn_step: FFN lattice step (default intermediate_size // 8).
         population_size: NSGA-II population.
+        seed_with_rule: enqueue the first N configs of the Mix'n'Match rule (`search.rule`: the grid, then
+            per-layer width schedules and layer-drop patterns) instead of only the 12 grid configs, when the
+            study is created (0: the grid only).
         stage: checkpoint stage to search (default: latest finished).
         threads: torch intra-op threads for evaluation (None: torch's default; local workers split
             the cores). On a loaded machine 1 is often much faster than several spinning threads.
@@ -74,6 +77,7 @@ class SearchOptions:
     fidelity_subset: int | None = None
     ffn_step: int | None = None
     population_size: int = 20
+    seed_with_rule: int = 0
     stage: str | None = None
     threads: int | None = None
     progress: bool = True
@@ -104,6 +108,8 @@ class SearchOptions:
             raise ValueError(f"max_retry must be >= 0, got {self.max_retry}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
+        if self.seed_with_rule < 0:
+            raise ValueError(f"seed_with_rule must be >= 0 configs, got {self.seed_with_rule}")
         if self.population_size < 2:
             raise ValueError(f"population_size must be >= 2, got {self.population_size}")
         if self.latency_budget_ms is not None and self.latency_budget_ms <= 0:

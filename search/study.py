@@ -27,6 +27,7 @@ from elastic.options import SAMPLERS
 from search.budget import StudyBudget
 from search.objective import Objective, build_objective
 from search.options import METRIC_NAMES, SearchOptions
+from search.rule import enqueue_rule
 from search.space import enqueue_grid
 
 
@@ -44,6 +45,7 @@ def make_sampler(kind: str, seed: int, *, population_size: int = 20) -> optuna.s
 # Study user attribute naming the checkpoint (`RunContext.cache_namespace()`) whose metrics its trials hold.
 CHECKPOINT_ATTR = "checkpoint"
 SAMPLER_ATTR = "sampler"  # the sampler that made the trials; another one refuses to resume the study
+RULE_ATTR = "seeded_with_rule"  # how many of the rule's configs (`search.rule`) were enqueued at creation
 
 
 def open_study(opts: SearchOptions, *, worker: int = 0, checkpoint: str | None = None, arch: Any = None,
@@ -56,7 +58,7 @@ def open_study(opts: SearchOptions, *, worker: int = 0, checkpoint: str | None =
             refused, since its trials' metrics belong to other weights. None skips the check.
         arch: the searched architecture: the process that creates the study enqueues its uniform grid
             (the database refuses a second study of the same name, so exactly one process does, on
-            whichever machine). None enqueues nothing.
+            whichever machine), and with `opts.seed_with_rule` the rule's first configs. None enqueues nothing.
         storage: the storage to open it on (default: `opts.make_storage()`).
     """
     directions = ["maximize"] + ["minimize"] * (len(opts.objectives) - 1)
@@ -99,6 +101,13 @@ def open_study(opts: SearchOptions, *, worker: int = 0, checkpoint: str | None =
             study.set_metric_names(names)
     if created and arch is not None:
         enqueue_grid(study, arch, ffn_step=opts.ffn_step, variants=opts.variants)
+        if opts.seed_with_rule:  # the rule's configs after the grid (which they start with: not enqueued twice)
+            cfgs = enqueue_rule(study, arch, opts.seed_with_rule, seed=opts.seed, ffn_step=opts.ffn_step,
+                                variants=opts.variants)
+            study.set_user_attr(RULE_ATTR, len(cfgs))
+            if len(cfgs) < opts.seed_with_rule:
+                print(f"search: the rule's family has {len(cfgs)} configs, fewer than --seed-with-rule "
+                      f"{opts.seed_with_rule}: all of them are enqueued", file=sys.stderr, flush=True)
     return study
 
 

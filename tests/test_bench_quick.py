@@ -47,6 +47,10 @@ def test_quick_bench_run(tmp_path):
     lt = srch["latency_timing"]
     assert lt["configs_timed"] >= srch["grid_points"] and lt["full_model_ms"] > 0
     assert srch["grid"][0]["latency_ms"] == pytest.approx(lt["full_model_ms"], rel=0.5)
+    # The Mix'n'Match rule is a front of its own at the same budgets; the default sampler against it, for deploy_front.
+    vs = srch["search_vs_rule"]
+    assert vs["sampler"] == srch["default_sampler"] and {"hv_test_search", "hv_test_rule", "sd"} <= set(vs)
+    assert {f"rule_{b}" for b in (6, 16)} <= set(srch["hv_test"]) and set(vs["by_budget"]) == {"6", "16"}
     # The fronts chosen on dev and confirmed on the tiny run's held-out slice, side by side and scored alike.
     conf = json.loads((out / "front_confirmation.json").read_text())
     assert conf["heldout_examples"] == 10 and conf["candidates"] >= 1 and conf["margin_pts"] > 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.search_metrics import (Point, Trial, beats_by_one_sd, dedup, dominated_on_test, front_shortfall_on_test, hv,
-                                  searched_front, spread, standard_error_pct)
+from bench.search_metrics import (Point, Trial, beats_by_one_sd, compare_with_rule, dedup, dominated_on_test,
+                                  front_shortfall_on_test, hv, searched_front, spread, standard_error_pct)
 
 REF = [50.0, 3.0]  # accuracy %, latency ms
 
@@ -59,3 +59,17 @@ def test_shortfall_of_the_front_against_the_grid_on_test():
     assert front_shortfall_on_test(grid, [Point("a", 0.0, 99.0, 6.0)]) is None  # nothing as fast as g2
     assert front_shortfall_on_test(grid, grid) == 0.0
     assert standard_error_pct(90.0, 900) == pytest.approx(1.0)
+
+
+def test_search_against_the_rule_is_decided_on_dev_and_reported_on_test():
+    hv_test = {"tpe_100": [10, 11, 12], "rule_100": [12, 12, 12], "tpe_300": [20, 21, 22], "rule_300": [15, 15, 15]}
+    hv_dev = {"tpe_100": [10, 11, 12], "rule_100": [10.5, 11, 11.5], "tpe_300": [30, 31, 32], "rule_300": [20, 20, 20]}
+    v = compare_with_rule(hv_test, hv_dev, "tpe", (100, 300))
+    assert (v["sampler"], v["budget"]) == ("tpe", 300)
+    assert (v["hv_test_search"], v["hv_test_rule"], v["sd"]) == (21.0, 15.0, {"search": 1.0, "rule": 0.0})
+    assert v["better_on_dev"] == "search" and not v["rule_as_good"] and not v["rule_as_good_at_every_budget"]
+    # at 100 the rule is better on test, but dev decides: within one sd there, a tie, so the rule is as good
+    at100 = v["by_budget"]["100"]
+    assert at100["hv_test_rule"] > at100["hv_test_search"] and at100["better_on_dev"] == "tie" and at100["rule_as_good"]
+    hv_dev["rule_300"] = [40, 40, 40]
+    assert compare_with_rule(hv_test, hv_dev, "tpe", (100, 300))["better_on_dev"] == "rule"
