@@ -106,3 +106,20 @@ def test_the_subsample_is_even():
 
 def test_configs_are_subnet_configs():
     assert all(isinstance(c, SubnetConfig) for c in rule_configs(TINY, 20))
+
+
+def test_enqueue_rule_puts_the_configs_first_in_every_variant():
+    import optuna
+
+    from search.rule import enqueue_rule
+    from search.space import config_from_params
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    cfgs = enqueue_rule(study, TINY, 20, seed=2, variants=("cpu-a", "cpu-b"))
+    waiting = [t.system_attrs["fixed_params"] for t in study.get_trials(deepcopy=False)]
+    assert len(waiting) == 40 and cfgs == rule_configs(TINY, 20, seed=2)
+    assert [p["variant"] for p in waiting] == ["cpu-a"] * 20 + ["cpu-b"] * 20
+    assert [config_from_params({k: v for k, v in p.items() if k != "variant"}, TINY) for p in waiting[20:]] == cfgs
+    enqueue_rule(study, TINY, 25, seed=2, variants=("cpu-a", "cpu-b"))  # already enqueued ones are skipped
+    assert len(study.get_trials(deepcopy=False)) == 50
