@@ -3,9 +3,9 @@
 Optuna's samplers propose the same config again and again (NSGA-II children often equal a parent,
 TPE re-samples its modes), and several workers share one study: every (config, split, fidelity) is
 evaluated once, ever, per run dir. The cache is an append-only JSONL file; a per-key file lock (`filelock`:
-`flock` on POSIX, `msvcrt.locking` on Windows) makes a second process wait for the first one's result instead of evaluating the same config twice. Workers on
-other machines (their own copy of the run dir) share results through the study instead
-(`search.objective.Objective._from_study`).
+`flock` on POSIX, `msvcrt.locking` on Windows) makes a second process wait for the first one's result
+instead of evaluating the same config twice. Workers on other machines (their own copy of the run dir)
+share results through the study instead (`search.objective.Objective._from_study`).
 """
 from __future__ import annotations
 
