@@ -59,7 +59,14 @@ class LatencyCache:
         return len(self._data)
 
 
+# The graph ORT runtimes time (profiling/runners.py: the ONNX Runtime-fused export); in ORT keys, so that records
+# timed on an earlier graph are measured again, not reused.
+ORT_GRAPH = "ort-fused"
+
+
 def cache_key(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, scenario: Scenario) -> str:
-    """Cache key of a measurement on THIS machine: model shape, config hash, scenario, fingerprint hash."""
+    """Cache key of a measurement on THIS machine: model shape, config hash, scenario, fingerprint hash (and, for
+    ONNX Runtime scenarios, the graph timed)."""
     fp = fingerprint(scenario.threads, scenario.device)
-    return LatencyCache.key(model_key(model), cfg, scenario, fingerprint_hash(fp))
+    key = LatencyCache.key(model_key(model), cfg, scenario, fingerprint_hash(fp))
+    return f"{key}|{ORT_GRAPH}" if scenario.uses_ort else key

@@ -40,16 +40,22 @@ def ort_feeds(input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -
     return dict(zip(INPUT_NAMES, [*arrays, types]))
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, *, max_seq_len: int | None = None) -> Path:
+def export_onnx(model: nn.Module, path: str | os.PathLike, *, max_seq_len: int | None = None,
+                fused: bool = False) -> Path:
     """Export an extracted model to ONNX with dynamic batch and sequence dimensions.
 
-    Uses `torch.onnx.export(..., dynamo=True)` at its default opset (DESIGN.md §7: opset 23 breaks ORT's
+    Uses `torch.onnx.export(..., dynamo=True)` at its default opset (opset 23 breaks ONNX Runtime's
     Attention op with a [B,1,1,S] mask).
+
+    `fused=True` writes the graph ONNX Runtime runs fastest instead (`fuse_for_ort`): one `Attention` op per
+    layer (packed Q/K/V GEMM, its own head count), `BiasGelu`, plain `LayerNormalization`. It holds
+    com.microsoft operators, so only ONNX Runtime runs it; its logits equal the standard graph's (tests/test_onnx.py).
 
     Args:
         model: a `CompactBertForSequenceClassification` (from `extract`); exported in eval mode.
         path: the .onnx file to write (its folder is created).
         max_seq_len: upper bound of the sequence dimension (default: the model's position table).
+        fused: write the ONNX Runtime-fused graph (see above).
 
     Returns:
         The written path.
@@ -64,6 +70,10 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, max_seq_len: int |
     model.eval()
     # Example shapes of 2 (not 1) so that torch.export does not specialise the dimensions to 1.
     ids = torch.ones(2, min(8, max_seq), dtype=torch.long)
+    # Token types 0/1 in the example so the exporter sees a real input (sentence pairs).
+    types = (torch.arange(ids.shape[1]) >= ids.shape[1] // 2).long().expand_as(ids).contiguous()
+    # ... where the model has two (RoBERTa has one; the TorchScript exporter runs the example for real).
+    types = types.clamp(max=int(getattr(model.config, "type_vocab_size", 2)) - 1)
     batch = torch.export.Dim("batch", min=1, max=4096)
     seq = torch.export.Dim("seq", min=1, max=max_seq)
     shapes = {name: {0: batch, 1: seq} for name in INPUT_NAMES}
@@ -72,18 +82,82 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, max_seq_len: int |
             warnings.simplefilter("ignore")
             # The exporter logs every pass at INFO; keep the console readable.
             logging.getLogger("torch.onnx").setLevel(logging.WARNING)
-            # Token types 0/1 in the example so the exporter sees a real input (sentence pairs).
-            types = (torch.arange(ids.shape[1]) >= ids.shape[1] // 2).long().expand_as(ids).contiguous()
-            torch.onnx.export(_Logits(model), (ids, torch.ones_like(ids), types), str(path), dynamo=True,
-                              input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-                              dynamic_shapes=shapes, verbose=False)
+            if fused:
+                _export_fused(_Logits(model).eval(), (ids, torch.ones_like(ids), types), path, model.config)
+            else:
+                torch.onnx.export(_Logits(model), (ids, torch.ones_like(ids), types), str(path), dynamo=True,
+                                  input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                                  dynamic_shapes=shapes, verbose=False)
     finally:
         model.train(was_training)
     return path
 
 
+def _export_fused(wrapper: nn.Module, example: tuple[torch.Tensor, ...], path: Path, config: Any) -> None:
+    """TorchScript export + onnxruntime.transformers' BERT fusions (`fuse_for_ort`), written to `path`.
+
+    The TorchScript exporter, not dynamo: the optimizer's attention patterns are those of its graphs (on a
+    dynamo export it fuses no attention: measured, 0 of 6 layers). Opset 17, the optimizer's own.
+    """
+    raw = path.with_name(f"{path.stem}.unfused.onnx")
+    try:
+        torch.onnx.export(wrapper, example, str(raw), dynamo=False, opset_version=17,
+                          input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                          dynamic_axes={name: {0: "batch", 1: "seq"} for name in INPUT_NAMES})
+        fuse_for_ort(raw, path, num_layers=int(config.num_hidden_layers))
+    finally:
+        raw.unlink(missing_ok=True)
+
+
+def fuse_for_ort(src: str | os.PathLike, dst: str | os.PathLike, *, num_layers: int | None = None) -> Path:
+    """BERT fusions of onnxruntime.transformers' optimizer on a TorchScript-exported graph.
+
+    Fused: attention (one `Attention` op per layer: the Q, K, V projections packed into one GEMM, the head
+    count read from each layer's own reshape, so per-layer head counts are kept: num_heads=0/hidden_size=0),
+    bias + GELU (`BiasGelu`), LayerNorm. Not fused: skip + LayerNorm. ONNX Runtime 1.32's CPU
+    `SkipLayerNormalization` kernel takes 144 us on a (1, 64, 384) input where `Add` + `LayerNormalization` take
+    ~40 us (and 1.6 ms vs 0.2 at 512 rows): 6 of them were 22 % of the smallest grid config's ORT time at batch 1
+    / seq 64 (bench/op_profile.py). `ort_session` keeps ONNX Runtime's own skip-LayerNorm fusion off for the same
+    reason.
+
+    Args:
+        src: a TorchScript export of an extracted model (`export_onnx(..., fused=True)` makes one).
+        dst: where to write the fused graph.
+        num_layers: when given, warn if fewer attention blocks than this were fused.
+
+    Returns:
+        `dst`.
+    """
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    opts = FusionOptions("bert")
+    opts.enable_skip_layer_norm = False
+    opts.enable_bias_skip_layer_norm = False
+    quiet = logging.getLogger("onnxruntime.transformers")
+    level = quiet.level
+    # Per-layer head counts make the attention fusion warn that the layer's inner size (heads x head size) is not
+    # the hidden size; that is what a pruned layer is, and the fused op takes the inner size from the weights.
+    quiet.setLevel(logging.ERROR)
+    try:
+        fused = optimize_model(str(src), model_type="bert", num_heads=0, hidden_size=0, optimization_options=opts,
+                               opt_level=0)
+    finally:
+        quiet.setLevel(level)
+    n_attention = fused.get_fused_operator_statistics().get("Attention", 0)
+    if num_layers is not None and n_attention < num_layers:
+        warnings.warn(f"ONNX Runtime attention fusion matched {n_attention} of {num_layers} layers; the others run "
+                      "unfused (correct, slower)", stacklevel=2)
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fused.save_model_to_file(str(dst))
+    return dst
+
+
 def quantize_onnx_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Dynamic INT8 quantization of the MatMul/Gemm weights (onnxruntime.quantization.quantize_dynamic)."""
+    """Dynamic INT8 quantization of the MatMul/Gemm weights (onnxruntime.quantization.quantize_dynamic); on a fused
+    graph (`export_onnx(..., fused=True)`) the `Attention` ops become `QAttention`."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     dst = Path(dst)
@@ -93,13 +167,16 @@ def quantize_onnx_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     # quantize_dynamic logs a pre-processing hint on the root logger for every model; it is only a hint.
     root.setLevel(logging.ERROR)
     try:
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        # The fused graph's com.microsoft ops (Attention, BiasGelu) stop ONNX shape inference; their outputs are fp32.
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         root.setLevel(level)
     return dst
 
 
-def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool = False, device: str = "cpu"):
+def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool = False, device: str = "cpu",
+                skip_layer_norm_fusion: bool = False):
     """An ONNX Runtime session using `threads` intra-op threads (one inter-op thread, sequential).
 
     Args:
@@ -111,6 +188,8 @@ def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool = False
             a search's exports) has the idle pools spin against the working one: measured here (2 cores,
             paired full vs smallest grid config, batch 1 / seq 128) the spinning sessions took 19 ms for the
             full model instead of 13 and the per-round ratios spread 10x wider (IQR 0.2 vs 0.02).
+        skip_layer_norm_fusion: let ONNX Runtime fuse residual Add + LayerNorm into `SkipLayerNormalization` on the
+            CPU; default off: its CPU kernel is 3-8x slower than the two ops it replaces (`fuse_for_ort`).
     """
     import onnxruntime as ort
 
@@ -124,7 +203,8 @@ def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool = False
     opts.log_severity_level = 3
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
-    sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    off = [] if skip_layer_norm_fusion or device == "cuda" else ["SkipLayerNormFusion"]
+    sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers, disabled_optimizers=off)
     if device == "cuda" and sess.get_providers()[0] != "CUDAExecutionProvider":
         # ORT falls back to the CPU silently when the CUDA provider cannot start: never time that as cuda
         raise ValueError(f"ONNX Runtime could not start its CUDA provider (session runs on {sess.get_providers()}); "

@@ -32,7 +32,7 @@ def make_inputs(scenario: Scenario, vocab_size: int, seed: int = 0) -> tuple[tor
 
 
 def build_runner(small: nn.Module, scenario: Scenario, *, workdir: str | os.PathLike | None = None,
-                 onnx_path: str | os.PathLike | None = None) -> Callable[[], Any]:
+                 onnx_path: str | os.PathLike | None = None, fused: bool = True) -> Callable[[], Any]:
     """A zero-argument callable running one forward pass of the extracted model in the scenario's runtime.
 
     Args:
@@ -41,6 +41,8 @@ def build_runner(small: nn.Module, scenario: Scenario, *, workdir: str | os.Path
         workdir: where ONNX files go (a temporary folder when None).
         onnx_path: an fp32 ONNX export of `small` to reuse (exports are slow; dynamic shapes make one
             export serve every batch and sequence length).
+        fused: ORT runtimes run the ONNX Runtime-fused graph (`export_onnx(..., fused=True)`: attention, bias-GELU;
+            INT8 quantizes that graph); False: the standard dynamo export (what `bench/op_profile.py` compares).
     """
     ids, mask = make_inputs(scenario, int(small.config.vocab_size))
     if scenario.uses_ort:
@@ -49,7 +51,7 @@ def build_runner(small: nn.Module, scenario: Scenario, *, workdir: str | os.Path
         own = workdir is None and onnx_path is None
         folder = Path(tempfile.mkdtemp(prefix="dynabert-onnx-") if workdir is None else workdir)
         try:
-            path = Path(onnx_path) if onnx_path else export_onnx(small, folder / "model.onnx")
+            path = Path(onnx_path) if onnx_path else export_onnx(small, folder / "model.onnx", fused=fused)
             if scenario.int8:
                 q = path.with_name(f"{path.stem}.int8.onnx")
                 path = q if q.exists() else quantize_onnx_int8(path, q)
@@ -80,15 +82,16 @@ def build_runner(small: nn.Module, scenario: Scenario, *, workdir: str | os.Path
 
 
 def runner_for(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, scenario: Scenario, *,
-               workdir: str | os.PathLike | None = None) -> tuple[nn.Module, Callable[[], Any]]:
-    """(extracted model, its runner); ORT exports are kept in `workdir` by config and reused."""
+               workdir: str | os.PathLike | None = None, fused: bool = True) -> tuple[nn.Module, Callable[[], Any]]:
+    """(extracted model, its runner); ORT exports are kept in `workdir` by config and reused (`fused`: see
+    `build_runner`)."""
     small = extract(model, cfg).eval()
     onnx_path = None
     if scenario.uses_ort and workdir is not None:
         # One fp32 export per config serves every batch/sequence length (dynamic shapes): reuse it.
         from profiling.onnx_export import export_onnx
 
-        onnx_path = Path(workdir) / f"{model_key(model)}-{cfg.hash}.onnx"
+        onnx_path = Path(workdir) / f"{model_key(model)}-{cfg.hash}{'.fused' if fused else ''}.onnx"
         if not onnx_path.exists():
-            export_onnx(small, onnx_path)
-    return small, build_runner(small, scenario, workdir=workdir, onnx_path=onnx_path)
+            export_onnx(small, onnx_path, fused=fused)
+    return small, build_runner(small, scenario, workdir=workdir, onnx_path=onnx_path, fused=fused)
