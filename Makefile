@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 RUNS ?= runs
 PORT ?= 8501
 
-.PHONY: install demo demo-run test browser-deps postgres-deps bench clean
+.PHONY: install demo demo-run test browser-deps postgres-deps bench bench-status clean
 
 # pyproject.toml holds the ranges; constraints.txt the exact versions of this machine (torch's CPU build).
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -47,6 +47,11 @@ test: install browser-deps postgres-deps
 # `make bench`, `make bench ONLY=search`, `make bench QUICK=1` (small sizes, temporary folder), FORCE=1 on a busy machine.
 bench: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m bench.run $(if $(ONLY),--only $(ONLY)) $(if $(QUICK),--quick) $(if $(FORCE),--force)
+
+# Which result files are stale (the code they measure changed since their commit), with the files that changed:
+# a report (exit 0); the tests never fail on it. Needs git history only, not the venv.
+bench-status:
+	@$(if $(wildcard $(PY)),$(PY),python3) -m bench.freshness
 
 clean:
 	rm -rf $(VENV) .pytest_cache

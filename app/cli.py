@@ -23,10 +23,6 @@ COMMAND_MODULES = ("app.cli_train", "app.cli_profile", "app.cli_search", "app.cl
                    "app.cli_dashboard")
 
 
-class UsageError(ValueError):
-    """A user-caused problem that the CLI reports in one line."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dynabert",

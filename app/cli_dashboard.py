@@ -15,8 +15,10 @@ SERVER_FLAGS = ("--server.address", "127.0.0.1", "--server.headless", "true",
 def register(sub) -> None:
     """Add `dynabert dashboard`."""
     p = sub.add_parser("dashboard", help="serve the dashboard (Streamlit) on 127.0.0.1",
-                       description="Serves the DynaBERT Explorer dashboard on http://127.0.0.1:PORT. It only reads "
-                                   "run directories; nothing is trained or searched from it.")
+                       description="Serves the DynaBERT Explorer dashboard on http://127.0.0.1:PORT. It reads run "
+                                   "directories; its Export page writes the sub-network you pick to "
+                                   "exports/<name>/ inside that run directory (what `dynabert export` writes). "
+                                   "Nothing is trained or searched from it.")
     p.add_argument("--runs-dir", type=Path, help="folder of run directories (default: $DYNABERT_RUNS_DIR, else ./runs)")
     p.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
     p.set_defaults(func=_run)

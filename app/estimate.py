@@ -1,32 +1,44 @@
 """What `dynabert run` is about to do and how long it should take here: the first lines it prints.
 
-Seconds per optimizer step come from one measured run on this project's machine: the quick pipeline of
-results/pipeline_quick.json (`make demo`: BBC News, the default all-MiniLM-L6-v2 teacher, batch 32, max
-length 64, which every BBC article fills), each stage's wall-clock seconds divided by its steps (60 teacher
-steps, 20 per distillation stage), so a step's figure includes its share of the stage's evaluations. Another
-architecture or max length is scaled by the full model's MACs per example (profiling/flops.py, analytic),
-another batch size linearly. Batches are padded only to their longest example, so short texts train faster
-than this estimate; another machine differs by its speed.
+Seconds per optimizer step come from one measured run of the quick pipeline (`make demo`: BBC News, the
+default all-MiniLM-L6-v2 teacher, batch 32, max length 64, which every BBC article fills): each stage's
+wall-clock seconds divided by its steps, so a step's figure includes its share of the stage's evaluations.
+bench/pipeline_quick.py derives them from its result file into app/data/step_rates.json (package data, with
+the machine they were measured on). Another architecture or max length is scaled by the full model's MACs
+per example (profiling/flops.py, analytic), another batch size linearly. Batches are padded only to their
+longest example, so short texts train faster than this estimate; another machine differs by its speed.
 """
 from __future__ import annotations
 
+import functools
+import json
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
-# stage -> measured max length -> seconds per step (batch 32, all-MiniLM-L6-v2): results/pipeline_quick.json
-# stage_seconds / steps at commit 780c986 (teacher 97.36 s / 60, stage1 110.72 s / 20, stage2 252.48 s / 40);
-# tests/test_run_options.py checks these against the committed result file.
-STEP_SECONDS: dict[str, dict[int, float]] = {
-    "teacher": {64: 97.36 / 60},
-    "stage1": {64: 110.72 / 20},
-    "stage2": {64: 252.48 / 40},
-}
-MEASURED_BATCH = 32
-# results/pipeline_quick.json "fingerprint" (alone on the machine).
-MEASURED_ON = "AMD EPYC, 2 logical cores, torch 2.13.0+cpu (results/pipeline_quick.json)"
+STEP_RATES = Path(__file__).resolve().parent / "data" / "step_rates.json"
 # Stage 3 trains the 12 grid sub-networks with hard labels and no teacher: estimated at stage 2's rate (an upper
 # bound, since it has no teacher pass).
 _STAGE_TABLE = {"teacher": "teacher", "stage1": "stage1", "stage2": "stage2", "stage3": "stage2"}
+
+
+@dataclass(frozen=True)
+class StepRates:
+    """Measured seconds per optimizer step: `seconds[stage][max_length]` at `batch_size`, on `measured_on`."""
+
+    seconds: dict[str, dict[int, float]]
+    batch_size: int
+    measured_on: str
+
+
+@functools.lru_cache(maxsize=1)
+def step_rates() -> StepRates:
+    """The step rates of app/data/step_rates.json (written by bench/pipeline_quick.py)."""
+    raw = json.loads(STEP_RATES.read_text())
+    return StepRates(seconds={stage: {int(n): float(v) for n, v in table.items()}
+                              for stage, table in raw["seconds_per_step"].items()},
+                     batch_size=int(raw["batch_size"]), measured_on=str(raw["measured_on"]))
 
 
 def train_examples(opts: Mapping[str, Any]) -> int:
@@ -68,12 +80,13 @@ def seconds_per_step(stage: str, arch: Any, max_length: int, batch_size: int) ->
     from elastic.weights import default_teacher_path, read_arch
     from profiling.flops import analytic_macs
 
-    table = STEP_SECONDS[_STAGE_TABLE[stage]]
+    rates = step_rates()
+    table = rates.seconds[_STAGE_TABLE[stage]]
     ref_len = min(table, key=lambda s: abs(s - max_length))
     ref_arch, _ = read_arch(default_teacher_path())
     ratio = (analytic_macs(arch, SubnetConfig.full(arch), max_length)
              / analytic_macs(ref_arch, SubnetConfig.full(ref_arch), ref_len))
-    return table[ref_len] * ratio * batch_size / MEASURED_BATCH
+    return table[ref_len] * ratio * batch_size / rates.batch_size
 
 
 def plan_lines(opts: Mapping[str, Any]) -> list[str]:
@@ -98,7 +111,7 @@ def plan_lines(opts: Mapping[str, Any]) -> list[str]:
             for k, v in steps.items()}
     lines.append(f"expected training time on this machine: about {_minutes(sum(secs.values()))} ("
                  + ", ".join(f"{k} {_minutes(v)}" for k, v in secs.items())
-                 + f"); from step rates measured on {MEASURED_ON}, scaled by MACs; batches shorter than the "
+                 + f"); from step rates measured on {step_rates().measured_on}, scaled by MACs; batches shorter than the "
                  "max length go faster; profile, search, baselines and export come on top")
     return lines
 

@@ -7,7 +7,11 @@ its bench has the same committed text at HEAD as at that commit (`git diff --nam
 `command` it records is the registry's command for it (placeholders such as {runs} match any path): a bench
 whose options changed in the registry (a recipe, a budget) makes its old files stale too.
 
-    python -m bench.freshness          # one line per stale or unlisted file; exit 1 when there is one
+    python -m bench.freshness          # `make bench-status`: each result, fresh or stale and why (exit 0)
+    python -m bench.freshness --strict # the same, exit 1 when a result is stale or missing
+
+Staleness is a report, never a failing test: a commit to elastic/ stales the results that measured it until
+`make bench ONLY=<bench>` rewrites them, and the index pages (bench/results_index.py) mark them meanwhile.
 """
 from __future__ import annotations
 
@@ -102,8 +106,7 @@ def staleness(stem: str, results_dir: Path, root: Path = ROOT,
     changed = _changed_since(commit, bench.all_sources, root)
     if changed:
         shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
-        return (f"measured at {commit[:10]}, before changes to {shown} (its sources: "
-                f"{', '.join(bench.all_sources)})")
+        return f"measured at {commit[:10]}, before changes to {shown}"
     if not command_matches(str(data.get("command", "")), bench):
         return (f"written by another command than bench/registry.py's for {bench.name} (options changed since): "
                 f"{data.get('command')}")
@@ -122,11 +125,29 @@ def report(results_dir: Path, root: Path = ROOT, benches: Sequence[Bench] = BENC
     return dict(sorted(out.items()))
 
 
-def main() -> int:
-    stale = report(ROOT / "results")
-    for stem, why in stale.items():
-        print(f"results/{stem}: {why}")
-    return 1 if stale else 0
+def main(argv: Sequence[str] | None = None, results_dir: Path = ROOT / "results", root: Path = ROOT,
+         benches: Sequence[Bench] = BENCHES) -> int:
+    """Print every result (and every missing one) as fresh or stale, with why; 0 unless --strict and stale."""
+    import argparse
+    ap = argparse.ArgumentParser(description="Which result files are stale (their sources changed since the "
+                                 "commit they record): a report.")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a result is stale or missing")
+    args = ap.parse_args(argv)
+    if not has_history(root):
+        print("freshness unknown: needs git and the whole history (a copied tree or a shallow clone lacks the "
+              "commits the results record)")
+        return 1 if args.strict else 0
+    stale = report(results_dir, root, benches)
+    stems = sorted(set(result_stems(results_dir)) | set(stale))
+    for stem in stems:
+        if stem in stale:
+            print(f"results/{stem}: STALE: {stale[stem]}")
+        else:
+            data = json.loads((results_dir / f"{stem}.json").read_text())
+            print(f"results/{stem}: fresh (measured at {str(data.get('commit'))[:10]}, its sources unchanged since)")
+    print(f"{len(stale)} of {len(stems)} results stale" + (": regenerate one with `make bench ONLY=<bench>` "
+          "(bench/registry.py names the bench of each file)" if stale else ""))
+    return 1 if args.strict and stale else 0
 
 
 if __name__ == "__main__":

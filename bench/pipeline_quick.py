@@ -3,6 +3,12 @@
     python -m bench.pipeline_quick                 # clone HEAD into a temporary folder, time `make install`
                                                    # (set-up) and `make demo-run` (the pipeline), then report
     python -m bench.pipeline_quick --run-dir runs/demo   # report an existing demo run (no set-up time)
+    python -m bench.pipeline_quick --write-step-rates    # only rewrite app/data/step_rates.json from
+                                                         # results/pipeline_quick.json
+
+A run that writes results/ also rewrites app/data/step_rates.json (`step_rates`): the seconds per optimizer
+step of each training stage that `dynabert run` prints its expected time from (app/estimate.py), derived
+from the result file, never typed by hand (tests/test_run_options.py checks the two agree).
 
 Every figure comes from the run: the stage timings `dynabert run` recorded in pipeline.json, the stage-2
 grid and the baselines of the same harness (test accuracy and MACs), and the demo's two targets checked on
@@ -26,6 +32,8 @@ import pandas as pd
 from bench.common import RESULTS, fingerprint, load_1min, provenance, write_result
 
 ROOT = RESULTS.parent
+STEP_RATES = ROOT / "app" / "data" / "step_rates.json"
+TRAINING_STAGES = ("teacher", "stage1", "stage2", "stage3")
 DOMINANCE_MARGIN = 1.0  # accuracy points a baseline may lead by before it counts as dominating
 SMALLEST_TARGET = 85.0  # (w0.25, d0.5) test accuracy on BBC News
 
@@ -50,6 +58,35 @@ def demo_targets(grid: list[dict[str, Any]], baselines: list[dict[str, Any]]) ->
             "smallest_met": smallest_met, "met": not dominated and smallest_met}
 
 
+def step_rates(data: dict[str, Any]) -> dict[str, Any]:
+    """app/data/step_rates.json from a pipeline_quick result: each training stage's wall-clock seconds divided by
+    its optimizer steps (as `dynabert run` counts them for the recorded preset and recipe), at the run's max
+    length and batch size, with where and at which commit they were measured."""
+    from app.estimate import stage_steps, train_examples
+    from app.workflow.pipeline import resolve
+
+    opts = resolve(data["preset"], {}, {k: v for k, v in data["recipe"].items() if v is not None})
+    n_train = int(opts["limit_train"]) if opts["limit_train"] is not None else train_examples(opts)
+    steps = stage_steps(opts, n_train)
+    stages = [s for s in TRAINING_STAGES if s in steps and s in data["stage_seconds"]]
+    fp = data["fingerprint"]
+    return {"source": "results/pipeline_quick.json", "commit": data["commit"], "task": data["task"],
+            "preset": data["preset"], "batch_size": int(opts["batch_size"]),
+            "measured_on": f"{fp['cpu']}, {fp['logical_cores']} logical cores, torch {fp['torch']}",
+            "steps": {s: steps[s] for s in stages},
+            "stage_seconds": {s: data["stage_seconds"][s] for s in stages},
+            "seconds_per_step": {s: {str(int(opts["max_length"])): round(data["stage_seconds"][s] / steps[s], 6)}
+                                 for s in stages}}
+
+
+def write_step_rates(result: Path = RESULTS / "pipeline_quick.json", out: Path = STEP_RATES) -> dict[str, Any]:
+    """Rewrite `out` from the result file `result` (what a full-size run of this bench does)."""
+    rates = step_rates(json.loads(result.read_text()))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rates, indent=2) + "\n")
+    return rates
+
+
 def report(run_dir: Path, *, command: str, setup_seconds: float | None, wall_seconds: float | None,
            load_before: float | None, extra: dict[str, Any]) -> dict[str, Any]:
     """Write results/pipeline_quick.{json,md} from a finished demo run directory."""
@@ -72,7 +109,8 @@ def report(run_dir: Path, *, command: str, setup_seconds: float | None, wall_sec
             "n_trials": int(len(trials)), "pareto_size": int(len(pareto)),
             "preset": rec["options"].get("preset"), "task": rec["options"].get("task"),
             "recipe": {k: rec["options"].get(k) for k in ("lr", "stage2_lr", "hard_weight", "hidden_weight",
-                                                            "stage1_epochs", "stage2_epochs", "limit_train")},
+                                                            "stage1_epochs", "stage2_epochs", "limit_train", "max_length",
+                                                            "batch_size", "teacher_epochs")},
             "teacher_dev_metric": float(teacher["dev_metric"].iloc[0]) if len(teacher) else None,
             "teacher_test_metric": float(teacher["test_metric"].iloc[0]) if len(teacher) else None,
             "grid": grid_rows, "baselines": base_rows, "targets": demo_targets(grid_rows, base_rows),
@@ -140,7 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run-dir", type=Path, help="report this finished demo run instead of running a fresh clone")
     ap.add_argument("--keep-clone", action="store_true", help="leave the temporary clone (and its venv) on disk")
+    ap.add_argument("--write-step-rates", action="store_true",
+                    help=f"only rewrite {STEP_RATES.relative_to(ROOT)} from results/pipeline_quick.json")
     args = ap.parse_args(argv)
+    if args.write_step_rates:
+        print(json.dumps(write_step_rates()["seconds_per_step"]))
+        return 0
     load_before = load_1min()
     if args.run_dir is not None:
         data = report(args.run_dir, command=f"dynabert run (reported from {args.run_dir})", setup_seconds=None,
@@ -150,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         # what ran is the clone: a clean checkout of `commit`, whatever this checkout's own state
         data = report(run_dir, command="make install && make demo-run (fresh clone)", setup_seconds=round(setup, 1),
                       wall_seconds=round(wall, 1), load_before=load_before, extra={"commit": commit, "dirty": False})
+    if RESULTS.resolve() == (ROOT / "results").resolve():  # the step rates follow results/, not a scratch folder
+        write_step_rates()
     print(json.dumps({k: data[k] for k in ("total_seconds", "wall_seconds", "targets")}, default=str))
     return 0
 

@@ -33,9 +33,11 @@ def git(*args: str, root: Path = ROOT) -> str:
 
 
 def tree_dirty(root: Path = ROOT) -> bool:
-    """Uncommitted changes to tracked files outside results/ (the benches of a chain rewrite results/ one after
-    another, so those files say nothing about the code that runs)."""
-    return bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", root=root))
+    """Uncommitted changes to tracked files outside results/ and app/data/step_rates.json (the benches of a chain
+    rewrite results/ one after another, and bench/pipeline_quick.py the step rates derived from its result, so
+    those files say nothing about the code that runs)."""
+    return bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results",
+                    ":(exclude)app/data/step_rates.json", root=root))
 
 
 def last_commit(paths: Sequence[str], root: Path = ROOT) -> str:

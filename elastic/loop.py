@@ -147,7 +147,7 @@ class BatchPlan:
             the epoch's permutation is cut into windows of `MEGABATCH` batches, each window is sorted by
             length (longest first) and cut into batches, and the batches are shuffled: every batch is
             still drawn from a random window, but its examples have similar lengths, so far fewer
-            padding tokens are computed (about half on SST-2 at max length 64).
+            padding tokens are computed.
         pad_to_length: pad every batch to at least this many tokens (the released code pads to max length).
     """
 

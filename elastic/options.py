@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Literal, get_args
 
 
-# Peak AdamW learning rate of every training stage and student (DESIGN.md section 3; the paper's value).
+# Peak AdamW learning rate of every training stage and student: the DynaBERT paper's (Hou et al. 2020).
 DEFAULT_LR = 2e-5
 # The latency scenario a command measures or searches for when given none (profiling.scenario key).
 DEFAULT_SCENARIO = "cpu-eager-t2-b1-s128"

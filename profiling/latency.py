@@ -180,8 +180,8 @@ def measure_front(model: ElasticBertForSequenceClassification, cfgs: Iterable[Su
     Each config is timed as its paired ratio to the full model (`paired_ratio`: alternating order, warm
     sides, at least `min_rounds` rounds and `min_time_s` seconds), and every ratio is multiplied by the full
     model's median over all rounds of the call. Blocked timings of one config after another drift with the
-    machine: two runs of the search benchmark on the same fronts read the full model at 21.5 and 25.0 ms
-    and swapped the samplers' ranking; ratios taken in the same rounds as the full model cancel that drift.
+    machine, enough to reorder fronts (docs/RECIPES.md); ratios taken in the same rounds as the full model
+    cancel that drift.
     Nothing is cached: the common full-model time belongs to this call.
 
     Returns:

@@ -26,11 +26,8 @@ def paired_ratio(fn: Callable[[], Any], fn_ref: Callable[[], Any], *, threads: i
 
     `settle` untimed calls of a side run right before its timed call, so that each side is timed in the
     steady state of a model serving requests back to back. Without them every timed call starts with the
-    caches (and the allocator) holding the *other* model's state: on the 2-core EPYC (2026-12-03) the
-    smallest grid config at batch 1 / seq 128 took 2.8 ms on its first call after the full model, 2.4 on
-    the second, 2.3 on the third and 2.25 ms in a block of calls; its ratio to the full model read 0.155
-    with `settle=0`, 0.142-0.147 with 1, 0.134-0.146 with 2, 0.133-0.143 with 4 and 0.134 in blocked
-    timings of the same run. `settle=0` gives the cold ratio.
+    caches (and the allocator) holding the *other* model's state, which slows a small model's first calls
+    after a large one and inflates its ratio (docs/RECIPES.md). `settle=0` gives the cold ratio.
 
     Returns:
         {"ratio", "ratio_iqr", "rounds", "median_ms", "ref_median_ms", "settle"} (times per call, ms).

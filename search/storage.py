@@ -48,8 +48,8 @@ def queue_lock(url: str) -> Iterator[None]:
 
 
 def _sqlite_pragmas(dbapi_conn: Any) -> None:
-    # Optuna commits ~30 times per trial; with the default rollback journal every commit is an fsync
-    # (13 ms each on this disk). WAL keeps every committed trial across a killed process (only a power
+    # Optuna commits many times per trial; with the default rollback journal every commit is an fsync.
+    # WAL keeps every committed trial across a killed process (only a power
     # loss can lose the last commits) and lets readers (dashboard, other workers) run beside a writer.
     # WAL is a property of the file: set once, by the first connection. Switching needs the file to itself,
     # and SQLite answers "database is locked" at once (no busy wait) when another connection that starts at

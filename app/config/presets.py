@@ -8,20 +8,13 @@ from typing import Any
 # Overrides of the defaults, preset by preset; docs/RECIPES.md names the figure that chose each one.
 PRESETS: dict[str, dict[str, Any]] = {
     # The offline demo: minutes on 2 CPU cores, still a real front (every stage runs for real).
-    # lr 1e-4: at the paper's 2e-5, 60 steps leave the teacher far from converged (48% dev on BBC News).
-    # Stage 2 at lr 3e-4 with a hard-label term, 2 epochs (40 steps): at the released code's losses, lr 1e-4 and
-    # 20 steps the depth-reduced sub-networks stayed at 63-78% test on BBC News (grid mean 78.3); hard_weight 1.0
-    # and lr 3e-4 gave 93.2, 40 steps 95.6 (docs/RECIPES.md).
+    # lr 1e-4, and stage 2 at 3e-4 with a hard-label term for 2 epochs: so few steps converge (docs/RECIPES.md).
     "quick": {"max_length": 64, "limit_train": 640, "lr": 1e-4, "teacher_epochs": 3.0, "stage1_epochs": 1.0,
               "stage2_epochs": 2.0, "stage2_lr": 3e-4, "hard_weight": 1.0, "scenario": "cpu-eager-t2-b1-s64",
               "n_random": 16, "n_heldout": 8, "n_trials": 80, "baselines": ("distilbert", "int8"),
               "baseline_steps": 30, "save_every": 20},
-    # stage2_lr 2e-4 + selection on the held-out train slice: on SST-2 at 433 steps per stage, from one stage-1
-    # checkpoint, stage 2 at 2e-4 beat 1e-4 by 0.68 on the grid's mean test accuracy and by 1.49 at (w0.25, d0.5)
-    # (docs/RECIPES.md); results/sst2_dynabert*.md measure it against the released code's grid, two seeds.
-    # stage2_hard_weight 1.0 (a hard-label term in stage 2 only): from each seed's stage 1 of those runs, at
-    # equal steps, it raised the grid's mean test accuracy on both seeds and brought seed 42's full-size point
-    # above the released code's (docs/RECIPES.md).
+    # stage2_lr 2e-4 and a hard-label term in stage 2 only: each raised the SST-2 grid's mean accuracy at equal
+    # steps (docs/RECIPES.md); checkpoints selected on the held-out slice of train.
     "standard": {"max_length": 128, "teacher_epochs": 3.0, "stage1_epochs": 2.0, "stage2_epochs": 2.0,
                  "stage2_lr": 2e-4, "stage2_hard_weight": 1.0, "select_best": "heldout", "n_trials": 300},
     # Hyper-parameters of the paper (Hou et al. 2020, GLUE): lr 2e-5, batch 32, max length 128, importance

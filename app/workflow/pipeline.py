@@ -108,9 +108,8 @@ def stage_plan(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
     if stage == "baselines":
         from app.workflow.baselines import BaselineOptions
         from elastic.baselines import Recipe
-        # Students train as DynaBERT's stage 2 does: same learning rate, same model selection (at another lr
-        # the comparison measures the lr: on SST-2, students at 2e-5 trailed the DynaBERT grid by 0.8-2.0 points
-        # and at 1e-4 caught up; results/baselines_lr1e-4.md of commit 0aef2ad).
+        # Students train as DynaBERT's stage 2 does (same lr, same model selection): else the comparison measures
+        # the learning rate, not the method (docs/RECIPES.md).
         s2 = stage_options(cfg, "stage2")
         select = {} if s2.select_best == "off" else {"select_best": s2.select_best, "select_every": s2.select_every}
         return [Step(stage, "baselines", run_dir, BaselineOptions(
