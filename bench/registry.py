@@ -235,7 +235,7 @@ RETIRED: tuple[tuple[str, str, str], ...] = (
 )
 # Scripts in bench/ that write no result file (tools and helpers), so that nothing in bench/ goes unlisted.
 TOOLS = ("bench/profile_step.py", "bench/screenshot.py", "bench/released_step_timer.py", "bench/subnet_forward_ab.py",
-         "bench/report_text.py", "bench/front_feasibility.py")
+         "bench/report_text.py", "bench/front_feasibility.py", "bench/op_profile.py")
 
 
 def owner_of(stem: str) -> Bench | None:

@@ -134,16 +134,19 @@ def fuse_for_ort(src: str | os.PathLike, dst: str | os.PathLike, *, num_layers: 
     opts = FusionOptions("bert")
     opts.enable_skip_layer_norm = False
     opts.enable_bias_skip_layer_norm = False
-    quiet = logging.getLogger("onnxruntime.transformers")
-    level = quiet.level
     # Per-layer head counts make the attention fusion warn that the layer's inner size (heads x head size) is not
     # the hidden size; that is what a pruned layer is, and the fused op takes the inner size from the weights.
-    quiet.setLevel(logging.ERROR)
+    # (The optimizer's modules log under their bare names, e.g. "fusion_attention".)
+    quiet = [logging.getLogger(name) for name in ("onnxruntime.transformers", "fusion_attention")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.ERROR)
     try:
         fused = optimize_model(str(src), model_type="bert", num_heads=0, hidden_size=0, optimization_options=opts,
                                opt_level=0)
     finally:
-        quiet.setLevel(level)
+        for q, lv in zip(quiet, levels):
+            q.setLevel(lv)
     n_attention = fused.get_fused_operator_statistics().get("Attention", 0)
     if num_layers is not None and n_attention < num_layers:
         warnings.warn(f"ONNX Runtime attention fusion matched {n_attention} of {num_layers} layers; the others run "
@@ -176,7 +179,7 @@ def quantize_onnx_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
 
 def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool = False, device: str = "cpu",
-                skip_layer_norm_fusion: bool = False):
+                skip_layer_norm_fusion: bool = False, profile_prefix: str | None = None):
     """An ONNX Runtime session using `threads` intra-op threads (one inter-op thread, sequential).
 
     Args:
@@ -190,6 +193,8 @@ def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool = False
             full model instead of 13 and the per-round ratios spread 10x wider (IQR 0.2 vs 0.02).
         skip_layer_norm_fusion: let ONNX Runtime fuse residual Add + LayerNorm into `SkipLayerNormalization` on the
             CPU; default off: its CPU kernel is 3-8x slower than the two ops it replaces (`fuse_for_ort`).
+        profile_prefix: turn ONNX Runtime's per-node profiler on, writing `<prefix>_<date>.json` when
+            `end_profiling()` is called (bench/op_profile.py).
     """
     import onnxruntime as ort
 
@@ -202,6 +207,9 @@ def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool = False
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(profile_prefix)
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
     off = [] if skip_layer_norm_fusion or device == "cuda" else ["SkipLayerNormFusion"]
     sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers, disabled_optimizers=off)
