@@ -137,3 +137,13 @@ def test_run_prints_its_plan_first(tmp_path, capsys, monkeypatch):
     assert out[1] == "steps per stage: teacher 9, stage1 6, stage2 6"  # 3 / 2 / 2 epochs of 3 steps
     assert out[2].startswith("expected training time on this machine: about") and "measured" in out[2]
     assert PRESETS["standard"]["stage1_epochs"] == 2.0
+
+
+def test_closed_choices_of_the_config_are_the_libraries_own():
+    from typing import get_args
+
+    from app.config.run_config import BaselineRecipe, Objective
+    from elastic.baselines import Recipe
+    from search.options import OBJECTIVES
+    assert get_args(Objective) == OBJECTIVES
+    assert get_args(BaselineRecipe) == tuple(r.value for r in Recipe)
