@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
 from app.cli_common import add_run_dir, add_task_args, task_kwargs
 from app.cli_runtime import add_runtime_args, runtime_from_args
