@@ -66,7 +66,8 @@ def register(sub) -> None:
     e.add_argument("--force", action="store_true", help="overwrite an existing export")
     e.add_argument("--storage", help="Optuna RDB URL (default sqlite:///<run>/study.db)")
     e.add_argument("--study-name")
-    e.add_argument("--scenario", help="latency scenario of the model card (default: the search's)")
+    e.add_argument("--scenario", help="deployment variant (scenario key) to export a --subnet in (default: the "
+                                      "search's first); a front point or trial is exported in its own variant")
     e.add_argument("--no-onnx", action="store_true", help="skip model.onnx")
     e.add_argument("--no-measure", action="store_true", help="do not time the model for its card")
     add_runtime_args(e)  # where the card's metrics are evaluated; its latency is the --scenario's

@@ -55,7 +55,7 @@ def export_dir(root: str | os.PathLike, name: str) -> Path:
 def export_subnet(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, out: str | os.PathLike, *,
                   tokenizer: Any = None, label_names: Sequence[str] | None = None,
                   card_info: Mapping[str, Any] | None = None, onnx_writer: OnnxWriter | None = None,
-                  force: bool = False) -> Path:
+                  force: bool = False, check: Callable[[Path], Mapping[str, Any]] | None = None) -> Path:
     """Write a standalone HF model directory for sub-network `cfg` of `model`.
 
     The directory is built beside `out` and renamed into place, so a failed export never leaves half a
@@ -68,8 +68,12 @@ def export_subnet(model: ElasticBertForSequenceClassification, cfg: SubnetConfig
         tokenizer: saved with the model when given.
         label_names: class names in id order (written as id2label/label2id).
         card_info: facts for the model card `README.md` (see `elastic.model_card.model_card`).
-        onnx_writer: (extracted model, path) -> writes `model.onnx`; None skips ONNX.
+        onnx_writer: (extracted model, path) -> writes `model.onnx` (and any file beside it, e.g.
+            `model.int8.onnx`); None skips ONNX.
         force: replace an existing `out`.
+        check: called with the folder once the model files are written, before the card: re-scores what was
+            written; what it returns is added to the card's facts; an exception aborts the export (nothing
+            written, an old export left as it was).
 
     Returns:
         The export directory.
@@ -99,7 +103,7 @@ def export_subnet(model: ElasticBertForSequenceClassification, cfg: SubnetConfig
         if onnx_writer is not None:
             onnx_writer(small, tmp / "model.onnx")
         name = out.name
-        info = {"backbone": model.arch.model_type, **(card_info or {})}
+        info = {"backbone": model.arch.model_type, **(card_info or {}), **(check(tmp) if check else {})}
         card = model_card(name=name, cfg=cfg, info=info, onnx=(tmp / "model.onnx").is_file())
         (tmp / CARD_FILE).write_text(card)
         for f in tmp.rglob("*"):

@@ -137,8 +137,9 @@ def hub_metadata(info: Mapping[str, Any], *, name: str | None = None, onnx: bool
     return meta
 
 
-def usage_snippets(name: str, *, pair: bool, onnx: bool) -> dict[str, str]:
-    """Python snippets of the card: "transformers" and (with an ONNX file) "onnxruntime"."""
+def usage_snippets(name: str, *, pair: bool, onnx: bool, onnx_file: str = "model.onnx") -> dict[str, str]:
+    """Python snippets of the card: "transformers" and (with an ONNX file) "onnxruntime" (on `onnx_file`: the
+    exported variant's, e.g. `model.int8.onnx`)."""
     texts = ('["The first sentence.", "Another one."], ["Its partner.", "And its partner."]' if pair
              else '["An example to classify.", "Another one."]')
     snippets = {"transformers": f"""import torch
@@ -155,7 +156,7 @@ print([model.config.id2label[i] for i in logits.argmax(-1).tolist()])"""}
 from transformers import AutoTokenizer
 
 tokenizer = AutoTokenizer.from_pretrained("{name}")
-session = ort.InferenceSession("{name}/model.onnx", providers=["CPUExecutionProvider"])
+session = ort.InferenceSession("{name}/{onnx_file}", providers=["CPUExecutionProvider"])
 inputs = tokenizer({texts}, padding=True, truncation=True, return_tensors="np")
 logits = session.run(None, dict(inputs))[0]
 print(logits.argmax(-1))"""
@@ -182,7 +183,8 @@ def model_card(*, name: str, cfg: SubnetConfig, info: Mapping[str, Any], onnx: b
              f"A sub-network of a DynaBERT (Hou et al., NeurIPS 2020) elastic "
              f"{'RoBERTa' if g('backbone') == 'roberta' else 'BERT'}, extracted into a dense model by DynaBERT "
              "Explorer.", "", "## Usage", ""]
-    for lib, code in usage_snippets(name, pair=bool(g("pair")), onnx=onnx).items():
+    for lib, code in usage_snippets(name, pair=bool(g("pair")), onnx=onnx,
+                                    onnx_file=g("onnx_file") or "model.onnx").items():
         lines += [f"With {lib}" + (" (inputs: input_ids, attention_mask, token_type_ids; dynamic batch and "
                                    "sequence length)" if lib == "onnxruntime" else
                                    " (the model's code ships in `hf_compact.py`; the tokenizer is the teacher's own, no custom code)")
@@ -192,8 +194,13 @@ def model_card(*, name: str, cfg: SubnetConfig, info: Mapping[str, Any], onnx: b
               "| layer (new) | source layer | heads | FFN neurons |", "|---|---|---|---|"]
     lines += [f"| {j} | {li} | {h} | {n} |" for j, (li, h, n) in enumerate(zip(cfg.layers, cfg.heads, cfg.ffn))]
     metric = g("metric", "metric")
-    lines += ["", "## Quality and cost", "",
-              f"- dev {metric}: {_fmt(g('dev_metric'))} %",
+    lines += ["", "## Quality and cost", ""]
+    if g("precision"):  # the deployment variant: every figure below is of this artifact, not of the fp32 model
+        lines += [f"- deployed as: precision {g('precision')}, runtime {g('runtime')} "
+                  f"({_DEPLOYED.get((g('runtime'), g('precision')), _DEPLOYED[('eager', 'half')])}); "
+                  "the metrics and the latency below are this variant's"]
+    lines += [f"- dev {metric}: {_fmt(g('dev_metric'))} %" +
+              (" (re-scored on the exported files)" if g("dev_rescored") else ""),
               f"- test {metric}: {_fmt(g('test_metric'))} % (reported only; never used to choose this model)",
               f"- MACs (multiply-accumulates, one forward pass, {g('macs_shape', 'see scenario')}): {_fmt(g('macs'))}",
               f"- parameters: {_fmt(g('params'))}",
@@ -210,6 +217,14 @@ def model_card(*, name: str, cfg: SubnetConfig, info: Mapping[str, Any], onnx: b
               f"- chosen from: {g('source', 'n/a')}", "", "Stage options and seconds (from run.json):", "",
               "```json", _json({"options": g("training") or {}, "seconds": g("stages") or {}}), "```"]
     return "\n".join(lines) + "\n"
+
+
+_DEPLOYED = {("ort", "int8"): "`model.int8.onnx` in ONNX Runtime: dynamic INT8 of `model.onnx`",
+             ("ort", "fp32"): "`model.onnx` in ONNX Runtime",
+             ("eager", "fp32"): "the transformers model in PyTorch",
+             ("eager", "int8"): "the transformers model in PyTorch after torchao's "
+                                "`quantize_(model, Int8DynamicActivationInt8WeightConfig())`",
+             ("eager", "half"): "the transformers model in PyTorch on a GPU, cast with `model.to(dtype)`"}
 
 
 def _fmt(v: Any) -> str:

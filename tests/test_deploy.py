@@ -2,6 +2,8 @@
 metric (never the fp32 one), and the artifact scored is the one the latency runners time."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import optuna
 import pytest
@@ -118,3 +120,49 @@ def test_an_int8_front_point_carries_the_quantized_models_own_accuracy(int8_sear
     mixed = read_pareto_csv(run / "pareto.csv")  # one front over both variants, each point labelled
     assert {(r["precision"], r["runtime"]) for r in mixed} <= {("fp32", "eager"), ("int8", "ort")}
     assert all(r["scenario"] in (FP32, INT8) for r in mixed)
+
+
+def _int8_trial(study) -> int:
+    return next(t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.user_attrs["precision"] == "int8")
+
+
+def test_export_writes_the_int8_variant_and_its_card(int8_search, tmp_path):
+    from app.workflow.export import ExportOptions, export
+
+    run, study = int8_search
+    number = _int8_trial(study)
+    [done] = export(ExportOptions(run_dir=run, trial=number, study_name=study.study_name, out=tmp_path / "m",
+                                  measure=False))
+    names = {p.name for p in done.path.iterdir()}
+    assert {"model.int8.onnx", "model.onnx", "model.safetensors", "config.json", "README.md"} <= names
+    ctx = RunContext(run)
+    from profiling.deploy import load_artifact
+
+    with load_artifact(done.path, INT8) as art:  # the written file, in ONNX Runtime
+        dev = artifact_metric(art, ctx.loader("dev"), ctx.task)
+    assert dev == pytest.approx(study.trials[number].values[0])
+    card = (done.path / "README.md").read_text()
+    assert "precision int8, runtime ort" in card and "model.int8.onnx" in card and INT8 in card
+    assert f"dev accuracy: {dev:.4g} % (re-scored on the exported files)" in card
+
+
+def test_export_refuses_when_the_artifact_misses_the_fronts_claim(int8_search, tmp_path):
+    from app.workflow.export import ExportOptions, RescoreMismatch, export
+
+    run, _ = int8_search
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    rows = read_pareto_csv(run / "int8_front" / "pareto.csv")
+    rows[0]["dev_metric"] = float(rows[0]["dev_metric"]) + 0.5  # a claim the INT8 model does not reach
+    from search.pareto import write_pareto_csv
+
+    write_pareto_csv(rows[:1], copy / "pareto.csv")
+    out = tmp_path / "exports"
+    with pytest.raises(RescoreMismatch, match="more than 0.1 point"):
+        export(ExportOptions(run_dir=copy, pareto=True, out=out, measure=False))
+    assert not out.exists() or list(out.iterdir()) == []  # nothing written, no staging left behind
+    rows[0]["dev_metric"] = float(rows[0]["dev_metric"]) - 0.45  # within 0.1 point: accepted
+    write_pareto_csv(rows[:1], copy / "pareto.csv")
+    [done] = export(ExportOptions(run_dir=copy, pareto=True, out=out, measure=False))
+    assert (done.path / "model.int8.onnx").exists() and [p.name for p in out.iterdir()] == [done.path.name]

@@ -1,14 +1,24 @@
-"""The export action: chosen sub-networks as standalone Hugging Face models (+ ONNX and a model card)."""
+"""The export action: chosen sub-networks as standalone Hugging Face models (+ ONNX and a model card), each in the
+deployment variant the front shows (`profiling.variants`): an ort-int8 point is written as `model.int8.onnx` beside
+`model.onnx` and the fp32 weights, and its card states that variant's runtime, precision, latency and metrics.
+
+Every export re-scores the written artifact on dev (`profiling.deploy.load_artifact`) and is refused, with nothing
+written, when that differs from the front's claim (pareto.csv or the study) by more than `RESCORE_TOLERANCE`.
+"""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from elastic.config import SubnetConfig
 from elastic.device import CPU_FP32, Runtime
+from profiling.variants import split_list, variant_columns
 
 
 @dataclass(frozen=True)
@@ -20,7 +30,8 @@ class ExportOptions:
         subnet_file: a SubnetConfig JSON file. config: a SubnetConfig (the dashboard's choice).
         out: the model directory (for several: their folder); default <run>/exports/<name>.
         name: export name (sanitized; for several, a prefix).
-        scenario: latency scenario of the card (default: the search's).
+        scenario: the deployment variant (scenario key) of a --subnet, a config or a trial from before variants
+            (default: the search's first); a front point or trial of a variant search is exported in its own variant.
     """
 
     run_dir: Path
@@ -58,7 +69,14 @@ class Exported:
 
 
 USAGE = ("usage in each one's README.md: AutoModelForSequenceClassification.from_pretrained(DIR, "
-         "trust_remote_code=True), AutoTokenizer.from_pretrained(DIR), DIR/model.onnx")
+         "trust_remote_code=True), AutoTokenizer.from_pretrained(DIR), DIR/model.onnx (INT8: DIR/model.int8.onnx)")
+# Percentage points between the front's dev metric and the written artifact's re-scored one beyond which an export
+# is refused: the front must show what the user gets.
+RESCORE_TOLERANCE = 0.1
+
+
+class RescoreMismatch(ValueError):
+    """The written artifact does not score what the front claims (a clear message, nothing written)."""
 
 
 def _num(text: Any) -> float | None:
@@ -110,11 +128,11 @@ def selection(opts: ExportOptions, arch) -> list[tuple[str, SubnetConfig, dict[s
         for r in rows:
             cfg = SubnetConfig.from_json(r["config_json"]).validate(arch)
             facts = {"dev_metric": _num(r["dev_metric"]), "test_metric": _num(r["test_metric"]),
-                     "source": f"pareto.csv trial {r['trial']}" + (" (knee)" if opts.knee else "")}
-            if _num(r["latency_measured_ms"]) is not None and (opts.scenario in (None, r["scenario"])):
+                     "source": f"pareto.csv trial {r['trial']}" + (" (knee)" if opts.knee else ""),
+                     "scenario": r["scenario"]}  # the point's variant: what the front shows is what is written
+            if _num(r["latency_measured_ms"]) is not None:
                 # The number the dashboard shows for this point, with the machine it was measured on.
-                facts.update(latency_ms=_num(r["latency_measured_ms"]), scenario=r["scenario"],
-                             fingerprint=fingerprint)
+                facts.update(latency_ms=_num(r["latency_measured_ms"]), fingerprint=fingerprint)
             out.append((f"{'knee' if opts.knee else 'pareto'}-t{r['trial']}-{cfg.hash}", cfg, facts))
         if out:
             return out
@@ -139,7 +157,8 @@ def selection(opts: ExportOptions, arch) -> list[tuple[str, SubnetConfig, dict[s
             trials = [trials[knee_index([list(t.values) for t in trials])]]
     kind = "trial" if opts.trial is not None else ("knee" if opts.knee else "pareto")
     return [(f"{kind}-t{t.number}-{trial_config(t).hash}", trial_config(t).validate(arch),
-             {"dev_metric": t.values[0], "source": f"study '{study.study_name}' trial {t.number}"}) for t in trials]
+             {"dev_metric": t.values[0], "source": f"study '{study.study_name}' trial {t.number}",
+              **({"scenario": t.user_attrs["scenario"]} if t.user_attrs.get("scenario") else {})}) for t in trials]
 
 
 def export(opts: ExportOptions) -> list[Exported]:
@@ -148,7 +167,7 @@ def export(opts: ExportOptions) -> list[Exported]:
     from app.workflow.search import default_scenario, front_timer
     from elastic.export import export_dir, export_subnet, sanitize_name
     from profiling.flops import analytic_macs, param_count
-    from profiling.onnx_export import export_onnx
+    from profiling.deploy import FP32_ONNX, INT8_ONNX
     from profiling.scenario import Scenario
     from search.evaluator import RunContext
     from search.pareto import searched_checkpoint
@@ -165,10 +184,11 @@ def export(opts: ExportOptions) -> list[Exported]:
         for _, _, facts in items:
             facts.pop("dev_metric", None)
             facts.pop("test_metric", None)
-    scenario_key = opts.scenario or default_scenario(run_dir)
-    Scenario.parse(scenario_key)
-    evaluator = ctx.evaluator()
-    onnx_writer = (lambda small, path: export_onnx(small, path)) if opts.onnx else None
+    searched_variants = split_list(opts.scenario or default_scenario(run_dir))
+    if opts.scenario and len(searched_variants) > 1:
+        raise ValueError(f"--scenario {opts.scenario}: name one variant to export in (a scenario key)")
+    default_variant = searched_variants[0]
+    Scenario.parse(default_variant)
     single = len(items) == 1 and not opts.pareto
     run = ctx.run
     plan = []
@@ -179,35 +199,89 @@ def export(opts: ExportOptions) -> list[Exported]:
             out = export_dir(opts.out, name) if opts.name else Path(opts.out)
         else:
             out = export_dir(opts.out if opts.out is not None else run_dir / "exports", name)
+        facts = {**facts, "scenario": Scenario.parse(facts.get("scenario") or default_variant).check(ctx.arch).key}
         plan.append((out, cfg, facts))
     taken = [str(out) for out, _, _ in plan if out.exists()]
     if taken and not opts.force:  # check all first: never leave half of a --pareto export behind
         raise FileExistsError(f"{', '.join(taken)} already exist(s); pass --force to overwrite, or choose "
                               "another --name/--out")
-    # Configs without a measured latency: timed together, each as a paired ratio to the full model on one clock
-    # (the method of the search's fronts, so an exported card's number compares with the dashboard's)
-    untimed = [cfg for _, cfg, facts in plan if facts.get("latency_ms") is None]
-    timed = front_timer(ctx, scenario_key)(untimed) if opts.measure and untimed else None
-    written = []
-    for out, cfg, facts in plan:
-        info = dict(facts)
-        sc_key = info.pop("scenario", scenario_key)
-        sc = Scenario.parse(sc_key)
-        info.setdefault("dev_metric", evaluator(cfg, "dev"))
-        if info.get("test_metric") is None and "test" in ctx.task.splits:
-            info["test_metric"] = evaluator(cfg, "test")
-        info.update(num_layers=ctx.arch.num_layers, metric=run.get("metric", "metric"),
-                    macs=analytic_macs(ctx.arch, cfg, sc.seq_len, batch=sc.batch, num_labels=ctx.model.num_labels),
-                    macs_shape=f"batch {sc.batch}, {sc.seq_len} tokens",
-                    params=param_count(ctx.arch, cfg, ctx.model.num_labels), scenario=sc_key,
-                    task=(run.get("task") or {}).get("name", run.get("task_spec")), teacher=run.get("teacher"),
-                    task_spec=run.get("task_spec"), pair=len((run.get("task") or {}).get("text_columns", [])) == 2,
-                    stages=run.get("stage_seconds"), training=_training_summary(run))
-        if timed is not None and info.get("latency_ms") is None:
-            info.update(latency_ms=float(timed["latency_ms"][cfg.hash]), fingerprint=timed["fingerprint"],
-                        latency_method=timed["method"])
-        export_subnet(ctx.model, cfg, out, tokenizer=ctx.tokenizer, label_names=ctx.label_names or None,
-                      card_info=info, onnx_writer=onnx_writer, force=opts.force)
-        written.append(Exported(path=out, config=cfg))
-        print(Exported(path=out, config=cfg).line())
+    # Configs without a measured latency: timed together per variant, each as a paired ratio to the full model in
+    # that variant on one clock (the method of the search's fronts, so a card's number compares with the dashboard's)
+    timed: dict[str, dict[str, Any]] = {}
+    if opts.measure:
+        for key in dict.fromkeys(f["scenario"] for _, _, f in plan if f.get("latency_ms") is None):
+            timed[key] = front_timer(ctx, key)([c for _, c, f in plan
+                                                if f["scenario"] == key and f.get("latency_ms") is None])
+    # Every model is staged beside its target and moved into place only once all are written and re-scored.
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for out, cfg, facts in plan:
+            info = dict(facts)
+            sc = Scenario.parse(info["scenario"])
+            evaluator = ctx.evaluator(variant=sc.key)
+            claim = info.pop("dev_metric", None)  # the front's claim; the card gets the re-scored figure
+            if claim is None:
+                claim = evaluator(cfg, "dev")
+            if info.get("test_metric") is None and "test" in ctx.task.splits:
+                info["test_metric"] = evaluator(cfg, "test")
+            info.update(num_layers=ctx.arch.num_layers, metric=run.get("metric", "metric"),
+                        macs=analytic_macs(ctx.arch, cfg, sc.seq_len, batch=sc.batch, num_labels=ctx.model.num_labels),
+                        macs_shape=f"batch {sc.batch}, {sc.seq_len} tokens",
+                        params=param_count(ctx.arch, cfg, ctx.model.num_labels), **variant_columns(sc.key),
+                        onnx_file=INT8_ONNX if sc.uses_ort and sc.int8 else FP32_ONNX,
+                        task=(run.get("task") or {}).get("name", run.get("task_spec")), teacher=run.get("teacher"),
+                        task_spec=run.get("task_spec"), pair=len((run.get("task") or {}).get("text_columns", [])) == 2,
+                        stages=run.get("stage_seconds"), training=_training_summary(run))
+            if sc.key in timed and info.get("latency_ms") is None:
+                t = timed[sc.key]
+                info.update(latency_ms=float(t["latency_ms"][cfg.hash]), fingerprint=t["fingerprint"],
+                            latency_method=t["method"])
+            stage = out.parent / f".staged-{uuid.uuid4().hex[:8]}" / out.name  # same name: the card's
+            staged.append((stage, out))
+            export_subnet(ctx.model, cfg, stage, tokenizer=ctx.tokenizer, label_names=ctx.label_names or None,
+                          card_info=info, onnx_writer=_onnx_writer(sc, opts.onnx),
+                          check=_rescorer(ctx, sc, claim, str(info.get("source", cfg.hash))))
+        for stage, out in staged:
+            if out.exists():  # --force (checked above): replaced only now that every new export is complete
+                shutil.rmtree(out)
+            os.replace(stage, out)
+    finally:
+        for stage, _ in staged:
+            shutil.rmtree(stage.parent, ignore_errors=True)
+    written = [Exported(path=out, config=cfg) for out, cfg, _ in plan]
+    for e in written:
+        print(e.line())
     return written
+
+
+def _onnx_writer(sc, onnx: bool):
+    """What writes the ONNX files of a variant: ORT variants always (their artifact IS the ONNX file: the graph the
+    runners time, and `model.int8.onnx` for INT8); eager variants the portable export unless `--no-onnx`."""
+    from profiling.deploy import onnx_model
+    from profiling.onnx_export import export_onnx
+
+    if sc.uses_ort:
+        return lambda small, path: onnx_model(small, sc, Path(path).parent)
+    return (lambda small, path: export_onnx(small, path)) if onnx else None
+
+
+def _rescorer(ctx, sc, claim: float | None, source: str):
+    """folder -> card facts: the dev metric of the artifact as written there (its ONNX file in ONNX Runtime, or
+    its weights converted as the variant runs them), checked against the front's claim.
+
+    Raises:
+        RescoreMismatch: more than `RESCORE_TOLERANCE` points from the claim.
+    """
+    from profiling.deploy import artifact_metric, load_artifact
+
+    def check(folder: Path) -> dict[str, Any]:
+        with load_artifact(folder, sc) as art:
+            dev = artifact_metric(art, ctx.loader("dev"), ctx.task)
+        if claim is not None and abs(dev - claim) > RESCORE_TOLERANCE:
+            raise RescoreMismatch(
+                f"export refused: the written {sc.key} artifact of {source} scores dev {dev:.4f} %, but the front "
+                f"claims {claim:.4f} % (more than {RESCORE_TOLERANCE} point apart); nothing was written. Was the "
+                "point scored on a dev subset (--fidelity-subset) or on other weights? Re-run `dynabert search` "
+                "with --study-name NEW, or export the config with --subnet to score it afresh")
+        return {"dev_metric": dev, "dev_rescored": True}
+    return check
