@@ -56,10 +56,7 @@ class ProfileOptions:
         from profiling.scenario import Scenario
 
         for key in self.scenarios:  # before anything is written
-            try:
-                Scenario.parse(key)
-            except ValueError as e:
-                raise ValueError(f"--scenario: {e}") from None
+            Scenario.parse(key)
 
 
 @dataclass
