@@ -1,7 +1,8 @@
 """The one list of benchmarks: script, result files, source paths, full and quick commands, run directories.
 
-`python -m bench.run` runs what is listed here, in this order; `tests/test_results_fresh.py` checks every
-file in results/ against it; `python -m bench.results_index` renders results/README.md from it.
+`python -m bench.run` runs what is listed here, in this order; `make bench-status` (bench/freshness.py) reports
+every file in results/ as fresh or stale against it, and `tests/test_results_fresh.py` checks that each is
+written by a bench listed here; `python -m bench.results_index` renders results/README.md and docs/RESULTS.md.
 
 Commands are argv lists with placeholders filled by `bench.run.expand`: `{py}` the Python that runs
 `make bench`, `{results}` the results folder (results/, or a temporary one with --quick), `{runs}` the
