@@ -19,8 +19,8 @@ import pandas as pd
 
 from elastic.config import BertArch, SubnetConfig
 from elastic.model_card import CARD_FILE, card_body
-from elastic.rundir import (CHECKPOINT_DIRS, CSV_SCHEMAS, DONE_JSON, IMPORTANCE_JSON, JSON_SCHEMAS, META_FILE, PREDICTOR_JSON,
-                            REQUIRED, RUN_JSON, SEARCH_JSON, CsvSchema)
+from elastic.rundir import (CHECKPOINT_DIRS, CSV_SCHEMAS, DONE_JSON, IMPORTANCE_JSON, JSON_SCHEMAS, META_FILE, PARETO_CSV,
+                            PREDICTOR_JSON, REQUIRED, RUN_JSON, SEARCH_JSON, TRIALS_CSV, CsvSchema)
 
 # Run-directory stage folder -> the subcommand that writes it (for "run `dynabert ...` first" hints).
 STAGE_COMMANDS = {"teacher": "train-teacher", "stage1": "train-stage1", "stage2": "train-stage2",
@@ -39,6 +39,18 @@ PUBLISHED_CSV = Path(__file__).parent / "data" / "published_reference.csv"
 PUBLISHED_COLUMNS = ("name", "source", "macs", "params", "score", "split", "note")
 _TRUE = {"true", "1", "yes", "1.0"}
 _FALSE = {"false", "0", "no", "0.0", ""}
+
+
+# Columns an artifact gained after runs had been written (deployment variants, confirmation of the front):
+# an older file without them still loads, with them empty (a variant's precision and runtime are read from
+# its scenario key). Numeric ones are parsed as numbers where the file has them (empty allowed).
+LATER_COLUMNS: dict[str, tuple[str, ...]] = {
+    PARETO_CSV: ("precision", "runtime", "dev_se", "confirm_metric", "confirm_se", "confirm_split", "confirm_n",
+                 "grid_point"),
+    TRIALS_CSV: ("scenario", "precision", "runtime"),
+}
+LATER_NUMERIC: tuple[str, ...] = ("dev_se", "confirm_metric", "confirm_se", "confirm_n")
+_EMPTY = ["", "nan", "NaN", "None"]
 
 
 def _missing(path: Path, written_by: str) -> MissingArtifactError:
@@ -69,21 +81,27 @@ def load_csv(path: str | os.PathLike, schema: CsvSchema | None = None) -> pd.Dat
         df = pd.read_csv(p, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise ArtifactError(f"{p.name}: not a readable CSV ({str(e).strip()})") from None
-    missing = [c for c in schema.columns if c not in df.columns]
+    later = LATER_COLUMNS.get(p.name, ()) if schema is CSV_SCHEMAS.get(p.name) else ()
+    added = [c for c in later if c not in df.columns]
+    missing = [c for c in schema.columns if c not in df.columns and c not in added]
     if missing:
         raise ArtifactError(f"{p.name}: missing column(s) {', '.join(missing)} "
                             f"(expected {', '.join(schema.columns)}; see docs/ARTIFACTS.md)")
-    for col in schema.numeric:
+    for col in added:
+        df[col] = ""
+    for col in dict.fromkeys([*schema.numeric, *(c for c in LATER_NUMERIC if c in later)]):
         raw = df[col].str.strip()
-        num = pd.to_numeric(raw.replace({"": None, "nan": None, "NaN": None, "None": None}), errors="coerce")
-        bad = num.isna() & ~raw.isin(["", "nan", "NaN", "None"])
+        num = pd.to_numeric(raw.replace({e: None for e in _EMPTY}), errors="coerce")
+        bad = num.isna() & ~raw.isin(_EMPTY)
         if bad.any():
             i = int(bad.idxmax())
             raise ArtifactError(f"{p.name}: column {col}, row {i + 1}: {raw[i]!r} is not a number")
-        if col not in schema.nullable and num.isna().any():
+        if col in schema.numeric and col not in schema.nullable and col not in added and num.isna().any():
             i = int(num.isna().idxmax())
             raise ArtifactError(f"{p.name}: column {col}, row {i + 1} is empty (a number is required)")
         df[col] = num.astype(float)
+    if {"precision", "runtime"} & set(added) and "scenario" in df.columns:
+        _fill_variant(df)
     for col in schema.booleans:
         low = df[col].str.strip().str.lower()
         unknown = ~low.isin(_TRUE | _FALSE)
@@ -99,6 +117,21 @@ def load_csv(path: str | os.PathLike, schema: CsvSchema | None = None) -> pd.Dat
         df["config"] = cfgs
         df["describe"] = [c.describe() if c else "" for c in cfgs]
     return df
+
+
+def _fill_variant(df: pd.DataFrame) -> None:
+    """Empty precision/runtime cells from the row's scenario key (a file from before deployment variants)."""
+    from profiling.variants import variant_columns
+
+    for i, key in df["scenario"].items():
+        if df.at[i, "precision"] and df.at[i, "runtime"]:
+            continue
+        try:
+            cols = variant_columns(key)
+        except ValueError:  # not a scenario key: the variant stays unknown
+            continue
+        df.at[i, "precision"] = df.at[i, "precision"] or cols["precision"]
+        df.at[i, "runtime"] = df.at[i, "runtime"] or cols["runtime"]
 
 
 def _try_config(text: str) -> SubnetConfig | None:

@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from app import front_view as V
 from elastic.config import SubnetConfig
 
 XKind = Literal["latency", "macs", "params"]
@@ -26,36 +27,41 @@ TRACE_BEST = "Best within budget"
 TRACE_KNEE = "Knee point"
 
 
+def front_trace_name(precision: str, runtime: str) -> str:
+    """The legend name of one variant's front points (fronts that mix variants), e.g. `front: INT8 · ONNX Runtime`."""
+    return f"front: {V.variant_label(precision, runtime)}"
+
+
 # ------------------------------------------------------------------------------------ preparation
-def attach_latency(df: pd.DataFrame, latency: pd.DataFrame | None, scenario: str, *,
+def attach_latency(df: pd.DataFrame, latency: pd.DataFrame | None, scenario: str | pd.Series, *,
                    own: Sequence[tuple[str, str]] = (), own_scenario: str | pd.Series | None = None
                    ) -> pd.DataFrame:
-    """Add `lat_ms` and `lat_source` for `scenario` to a table with `config_hash`.
+    """Add `lat_ms`, `lat_source` and `lat_scenario` to a table with `config_hash`.
 
     Priority per row: the table's own columns in `own` order (each `(column, label)`), used only where
-    `own_scenario` (a key, or a per-row Series) equals `scenario`, then latency.csv's median for
-    (config_hash, scenario).
+    `own_scenario` equals the row's scenario, then latency.csv's median for (config_hash, scenario).
 
     Args:
         df: the points (front, trials, grid, baselines).
         latency: latency.csv (or None).
-        scenario: the selected scenario key.
+        scenario: the scenario key of every row, or one per row (`front_view.row_scenarios`; None: no latency).
         own: the table's own latency columns, e.g. `[("latency_measured_ms", "measured")]`.
         own_scenario: the scenario those own columns were measured in (str or per-row Series).
     """
     out = df.copy()
-    match = (own_scenario == scenario) if isinstance(own_scenario, pd.Series) else \
-        pd.Series(own_scenario == scenario, index=out.index)
-    candidates = [(out[col].astype(float), label) for col, label in own if col in out]
-    candidates = [(v.where(match), label) for v, label in candidates]
+    sc = scenario if isinstance(scenario, pd.Series) else pd.Series(scenario, index=out.index, dtype=object)
+    mine = own_scenario if isinstance(own_scenario, pd.Series) else pd.Series(own_scenario, index=out.index, dtype=object)
+    match = sc.notna() & (mine == sc)
+    candidates = [(out[col].astype(float).where(match), label) for col, label in own if col in out]
     if latency is not None and "config_hash" in out:
-        med = latency[latency["scenario"] == scenario].groupby("config_hash")["median_ms"].median()
-        candidates.append((out["config_hash"].map(med).astype(float), "measured (latency.csv)"))
+        med = latency.groupby(["config_hash", "scenario"])["median_ms"].median().to_dict()
+        candidates.append((pd.Series([med.get((h, k), np.nan) for h, k in zip(out["config_hash"], sc)],
+                                     index=out.index, dtype=float), "measured (latency.csv)"))
     lat, src = pd.Series(np.nan, index=out.index), pd.Series("", index=out.index, dtype=object)
     for values, label in candidates:
         fill = lat.isna() & values.notna()
         lat, src = lat.where(~fill, values), src.where(~fill, label)
-    out["lat_ms"], out["lat_source"] = lat, src
+    out["lat_ms"], out["lat_source"], out["lat_scenario"] = lat, src, sc.where(lat.notna(), None)
     return out
 
 
@@ -71,16 +77,22 @@ def _fmt(v: float, fmt: str, unit: str) -> str:
 
 
 def hover_text(row: pd.Series, title: str, scenario: str) -> str:
-    """Hover label: title, per-layer config, metrics (%), latency (ms), MACs (G), params (M)."""
+    """Hover label: title, variant, per-layer config, metrics (%, ± standard error, confirming split), latency
+    (ms, in the row's `lat_scenario` else `scenario`), MACs (G), params (M)."""
     lines = [f"<b>{title}</b>"]
+    if isinstance(row.get("precision"), str) and row.get("precision"):
+        lines.append(f"variant: {V.row_variant(row)}")
     cfg = row.get("config")
     if isinstance(cfg, SubnetConfig):
         lines += [f"layers: {', '.join(map(str, cfg.layers))}", f"heads/layer: {', '.join(map(str, cfg.heads))}",
                   f"FFN/layer: {', '.join(map(str, cfg.ffn))}"]
-    lines.append(f"dev: {_fmt(row.get('dev_metric'), '.2f', '%')} · test: {_fmt(row.get('test_metric'), '.2f', '%')}")
+    lines.append(f"dev: {V.with_se(row.get('dev_metric'), row.get('dev_se'))} · "
+                 f"test: {_fmt(row.get('test_metric'), '.2f', '%')}")
+    if "dev_se" in row or "confirm_metric" in row:
+        lines.append(f"{'confirmed' if V.confirmed(row) else 'shown'}: {V.confirmation_text(row)}")
     if "lat_ms" in row:
-        src = f" ({row.get('lat_source') or 'none'}, {scenario})"
-        lines.append(f"latency: {_fmt(row.get('lat_ms'), '.3f', 'ms')}{src}")
+        where = row.get("lat_scenario") if isinstance(row.get("lat_scenario"), str) else scenario
+        lines.append(f"latency: {_fmt(row.get('lat_ms'), '.3f', 'ms')} ({row.get('lat_source') or 'none'}, {where})")
     lines.append(f"MACs: {_fmt(row.get('macs', np.nan) / 1e9, '.4g', 'G')} · "
                  f"params: {_fmt(row.get('params', np.nan) / 1e6, '.4g', 'M')}")
     if isinstance(row.get("config_hash"), str):
@@ -111,11 +123,12 @@ def best_within_budget(df: pd.DataFrame, mask: pd.Series, metric_col: str) -> in
 
 
 def knee_index(front: pd.DataFrame, knee_hash: str | None) -> int | None:
-    """The knee row: search.json knee_hash first, else pareto.csv's knee column."""
+    """The knee row: pareto.csv's knee column (one row even when a config is on the front in two variants), else
+    search.json's knee_hash."""
+    if "knee" in front:
+        return front.index[front["knee"]][0] if front["knee"].any() else None
     if knee_hash and (front["config_hash"] == knee_hash).any():
         return front.index[front["config_hash"] == knee_hash][0]
-    if "knee" in front and front["knee"].any():
-        return front.index[front["knee"]][0]
     return None
 
 
@@ -155,13 +168,38 @@ def pareto_figure(*, x: XKind, metric_col: str, metric_title: str, scenario: str
                                  hovertemplate="%{hovertext}<extra></extra>", **kw))
 
     if trials is not None and metric_col in trials:
-        add(trials[trials.get("state", "COMPLETE") == "COMPLETE"], TRACE_TRIALS, lambda r: f"trial {int(r.trial)}",
-            mode="markers", marker=dict(color="#9aa0a6", size=6, opacity=0.35))
+        t = trials[trials.get("state", "COMPLETE") == "COMPLETE"]
+        t = t[x_values(t, x).notna() & t[metric_col].notna()]
+        add(t, TRACE_TRIALS, lambda r: f"trial {int(r.trial)}", mode="markers",
+            marker=dict(color="#9aa0a6", size=6, opacity=0.35, symbol=[
+                V.PRECISION_SYMBOLS.get(p, "circle") for p in t.get("precision", pd.Series("fp32", index=t.index))]))
     if front is not None and not front.empty:
         f = front.assign(_x=x_values(front, x)).sort_values("_x")
-        opac = [1.0 if in_budget is None or in_budget.get(i, True) else 0.25 for i in f.index]
-        add(f, TRACE_FRONT, lambda r: f"front · trial {int(r.trial)}", mode="lines+markers",
-            line=dict(color="#1f77b4", width=2), marker=dict(size=8, opacity=opac))
+        f = f[f["_x"].notna() & f[metric_col].notna()]
+        opacity = pd.Series([1.0 if in_budget is None or in_budget.get(i, True) else 0.25 for i in f.index],
+                            index=f.index)
+        se_col = {"dev_metric": "dev_se", "confirmed_metric": "confirmed_se"}.get(metric_col)
+        se = f[se_col] if se_col in f and f[se_col].notna().any() else None  # standard error (points) where recorded
+        pairs = list(dict.fromkeys(zip(f["precision"], f["runtime"]))) if "precision" in f else []
+
+        def marks(d: pd.DataFrame, **marker) -> dict:
+            kw: dict = dict(marker=dict(size=9, opacity=opacity[d.index].tolist(), **marker))
+            if se is not None:
+                kw["error_y"] = dict(type="data", array=se[d.index].fillna(0).tolist(), visible=True, thickness=1)
+            return kw
+
+        if len(pairs) <= 1:  # one variant: one trace, its variant in the legend's name
+            add(f, TRACE_FRONT, lambda r: f"front · trial {int(r.trial)}", mode="lines+markers",
+                line=dict(color="#1f77b4", width=2), **marks(f, symbol=V.PRECISION_SYMBOLS.get(
+                    pairs[0][0], "circle") if pairs else "circle"))
+        else:  # one front line through every variant, then each variant's points: symbol = precision, colour = runtime
+            add(f, TRACE_FRONT, lambda r: f"front · trial {int(r.trial)}", mode="lines",
+                line=dict(color="#7f7f7f", width=1.5), hoverinfo="skip")
+            for p, rt in pairs:
+                d = f[(f["precision"] == p) & (f["runtime"] == rt)]
+                add(d, front_trace_name(p, rt), lambda r: f"front · trial {int(r.trial)}", mode="markers",
+                    **marks(d, symbol=V.PRECISION_SYMBOLS.get(p, "circle"), color=V.RUNTIME_COLORS.get(rt, "#1f77b4"),
+                            line=dict(width=1, color="white")))
     if grid is not None and not grid.empty:
         g = grid.assign(_lab=[f"w{w:g}·d{d:g}" for w, d in zip(grid["width_mult"], grid["depth_mult"])])
         add(g, TRACE_GRID, lambda r: f"uniform grid width {r.width_mult:g} × depth {r.depth_mult:g}",
@@ -330,61 +368,4 @@ def subnet_curve_figure(log: pd.DataFrame, field: SubnetField) -> go.Figure | No
                                  hovertemplate=f"{name} step %{{x}}: %{{y:.4g}}<extra></extra>"))
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="optimizer step",
                       yaxis_title=SUBNET_FIELD_TITLES[field], legend=dict(orientation="h", y=-0.25))
-    return fig
-
-
-# ----------------------------------------------------------------------------------------- search
-def hypervolume_from_trials(trials: pd.DataFrame, reference_point: Sequence[float] | None) -> list[list[float]]:
-    """[[n_trials, hypervolume]] of (max dev metric %, min latency ms) over completed trials, via Optuna."""
-    from optuna._hypervolume import compute_hypervolume  # Optuna's own (private) hypervolume routine
-
-    done = trials[(trials["state"] == "COMPLETE") & trials["dev_metric"].notna() & trials["latency_ms"].notna()]
-    done = done.sort_values("trial")
-    if done.empty:
-        return []
-    ref = (list(reference_point) if reference_point and len(reference_point) == 2
-           else [float(done["dev_metric"].min()) - 1.0, float(done["latency_ms"].max()) * 1.1])
-    # Optuna minimises: negate the metric; points worse than the reference point add nothing.
-    loss = np.column_stack([-done["dev_metric"].to_numpy(), done["latency_ms"].to_numpy()])
-    r = np.array([-ref[0], ref[1]], dtype=float)
-    hist = []
-    for n in range(1, len(loss) + 1):
-        pts = loss[:n][(loss[:n] < r).all(axis=1)]
-        hist.append([float(n), float(compute_hypervolume(pts, r)) if len(pts) else 0.0])
-    return hist
-
-
-def hypervolume_figure(history: Sequence[Sequence[float]]) -> go.Figure:
-    """Hypervolume (% × ms, w.r.t. the reference point) against the number of finished trials."""
-    h = np.asarray(history, dtype=float).reshape(-1, 2)
-    fig = go.Figure(go.Scatter(x=h[:, 0].tolist(), y=h[:, 1].tolist(), mode="lines+markers", name="hypervolume",
-                               hovertemplate="%{x:.0f} trials: %{y:.4g}<extra></extra>"))
-    fig.update_layout(xaxis_title="trials finished", yaxis_title="hypervolume (metric % × latency ms)",
-                      height=320, margin=dict(l=10, r=10, t=10, b=10))
-    return fig
-
-
-def predictor_figure(points: pd.DataFrame) -> go.Figure:
-    """Predicted vs measured latency (ms) on held-out configs, with the y = x line."""
-    lo = float(min(points["measured_ms"].min(), points["predicted_ms"].min())) * 0.95
-    hi = float(max(points["measured_ms"].max(), points["predicted_ms"].max())) * 1.05
-    fig = go.Figure([
-        go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x", line=dict(dash="dash", color="#7f7f7f")),
-        go.Scatter(x=points["measured_ms"].tolist(), y=points["predicted_ms"].tolist(), mode="markers", name="held-out configs",
-                   text=points["config_hash"].tolist(),
-                   hovertemplate="%{text}<br>measured %{x:.3f} ms<br>predicted %{y:.3f} ms<extra></extra>")])
-    fig.update_layout(xaxis_title="measured latency (ms)", yaxis_title="predicted latency (ms)", height=380,
-                      margin=dict(l=10, r=10, t=10, b=10))
-    return fig
-
-
-def macs_latency_figure(lat: pd.DataFrame) -> go.Figure:
-    """Measured median latency (ms, IQR as error bar) against MACs (G) for one scenario."""
-    fig = go.Figure(go.Scatter(
-        x=(lat["macs"] / 1e9).tolist(), y=lat["median_ms"].tolist(), mode="markers", name="measured configs",
-        error_y=dict(type="data", array=(lat["iqr_ms"].fillna(0) / 2).tolist(), visible=True, thickness=1),
-        text=[f"{h}<br>{d}" for h, d in zip(lat["config_hash"], lat["describe"])],
-        hovertemplate="%{text}<br>MACs %{x:.3f} G<br>median %{y:.3f} ms<extra></extra>"))
-    fig.update_layout(xaxis_title="MACs (G multiply-adds)", yaxis_title="median latency (ms)", height=380,
-                      margin=dict(l=10, r=10, t=10, b=10))
     return fig

@@ -118,11 +118,14 @@ def stage2_grid(grid: pd.DataFrame | None) -> pd.DataFrame | None:
 
 def config_choices(front: pd.DataFrame | None, grid: pd.DataFrame | None) -> dict[str, pd.Series]:
     """Labelled configs to pick from: front points (by trial) then uniform grid points."""
+    from app import front_view as V
+
     out: dict[str, pd.Series] = {}
     if front is not None:
         for _, r in front.sort_values("dev_metric", ascending=False).iterrows():
             knee = " (knee)" if r.get("knee") else ""
-            out[f"front · trial {int(r.trial)}{knee} · dev {r.dev_metric:.2f} % · {r['describe']}"] = r
+            variant = f" · {V.variant_label(r.get('precision'), r.get('runtime'))}" if r.get("precision") else ""
+            out[f"front · trial {int(r.trial)}{knee}{variant} · {V.confirmation_text(r)} · {r['describe']}"] = r
     if grid is not None:
         for _, r in grid.iterrows():
             out[f"grid · width {r.width_mult:g} × depth {r.depth_mult:g} · dev {r.dev_metric:.2f} %"] = r

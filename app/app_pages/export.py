@@ -10,12 +10,15 @@ from pathlib import Path
 import streamlit as st
 
 from app import artifacts as A
+from app import front_view as V
 from app.app_pages.common import config_choices, current_run, load, stage2_grid
 
 st.title("Export")
 run = current_run()
 front = load(run, "pareto.csv", quiet_missing=True)
 grid = stage2_grid(load(run, "grid.csv", quiet_missing=True))
+search = load(run, "search.json", quiet_missing=True) or {}
+variants = V.search_variants(search, front)
 choices = config_choices(front, grid)
 
 
@@ -51,14 +54,15 @@ def _show_export(info: A.ExportInfo, key: str) -> None:
 
 
 def run_export(run: Path, cfg, name: str, *, trial: int | None, force: bool, onnx: bool,
-               measure: bool) -> tuple[bool, str]:
-    """Export one config with the same function as `dynabert export`; (succeeded, message with its output)."""
+               measure: bool, scenario: str | None = None) -> tuple[bool, str]:
+    """Export one config with the same function as `dynabert export`, in deployment variant `scenario` (a
+    scenario key; None: the search's first); (succeeded, message with its output)."""
     from app.workflow.export import ExportOptions, export
 
     buf = io.StringIO()
     try:
         opts = ExportOptions(run_dir=run, name=name, trial=trial, config=None if trial is not None else cfg,
-                             force=force, onnx=onnx, measure=measure)
+                             force=force, onnx=onnx, measure=measure, scenario=scenario)
         with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
             written = export(opts)
     except Exception as e:  # noqa: BLE001 - a button must report, never crash the page
@@ -77,14 +81,31 @@ else:
     row = choices[label]
     default = f"trial{int(row.trial)}" if "trial" in row and row.get("trial") == row.get("trial") else \
         f"w{row.width_mult:g}-d{row.depth_mult:g}"
+    is_front = isinstance(row.get("scenario"), str) and bool(row.get("scenario")) and "trial" in row
+    if is_front:  # a front point is exported in its own variant: what the front shows is what is written
+        variant = row["scenario"]
+        st.markdown(f"Deployment variant: **{V.row_variant(row)}**; metric {V.confirmation_text(row)}")
+    elif variants:  # a grid point (fp32 metrics): any searched variant; the export re-scores it there
+        home = V.fp32_eager_key(variants)
+        variant = st.selectbox("Deployment variant", variants, key="export_variant",
+                               index=variants.index(home) if home in variants else 0,
+                               format_func=lambda k: f"{V.variant_label(*(V.variant_of(k) or ('', '')))} ({k})")
+    else:
+        variant = None
+    pv = V.variant_of(variant)
+    ort = pv is not None and pv[1] == "ort"
     name = st.text_input("Export name (folder under exports/)", value=default, key="export_name")
     force = st.checkbox("overwrite an existing export of that name", key="export_force")
+    files = ("`model.int8.onnx` beside `model.onnx` and the fp32 weights" if pv == ("int8", "ort") else
+             "`model.onnx` (run by ONNX Runtime) and the weights" if ort else "an HF-loadable model, ONNX")
     st.caption(f"`{row['config_json']}` → `{run / 'exports' / name}`. Runs `dynabert export` (same code): "
-               "loads the trained model, extracts the physical sub-network, writes an HF-loadable model, "
-               "ONNX and a model card. Takes a while on a real run.")
+               f"loads the trained model, extracts the physical sub-network, writes {files} and a model card "
+               "stating the variant's runtime, precision, latency and metrics; the written artifact is re-scored on "
+               "dev and the export refused if it differs from the front's figure. Takes a while on a real run.")
     o1, o2 = st.columns(2)
-    onnx = o1.checkbox("also write model.onnx", value=True, key="export_onnx")
-    measure = o2.checkbox("time it for the model card (search scenario)", value=True, key="export_measure")
+    onnx = o1.checkbox("also write model.onnx", value=True, key="export_onnx", disabled=ort,
+                       help="an ONNX Runtime variant always writes its ONNX file (it is the artifact)")
+    measure = o2.checkbox("time it for the model card (its variant)", value=True, key="export_measure")
     if st.button("Export", type="primary", key="export_go"):
         if not re.fullmatch(r"[A-Za-z0-9._-]+", name or ""):
             st.error("Export name: use letters, digits, '.', '_' or '-' only.")
@@ -92,7 +113,7 @@ else:
             use_trial = "trial" in row and row.get("trial") == row.get("trial") and (run / "study.db").exists()
             with st.spinner("Exporting: loading the model, extracting the sub-network, writing files..."):
                 ok, log = run_export(run, row["config"], name, trial=int(row.trial) if use_trial else None,
-                                         force=force, onnx=onnx, measure=measure)
+                                     force=force, onnx=onnx or ort, measure=measure, scenario=variant)
             (st.success if ok else st.error)(log)
 
 # ---- existing exports

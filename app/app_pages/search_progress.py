@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import charts as C
+from app import charts_search as C
 from app.app_pages.common import current_run, frame_for_display, load
 
 st.title("Search progress")
