@@ -16,6 +16,7 @@ from typing import Any, Optional, Sequence
 # ---- paths (docs/ARTIFACTS.md) -------------------------------------------------------------------
 RUN_JSON = "run.json"
 DONE_JSON = "done.json"
+CKPT_DIR = "ckpt"  # a job's in-progress resumable checkpoint (elastic.job); `<ckpt>_best` its selected weights
 MODEL_FILE = "model.safetensors"  # a checkpoint's weights (elastic.weights.save_checkpoint)
 META_FILE = "elastic_config.json"  # a checkpoint's architecture and options
 TOKENIZER_DIR = "tokenizer"

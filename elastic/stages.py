@@ -2,14 +2,13 @@
 
 `run_stage(run_dir, stage, options)` loads the task and the stage's inputs from the run directory
 (`elastic.prepare`), trains (resuming when asked), saves the stage's checkpoint, `done.json`, `grid.csv` rows,
-the JSONL log and `run.json`. `run_rewire` computes importance and writes `rewired/` + `importance.json`.
+the JSONL log and `run.json`; skipping, resuming, done.json and the clean-up are `elastic.job`'s. `run_rewire` computes importance and writes `rewired/` + `importance.json`.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -18,34 +17,31 @@ from typing import Any, Callable, Optional
 
 import pandas as pd
 import torch
-import torch.distributed as dist
 
 from elastic.config import SELECT_SPLITS, SubnetConfig
 from elastic.data import TaskData, encode_split, make_loader
 from elastic.device import CPU_FP32, Runtime, init_distributed
 from elastic.evaluate import CostFn, GRID_COLUMNS, evaluate, grid_rows, make_eval_loader
+from elastic.job import Job, barrier, run_job, selection_record
 from elastic.loop import BatchPlan, LoopConfig, rank_world
 from elastic.prepare import (Prepared, check_compatible, check_task, load_any, load_stage_model, prepare,
                              task_columns, write_run)
 from elastic.rewire import compute_importance, importance_record, rewire
-from elastic.rundir import DONE_JSON, IMPORTANCE_JSON, REWIRED, RunDirError, read_run, write_json
+from elastic.rundir import (GRID_CSV, IMPORTANCE_JSON, LOGS_DIR, REWIRED, TOKENIZER_DIR, RunDirError, read_run,
+                            write_json)
 from elastic.stage_options import StageOptions
 from elastic.train import Stage, subnet_name, train_stage, uniform_plan
-from elastic.train_state import best_dir
 from elastic.weights import (CheckpointError, META_FILE, default_teacher_path, read_arch, resolve_checkpoint_dir,
                              save_checkpoint)
 
 # Stage -> run-dir folder it starts from (student; also the default distillation teacher).
 STAGE_INPUT = {Stage.STAGE1: REWIRED, Stage.STAGE2: Stage.STAGE1.value, Stage.STAGE3: Stage.STAGE2.value}
+
+
 # ---- stages ------------------------------------------------------------------------------------
-def _barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 def write_grid(run_dir: Path, rows: list[dict[str, Any]], stage: str) -> None:
     """Replace `stage`'s rows of grid.csv with `rows`."""
-    f = run_dir / "grid.csv"
+    f = run_dir / GRID_CSV
     old = pd.read_csv(f) if f.exists() else pd.DataFrame(columns=list(GRID_COLUMNS))
     old = old[old["stage"] != stage]
     new = pd.DataFrame(rows, columns=list(GRID_COLUMNS))
@@ -120,14 +116,24 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
         options it was trained with that `opts` asks otherwise (`option_differences`).
     """
     run_dir = Path(run_dir)
-    out_dir = run_dir / stage.value
-    if (out_dir / "done.json").exists():
+
+    def check_done(info: dict[str, Any]) -> None:
         if opts.task:  # a finished stage is not rerun, but a wrong --task is still an error
             run = read_run(run_dir)
             check_task(run_dir, run, opts.task, int(run.get("seed", 42)),
                        task_columns(run, opts.text_columns, opts.label_column))
-        info = json.loads((out_dir / "done.json").read_text())
-        return {**info, "skipped": True, "differs": option_differences(run_dir, stage, opts)}
+
+    job = Job(run_dir / stage.value, stage.value, resume=opts.resume)
+    res = run_job(job, lambda j: _train(run_dir, stage, opts, j, cost_fn, on_step), check_done=check_done)
+    if res.skipped:
+        return {**res.info, "skipped": True, "differs": option_differences(run_dir, stage, opts)}
+    return res.info
+
+
+def _train(run_dir: Path, stage: Stage, opts: StageOptions, job: Job, cost_fn: Optional[CostFn],
+           on_step: Optional[Callable[[int], None]]) -> dict[str, Any]:
+    """`run_stage`'s training job: train, save the checkpoint, grid.csv rows and run.json; returns done.json's record."""
+    out_dir = job.out_dir
     rt = opts.runtime.check()
     init_distributed(rt)
     rank, _ = rank_world()
@@ -170,16 +176,13 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
     loop = loop_config(opts, steps_per_epoch=spe, seed=prep.seed, max_length=prep.max_length,
                        selecting=select_loader is not None)
     total = loop.total_steps
-    ckpt = out_dir / "ckpt"
-    if (ckpt / "state.json").exists() and not opts.resume:
-        raise RunDirError(f"{ckpt} holds an interrupted {stage.value} run: add --resume to continue it, "
-                          "or delete that folder to start the stage over")
-    log = run_dir / "logs" / f"{stage.value}.jsonl"
+    log = run_dir / LOGS_DIR / f"{stage.value}.jsonl"
     if rank == 0:
         log.parent.mkdir(parents=True, exist_ok=True)
         out_dir.mkdir(parents=True, exist_ok=True)
-        if opts.resume and (ckpt / "state.json").exists():
-            _truncate_log(log, int(json.loads((ckpt / "state.json").read_text())["step"]))
+        resume_step = job.resume_step()
+        if resume_step is not None:
+            _truncate_log(log, resume_step)
         elif log.exists():
             log.unlink()
         run = prep.run
@@ -187,8 +190,8 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
         run["options"][stage.value].update(total_steps=total, train_examples=len(train_data), steps_per_epoch=spe)
         write_run(run_dir, run)
         if stage is Stage.TEACHER:
-            prep.tokenizer.save_pretrained(str(run_dir / "tokenizer"))
-    _barrier()
+            prep.tokenizer.save_pretrained(str(run_dir / TOKENIZER_DIR))
+    barrier()
 
     select_cfgs = [p.student for p in uniform_plan(stage, student.arch, loop)]
 
@@ -207,14 +210,14 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
         return per_subnet(select_loader)
 
     result = train_stage(student, teacher, stage, train_data, loop, is_regression=prep.task.is_regression,
-                         ckpt_dir=ckpt, log_path=log, resume=opts.resume, progress=opts.progress,
+                         ckpt_dir=job.ckpt_dir, log_path=log, resume=job.resume, progress=opts.progress,
                          on_step=on_step, eval_fn=eval_fn, select_fn=select_fn if select_loader else None,
                          runtime=rt)
     info = {"steps": result.steps, "epochs": round(result.steps / spe, 4), "seconds": round(result.seconds, 2),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if result.selected_step is not None:
-        info.update(select_on=opts.select_best, select_every=opts.select_every, selected_step=result.selected_step,
-                    selected_score=round(result.selected_score, 4), selected_over=len(select_cfgs))
+        info.update(select_on=opts.select_best, select_every=opts.select_every, **selection_record(result),
+                    selected_over=len(select_cfgs))
     if rank == 0:
         save_checkpoint(student, out_dir, {"stage": stage.value, "steps": result.steps})
         if stage is Stage.TEACHER:
@@ -235,16 +238,12 @@ def run_stage(run_dir: str | os.PathLike, stage: Stage, opts: StageOptions,
             if stuck:
                 info["stuck_subnets"] = stuck
         write_grid(run_dir, rows, stage.value)
-        write_json(out_dir / DONE_JSON, info, schema=DONE_JSON)
         run = read_run(run_dir)
         run.setdefault("stage_seconds", {})[stage.value] = info["seconds"]
         if stage is Stage.TEACHER:
             run["teacher_metrics"] = info["metrics"]
         write_run(run_dir, run)
-        shutil.rmtree(ckpt, ignore_errors=True)
-        shutil.rmtree(best_dir(ckpt), ignore_errors=True)
-    _barrier()
-    return info
+    return info  # run_job writes it to done.json, then removes the checkpoint
 
 
 def majority_accuracy(task: TaskData, split: str) -> Optional[float]:
@@ -309,8 +308,8 @@ def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]
         {"split", "n_examples", "max_abs_logit_change", "seconds"}.
     """
     run_dir = Path(run_dir)
-    if (run_dir / REWIRED / META_FILE).exists() and (run_dir / "importance.json").exists():
-        return {**json.loads((run_dir / "importance.json").read_text()), "skipped": True}
+    if (run_dir / REWIRED / META_FILE).exists() and (run_dir / IMPORTANCE_JSON).exists():
+        return {**json.loads((run_dir / IMPORTANCE_JSON).read_text()), "skipped": True}
     t0 = time.perf_counter()
     prep = prepare(run_dir, opts)
     split = opts.importance_split or prep.run.get("importance_split", "train-heldout")

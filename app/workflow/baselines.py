@@ -4,9 +4,7 @@ the search's latency harness (own cache file, `<run>/baselines/latency_cache.jso
 """
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +16,6 @@ import torch
 from elastic.baselines import (DistilWeights, Objective, Recipe, TinyWeights, append_baselines, make_projection,
                                train_baseline)
 from elastic.config import SelectSplit, SubnetConfig, grid
-from elastic.rundir import DONE_JSON, write_json
 from elastic.data import compute_metrics
 from elastic.device import CPU_FP32, Runtime
 from elastic.evaluate import evaluate
@@ -26,8 +23,10 @@ from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.options import DEFAULT_LR, DEFAULT_SCENARIO, INT8_RUNTIMES, Int8Runtime, TinyBudget
 from elastic.students import (Student, checkpoint_student, distilbert_layers, distilbert_student, subnet_student)
+from elastic.job import Job, read_done, run_job, selection_record
 from elastic.loop import BatchPlan, LoopConfig
-from elastic.train_state import best_dir
+from elastic.rundir import BASELINES_DIR, CKPT_DIR, META_FILE, RunDirError
+from elastic.train_state import TrainResult
 
 
 @dataclass
@@ -76,9 +75,9 @@ class BaselineOptions:
 def stage_budget(run_dir: Path, run: dict[str, Any]) -> Optional[int]:
     """Optimizer steps of the run's DynaBERT stage (stage2, else stage1): done.json, else run.json options."""
     for st in ("stage2", "stage1"):
-        done = run_dir / st / "done.json"
-        if done.exists():
-            return int(json.loads(done.read_text())["steps"])
+        done = read_done(run_dir / st)
+        if done is not None:
+            return int(done["steps"])
         steps = run.get("options", {}).get(st, {}).get("total_steps")
         if steps:
             return int(steps)
@@ -201,55 +200,72 @@ def _scenarios(opts: BaselineOptions, int8_runtime: Optional[Int8Runtime] = None
     return out
 
 
+def _fit(ctx: _Ctx, student: Student, objective: Objective, steps: int, job: Job, *, select: bool,
+         projection: Optional[torch.nn.Linear], temperature: float, log: Path) -> TrainResult:
+    """One phase of a student's training, checkpointed in (and resumed from) `job.ckpt_dir`, logged to `log`."""
+    return train_baseline(student, ctx.teacher, objective, ctx.prep.train, ctx.loop(steps, select=select),
+                          is_regression=ctx.prep.task.is_regression, projection=projection,
+                          distil=replace(ctx.opts.distil, temperature=temperature),
+                          tiny=TinyWeights(temperature=temperature), ckpt_dir=job.ckpt_dir, log_path=log,
+                          resume=job.resume, progress=ctx.opts.progress,
+                          select_fn=ctx.select_fn(student) if select else None, runtime=ctx.opts.runtime)
+
+
 def _trained(ctx: _Ctx, name: str, student: Student, phases: list[tuple[Objective, int]], temperature: float
              ) -> tuple[Student, int]:
-    """Train (or reload) a student through its phases; returns it and its total steps."""
+    """Train (or reload) a student through its phases; returns it and its total steps.
+
+    The student is one job (`elastic.job`); with several phases each phase is a job of its own too
+    (`<student>/<objective>/`), so a finished phase of an interrupted run is kept. An interrupted phase without
+    --resume starts over."""
     from elastic.weights import load_checkpoint, save_checkpoint
-    out = ctx.run_dir / "baselines" / name
+    out = ctx.run_dir / BASELINES_DIR / name
     total = sum(n for _, n in phases)
-    if (out / "done.json").exists():
-        info = json.loads((out / "done.json").read_text())
+
+    def job(objective: Objective, out_dir: Path) -> Job:  # a phase's checkpoint: <student>/ckpt-<objective>
+        return Job(out_dir, f"{BASELINES_DIR}/{name}", resume=ctx.opts.resume, restart=True,
+                   ckpt_dir=out / f"{CKPT_DIR}-{objective.value}")
+
+    def same_work(info: dict[str, Any]) -> None:
         done, selected_on = int(info["steps"]), info.get("select_best", "off")
         if done != total or selected_on != ctx.opts.select_best:
-            from elastic.rundir import RunDirError
             raise RunDirError(f"{out} was trained for {done} steps with --select-best {selected_on}, this command "
                               f"asks for {total} steps with --select-best {ctx.opts.select_best}: pass the same "
                               "budget (--max-steps/--epochs) and selection to reuse it, or delete that folder to retrain")
-        model, _ = load_checkpoint(out)
-        return replace(student, model=model), done
-    projection = make_projection(student.model.arch.hidden_size, ctx.teacher.arch.hidden_size, ctx.prep.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    seconds, selected = 0.0, {}
-    for i, (objective, steps) in enumerate(phases):
-        phase_dir = out / objective.value
-        if (phase_dir / "done.json").exists():  # an earlier, finished phase of an interrupted run
-            model, _ = load_checkpoint(phase_dir)
-            student = replace(student, model=model)
-            continue
-        # Model selection scores the task metric, so it applies to the last phase (the one that trains the
-        # prediction); TinyBERT's intermediate-layer phase runs its whole budget.
-        select = i == len(phases) - 1 and ctx.opts.select_best != "off"
-        ckpt = out / f"ckpt-{objective.value}"
-        res = train_baseline(student, ctx.teacher, objective, ctx.prep.train, ctx.loop(steps, select=select),
-                             is_regression=ctx.prep.task.is_regression, projection=projection,
-                             distil=replace(ctx.opts.distil, temperature=temperature),
-                             tiny=TinyWeights(temperature=temperature), ckpt_dir=ckpt,
-                             log_path=out / "train.jsonl", resume=ctx.opts.resume, progress=ctx.opts.progress,
-                             select_fn=ctx.select_fn(student) if select else None, runtime=ctx.opts.runtime)
-        seconds += res.seconds
-        if res.selected_step is not None:
-            selected = {"selected_step": res.selected_step, "selected_score": round(res.selected_score, 4)}
-        for d in (ckpt, best_dir(ckpt)):  # resumable state, no longer needed
-            shutil.rmtree(d, ignore_errors=True)
-        if len(phases) > 1:
-            save_checkpoint(student.model, phase_dir, {"objective": objective.value})
-            write_json(phase_dir / DONE_JSON, {"steps": steps, "seconds": round(res.seconds, 2)}, schema=DONE_JSON)
-    save_checkpoint(student.model, out, {"baseline": name})
-    info = {"steps": total, "epochs": round(total / ctx.spe, 4), "seconds": round(seconds, 2),
-            "phases": {o.value: n for o, n in phases}, "temperature": temperature,
-            "select_best": ctx.opts.select_best, **selected,
-            "config": None if student.in_teacher is None else student.in_teacher.to_dict()}
-    write_json(out / DONE_JSON, info, schema=DONE_JSON)
+
+    def train(student_job: Job) -> dict[str, Any]:
+        nonlocal student
+        projection = make_projection(student.model.arch.hidden_size, ctx.teacher.arch.hidden_size, ctx.prep.seed)
+        out.mkdir(parents=True, exist_ok=True)
+        seconds, selected = 0.0, {}
+        for i, (objective, steps) in enumerate(phases):
+            # Model selection scores the task metric, so it applies to the last phase (the one that trains the
+            # prediction); TinyBERT's intermediate-layer phase runs its whole budget.
+            select = i == len(phases) - 1 and ctx.opts.select_best != "off"
+            fitted: list[TrainResult] = []
+
+            def fit(j: Job) -> dict[str, Any]:
+                fitted.append(_fit(ctx, student, objective, steps, j, select=select, projection=projection,
+                                   temperature=temperature, log=out / "train.jsonl"))
+                if len(phases) > 1:
+                    save_checkpoint(student.model, j.out_dir, {"objective": objective.value})
+                return {"steps": steps, "seconds": round(fitted[0].seconds, 2)}
+            if len(phases) == 1:
+                fit(student_job)  # the student's own job: its checkpoint, done.json below
+            elif run_job(job(objective, out / objective.value), fit).skipped:  # finished before an interruption
+                student = replace(student, model=load_checkpoint(out / objective.value)[0])
+                continue
+            seconds += fitted[0].seconds
+            selected = selection_record(fitted[0]) or selected
+        save_checkpoint(student.model, out, {"baseline": name})
+        return {"steps": total, "epochs": round(total / ctx.spe, 4), "seconds": round(seconds, 2),
+                "phases": {o.value: n for o, n in phases}, "temperature": temperature,
+                "select_best": ctx.opts.select_best, **selected,
+                "config": None if student.in_teacher is None else student.in_teacher.to_dict()}
+
+    res = run_job(job(phases[-1][0], out), train, check_done=same_work)
+    if res.skipped:
+        return replace(student, model=load_checkpoint(out)[0]), int(res.info["steps"])
     return student, total
 
 
@@ -272,7 +288,6 @@ def run_tinybert(ctx: _Ctx) -> list[dict[str, Any]]:
         name = "tinybert-init-" + Path(ctx.opts.student_init).name
     else:
         if not ctx.rewired:
-            from elastic.rundir import RunDirError
             raise RunDirError(f"{ctx.run_dir} is not rewired yet: the TinyBERT student keeps the most important "
                               f"heads and neurons; run `dynabert rewire --run-dir {ctx.run_dir}` first "
                               "(or give --student-init)")
@@ -338,12 +353,12 @@ def run_baselines(run_dir: str | Path, opts: BaselineOptions) -> list[dict[str, 
     prep = prepare(run_dir, StageOptions(progress=opts.progress))
     # The rewired teacher computes the same function as teacher/ with heads/neurons ordered by importance;
     # DistilBERT and INT8 can use teacher/ while rewiring has not run, a cut TinyBERT student cannot.
-    rewired = (run_dir / REWIRED / "elastic_config.json").exists()
+    rewired = (run_dir / REWIRED / META_FILE).exists()
     teacher = load_stage_model(run_dir, REWIRED if rewired else "teacher", prep.task.num_labels)
     spe = BatchPlan(prep.train, opts.batch_size, prep.seed).steps_per_epoch
     run = read_run(run_dir)
-    cache = LatencyCache(run_dir / "baselines" / "latency_cache.jsonl")
-    ctx = _Ctx(run_dir, opts, prep, teacher.eval(), cache, run_dir / "baselines" / "onnx", prep.max_length,
+    cache = LatencyCache(run_dir / BASELINES_DIR / "latency_cache.jsonl")
+    ctx = _Ctx(run_dir, opts, prep, teacher.eval(), cache, run_dir / BASELINES_DIR / "onnx", prep.max_length,
                resolve_steps(opts, run_dir, run, spe), spe, rewired)
     rows = []
     for recipe in opts.recipes:
