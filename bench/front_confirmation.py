@@ -37,7 +37,8 @@ from bench.search_bench import _args as search_bench_args  # noqa: E402
 from bench.search_metrics import (Point, Trial, dedup, dominated_on_test, front_shortfall_on_test, hv,  # noqa: E402
                                   searched_front, spread, standard_error_pct)
 from elastic.config import SubnetConfig, grid  # noqa: E402
-from search.evaluator import RunContext  # noqa: E402
+from search.confirm import near_front_mask  # noqa: E402
+from search.evaluator import HELDOUT, RunContext  # noqa: E402,F401  (HELDOUT re-exported)
 from search.pareto import pareto_mask  # noqa: E402
 
 SELECTIONS = ("dev", "confirmed")
@@ -51,12 +52,8 @@ def near_front(trials: Sequence[Trial], budget: int, margin: float) -> list[Tria
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
     done = dedup(sorted(trials, key=lambda t: t.number)[:budget], key=lambda t: t.config_hash)
-    out = []
-    for t in done:
-        best = max(u.values[0] for u in done if all(uc <= tc for uc, tc in zip(u.values[1:], t.values[1:])))
-        if t.values[0] >= best - margin:
-            out.append(t)
-    return out
+    keep = near_front_mask([list(t.values) for t in done], margin)  # the product's rule (search.confirm)
+    return [t for t, k in zip(done, keep) if k]
 
 
 def confirmed_front(trials: Sequence[Trial], budget: int, margin: float,
@@ -85,34 +82,8 @@ def covered_on_test(grid_pts: Sequence[Point], front: Sequence[Point]) -> int:
     return sum(any(f.test >= g.test and f.latency_ms <= g.latency_ms for f in front) for g in grid_pts)
 
 
-# ---- the run's held-out slice ------------------------------------------------------------------------------
-HELDOUT = "heldout"
-
-
-class HeldoutRunContext(RunContext):
-    """A `RunContext` whose evaluator also scores split "heldout": the slice of train that training held out, taken
-    from `elastic.prepare.prepare` (the slice the stages left out, not one cut again here), cached in the run's eval
-    cache beside dev and test. `heldout_examples` is 0 when the run has no such slice (--importance-split dev)."""
-
-    def __init__(self, run_dir, **kwargs):
-        super().__init__(run_dir, **kwargs)
-        self.heldout_examples = int(self.run.get("heldout_examples") or 0)
-        self._held = None
-
-    def loader(self, split: str, n_examples: int | None = None):
-        if split != HELDOUT:
-            return super().loader(split, n_examples)
-        if n_examples is not None:
-            raise ValueError("the held-out slice is scored whole")
-        from elastic.evaluate import make_eval_loader
-        from elastic.prepare import prepare
-        from elastic.stage_options import StageOptions
-
-        if self._held is None:
-            self._held = prepare(self.run_dir, StageOptions(progress=False)).heldout
-            if self._held is None:
-                raise ValueError(f"{self.run_dir} has no held-out slice of train")
-        return make_eval_loader(self._held, self.batch_size)
+# ---- the run's held-out slice: the product's (search.evaluator: split "heldout" of every RunContext) -----------
+HeldoutRunContext = RunContext  # the name this bench used before the split moved into the product
 
 
 # ---- the benchmark -----------------------------------------------------------------------------------------

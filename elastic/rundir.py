@@ -79,7 +79,8 @@ JSON_SCHEMAS: dict[str, JsonSchema] = {
                                 "n_heldout": (int,), "points": (list,)}, required=("scenario", "kind")),
     SEARCH_JSON: JsonSchema({"scenario": (str,), "variants": (list,), "objectives": (list,), "reference_point": (list,),
                              "hypervolume": _NUM, "hypervolume_history": (list,), "knee_hash": (str,),
-                             "n_trials": (int,), "seconds_per_trial": _NUM}, required=("scenario", "objectives", "n_trials")),
+                             "n_trials": (int,), "seconds_per_trial": _NUM, "hypervolume_confirmed": _NUM,
+                             "confirmation": (dict,)}, required=("scenario", "objectives", "n_trials")),
     DONE_JSON: JsonSchema({"steps": (int,), "epochs": _NUM, "seconds": _NUM, "finished_at": (str,)},
                           required=("steps",)),
 }
@@ -205,15 +206,29 @@ ARTIFACTS: tuple[Artifact, ...] = (
          nullable=("dev_metric", "latency_ms", "macs", "params"), booleans=("feasible",)),
     _csv(PARETO_CSV, "search", "dynabert search",
          ("trial", "config_hash", "config_json", "dev_metric", "test_metric", "macs", "params",
-          "latency_pred_ms", "latency_measured_ms", "scenario", "precision", "runtime", "knee"),
+          "latency_pred_ms", "latency_measured_ms", "scenario", "precision", "runtime", "knee", "dev_se",
+          "confirm_metric", "confirm_se", "confirm_split", "confirm_n", "grid_point"),
          "(one front over every deployment variant searched: `scenario` is the point's variant, `precision` "
-         "fp32/int8/bf16/fp16 and `runtime` eager/ort spell it out; `dev_metric`, `test_metric` and the latencies "
-         "are measured on that variant's artifact, e.g. the INT8 ONNX model in ONNX Runtime)",
-         numeric=("trial", "dev_metric", "test_metric", "macs", "params", "latency_pred_ms", "latency_measured_ms"),
-         nullable=("test_metric", "latency_pred_ms", "latency_measured_ms"), booleans=("knee",)),
+         "fp32/int8/bf16/fp16 and `runtime` eager/ort spell it out; `dev_metric`, `test_metric`, `confirm_metric` "
+         "and the latencies are measured on that variant's artifact, e.g. the INT8 ONNX model in ONNX Runtime. "
+         "The front is confirmed (`search.confirm`): only points scored on all of dev compete; those within one dev "
+         "standard error of the dev front are re-scored on `confirm_split` (`heldout`: the slice of train no stage "
+         "trained on and the search never saw; `confirm_n` examples), and the front is non-dominated on "
+         "`confirm_metric`. `dev_se`/`confirm_se` = binomial standard error in points, sqrt(p(1-p)/n)*100, for "
+         "accuracy; empty for other metrics (F1, MCC, correlations: none stated). `confirm_split` empty: the run "
+         "has no held-out slice, the front is the dev front (search.json `confirmation.warning` says so). "
+         "`grid_point` = a config of the uniform DynaBERT grid; `test_metric` is reported only, never used to "
+         "choose)",
+         numeric=("trial", "dev_metric", "test_metric", "macs", "params", "latency_pred_ms", "latency_measured_ms",
+                  "dev_se", "confirm_metric", "confirm_se", "confirm_n"),
+         nullable=("test_metric", "latency_pred_ms", "latency_measured_ms", "dev_se", "confirm_metric",
+                   "confirm_se", "confirm_n"), booleans=("knee", "grid_point")),
     Artifact(SEARCH_JSON, "search",
              '`{"scenario", "objectives", "reference_point", "hypervolume", "hypervolume_history": [[n_trials, hv]], '
-             '"knee_hash", "n_trials", "seconds_per_trial", "checkpoint", "variants"}`; `scenario` = the searched '
+             '"knee_hash", "n_trials", "seconds_per_trial", "checkpoint", "variants", "hypervolume_confirmed", '
+             '"confirmation": {"split", "n", "dev_n", "candidates", "seconds", ...} or {"split": null, "warning"}}`; '
+             "`hypervolume` on (dev metric, measured cost), `hypervolume_confirmed` on the figures shown (confirmed "
+             "where confirmed; the knee too); `scenario` = the searched "
              "variants' keys, comma-separated (one for a single variant), `variants` = their list; `checkpoint` = "
              "`<stage>@<finished_at>:` "
              "of the searched weights (the study records it too and refuses to resume on a retrained stage; export "

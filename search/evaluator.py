@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from elastic.device import Runtime
 
 CACHE_FILE = "eval_cache.jsonl"
+# The split of the held-out slice of train: the last `heldout_examples` training examples (run.json), which no stage
+# trained on and the search never scores; `search.confirm` confirms the front on it.
+HELDOUT = "heldout"
 
 
 STAGE_ORDER: tuple[str, ...] = DYNABERT_STAGES
@@ -91,6 +94,8 @@ class RunContext:
         from elastic.device import CPU_FP32
 
         self.runtime = (runtime or CPU_FP32).check()
+        # Examples of the held-out slice of train (0: none, e.g. --importance-split dev); split HELDOUT scores them.
+        self.heldout_examples = int(self.run.get("heldout_examples") or 0)
         self._task = None
         self._tokenizer = None
         self._encoded: dict[str, Any] = {}
@@ -131,10 +136,21 @@ class RunContext:
         return list((self.run.get("task") or {}).get("label_names") or [])
 
     def loader(self, split: str, n_examples: int | None = None):
-        """Evaluation loader of a split, or of a fixed seeded subset of `n_examples` of it."""
+        """Evaluation loader of a split, or of a fixed seeded subset of `n_examples` of it. Split `HELDOUT` is the
+        held-out slice of train as `elastic.prepare.prepare` cuts it for the stages (scored whole)."""
         from elastic.data import EncodedSplit, encode_split
         from elastic.evaluate import make_eval_loader
 
+        if split == HELDOUT and n_examples is not None:
+            raise ValueError("the held-out slice is scored whole")
+        if split == HELDOUT and split not in self._encoded:
+            from elastic.prepare import prepare
+            from elastic.stage_options import StageOptions
+
+            held = prepare(self.run_dir, StageOptions(progress=False)).heldout if self.heldout_examples else None
+            if held is None:
+                raise ValueError(f"{self.run_dir} has no held-out slice of train (trained with --importance-split dev)")
+            self._encoded[split] = held
         if split not in self._encoded:
             self._encoded[split] = encode_split(self.task, split, self.tokenizer, self.max_length)
         enc = self._encoded[split]

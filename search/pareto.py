@@ -21,7 +21,7 @@ import csv
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import numpy as np
 import optuna
@@ -32,9 +32,12 @@ from optuna.trial import FrozenTrial, TrialState
 from elastic.config import SubnetConfig
 from elastic.rundir import CSV_SCHEMAS, PARETO_CSV, SEARCH_JSON, TRIALS_CSV, write_json
 from profiling.variants import variant_columns
+from search.confirm import Confirmer, confirm
 
 PARETO_COLUMNS = CSV_SCHEMAS[PARETO_CSV].columns
 TRIALS_COLUMNS = CSV_SCHEMAS[TRIALS_CSV].columns
+# pareto.csv columns a front written before confirmation lacks (read back empty)
+LATER_COLUMNS: tuple[str, ...] = ("dev_se", "confirm_metric", "confirm_se", "confirm_split", "confirm_n", "grid_point")
 # Reference point: metric 0 %, and 10% above the full model's cost (so the full model still adds volume).
 REFERENCE_MARGIN = 1.1
 
@@ -111,12 +114,20 @@ def knee_index(points: Sequence[Sequence[float]]) -> int:
 
 
 def front_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """The study's Pareto front (`study.best_trials`, feasible only), by trial number, one trial per config: a
-    sampler may propose a config it has tried before (its cached result makes an equal point), which counts once,
-    as its first trial."""
+    """The study's Pareto front on dev of its full-fidelity points (`full_fidelity_trials`), by trial number."""
+    pool = full_fidelity_trials(study)
+    return [t for t, keep in zip(pool, pareto_mask([list(t.values) for t in pool])) if keep] if pool else []
+
+
+def full_fidelity_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The feasible completed trials scored on all of dev (a point scored on a dev subset is never a front point:
+    export's re-score would refuse it), by trial number, one per (config, variant): a sampler may propose a config
+    it has tried before (its cached result makes an equal point), which counts once, as its first trial."""
     seen: set[tuple[str, str]] = set()
     out = []
-    for t in sorted(study.best_trials, key=lambda t: t.number):
+    for t in sorted(_feasible_complete(study), key=lambda t: t.number):
+        if t.user_attrs.get("fidelity", "full") != "full":
+            continue
         key = (t.user_attrs.get("config_hash") or t.user_attrs.get("config_json") or f"trial-{t.number}",
                str(t.user_attrs.get("scenario", "")))  # the same config in two variants is two points
         if key not in seen:
@@ -178,8 +189,9 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
              full_costs: Sequence[float],
              time_front: Timer | Mapping[str, Timer] | None = None,
              test_fn: Callable[[SubnetConfig], float] | Mapping[str, Callable[[SubnetConfig], float]] | None = None,
-             reference: Sequence[float] | None = None) -> dict[str, Any]:
-    """Re-measure the front, score it on test, write `pareto.csv` and `search.json`.
+             reference: Sequence[float] | None = None, confirmer: Confirmer | None = None,
+             grid_hashes: Collection[str] = ()) -> dict[str, Any]:
+    """Confirm the front (`search.confirm`), re-measure it, score it on test, write `pareto.csv` and `search.json`.
 
     Args:
         study: the finished study (values = metric, then costs in `objectives[1:]` order).
@@ -193,6 +205,9 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
         test_fn: cfg -> test metric (%) of the variant's artifact, reported only, never used to choose (one
             function, or one per variant as `time_front`).
         reference: fixed reference point (metric, costs...); default `reference_point(full_costs)`.
+        confirmer: scores the candidates on the confirming split (`search.confirm.run_confirmer`); None, or one
+            without a split, keeps the dev front of the full-fidelity points and says so in search.json.
+        grid_hashes: the config hashes of the uniform grid (pareto.csv's `grid_point`).
 
     Returns:
         The search.json content.
@@ -200,24 +215,33 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
     Raises:
         ValueError: the study has no feasible completed trial; one function given for several variants.
     """
-    front = front_trials(study)
-    if not front:
-        raise ValueError(f"study '{study.study_name}' has no feasible completed trial: nothing to put on a front "
-                         "(run more trials or relax the constraints)")
+    pool = full_fidelity_trials(study)
+    if not pool:
+        raise ValueError(f"study '{study.study_name}' has no feasible completed trial scored on all of dev: nothing "
+                         "to put on a front (run more trials or relax the constraints)")
     variants = scenario.split(",")
     ref = list(reference) if reference is not None else reference_point(full_costs)
+    confirmed = confirm(pool, [point_variant(t, variants) for t in pool], confirmer)
+    front = confirmed.chosen
     cfgs = [SubnetConfig.from_json(t.user_attrs["config_json"]) for t in front]
     keys = [point_variant(t, variants) for t in front]
+    n_dev = confirmer.dev_n if confirmer is not None else 0
     timed: dict[str, dict[str, Any]] = {}
     for key in dict.fromkeys(keys):  # variant by variant, in order of first appearance
         timer = _of_variant(time_front, key, variants, "time_front")
         if timer is not None:
             timed[key] = timer([c for c, k in zip(cfgs, keys) if k == key])
     rows = []
-    for t, cfg, key in zip(front, cfgs, keys):
+    for t, cfg, key, conf in zip(front, cfgs, keys, confirmed.figures):
         test = _of_variant(test_fn, key, variants, "test_fn")
+        split = confirmed.summary["split"] if conf is not None else None
         rows.append({
             "trial": t.number, "config_hash": cfg.hash, "config_json": cfg.to_json(), "dev_metric": t.values[0],
+            "dev_se": confirmer.se(t.values[0], n_dev) if confirmer is not None else "",
+            "confirm_metric": "" if conf is None else conf,
+            "confirm_se": "" if conf is None else confirmer.se(conf, confirmer.n),
+            "confirm_split": split or "", "confirm_n": confirmer.n if split else "",
+            "grid_point": cfg.hash in set(grid_hashes),
             "test_metric": test(cfg) if test is not None else "",
             "macs": t.user_attrs.get("macs", ""), "params": t.user_attrs.get("params", ""),
             "latency_pred_ms": t.user_attrs.get("latency_ms", ""),
@@ -226,7 +250,8 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
     # Measured values replace predicted latency wherever we have them: that is the front users get.
     measured = [[r["dev_metric"]] + [_measured_cost(r, o, v) for o, v in zip(objectives[1:], t.values[1:])]
                 for r, t in zip(rows, front)]
-    knee = knee_index(measured)
+    shown = [[r["confirm_metric"] if r["confirm_split"] else r["dev_metric"], *m[1:]] for r, m in zip(rows, measured)]
+    knee = knee_index(shown)  # on the figures the front shows: confirmed where confirmed
     rows[knee]["knee"] = True
     write_pareto_csv(rows, Path(run_dir) / "pareto.csv")
     timing = seconds_per_trial(study)
@@ -236,7 +261,9 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
            for k, tm in timed.items()}
     summary = {
         "scenario": scenario, "variants": variants, "objectives": list(objectives), "reference_point": ref,
-        "hypervolume": hypervolume(measured, ref),
+        "hypervolume": hypervolume(measured, ref), "hypervolume_confirmed": hypervolume(shown, ref),
+        # how the front was confirmed (split, examples, candidates, seconds), or a warning that it was not
+        "confirmation": confirmed.summary,
         "hypervolume_predicted": hypervolume([list(t.values) for t in front], ref),
         "hypervolume_history": hypervolume_history(study, ref),
         # history uses the search's own objective values (predicted latency); `hypervolume` the measured front
@@ -277,11 +304,12 @@ def read_pareto_csv(path: Path) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"{path} not found: run `dynabert search --run-dir {path.parent}` first")
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
-        # a front written before variants existed has no precision/runtime: they follow from its scenario
-        missing = set(PARETO_COLUMNS) - set(reader.fieldnames or []) - {"precision", "runtime"}
+        # a front written before variants existed has no precision/runtime: they follow from its scenario; one
+        # written before confirmation has no confirmed figures (empty)
+        missing = set(PARETO_COLUMNS) - set(reader.fieldnames or []) - {"precision", "runtime", *LATER_COLUMNS}
         if missing:
             raise ValueError(f"{path} lacks columns {sorted(missing)}: not a pareto.csv of this tool")
-        return [{**variant_columns(r["scenario"]), **r} for r in reader]
+        return [{**dict.fromkeys(LATER_COLUMNS, ""), **variant_columns(r["scenario"]), **r} for r in reader]
 
 
 # ---- trials.csv and loading a finished study -------------------------------------------------------

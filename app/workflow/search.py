@@ -27,6 +27,9 @@ class SearchResult:
                f"trials.csv written to {self.run_dir / 'trials.csv'}"]
         s = self.summary
         if s is not None:
+            conf = s.get("confirmation") or {}
+            out.append(f"front confirmed on {conf['n']} {conf['split']} examples ({conf['candidates']} candidates "
+                       f"re-scored)" if conf.get("split") else f"warning: {conf.get('warning', 'front not confirmed')}")
             out.append(f"Pareto front: {s['n_front']} points (each re-measured on its variant of {self.scenario}); hypervolume "
                        f"{s['hypervolume']:.4g} (reference {s['reference_point']}); knee {s['knee_hash']} "
                        f"(trial {s['knee_trial']}); pareto.csv and search.json in {self.run_dir}")
@@ -58,7 +61,8 @@ def front_timer(ctx, scenario_key: str) -> Callable[[list[Any]], dict[str, Any]]
 def search(opts: SearchOptions, *, finalize: bool = True) -> SearchResult:
     """Run (or resume) the study to `opts.n_trials` trials; with `finalize`, re-measure the front and write
     pareto.csv and search.json (test metrics too when the task has a test split)."""
-    from elastic.config import SubnetConfig
+    from elastic.config import SubnetConfig, grid
+    from search.confirm import run_confirmer
     from search.evaluator import RunContext
     from search.pareto import finalize as finalize_front
     from search.objective import build_objective
@@ -78,11 +82,15 @@ def search(opts: SearchOptions, *, finalize: bool = True) -> SearchResult:
     fulls = [objective.costs(SubnetConfig.full(ctx.arch), v) if len(opts.variants) > 1 else
              objective.costs(SubnetConfig.full(ctx.arch)) for v in opts.variants]
     has_test = "test" in ctx.task.splits
+    # The front shown is confirmed on the run's held-out slice of train, each point in its own variant
+    # (search.confirm); a run without the slice keeps the dev front, with a warning in search.json.
     summary = finalize_front(study, run_dir=opts.run_dir, scenario=opts.scenario, objectives=opts.objectives,
                              full_costs=[max(f[o] for f in fulls) for o in opts.objectives[1:]],
                              time_front={v: front_timer(ctx, v) for v in opts.variants},
                              test_fn={v: variant_test_fn(objective.evaluators[v]) for v in opts.variants}
-                             if has_test else None)
+                             if has_test else None,
+                             confirmer=run_confirmer(ctx, objective.evaluators),
+                             grid_hashes={c.hash for _, _, c in grid(ctx.arch)})
     return SearchResult(**{**result.__dict__, "summary": summary})
 
 
