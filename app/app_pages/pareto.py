@@ -146,6 +146,9 @@ if show_pub:
         st.caption("Published points are SST-2 numbers of BERT-base-scale models from papers (not measured here, "
                    f"{which} split only); compare relative drops from each teacher, not absolute accuracy.")
 auto_log = bool(show_pub and x_kind != "latency")  # published BERT-base points are ~10x our sizes
+if x_kind == "latency":  # variants' latencies can differ by orders of magnitude (e.g. torchao INT8 vs ORT)
+    xs = pd.concat([d["lat_ms"] for d in (front, trials, grid, baselines) if d is not None and len(d)]).dropna()
+    auto_log = bool(len(xs) and xs.min() > 0 and xs.max() / xs.min() > 30)
 log_x = st.checkbox("log x axis", value=auto_log, key=f"pareto_logx_{auto_log}")
 if which == "test":
     st.caption("The trial cloud is hidden: the search recorded dev scores only.")
