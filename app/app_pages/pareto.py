@@ -25,10 +25,9 @@ metric = metric_name(run)
 # The searched deployment variants (scenario keys of one target); a point's metric and latency are its variant's.
 variants = V.search_variants(search, front)
 if trials is not None and len(variants) == 1:  # trials.csv from before variants: the search's one variant
-    trials = trials.assign(scenario=trials["scenario"].replace("", variants[0]))
-    trials = trials.assign(precision=trials["precision"].replace("", V.variant_of(variants[0])[0]),
-                           runtime=trials["runtime"].replace("", V.variant_of(variants[0])[1])) \
-        if V.variant_of(variants[0]) else trials
+    p0, r0 = V.variant_of(variants[0]) or ("", "")
+    trials = trials.assign(scenario=trials["scenario"].replace("", variants[0]),
+                           precision=trials["precision"].replace("", p0), runtime=trials["runtime"].replace("", r0))
 multi = len(variants) > 1 or (front is not None and front["scenario"].nunique() > 1)
 keys = sorted((set(latency["scenario"]) if latency is not None else set())
               | (set(front["scenario"]) if front is not None else set()) | set(variants))
