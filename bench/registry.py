@@ -131,6 +131,19 @@ BENCHES: tuple[Bench, ...] = (
                measures="the default sampler's fronts chosen on dev vs confirmed on the run's held-out slice of "
                         "train: test hypervolume, grid points dominated and covered on test, three seeds, 100 and "
                         "300 trials"),
+    # after `search`: it copies search_vs_rule from {results}/search.json; its quick run makes its own tiny run
+    Bench(
+        name="deploy_front", script="bench/deploy_front.py", outputs=("deploy_front",),
+        sources=(*SEARCH, *LATENCY, "elastic/export.py", "elastic/hf_compact.py", "elastic/extract.py",
+                 "bench/deploy_front_report.py"),
+        command=(("{py}", "-m", "bench.deploy_front", "--run-dir", "{runs}/sst2_dynabert", "--out", "{results}"),),
+        quick=(("{py}", "-m", "bench.deploy_front", "--quick", "--work-dir", "{runs}/deploy_front_quick",
+                "--out", "{results}"),),
+        requires=("sst2_dynabert",), expected_minutes=100,
+        measures="the user's outcome on SST-2: fp32/INT8 x eager/ORT searched together, the fastest exported "
+                 "artifact within 1.0 and 2.0 dev points of the teacher (paired ratio to the fp32 eager teacher, "
+                 "test reported), the smallest grid config's efficiency at b1/b32 s64, dev-minus-test optimism on "
+                 "a 400-sentence dev subset"),
     Bench(
         name="baselines", script="bench/baselines.py", outputs=("baselines",),
         sources=(*TRAINING, *BASELINES, *LATENCY, "search/pareto.py", "search/evaluator.py", "search/eval_cache.py",
@@ -236,6 +249,7 @@ RETIRED: tuple[tuple[str, str, str], ...] = (
 )
 # Scripts in bench/ that write no result file (tools and helpers), so that nothing in bench/ goes unlisted.
 TOOLS = ("bench/profile_step.py", "bench/screenshot.py", "bench/released_step_timer.py", "bench/subnet_forward_ab.py",
+         "bench/deploy_front_report.py",
          "bench/report_text.py", "bench/front_feasibility.py", "bench/op_profile.py")
 
 

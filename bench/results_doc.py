@@ -175,12 +175,33 @@ def gpu_smoke(d: dict[str, Any]) -> Lines:
     return scalars(d)
 
 
+def deploy_front(d: dict[str, Any]) -> Lines:
+    t, e, o, vs = d["teacher"], d["efficiency_smallest"], d["optimism"], d["search_vs_rule"]
+
+    def pick(k: str) -> str:
+        w = d[k]
+        return (f"`{w['config']}` {w['precision']} {w['runtime']}: dev {num(w['dev_acc'])}, test {num(w['test_acc'])}, "
+                f"{num(w['ms'])} ms, **{num(w['latency_ratio'], 3)}x** the teacher" if w.get("config") else "none")
+    return [f"The user's outcome on {d['task']}: {', '.join(d['variants'])} searched together; each front point "
+            "near the teacher exported in its variant, re-scored on dev and test, timed as a paired ratio to the fp32 "
+            f"eager teacher ({d['timing']['scenario']}). Chosen on **dev**; test reported. Accuracy in %.", "",
+            f"- Teacher: dev {num(t['dev_acc'])}, test {num(t['test_acc'])}, {num(t['ms'])} ms.",
+            f"- Fastest within 1.0 dev point: {pick('within_1pt')} (target <= 0.10: {d['targets']['ratio_1pt']}).",
+            f"- Fastest within 2.0 dev points: {pick('within_2pt')}.",
+            f"- Smallest grid config's efficiency on {e['runtime']}: b1/s64 {num(e['b1_s64'])}, b32/s64 "
+            f"{num(e['b32_s64'])} (targets 0.8, 0.9).",
+            f"- Optimism ({o['task']}, dev subset of {o['dev_size']}): dev minus test {num(o['front_gap'], sign=True)} "
+            f"for searched front points, {num(o['grid_gap'], sign=True)} for the grid (target: within 1.0 point).",
+            "- Search vs rule: " + (f"{vs['sampler']} test HV {num(vs['hv_test_search'], 1)} vs rule "
+                                    f"{num(vs['hv_test_rule'], 1)}." if vs.get("sampler") else str(vs.get("reason")))]
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], Lines]] = {
     "sst2_dynabert": sst2_dynabert, "sst2_dynabert_seed43": sst2_dynabert, "search": search,
     "front_confirmation": front_confirmation, "baselines": baselines, "baselines_lr2e-4": baselines_lr,
     "latency": latency, "model_parity_speed": model_parity_speed, "pipeline_quick": pipeline_quick,
     "sst2_released_recipe": sst2_released_recipe, "step_time_vs_released": step_time_vs_released,
-    "gpu_smoke": gpu_smoke,
+    "gpu_smoke": gpu_smoke, "deploy_front": deploy_front,
 }
 # Provenance keys bench/run.py stamps: shown in each section's header line, not as figures.
 _STAMPED = {"commit", "dirty", "command", "script_command", "wall_seconds", "load_before", "load_after", "quick",

@@ -1,0 +1,152 @@
+"""The pure parts of `bench.deploy_front`: choosing the deployed point on dev, the optimism gaps, the efficiency of the
+smallest grid config, the search-vs-rule figures read from results/search.json, and the Markdown report.
+
+Pure functions over rows (dicts), so that tests/test_deploy_front.py checks them against known answers.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+# Dev points below the teacher within which the fastest exported artifact is reported.
+POINTS: tuple[float, ...] = (1.0, 2.0)
+# The issue's targets: on SST-2, latency ratio to the fp32 eager teacher within 1.0 dev point; the smallest grid
+# config's efficiency at b1/s64 and b32/s64; the optimism gap of searched front points over the grid's.
+TARGET_RATIO_1PT = 0.10
+TARGET_EFFICIENCY = {"b1_s64": 0.8, "b32_s64": 0.9}
+TARGET_GAP_PTS = 1.0
+_EPS = 1e-9  # a dev figure exactly `points` below the teacher counts as within
+
+
+def key_of(points: float) -> str:
+    """`within_1pt`, `within_2pt` (the result's key for a number of dev points)."""
+    return f"within_{points:g}pt"
+
+
+def fastest_within(rows: Sequence[Mapping[str, Any]], teacher_dev: float, points: float) -> dict[str, Any] | None:
+    """The fastest row (lowest `latency_ratio`; ties: the higher `dev_acc`) whose `dev_acc` lies within `points` of
+    `teacher_dev`, or None. Chosen on dev only: `test_acc` is never read."""
+    if points < 0:
+        raise ValueError(f"points must be >= 0, got {points}")
+    ok = [r for r in rows if r.get("dev_acc") is not None and r.get("latency_ratio") is not None
+          and float(r["dev_acc"]) >= teacher_dev - points - _EPS]
+    return dict(min(ok, key=lambda r: (float(r["latency_ratio"]), -float(r["dev_acc"])))) if ok else None
+
+
+def near_teacher(front: Iterable[Mapping[str, Any]], teacher_dev: float, points: float, slack: float = 0.0
+                 ) -> list[dict[str, Any]]:
+    """Front rows (pareto.csv: `dev_metric`) within `points` + `slack` dev points of the teacher: the ones worth
+    exporting (`slack`: how far an export's re-scored dev may lie from the front's claim)."""
+    return [dict(r) for r in front if _float(r.get("dev_metric")) is not None
+            and _float(r["dev_metric"]) >= teacher_dev - points - slack - _EPS]
+
+
+def mean_gap(rows: Iterable[Mapping[str, Any]]) -> float | None:
+    """Mean of `dev` minus `test` (points) over rows that have both, None when none has."""
+    gaps = [_float(r.get("dev")) - _float(r.get("test")) for r in rows
+            if _float(r.get("dev")) is not None and _float(r.get("test")) is not None]
+    return sum(gaps) / len(gaps) if gaps else None
+
+
+def optimism_gaps(front: Sequence[Mapping[str, Any]], grid: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`front_gap`: mean dev-minus-test of the front's points that are not grid configs (pareto.csv rows:
+    `dev_metric`, `test_metric`, `grid_point`); `grid_gap`: the same over every grid config (rows `dev`, `test`);
+    `excess` = front_gap - grid_gap; `target_met`: excess <= TARGET_GAP_PTS (None when a gap is missing)."""
+    searched = [{"dev": r["dev_metric"], "test": r["test_metric"]} for r in front
+                if str(r.get("grid_point")).lower() != "true"]
+    fg, gg = mean_gap(searched), mean_gap(grid)
+    excess = None if fg is None or gg is None else fg - gg
+    return {"front_gap": fg, "grid_gap": gg, "excess": excess, "n_front_searched": len(searched),
+            "n_grid": len(grid), "target_met": None if excess is None else excess <= TARGET_GAP_PTS}
+
+
+def efficiency(macs_ratio: float, latency_ratio: float) -> float:
+    """MACs ratio / latency ratio to the full model: 1 when time shrinks as the MACs do."""
+    if latency_ratio <= 0 or macs_ratio <= 0:
+        raise ValueError(f"ratios must be > 0, got MACs {macs_ratio}, latency {latency_ratio}")
+    return macs_ratio / latency_ratio
+
+
+def best_runtime(per_runtime: Mapping[str, Mapping[str, Mapping[str, float]]], shape: str = "b1_s64") -> str:
+    """The runtime a user deploys the smallest config on: the one where it is fastest (`ms`) at `shape`."""
+    if not per_runtime:
+        raise ValueError("no runtime measured")
+    return min(per_runtime, key=lambda rt: per_runtime[rt][shape]["ms"])
+
+
+def search_vs_rule(path: Path) -> dict[str, Any]:
+    """results/search.json's `search_vs_rule` (sampler, hv_test_search, hv_test_rule, sd {search, rule}, ...) with
+    the file's commit; every key None with a `reason` when the file or the key is missing."""
+    empty = {"sampler": None, "hv_test_search": None, "hv_test_rule": None, "sd": None}
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        return {**empty, "reason": f"{path} unreadable ({type(e).__name__}): run `make bench ONLY=search`"}
+    vs = data.get("search_vs_rule")
+    if not isinstance(vs, dict):
+        return {**empty, "reason": f"{path} (commit {str(data.get('commit', '?'))[:7]}) has no search_vs_rule: it "
+                                   "was written before the rule's rows existed; re-run `make bench ONLY=search`"}
+    return {**empty, **{k: vs.get(k) for k in ("sampler", "hv_test_search", "hv_test_rule", "sd", "budget",
+                                                "better_on_dev", "rule_as_good", "decided_on")},
+            "source": str(path), "source_commit": data.get("commit")}
+
+
+def _float(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def _n(v: Any, nd: int = 2) -> str:
+    return "-" if _float(v) is None else f"{float(v):.{nd}f}"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """results/deploy_front.md."""
+    t, eff, vs, opt = r["teacher"], r["efficiency_smallest"], r["search_vs_rule"], r["optimism"]
+    lines = [f"# The user's outcome: the fastest deployable artifact near the teacher ({r['task']})", "",
+             f"Run `{r['run_dir']}` (checkpoint {r['checkpoint']}); variants {', '.join(r['variants'])} searched "
+             f"together ({r['search']['sampler']}, seed {r['search']['seed']}, {r['search']['trials']} trials, front "
+             f"confirmed on {r['search']['confirmation']}). Each front point within "
+             f"{max(r['points']):g} dev points of the teacher is exported in its variant (`dynabert export`), the written "
+             "artifact re-scored on dev and test and timed as a paired ratio to the fp32 eager teacher "
+             f"({r['timing']['scenario']}, alternating rounds, {r['timing']['min_time_s']:g} s each). Chosen on "
+             "**dev**; test is reported only. Accuracy in %.", "",
+             f"Teacher ({t['source']}): dev {_n(t['dev_acc'])}, test {_n(t['test_acc'])}, {_n(t['ms'])} ms.", "",
+             "| within | config | precision | runtime | dev | test | ms | ratio to teacher |",
+             "|---|---|---|---|---|---|---|---|"]
+    for p in r["points"]:
+        w = r[key_of(p)]
+        lines.append(f"| {p:g} pt | " + (" | ".join([f"`{w['config']}`", w["precision"], w["runtime"],
+                                                      _n(w["dev_acc"]), _n(w["test_acc"]), _n(w["ms"]),
+                                                      f"**{_n(w['latency_ratio'], 3)}**"]) if w.get("config")
+                                        else f"none: {w.get('reason', '-')} | | | | | | |") + " |")
+    tgt = r["targets"]
+    lines += ["", f"Target (SST-2): ratio <= {TARGET_RATIO_1PT} within 1.0 dev point: **{tgt['ratio_1pt']}**.", "",
+              "All exported candidates:", "", "| config | variant | front dev | artifact dev | test | ms | ratio |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| `{c['config']}` | {c['scenario']} | {_n(c['front_dev'])} | {_n(c['dev_acc'])} | {_n(c['test_acc'])} "
+              f"| {_n(c['ms'])} | {_n(c['latency_ratio'], 3)} |" for c in r["candidates"]]
+    lines += ["", f"## Efficiency of the smallest grid config ({eff['config']})", "",
+              f"MACs ratio / latency ratio to the full model, paired, same runtime, {eff['threads']} threads. Best "
+              f"runtime (where it is fastest at b1/s64): **{eff['runtime']}**: b1/s64 {_n(eff['b1_s64'])}, b32/s64 "
+              f"{_n(eff['b32_s64'])} (targets {TARGET_EFFICIENCY['b1_s64']} and {TARGET_EFFICIENCY['b32_s64']}).", "",
+              "| runtime | shape | MACs ratio | latency ratio | efficiency | ms (small / full) |", "|---|---|---|---|---|---|"]
+    for rt, shapes in eff["all"].items():
+        lines += [f"| {rt} | {s} | {_n(v['macs_ratio'], 3)} | {_n(v['latency_ratio'], 3)} | {_n(v['efficiency'])} | "
+                  f"{_n(v['ms'])} / {_n(v['full_ms'])} |" for s, v in shapes.items()]
+    lines += ["", "## Search vs the Mix'n'Match rule (from results/search.json)", "",
+              (f"{vs['sampler']}: test hypervolume {_n(vs['hv_test_search'], 1)} (sd {_n((vs['sd'] or {}).get('search'), 1)})"
+               f" vs rule {_n(vs['hv_test_rule'], 1)} (sd {_n((vs['sd'] or {}).get('rule'), 1)}), {vs.get('budget')} "
+               f"trials; better on dev: {vs.get('better_on_dev')}." if vs.get("sampler") else f"Not available: {vs['reason']}"),
+              "", f"## Optimism: dev minus test ({opt['task']}, dev subset of {opt['dev_size']})", "", opt["method"], "",
+              f"- searched (non-grid) front points: {_n(opt['front_gap'])} points (n={opt['n_front_searched']})",
+              f"- grid configs: {_n(opt['grid_gap'])} points (n={opt['n_grid']})",
+              f"- excess {_n(opt['excess'])}; target (within {TARGET_GAP_PTS} point of the grid's): "
+              f"**{opt['target_met']}**", "", f"Total {r['total_seconds']:.0f} s.", "", "Fingerprint:", "", "```json",
+              json.dumps(r["fingerprint"], indent=1, sort_keys=True), "```"]
+    return "\n".join(lines) + "\n"

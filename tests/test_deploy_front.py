@@ -1,0 +1,127 @@
+"""bench.deploy_front: the deployed point is chosen on dev (fastest within k points of the teacher), the optimism gaps
+and the efficiency have known answers, and the quick mode writes every must-show key."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.deploy_front_report import (best_runtime, efficiency, fastest_within, mean_gap, near_teacher,
+                                       optimism_gaps, search_vs_rule)
+from bench.registry import ROOT
+
+ROWS = [  # teacher dev 90.0
+    {"config": "a", "dev_acc": 89.5, "test_acc": 80.0, "latency_ratio": 0.30},
+    {"config": "b", "dev_acc": 89.0, "test_acc": 95.0, "latency_ratio": 0.20},  # exactly 1.0 below: within 1 pt
+    {"config": "c", "dev_acc": 88.9, "test_acc": 99.0, "latency_ratio": 0.05},  # best test, but 1.1 below
+    {"config": "d", "dev_acc": 88.0, "test_acc": 70.0, "latency_ratio": 0.10},
+    {"config": "e", "dev_acc": 91.0, "test_acc": 60.0, "latency_ratio": 0.20},  # ties b on ratio, higher dev
+]
+
+
+def test_fastest_within_is_chosen_on_dev_never_on_test():
+    assert fastest_within(ROWS, 90.0, 1.0)["config"] == "e"  # b and e tie at 0.20: the higher dev wins
+    assert fastest_within(ROWS[:4], 90.0, 1.0)["config"] == "b"  # boundary included; c (1.1 below) is not
+    assert fastest_within(ROWS, 90.0, 2.0)["config"] == "c"
+    assert fastest_within(ROWS, 95.0, 1.0) is None
+    # test accuracy never changes the choice
+    flipped = [{**r, "test_acc": 100.0 - r["test_acc"]} for r in ROWS]
+    assert [fastest_within(flipped, 90.0, p)["config"] for p in (1.0, 2.0)] == ["e", "c"]
+    with pytest.raises(ValueError, match="points"):
+        fastest_within(ROWS, 90.0, -1.0)
+
+
+def test_near_teacher_keeps_the_front_points_worth_exporting():
+    front = [{"dev_metric": "88.0"}, {"dev_metric": "87.95"}, {"dev_metric": "87.8"}, {"dev_metric": ""}]
+    assert [r["dev_metric"] for r in near_teacher(front, 90.0, 2.0)] == ["88.0"]
+    assert [r["dev_metric"] for r in near_teacher(front, 90.0, 2.0, slack=0.1)] == ["88.0", "87.95"]
+
+
+def test_optimism_gaps_known_answer():
+    front = [{"dev_metric": "90", "test_metric": "85", "grid_point": "False"},
+             {"dev_metric": "88", "test_metric": "85", "grid_point": "False"},
+             {"dev_metric": "91", "test_metric": "91", "grid_point": "True"}]  # a grid point on the front: left out
+    grid = [{"dev": 90.0, "test": 89.0}, {"dev": 80.0, "test": 80.0}, {"dev": 70.0, "test": None}]
+    g = optimism_gaps(front, grid)
+    assert g["front_gap"] == pytest.approx(4.0) and g["grid_gap"] == pytest.approx(0.5)
+    assert g["excess"] == pytest.approx(3.5) and g["target_met"] is False
+    assert g["n_front_searched"] == 2 and g["n_grid"] == 3
+    only_grid = optimism_gaps(front[2:], grid)
+    assert only_grid["front_gap"] is None and only_grid["target_met"] is None
+    assert mean_gap([{"dev": 1.0, "test": 2.0}]) == pytest.approx(-1.0) and mean_gap([]) is None
+
+
+def test_efficiency_and_best_runtime():
+    assert efficiency(0.126, 0.258) == pytest.approx(0.488, abs=1e-3)  # the issue's demo figure
+    with pytest.raises(ValueError):
+        efficiency(0.1, 0.0)
+    per = {"eager": {"b1_s64": {"ms": 5.7}}, "ort": {"b1_s64": {"ms": 1.2}}, "ort-int8": {"b1_s64": {"ms": 1.5}}}
+    assert best_runtime(per) == "ort"
+
+
+def test_search_vs_rule_read_or_null_with_a_reason(tmp_path):
+    p = tmp_path / "search.json"
+    missing = search_vs_rule(p)
+    assert missing["sampler"] is None and "make bench ONLY=search" in missing["reason"]
+    p.write_text(json.dumps({"commit": "abc1234", "hv_test": {}}))
+    assert "no search_vs_rule" in search_vs_rule(p)["reason"]
+    p.write_text(json.dumps({"commit": "abc1234", "search_vs_rule": {
+        "sampler": "tpe", "hv_test_search": 10.0, "hv_test_rule": 9.0, "sd": {"search": 1.0, "rule": 0.5},
+        "budget": 300, "better_on_dev": "tie"}}))
+    vs = search_vs_rule(p)
+    assert (vs["sampler"], vs["hv_test_search"], vs["hv_test_rule"], vs["sd"]["rule"]) == ("tpe", 10.0, 9.0, 0.5)
+    assert vs["source_commit"] == "abc1234" and "reason" not in vs
+
+
+def test_a_missing_run_dir_names_the_bench_that_makes_it(tmp_path, capsys):
+    from bench.deploy_front import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--run-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "out")])
+    assert "make bench ONLY=sst2_dynabert" in str(e.value.code)
+    assert not (tmp_path / "out").exists()
+
+
+MUST_SHOW = {"teacher": ("dev_acc", "test_acc", "ms"),
+             "within_1pt": ("config", "precision", "runtime", "dev_acc", "test_acc", "ms", "latency_ratio"),
+             "within_2pt": ("config", "precision", "runtime", "dev_acc", "test_acc", "ms", "latency_ratio"),
+             "efficiency_smallest": ("b1_s64", "b32_s64", "runtime"),
+             "search_vs_rule": ("sampler", "hv_test_search", "hv_test_rule", "sd"),
+             "optimism": ("task", "dev_size", "front_gap", "grid_gap")}
+
+
+def test_quick_mode_writes_every_must_show_key(tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "bench.deploy_front", "--quick", "--work-dir", str(tmp_path / "w"),
+                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    d = json.loads((out / "deploy_front.json").read_text())
+    for key, fields in MUST_SHOW.items():
+        assert all(f in d[key] for f in fields), (key, sorted(d[key]))
+    assert d["commit"] and d["fingerprint"]["threads"] == 1
+    t = d["teacher"]
+    assert 0 <= t["dev_acc"] <= 100 and t["ms"] > 0
+    # --quick adds a 40-point window: the tiny random model's front lies far below its teacher, and the export,
+    # re-score and timing path must run all the same
+    assert d["points"] == [1.0, 2.0, 40.0] and d["candidates"]
+    for c in d["candidates"]:  # the written artifact scores what the front claims (export refuses otherwise)
+        assert abs(c["dev_acc"] - c["front_dev"]) <= 0.1 + 1e-9 and c["latency_ratio"] > 0
+        assert (Path(c["path"]) / ("model.int8.onnx" if c["precision"] == "int8" and c["runtime"] == "ort"
+                                   else "model.onnx" if c["runtime"] == "ort" else "model.safetensors")).is_file()
+    wide = d["within_40pt"]
+    assert wide["latency_ratio"] == min(c["latency_ratio"] for c in d["candidates"])
+    assert wide["ms"] == pytest.approx(wide["latency_ratio"] * t["ms"], rel=1.0)  # one clock, within noise
+    for k, p in (("within_1pt", 1.0), ("within_2pt", 2.0)):
+        w = d[k]
+        assert (w["dev_acc"] >= t["dev_acc"] - p - 1e-9) if w["config"] else w["reason"], (k, w)
+    eff = d["efficiency_smallest"]
+    assert set(eff["all"]) == {"eager", "ort", "ort-int8"} and eff["runtime"] in eff["all"]
+    assert eff["b1_s64"] == pytest.approx(eff["all"][eff["runtime"]]["b1_s64"]["efficiency"])
+    assert d["optimism"]["dev_size"] == 20 and d["optimism"]["grid_gap"] is not None
+    assert d["search_vs_rule"]["sampler"] is None and d["search_vs_rule"]["reason"]
+    assert "# The user's outcome" in (out / "deploy_front.md").read_text()
