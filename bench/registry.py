@@ -226,6 +226,20 @@ BENCHES: tuple[Bench, ...] = (
         quick_skip="times the released code in its own venv from a trained stage-1 checkpoint",
         requires=("sst2_dynabert",), expected_minutes=30,
         measures="training step time of our code vs the released DynaBERT code, same weights and machine"),
+    Bench(
+        name="suite", script="bench/suite.py", outputs=("suite",),
+        sources=(*TRAINING, *BASELINES, "profiling/flops.py", "bench/suite_plan.py", "bench/suite_runs.py",
+                 "bench/suite_stats.py", "bench/suite_report.py"),
+        # resumable per task-seed in {runs}/suite/<task>-s<seed>/ (bench/suite_runs.py keeps and checks each one's
+        # recipe): no run_dirs here, so that a commit elsewhere in the tree never sets hours of training aside
+        command=(("{py}", "-m", "bench.suite", "--runs", "{runs}/suite", "--data", "{shared}/data",
+                  "--out", "{results}"),),
+        quick=(("{py}", "-m", "bench.suite", "--quick", "--runs", "{runs}/suite", "--data", "{shared}/data",
+                "--out", "{results}"),),
+        expected_minutes=480,
+        measures="six tasks x two seeds at one step budget: the standard recipe vs the released stage 2, vs no "
+                 "hard-label term, vs three same-harness students and the INT8 teacher; paired-bootstrap 95 % "
+                 "intervals, the issue's targets on dev, cost per deployable size"),
 )
 
 BY_NAME: dict[str, Bench] = {b.name: b for b in BENCHES}
@@ -250,7 +264,8 @@ RETIRED: tuple[tuple[str, str, str], ...] = (
 # Scripts in bench/ that write no result file (tools and helpers), so that nothing in bench/ goes unlisted.
 TOOLS = ("bench/profile_step.py", "bench/screenshot.py", "bench/released_step_timer.py", "bench/subnet_forward_ab.py",
          "bench/deploy_front_report.py",
-         "bench/report_text.py", "bench/front_feasibility.py", "bench/op_profile.py")
+         "bench/report_text.py", "bench/front_feasibility.py", "bench/op_profile.py",
+         "bench/suite_plan.py", "bench/suite_runs.py", "bench/suite_stats.py", "bench/suite_report.py")
 
 
 def owner_of(stem: str) -> Bench | None:

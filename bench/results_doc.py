@@ -196,12 +196,24 @@ def deploy_front(d: dict[str, Any]) -> Lines:
                                     f"{num(vs['hv_test_rule'], 1)}." if vs.get("sampler") else str(vs.get("reason")))]
 
 
+def suite(d: dict[str, Any]) -> Lines:
+    out = [f"Complete: {len(d['complete'])} of {len(d['tasks']) * len(d['seeds'])} task-seeds. Differences over all "
+           "tasks (test: paired-bootstrap 95 % interval; covering 0 = tie):", "",
+           "| difference | dev | test | interval |", "|---|---|---|---|"]
+    out += [f"| {r['name']} | {num(r['dev_diff'], sign=True)} | {num(r['test_diff'], sign=True)} | "
+            f"[{num(r['test_ci_low'], sign=True)}, {num(r['test_ci_high'], sign=True)}] |"
+            for r in d["diffs"] if r["task"] == "all" and ("grid mean" in r["name"] or r["name"].startswith("dynabert"))]
+    c = d["cost"]
+    return out + ["", f"Cost: {num(c['dynabert_seconds_per_size'], 0)} s per DynaBERT size vs students "
+                      + ", ".join(f"{k} {num(v, 0)} s" for k, v in c["student_seconds"].items()) + "."]
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], Lines]] = {
     "sst2_dynabert": sst2_dynabert, "sst2_dynabert_seed43": sst2_dynabert, "search": search,
     "front_confirmation": front_confirmation, "baselines": baselines, "baselines_lr2e-4": baselines_lr,
     "latency": latency, "model_parity_speed": model_parity_speed, "pipeline_quick": pipeline_quick,
     "sst2_released_recipe": sst2_released_recipe, "step_time_vs_released": step_time_vs_released,
-    "gpu_smoke": gpu_smoke, "deploy_front": deploy_front,
+    "gpu_smoke": gpu_smoke, "deploy_front": deploy_front, "suite": suite,
 }
 # Provenance keys bench/run.py stamps: shown in each section's header line, not as figures.
 _STAMPED = {"commit", "dirty", "command", "script_command", "wall_seconds", "load_before", "load_after", "quick",

@@ -1,0 +1,161 @@
+"""The task suite's statistics (bench/suite_stats.py) and its aggregation (bench/suite.py) on synthetic records:
+known answers for the paired bootstrap, the differences, targets and cost, and the report of partial suites."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.suite_stats import (Interval, bits, comparisons, cost, diffs, paired_bootstrap, targets, to_bits)
+
+GRID = [(w, d) for w in (1.0, 0.75, 0.5, 0.25) for d in (1.0, 0.75, 0.5)]
+
+
+def _vec(n: int, acc: float, rng: np.random.Generator) -> np.ndarray:
+    v = np.zeros(n, dtype=int)
+    v[rng.choice(n, int(round(acc * n)), replace=False)] = 1
+    return v
+
+
+def test_identical_vectors_give_a_zero_interval():
+    a = np.random.default_rng(0).integers(0, 2, size=(2, 300))
+    iv = paired_bootstrap([(a, a.copy())])
+    assert (iv.diff, iv.low, iv.high) == (0.0, 0.0, 0.0)
+    assert iv.tie
+
+
+def test_a_clear_difference_excludes_zero():
+    rng = np.random.default_rng(1)
+    b = _vec(1000, 0.70, rng)
+    a = b.copy()
+    a[np.flatnonzero(b == 0)[:100]] = 1  # A right on 100 more examples: +10 points
+    iv = paired_bootstrap([(a, b)])
+    assert iv.diff == pytest.approx(10.0)
+    assert 7.0 < iv.low < iv.diff < iv.high < 13.0 and not iv.tie
+
+
+def test_noise_alone_is_a_tie_and_the_rng_is_seeded():
+    rng = np.random.default_rng(2)
+    a, b = _vec(400, 0.8, rng), _vec(400, 0.8, rng)
+    iv = paired_bootstrap([(a, b)], seed=5)
+    assert iv.tie and iv == paired_bootstrap([(a, b)], seed=5)
+
+
+def test_pooling_over_seeds_on_one_test_set():
+    """Two seeds on the same examples: the difference is their mean; opposite seeds cancel; more seeds with
+    the same difference narrow the interval (per-example means vary less)."""
+    rng = np.random.default_rng(3)
+    n = 600
+    b1, b2 = _vec(n, 0.75, rng), _vec(n, 0.75, rng)
+    a1 = b1.copy()
+    a1[np.flatnonzero(b1 == 0)[:30]] = 1  # seed 1: +5 points
+    a2 = b2.copy()
+    a2[np.flatnonzero(b2 == 1)[:30]] = 0  # seed 2: -5 points
+    pooled = paired_bootstrap([(np.stack([a1, a2]), np.stack([b1, b2]))])
+    assert pooled.diff == pytest.approx(0.0) and pooled.tie
+    a2b = b2.copy()
+    a2b[np.flatnonzero(b2 == 0)[:30]] = 1  # seed 2: +5 as well
+    one = paired_bootstrap([(a1, b1)])
+    two = paired_bootstrap([(np.stack([a1, a2b]), np.stack([b1, b2]))])
+    assert two.diff == pytest.approx(5.0) and not two.tie
+    assert two.high - two.low < one.high - one.low
+
+
+def test_groups_of_different_test_sets_are_weighted():
+    a, b = np.ones(100), np.zeros(100)  # +100 points
+    c = np.zeros(50)  # +0 points
+    assert paired_bootstrap([(a, b), (c, c)]).diff == pytest.approx(50.0)
+    assert paired_bootstrap([(a, b), (c, c)], weights=[3, 1]).diff == pytest.approx(75.0)
+    with pytest.raises(ValueError):
+        paired_bootstrap([(a, c)])
+
+
+def test_bits_roundtrip():
+    v = np.array([1, 0, 0, 1, 1])
+    assert to_bits(v) == "10011" and (bits("10011") == v).all()
+
+
+# ---- synthetic records -------------------------------------------------------------------------------------------
+def record(task: str, seed: int, *, n: int = 200, std: float = 0.85, rel: float = 0.80, nohard: float = 0.84,
+           student: float = 0.80, test_set: str | None = None) -> dict:
+    """One task-seed record as bench/suite_runs.py writes it: the three grid variants (accuracy falling with size),
+    three students, teacher, INT8 teacher; correctness vectors drawn at the given accuracies."""
+    rng = np.random.default_rng(seed * 100 + len(task))
+    rows = []
+
+    def row(name, kind, w, d, macs, acc, dev):
+        v = _vec(n, acc, rng)
+        rows.append({"name": name, "kind": kind, "width_mult": w, "depth_mult": d, "macs": macs,
+                     "dev_acc": dev, "test_acc": round(100 * v.mean(), 2), "test_correct": to_bits(v)})
+    for variant, acc in (("standard", std), ("nohard", nohard), ("released", rel)):
+        for w, d in GRID:
+            size = w * d
+            row(variant, "dynabert", w, d, int(700e6 * size), acc - 0.05 * (1 - size), 100 * (acc - 0.05 * (1 - size)))
+    for name, w, d in (("distilbert-d3", 1.0, 0.5), ("tinybert-d6-w0.5", 0.5, 1.0), ("tinybert-d3-w0.5", 0.5, 0.5)):
+        row(name, "student", w, d, int(700e6 * w * d) + 1, student, 100 * student)
+    row("teacher", "teacher", 1.0, 1.0, int(700e6), 0.9, 90.0)
+    row("int8-teacher", "int8", 1.0, 1.0, int(700e6), 0.89, 89.0)
+    return {"task": task, "seed": seed, "test_set": test_set or task, "complete": True, "rows": rows,
+            "seconds": {"teacher": 100.0, "rewire": 5.0, "stage1": 120.0, "stage2_standard": 240.0,
+                        "stage2_nohard": 240.0, "stage2_released": 200.0,
+                        "students": {"distilbert-d3": 60.0, "tinybert-d6-w0.5": 70.0, "tinybert-d3-w0.5": 80.0}}}
+
+
+def test_comparisons_pair_each_student_with_the_largest_point_no_larger():
+    c = comparisons(record("sst2", 42))
+    (p, s), = c["dynabert <= distilbert-d3 - distilbert-d3"]
+    assert (p["width_mult"], p["depth_mult"]) == (1.0, 0.5) and p["macs"] <= s["macs"]
+    (p, s), = c["dynabert <= tinybert-d3-w0.5 - tinybert-d3-w0.5"]
+    assert p["macs"] <= s["macs"] and (p["width_mult"], p["depth_mult"]) in {(0.5, 0.5), (0.75, 0.5)}
+    assert len(c["standard - released (grid mean)"]) == 12 and len(c["hard - nohard w1 d1"]) == 1
+    assert "standard w0.25 d0.5 - distilbert-d3" not in c  # no student is as small as (0.25, 0.5)
+
+
+def test_diffs_cost_and_targets_on_a_synthetic_suite():
+    recs = [record(t, s, test_set=f"bbc-s{s}" if t == "bbc" else None)
+            for t in ("sst2", "mr", "bbc") for s in (42, 43)]
+    rows = diffs(recs, n_resamples=300)
+    by = {(r["task"], r["name"]): r for r in rows}
+    gm = by[("all", "standard - released (grid mean)")]
+    assert gm["dev_diff"] == pytest.approx(5.0) and gm["n_tasks"] == 3
+    assert gm["test_ci_low"] <= gm["test_diff"] <= gm["test_ci_high"]
+    assert {r["task"] for r in rows} == {"sst2", "mr", "bbc", "all"}
+    assert by[("bbc", "hard - nohard (grid mean)")]["n_pairs"] == 24
+    c = cost(recs)
+    assert c["dynabert_seconds_per_size"] == pytest.approx(30.0)
+    assert c["ratio"]["distilbert-d3"] == pytest.approx(0.5)
+    t = targets(recs, rows, c, n_tasks=6)
+    assert t[0]["met"] is False  # 3 tasks at +5 dev: below "5 of 6"
+    assert all(x["met"] is not None for x in t)
+    assert t[-1]["met"] is True  # 30 s per size vs 60, 70, 80 s per student: every ratio <= 0.5
+    assert cost(recs[:1] + [{**recs[1], "seconds": {**recs[1]["seconds"], "stage1": 600.0}}])["ratio"][
+        "distilbert-d3"] > 0.5
+
+
+def test_report_of_a_partial_suite(tmp_path):
+    """The aggregation reads whatever partial files exist and names the missing task-seeds."""
+    from bench import suite
+    for t, s in (("sst2", 42), ("mr", 42), ("mr", 43)):
+        d = tmp_path / f"{t}-s{s}"
+        d.mkdir()
+        (d / suite.PARTIAL).write_text(json.dumps(record(t, s)))
+    (tmp_path / "trec-s42").mkdir()  # started, no partial file
+    result, md = suite.aggregate(tmp_path, tasks=("sst2", "mr", "trec"), seeds=(42, 43),
+                                 steps={"sst2": {"teacher": 5, "stage": 3}}, n_resamples=200)
+    assert result["complete"] == ["sst2-s42", "mr-s42", "mr-s43"]
+    assert set(result["missing"]) == {"sst2-s43", "trec-s42", "trec-s43"}
+    for key in ("tasks", "seeds", "steps_per_stage", "rows", "diffs", "cost"):
+        assert key in result
+    assert set(result["cost"]) >= {"dynabert_seconds_per_size", "student_seconds"}
+    r = result["rows"][0]
+    assert set(r) >= {"task", "seed", "name", "width_mult", "depth_mult", "macs", "dev_acc", "test_acc"}
+    assert "test_correct" not in r
+    d = result["diffs"][0]
+    assert set(d) >= {"task", "name", "dev_diff", "test_diff", "test_ci_low", "test_ci_high"}
+    assert "complete: 3 of 6 task-seeds" in md
+    assert "tie" in md
+
+
+def test_interval_tie_property():
+    assert Interval(0.1, -0.2, 0.4).tie and not Interval(1.0, 0.2, 2.0).tie
