@@ -97,7 +97,7 @@ def _export_fused(wrapper: nn.Module, example: tuple[torch.Tensor, ...], path: P
     """TorchScript export + onnxruntime.transformers' BERT fusions (`fuse_for_ort`), written to `path`.
 
     The TorchScript exporter, not dynamo: the optimizer's attention patterns are those of its graphs (on a
-    dynamo export it fuses no attention: measured, 0 of 6 layers). Opset 17, the optimizer's own.
+    dynamo export it fuses no attention at all). Opset 17, the optimizer's own.
     """
     raw = path.with_name(f"{path.stem}.unfused.onnx")
     try:
@@ -114,11 +114,10 @@ def fuse_for_ort(src: str | os.PathLike, dst: str | os.PathLike, *, num_layers: 
 
     Fused: attention (one `Attention` op per layer: the Q, K, V projections packed into one GEMM, the head
     count read from each layer's own reshape, so per-layer head counts are kept: num_heads=0/hidden_size=0),
-    bias + GELU (`BiasGelu`), LayerNorm. Not fused: skip + LayerNorm. ONNX Runtime 1.32's CPU
-    `SkipLayerNormalization` kernel takes 144 us on a (1, 64, 384) input where `Add` + `LayerNormalization` take
-    ~40 us (and 1.6 ms vs 0.2 at 512 rows): 6 of them were 22 % of the smallest grid config's ORT time at batch 1
-    / seq 64 (bench/op_profile.py). `ort_session` keeps ONNX Runtime's own skip-LayerNorm fusion off for the same
-    reason.
+    bias + GELU (`BiasGelu`), LayerNorm. Not fused: residual add + LayerNorm, because ONNX Runtime's CPU
+    `SkipLayerNormalization` kernel is several times slower than the `Add` and `LayerNormalization` it replaces
+    (docs/RECIPES.md; `python -m bench.op_profile` shows it); `ort_session` keeps ONNX Runtime's own
+    skip-LayerNorm fusion off for the same reason.
 
     Args:
         src: a TorchScript export of an extracted model (`export_onnx(..., fused=True)` makes one).
@@ -192,7 +191,7 @@ def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool = False
             paired full vs smallest grid config, batch 1 / seq 128) the spinning sessions took 19 ms for the
             full model instead of 13 and the per-round ratios spread 10x wider (IQR 0.2 vs 0.02).
         skip_layer_norm_fusion: let ONNX Runtime fuse residual Add + LayerNorm into `SkipLayerNormalization` on the
-            CPU; default off: its CPU kernel is 3-8x slower than the two ops it replaces (`fuse_for_ort`).
+            CPU; default off: its CPU kernel is slower than the two ops it replaces (`fuse_for_ort`).
         profile_prefix: turn ONNX Runtime's per-node profiler on, writing `<prefix>_<date>.json` when
             `end_profiling()` is called (bench/op_profile.py).
     """

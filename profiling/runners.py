@@ -1,7 +1,9 @@
 """Runners: a zero-argument callable doing one forward pass of an extracted sub-network in a scenario's runtime.
 
 Eager PyTorch (fp32/bf16/fp16 on the scenario's device, or INT8 through torchao) or ONNX Runtime (fp32 or
-dynamically quantized INT8). Every CUDA runner synchronizes before it returns, so host clocks see finished work.
+dynamically quantized INT8, both on the ONNX Runtime-fused graph: `export_onnx(..., fused=True)`, which keeps
+small sub-networks' per-op costs down at batch 1; docs/RECIPES.md). Every CUDA runner synchronizes before it
+returns, so host clocks see finished work.
 """
 from __future__ import annotations
 
