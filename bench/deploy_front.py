@@ -92,8 +92,13 @@ def ensure_profiles(ctx: RunContext, variants: tuple[str, ...], args: argparse.N
     todo = [Scenario.parse(v) for v in variants if not (ctx.run_dir / "predictors" / f"{v}.json").exists()]
     if todo:
         print(f"profiling {', '.join(s.key for s in todo)}", flush=True)
+        # profile_model makes its first scenario the run's default predictor (predictor.json): keep the run's own
+        default = ctx.run_dir / "predictor.json"
+        kept = default.read_bytes() if default.exists() else None
         profile_model(ctx.run_dir, ctx.model, todo, n_random=args.profile_random, n_heldout=args.profile_heldout,
                       min_run_time_s=args.min_time_profile, progress=False)
+        if kept is not None:
+            default.write_bytes(kept)
 
 
 def searched_front(ctx: RunContext, variants: tuple[str, ...], name: str, args: argparse.Namespace, state: dict,
