@@ -169,7 +169,8 @@ def model_card(*, name: str, cfg: SubnetConfig, info: Mapping[str, Any], onnx: b
     Args:
         name: the export's name (its folder name: snippets load it by that path or Hub id).
         cfg: the sub-network.
-        info: optional keys: num_layers (of the full model), dev_metric, test_metric, metric, macs,
+        info: optional keys: num_layers (of the full model), dev_metric, dev_se, dev_n, confirm_metric,
+            confirm_se, confirm_split, confirm_n (the figure on examples the search never saw), test_metric, metric, macs,
             params, latency_ms, scenario, fingerprint (dict), task, task_spec, pair (sentence pairs),
             teacher, stages (stage -> seconds), training (stage -> options), source, backbone (bert or roberta),
             license (else the teacher's, or `unknown`).
@@ -199,8 +200,15 @@ def model_card(*, name: str, cfg: SubnetConfig, info: Mapping[str, Any], onnx: b
         lines += [f"- deployed as: precision {g('precision')}, runtime {g('runtime')} "
                   f"({_DEPLOYED.get((g('runtime'), g('precision')), _DEPLOYED[('eager', 'half')])}); "
                   "the metrics and the latency below are this variant's"]
-    lines += [f"- dev {metric}: {_fmt(g('dev_metric'))} %" +
-              (" (re-scored on the exported files)" if g("dev_rescored") else ""),
+    lines += [f"- confirmed {metric}: {_fmt(g('confirm_metric'))} %{_se(g('confirm_se'))} on the {g('confirm_n')} "
+              f"examples of the {g('confirm_split')} split (the slice of train that no training stage and no search "
+              "step saw: the figure to expect)" if g("confirm_split") else
+              f"- confirmed {metric}: n/a (the run kept no held-out slice of train: the dev figure below carries the "
+              "search's selection, expect less on new data)"]
+    lines += [f"- dev {metric}: {_fmt(g('dev_metric'))} %{_se(g('dev_se'))}" + (f" on {g('dev_n')} examples"
+                                                                                if g("dev_n") else "") +
+              (" (re-scored on the exported files)" if g("dev_rescored") else "") +
+              ("; the search chose on it, so it is optimistic" if g("confirm_split") else ""),
               f"- test {metric}: {_fmt(g('test_metric'))} % (reported only; never used to choose this model)",
               f"- MACs (multiply-accumulates, one forward pass, {g('macs_shape', 'see scenario')}): {_fmt(g('macs'))}",
               f"- parameters: {_fmt(g('params'))}",
@@ -225,6 +233,11 @@ _DEPLOYED = {("ort", "int8"): "`model.int8.onnx` in ONNX Runtime: dynamic INT8 o
              ("eager", "int8"): "the transformers model in PyTorch after torchao's "
                                 "`quantize_(model, Int8DynamicActivationInt8WeightConfig())`",
              ("eager", "half"): "the transformers model in PyTorch on a GPU, cast with `model.to(dtype)`"}
+
+
+def _se(v: Any) -> str:
+    """` ± SE` (one standard error, in points) when known."""
+    return f" ± {v:.2f}" if isinstance(v, (int, float)) else ""
 
 
 def _fmt(v: Any) -> str:

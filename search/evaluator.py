@@ -149,7 +149,7 @@ class RunContext:
 
             held = prepare(self.run_dir, StageOptions(progress=False)).heldout if self.heldout_examples else None
             if held is None:
-                raise ValueError(f"{self.run_dir} has no held-out slice of train (trained with --importance-split dev)")
+                raise ValueError(f"{self.run_dir} has no held-out slice of train (importance was measured on dev)")
             self._encoded[split] = held
         if split not in self._encoded:
             self._encoded[split] = encode_split(self.task, split, self.tokenizer, self.max_length)

@@ -143,3 +143,19 @@ def test_a_run_without_heldout_slice_keeps_the_dev_front_and_says_so(tmp_path, c
     assert all(r["dev_se"] != "" for r in rows)
     conf = json.loads((run / "search.json").read_text())["confirmation"]
     assert conf["split"] is None and "held-out" in conf["warning"] and "not confirmed" in err
+
+
+def test_the_card_states_the_confirmed_figure_of_the_written_artifact(confirmed_run, tmp_path):
+    from app.workflow.export import ExportOptions, export
+
+    run, _ = confirmed_run
+    rows = {r["config_hash"] + r["scenario"]: r for r in read_pareto_csv(run / "pareto.csv")}
+    written = export(ExportOptions(run_dir=run, pareto=True, out=tmp_path / "all", onnx=False, measure=False))
+    assert len(written) == len(rows)
+    for e in written:
+        card = (e.path / "README.md").read_text()
+        [row] = [r for r in rows.values() if r["config_hash"] == e.config.hash
+                 and f"precision {r['precision']}, runtime {r['runtime']}" in card]
+        conf, se = float(row["confirm_metric"]), float(row["confirm_se"])
+        assert f"confirmed accuracy: {conf:.4g} % ± {se:.2f} on the 10 examples of the heldout split" in card
+        assert "dev accuracy: " in card and "the search chose on it" in card

@@ -144,7 +144,8 @@ def test_export_writes_the_int8_variant_and_its_card(int8_search, tmp_path):
     assert dev == pytest.approx(study.trials[number].values[0])
     card = (done.path / "README.md").read_text()
     assert "precision int8, runtime ort" in card and "model.int8.onnx" in card and INT8 in card
-    assert f"dev accuracy: {dev:.4g} % (re-scored on the exported files)" in card
+    [line] = [ln for ln in card.splitlines() if ln.startswith("- dev accuracy: ")]
+    assert line.startswith(f"- dev accuracy: {dev:.4g} % ± ") and "(re-scored on the exported files)" in line
 
 
 def test_export_refuses_when_the_artifact_misses_the_fronts_claim(int8_search, tmp_path):

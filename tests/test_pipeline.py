@@ -8,6 +8,7 @@ import pytest
 from app.config import ConfigError
 from app.workflow.pipeline import (DEFAULTS, PRESETS, STAGES, PipelineError, Step, load_config_file, resolve, run_pipeline,
                                    stage_plan)
+from app.workflow.pipeline import already_done
 from elastic.baselines import Recipe
 
 
@@ -131,6 +132,11 @@ def test_finished_non_training_stages_are_skipped(tmp_path):
     o = resolve("quick", {}, {})
     (tmp_path / "latency.csv").write_text("x\n")
     (tmp_path / "predictor.json").write_text("{}")
+    (profile,) = stage_plan("profile", tmp_path, o, resume=False)
+    assert len(profile.options.scenarios) == 2 and not already_done(profile)  # one predictor per variant
+    (tmp_path / "predictors").mkdir()
+    for key in profile.options.scenarios:
+        (tmp_path / "predictors" / f"{key}.json").write_text("{}")
     (tmp_path / "baselines.csv").write_text("name,recipe\nd3,distilbert\n")
     (tmp_path / "exports" / "knee").mkdir(parents=True)
     (tmp_path / "exports" / "knee" / "README.md").write_text("card")
@@ -199,3 +205,26 @@ def test_dynabert_run_carries_out_every_stage_on_a_tiny_model(tmp_path, capsys):
             assert before == {p: p.stat().st_mtime_ns for p in (run / "stage2").glob("*")}
     finally:
         torch.set_num_threads(threads)
+
+
+def test_run_variants_from_a_target_or_a_scenario_and_layers_that_replace_each_other(tmp_path):
+    """The presets name the deployment variants; a file or flag naming them the other way replaces them (never
+    both); profile gets one predictor per variant, search all of them, baselines the first fp32 one."""
+    from app.config.variants import run_variants
+
+    std = resolve("standard", {}, {})
+    assert run_variants(std) == ("cpu-eager-t2-b1-s128", "cpu-ort-t2-b1-s128", "cpu-eager-int8-t2-b1-s128",
+                                 "cpu-ort-int8-t2-b1-s128")
+    (profile,) = stage_plan("profile", tmp_path, std, resume=False)
+    (search,) = stage_plan("search", tmp_path, std, resume=False)
+    assert profile.options.scenarios == run_variants(std) and search.options.variants == run_variants(std)
+    assert stage_plan("baselines", tmp_path, std, resume=False)[0].options.scenarios == ("cpu-eager-t2-b1-s128",)
+    one = resolve("standard", {}, {"scenario": "cpu-ort-int8-t2-b1-s64"})  # a flag's scenario replaces the target
+    assert run_variants(one) == ("cpu-ort-int8-t2-b1-s64",) and one["target"] is None
+    quick = resolve("quick", {"target": "cpu-t1-b1-s32"}, {"runtimes": "ort", "seed_with_rule": 20})
+    assert run_variants(quick) == ("cpu-ort-t1-b1-s32",)  # the file's target replaces the preset's scenario
+    (search,) = stage_plan("search", tmp_path, quick, resume=False)
+    assert search.options.seed_with_rule == 20
+    assert run_variants(std.updated(scenario="cpu-eager-t2-b1-s64")) == ("cpu-eager-t2-b1-s64",)
+    with pytest.raises(ConfigError, match="both name the deployment variants"):
+        resolve("released", {}, {"scenario": "cpu-ort-t2-b1-s64", "target": "cpu-t2-b1-s64"})

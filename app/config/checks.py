@@ -89,9 +89,16 @@ def check_run(run_dir: Path, cfg: RunConfig, only: Optional[Sequence[str]] = Non
     if cfg.data.max_length > arch.max_seq_len:
         raise ConfigError(f"max_length {cfg.data.max_length} is longer than the teacher's position table "
                           f"({arch.max_seq_len} positions): use --max-length {arch.max_seq_len} or less")
-    if {"profile", "search", "baselines"} & set(stages):
+    if {"profile", "search", "baselines"} & set(stages):  # every deployment variant parses and runs here
+        from app.config.variants import run_variants
         from profiling.scenario import Scenario
-        Scenario.parse(cfg.profile.scenario).check(arch)
+        for key in run_variants(cfg):
+            sc = Scenario.parse(key).check(arch)
+            if sc.runtime == "eager-int8":
+                import importlib.util
+                if importlib.util.find_spec("torchao") is None:
+                    raise ConfigError(f"variant {key} (int8 on eager) needs torchao (pip install torchao); use "
+                                      "runtime ort for int8")
     if cfg.distill.augment and not Path(str(cfg.distill.mlm_checkpoint)).expanduser().exists():
         from elastic.weights import resolve_checkpoint_dir
         resolve_checkpoint_dir(str(cfg.distill.mlm_checkpoint))

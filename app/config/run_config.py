@@ -22,7 +22,9 @@ from elastic.option_fields import OptionError, Spec, coerce, option, specs
 from elastic.options import (DEFAULT_LR, DEFAULT_SCENARIO, AdamEps, Batching, ImportanceGrads, ImportanceOrder,
                              Padding, Sampler, SubnetForward, TeacherWidth)
 from app.config.presets import PRESETS
+from app.config.variants import merge_layers, run_variants
 from elastic.stage_options import RUN_LEVEL, StageOptions
+from profiling.variants import VariantPrecision, VariantRuntime
 
 Preset = Literal["quick", "standard", "paper", "released"]
 Objective = Literal["metric", "latency", "macs", "params"]  # search.options.OBJECTIVES (a test keeps them equal)
@@ -145,7 +147,17 @@ class RewireConfig:
 class ProfileConfig:
     """profile: latency measurements and predictor"""
 
-    scenario: str = option(DEFAULT_SCENARIO, help="latency scenario key: device-runtime-threads-batch-seqlen")
+    scenario: str = option(DEFAULT_SCENARIO, help="latency scenario key: device-runtime-threads-batch-seqlen, or "
+                           "several deployment variants of one target, comma-separated (or give target instead)")
+    target: Optional[str] = option(None, help="where the model is deployed, without runtime and precision: "
+                                   "cpu-t{threads}-b{batch}-s{seq_len} or cuda-b{batch}-s{seq_len}; with precisions "
+                                   "and runtimes it names the variants profiled and searched", example="cpu-t2-b1-s64")
+    precisions: Optional[tuple[VariantPrecision, ...]] = option(None, help="with target: fp32, int8 (dynamic), bf16 "
+                                                                "or fp16 (cuda eager only) (unset: fp32)",
+                                                                example=["fp32", "int8"])
+    runtimes: Optional[tuple[VariantRuntime, ...]] = option(None, help="with target: eager (PyTorch), ort (ONNX "
+                                                            "Runtime); every possible pair is a variant (unset: eager)",
+                                                            example=["eager", "ort"])
     n_random: int = option(50, help="random per-layer configs the latency predictor is fitted on", min=0)
     n_heldout: int = option(50, help="other random configs that score the predictor (MAPE, Kendall tau)", min=2)
 
@@ -164,6 +176,8 @@ class SearchConfig:
                                     example="postgresql://user:password@host/dbname")
     study_name: Optional[str] = option(None, help="the Optuna study to create or join (unset: derived from the "
                                        "options)", example="search-1")
+    seed_with_rule: int = option(0, help="enqueue the first N configs of the Mix'n'Match rule (grid, per-layer "
+                                 "width schedules, layer drops) when the study is created (0: the grid only)", min=0)
 
 
 @dataclass(frozen=True)
@@ -234,6 +248,7 @@ class RunConfig(Mapping):
                               "does not keep: use --select-best dev or off, or --importance-split train-heldout")
         try:
             Runtime(device=self.runtime.device, precision=self.runtime.precision)
+            run_variants(self)
         except ValueError as e:
             raise ConfigError(str(e)) from None
 
@@ -250,7 +265,7 @@ class RunConfig(Mapping):
 
     def updated(self, **options: Any) -> "RunConfig":
         """A copy with some options changed (checked as a file's would be)."""
-        return from_flat({**dict(self), **coerce_options(options, lambda k: f"option '{k}'")})
+        return from_flat(merge_layers(dict(self), coerce_options(options, lambda k: f"option '{k}'")))
 
 
 def coerce_options(values: Mapping[str, Any], where: Callable[[str], str]) -> dict[str, Any]:
@@ -325,7 +340,7 @@ def resolve(preset: str, file_options: Mapping[str, Any], cli_options: Mapping[s
     unknown = sorted(str(k) for k in (set(file_options) | set(cli_options)) if str(k).replace("-", "_") not in SPECS)
     if unknown:
         raise ConfigError(f"unknown option(s) {unknown}; known options: {', '.join(sorted(SPECS))}")
-    merged = {**PRESETS[preset], **dict(file_options), **{k: v for k, v in cli_options.items() if v is not None}}
+    merged = merge_layers(PRESETS[preset], file_options, {k: v for k, v in cli_options.items() if v is not None})
     return from_flat({**coerce_options(merged, lambda k: f"option '{k}'"), "preset": preset})
 
 

@@ -273,15 +273,27 @@ def _rescorer(ctx, sc, claim: float | None, source: str):
         RescoreMismatch: more than `RESCORE_TOLERANCE` points from the claim.
     """
     from profiling.deploy import artifact_metric, load_artifact
+    from search.confirm import BINOMIAL_METRICS, standard_error_pct
+    from search.evaluator import HELDOUT
+
+    def se(metric: float | None, n: int) -> float | None:
+        binomial = str(ctx.run.get("metric") or "accuracy") in BINOMIAL_METRICS
+        return standard_error_pct(metric, n) if binomial and metric is not None and n > 0 else None
 
     def check(folder: Path) -> dict[str, Any]:
         with load_artifact(folder, sc) as art:
             dev = artifact_metric(art, ctx.loader("dev"), ctx.task)
+            # the confirmed figure: the written artifact on the held-out slice of train, which the search never saw
+            held = artifact_metric(art, ctx.loader(HELDOUT), ctx.task) if ctx.heldout_examples else None
         if claim is not None and abs(dev - claim) > RESCORE_TOLERANCE:
             raise RescoreMismatch(
                 f"export refused: the written {sc.key} artifact of {source} scores dev {dev:.4f} %, but the front "
                 f"claims {claim:.4f} % (more than {RESCORE_TOLERANCE} point apart); nothing was written. Was the "
                 "point scored on a dev subset (--fidelity-subset) or on other weights? Re-run `dynabert search` "
                 "with --study-name NEW, or export the config with --subnet to score it afresh")
-        return {"dev_metric": dev, "dev_rescored": True}
+        n_dev = len(ctx.task.splits["dev"])
+        return {"dev_metric": dev, "dev_rescored": True, "dev_n": n_dev, "dev_se": se(dev, n_dev),
+                "confirm_metric": held, "confirm_split": HELDOUT if held is not None else None,
+                "confirm_n": ctx.heldout_examples if held is not None else None,
+                "confirm_se": se(held, ctx.heldout_examples)}
     return check

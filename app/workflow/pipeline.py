@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 
 from app.config import DEFAULTS, PRESETS, STAGES, ConfigError, RunConfig, as_config, load_config_file, resolve
 from app.config.run_config import Preset, stage_options
+from app.config.variants import run_variants, timing_variant
 
 __all__ = ["DEFAULTS", "PRESETS", "STAGES", "PipelineError", "Preset", "RunConfig", "Step", "load_config_file",
            "resolve", "run_pipeline", "stage_plan"]  # the options' names re-exported for existing callers
@@ -93,18 +94,18 @@ def stage_plan(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
         if cfg.stage3.stage3:  # stage 3 trains at stage 2's learning rate
             steps.append(Step(stage, "train-stage3", run_dir, stage_options(cfg, "stage3", resume=resume)))
         return steps
-    if stage == "profile":
+    if stage == "profile":  # one predictor per deployment variant
         from app.workflow.profile import ProfileOptions
         return [Step(stage, "profile", run_dir, ProfileOptions(
-            run_dir=run_dir, scenarios=(cfg.profile.scenario,), device=cfg.runtime.device,
+            run_dir=run_dir, scenarios=run_variants(cfg), device=cfg.runtime.device,
             precision=cfg.runtime.precision, n_random=cfg.profile.n_random, n_heldout=cfg.profile.n_heldout))]
     if stage == "search":
         from search.options import SearchOptions
         se = cfg.search
         return [Step(stage, "search", run_dir, SearchOptions(
-            run_dir=run_dir, scenario=cfg.profile.scenario, n_trials=se.n_trials, sampler=se.sampler,
+            run_dir=run_dir, scenario=",".join(run_variants(cfg)), n_trials=se.n_trials, sampler=se.sampler,
             objectives=se.objectives, seed=cfg.data.seed, n_workers=se.n_workers, storage=se.storage,
-            study_name=se.study_name, runtime=_runtime(cfg)))]
+            study_name=se.study_name, seed_with_rule=se.seed_with_rule, runtime=_runtime(cfg)))]
     if stage == "baselines":
         from app.workflow.baselines import BaselineOptions
         from elastic.baselines import Recipe
@@ -113,7 +114,7 @@ def stage_plan(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
         s2 = stage_options(cfg, "stage2")
         select = {} if s2.select_best == "off" else {"select_best": s2.select_best, "select_every": s2.select_every}
         return [Step(stage, "baselines", run_dir, BaselineOptions(
-            recipes=(Recipe(r),), max_steps=cfg.baselines.baseline_steps, scenarios=(cfg.profile.scenario,),
+            recipes=(Recipe(r),), max_steps=cfg.baselines.baseline_steps, scenarios=(timing_variant(run_variants(cfg)),),
             **({"lr": s2.lr, **select} if r in ("distilbert", "tinybert") else {}), runtime=_runtime(cfg)))
             for r in cfg.baselines.baselines]
     if stage == "export":
@@ -128,8 +129,11 @@ def stage_plan(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
 def already_done(step: Step) -> bool:
     """Whether one action's work is in the run dir already (training stages and the search check themselves)."""
     run_dir = step.run_dir
-    if step.action == "profile":
-        return (run_dir / "latency.csv").exists() and (run_dir / "predictor.json").exists()
+    if step.action == "profile":  # every variant's predictor (a single-variant run of old: predictor.json)
+        keys = step.options.scenarios
+        return (run_dir / "latency.csv").exists() and (
+            all((run_dir / "predictors" / f"{k}.json").exists() for k in keys)
+            or len(keys) == 1 and (run_dir / "predictor.json").exists())
     if step.action == "baselines":
         f = run_dir / "baselines.csv"
         if not f.exists():
