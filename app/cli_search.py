@@ -22,7 +22,7 @@ def register(sub) -> None:
                    help="metric first, then any of latency, macs, params (default metric,latency)")
     p.add_argument("--n-trials", type=int, default=100, help="total trials, kept across resumptions (default 100)")
     p.add_argument("--sampler", choices=SAMPLERS, default="tpe",
-                   help="default tpe: highest test hypervolume of the three in results/search.md")
+                   help="default tpe: the highest dev hypervolume of the three samplers (docs/RECIPES.md)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--storage", help="Optuna RDB URL (default sqlite:///<run>/study.db); a server such as "
                                      "postgresql://user:pw@host/db lets workers on other machines join (README)")

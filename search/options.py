@@ -31,7 +31,7 @@ class SearchOptions:
             each trial is then a sub-network plus a variant, scored on that variant. Also gives seq_len/batch of MACs.
         objectives: "metric" first, then any of latency, macs, params.
         n_trials: total trials of the study (over all workers and all resumptions).
-        sampler: tpe (default: highest test hypervolume in results/search.md), nsga2 or random.
+        sampler: tpe (default: chosen on dev hypervolume, docs/RECIPES.md), nsga2 or random.
         seed: sampler seed (worker k uses seed + 1000 k).
         storage: Optuna RDB URL (default sqlite:///<run>/study.db); a server URL
             (postgresql://user:pw@host/db) lets workers on other machines join. study_name: default
