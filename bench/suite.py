@@ -13,7 +13,12 @@ when done; the report reads whichever of those exist and names the task-seeds st
 
     python -m bench.suite                      # train what is missing, then write the report
     python -m bench.suite --report-only        # the report from the task-seeds finished so far
-    python -m bench.suite --quick --out /tmp/suite   # 2 small tasks, 1 seed, a few steps (minutes)
+    python -m bench.suite --quick --runs /tmp/s --out /tmp/s   # a slice of trec, 1 seed, a few steps (minutes)
+
+In the background (rerun the same line after a kill or a new session: it continues where it stopped; stop it
+with `kill -- -<pid>` so that the `dynabert` process it started stops too):
+
+    mkdir -p runs && setsid nohup make bench ONLY=suite > runs/suite.log 2>&1 < /dev/null & echo $!
 """
 from __future__ import annotations
 
@@ -61,9 +66,12 @@ def quick_data(out: Path, tasks: Sequence[str], data: Path) -> dict[str, str]:
 
 def run_task_seed(root: Path, ts: TaskSeed, threads: int) -> str:
     """Train what is missing of one task-seed and write its record; returns "done", "reused" or "failed: ..."."""
-    recipe = json.dumps({k: v for k, v in vars(ts).items()}, sort_keys=True)
+    recipe = json.dumps(vars(ts), sort_keys=True)
     rf = root / RECIPE
-    if rf.is_file() and json.dumps(json.loads(rf.read_text()), sort_keys=True) != recipe:
+
+    def same(old: dict[str, Any]) -> bool:  # the data folder may be named another way: the task name decides
+        return {k: v for k, v in old.items() if k != "spec"} == {k: v for k, v in vars(ts).items() if k != "spec"}
+    if rf.is_file() and not same(json.loads(rf.read_text())):
         print(f"{root}: trained with another recipe ({rf.read_text().strip()}); set aside as "
               f"{set_aside(root).name}", flush=True)
     if (root / PARTIAL).is_file():
@@ -146,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         steps = {t: {"teacher": QUICK["teacher_steps"], "stage": QUICK["steps"]} for t in tasks}
         length, sel, save, batch = QUICK["max_length"], QUICK["select_every"], QUICK["save_every"], QUICK["batch_size"]
     else:
-        specs = {t: "bbc" if t == "bbc" else str(a.data / t) for t in tasks}
+        specs = {t: "bbc" if t == "bbc" else str((a.data / t).resolve()) for t in tasks}
         steps = {t: dict(suite_plan.STEPS[t]) for t in tasks}
         length, sel, save, batch = suite_plan.MAX_LENGTH, suite_plan.SELECT_EVERY, 25, 32
         absent = [t for t in tasks if t != "bbc" and not (a.data / t).is_dir()]
@@ -164,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result, md = aggregate(a.runs, tasks=tasks, seeds=seeds, steps=steps, max_length=length, batch_size=batch)
     result["plan"] = None if a.quick else suite_plan.plan(tasks, seeds)
     result["quick"] = a.quick
+    from bench.suite_report import render
+    md = render(result)
     result.update(provenance())
     from bench.common import fingerprint
     result["fingerprint"] = fingerprint(a.threads)

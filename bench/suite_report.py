@@ -59,12 +59,20 @@ def render(r: Mapping[str, Any]) -> str:
               "Accuracy in %; dev decides, test reports. Differences: mean over seeds (and grid points), test "
               f"intervals by paired bootstrap over test examples ({r['bootstrap']['resamples']} resamples, pooled "
               "over seeds); 'all' weighs every task the same. An interval that covers 0 is a tie.", ""]
+    if r.get("plan"):
+        p = r["plan"]
+        lines += [f"Budget chosen by bench/suite_plan.py: about {p['total_hours']:.1f} h for the whole suite alone on 2 "
+                  f"cores (upper bound {p['upper_bound_hours']:.1f} h; limit {p['budget_hours']:g} h). Measured: "
+                  + ", ".join(f"{k} {v / 60:.0f} min" for k, v in r.get("task_seed_seconds", {}).items() if v)
+                  + ("." if r.get("task_seed_seconds") else "nothing yet."), ""]
     if len(r.get("trained_at", [])) > 1:
         lines += [f"Note: the task-seeds were trained at {len(r['trained_at'])} different commits of the training "
                   f"code ({', '.join(c[:10] for c in r['trained_at'])}).", ""]
     lines += ["## Targets (decided on dev, reported on test)", ""]
     for t in r["targets"]:
-        lines.append(f"- {t['target']}: {_met(t['met'])}" + (f"; {t['figures_are']}: {_fmt(t['figures'])}"
+        prov = (f" (provisional: {t['tasks_complete']} of {t['tasks_planned']} tasks complete)"
+                if t.get("tasks_complete", 0) < t.get("tasks_planned", 0) and t["met"] is not None else "")
+        lines.append(f"- {t['target']}: {_met(t['met'])}{prov}" + (f"; {t['figures_are']}: {_fmt(t['figures'])}"
                                                                if t.get("figures") else ""))
         if t.get("test"):
             lines.append("  - test: " + "; ".join(f"{k} {v[0]:+.2f} [{v[1]:+.2f}, {v[2]:+.2f}]"

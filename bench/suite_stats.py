@@ -202,7 +202,7 @@ def targets(records: Sequence[Mapping[str, Any]], diff_rows: Sequence[Mapping[st
     """Issue 35's targets, each `met` True/False (None: no complete task-seed yet), with its figures."""
     by = {(r["task"], r["name"]): r for r in diff_rows}
     tasks = sorted({r["task"] for r in records})
-    need = n_tasks - 1  # "at least 5 of 6"
+    need = max(1, round(5 * n_tasks / 6))  # "at least 5 of 6"
     out: list[dict[str, Any]] = []
     gm = [(t, by[(t, "standard - released (grid mean)")]) for t in tasks if (t, "standard - released (grid mean)") in by]
     ok = [t for t, r in gm if r["dev_diff"] >= 0.5]
@@ -236,4 +236,6 @@ def targets(records: Sequence[Mapping[str, Any]], diff_rows: Sequence[Mapping[st
     out.append({"target": "cost: one DynaBERT run per served grid size <= 0.5x one student's training seconds",
                 "met": None if not ratio else all(v <= 0.5 for v in ratio.values()), "figures": ratio,
                 "figures_are": "seconds per DynaBERT size / seconds of the student"})
+    for t in out:  # over fewer tasks than the suite's: a provisional verdict
+        t["tasks_complete"], t["tasks_planned"] = len(tasks), n_tasks
     return out

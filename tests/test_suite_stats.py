@@ -155,6 +155,8 @@ def test_report_of_a_partial_suite(tmp_path):
     assert set(d) >= {"task", "name", "dev_diff", "test_diff", "test_ci_low", "test_ci_high"}
     assert "complete: 3 of 6 task-seeds" in md
     assert "tie" in md
+    assert "provisional: 2 of 3 tasks complete" in md  # trec has no complete seed: targets over 2 of 3 tasks
+    assert "trec-s42 (started)" in md
 
 
 def test_interval_tie_property():
