@@ -1,7 +1,7 @@
 """The run-directory contract (docs/ARTIFACTS.md), generated from `elastic.rundir.ARTIFACTS` so it cannot drift.
 
 Regenerate with `python -m app.artifacts_doc > docs/ARTIFACTS.md`; tests/test_artifacts_doc.py fails when it
-is stale. The table (paths, writers, contents, every CSV's columns) comes from `elastic/rundir.py`; the prose
+is stale. The table (paths, writers, contents, every CSV's columns) comes from `elastic/rundir/contract.py`; the prose
 around it lives here.
 """
 from __future__ import annotations
@@ -11,14 +11,17 @@ from elastic.rundir import ARTIFACTS
 INTRO = """\
 # Run directory contract (`runs/<name>/`)
 
-Generated from `elastic/rundir.py` by `python -m app.artifacts_doc > docs/ARTIFACTS.md` (a test keeps it in sync).
+Generated from `elastic/rundir/contract.py` by `python -m app.artifacts_doc > docs/ARTIFACTS.md` (a test keeps it in sync).
 
-Every stage writes here; the dashboard only reads. All metrics are in % (accuracy, F1, MCC x100,
-Spearman x100). Cost columns carry their unit in the name: `macs` (multiply-accumulates, fvcore's
-"flops"), `params` (count), `*_ms` (milliseconds). `config_json` is `SubnetConfig.to_json()` (canonical),
-`config_hash` is `SubnetConfig.hash`. The paths, `run.json`, finding a stage's checkpoint, the list below
-and the schema of every CSV (used by its writer and by its reader) live in `elastic/rundir.py`; the
-dashboard's loaders and checks live in `app/artifacts.py`."""
+Every stage writes here. The dashboard reads, except its Export page: it writes `exports/<name>/` (and adds to
+the latency and evaluation caches it times and re-scores with) through the `dynabert export` workflow. All
+metrics are in % (accuracy, F1, MCC x100, Spearman x100). Cost columns carry their unit in the name: `macs`
+(multiply-accumulates, fvcore's "flops"), `params` (count), `*_ms` (milliseconds). `config_json` is
+`SubnetConfig.to_json()` (canonical), `config_hash` is `SubnetConfig.hash`. One object owns the run directory:
+`elastic.rundir.RunDir` gives every path below (no other module names an artifact file), reads and writes the
+JSON files against one schema each (atomic writes; one error type, `RunDirError`, naming the file and the fix),
+and finds a stage's checkpoint; the list below and the schema of every CSV (used by its writer and by its
+reader) live in `elastic/rundir/`; the dashboard's loaders and checks live in `app/artifacts.py`."""
 
 SCENARIO_KEY = """\
 Scenario key (string): `{device}-{runtime}-t{threads}-b{batch}-s{seq_len}`, e.g. `cpu-eager-t2-b1-s128`;

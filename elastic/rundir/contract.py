@@ -1,17 +1,13 @@
-"""The run directory (`runs/<name>/`): its paths, its artifacts, `run.json`, and its stage checkpoints.
+"""The run-directory contract: every artifact's name, what writes it, and the schema of each JSON and CSV file.
 
-Every package reads the run directory through this module, so a file name, a CSV's columns or the order
-in which stages are preferred is written once. `ARTIFACTS` describes every file of the contract (who
-writes it, what it holds, a CSV's schema); docs/ARTIFACTS.md is generated from it (`app/artifacts_doc.py`). It sits in `elastic/`, the bottom of the package arrows, and imports
-nothing heavy (no torch): the dashboard and `dynabert --help` use it too.
+`ARTIFACTS` describes every file of `runs/<name>/` (who writes it, what it holds, a CSV's columns); docs/ARTIFACTS.md
+is generated from it (`app/artifacts_doc.py`), and `elastic.rundir.RunDir` has one path method per entry. Nothing
+here touches the disk.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 # ---- paths (docs/ARTIFACTS.md) -------------------------------------------------------------------
 RUN_JSON = "run.json"
@@ -32,6 +28,10 @@ BASELINES_CSV = "baselines.csv"
 BASELINES_DIR = "baselines"
 EXPORTS_DIR = "exports"
 LOGS_DIR = "logs"
+PIPELINE_JSON = "pipeline.json"  # `dynabert run`'s resolved options and each stage's seconds
+PREDICTORS_DIR = "predictors"  # predictors/<scenario>.json: one latency predictor per deployment variant
+LATENCY_CACHE = "latency_cache.jsonl"  # measured latencies, keyed by model, config, scenario and machine
+EVAL_CACHE = "eval_cache.jsonl"  # sub-network metrics of the search, keyed by checkpoint, split, fidelity, config
 
 TEACHER = "teacher"
 REWIRED = "rewired"
@@ -83,21 +83,10 @@ JSON_SCHEMAS: dict[str, JsonSchema] = {
                              "confirmation": (dict,)}, required=("scenario", "objectives", "n_trials")),
     DONE_JSON: JsonSchema({"steps": (int,), "epochs": _NUM, "seconds": _NUM, "finished_at": (str,)},
                           required=("steps",)),
+    PIPELINE_JSON: JsonSchema({"options": (dict,), "stage_seconds": (dict,), "started": (str,), "finished": (str,),
+                               "total_seconds": _NUM}),
 }
 
-
-def write_json(path: str | os.PathLike, data: dict[str, Any], *, schema: str, indent: int | None = 2) -> Path:
-    """Write a JSON artifact atomically after checking it against `JSON_SCHEMAS[schema]` (a writer that breaks
-    the contract is a bug: ValueError, nothing written)."""
-    problem = JSON_SCHEMAS[schema].problem(schema, data)
-    if problem:
-        raise ValueError(f"refusing to write {path}: {problem}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=indent, default=str))
-    os.replace(tmp, path)
-    return path
 
 
 # ---- the contract: every artifact, and the schema of each CSV (its writer's and its reader's) ----
@@ -194,6 +183,14 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact(PREDICTOR_JSON, "profiling",
              '`{"scenario", "kind", "mape_pct", "kendall_tau", "n_heldout", "points": [{"config_hash", '
              '"predicted_ms", "measured_ms"}], ...model params}`', "dynabert profile", required=True),
+    Artifact(f"{PREDICTORS_DIR}/<scenario>.json", "profiling",
+             "the latency predictor of one deployment variant (`<scenario>` = its scenario key), in the format of "
+             "`predictor.json`; `predictor.json` is the default variant's (the first profiled)", "dynabert profile"),
+    Artifact(LATENCY_CACHE, "profiling, search (measured fronts), export",
+             '`{"key", "record"}` per line, one latency measurement each: `key` = the model shape hash, config_hash, '
+             'scenario key and machine fingerprint hash joined by a vertical bar (and `ort-fused` for ONNX Runtime), '
+             '`record` = a `latency.csv` row with its fingerprint; reused only on the same machine in the same state; a '
+             'broken line (an interrupted write) is skipped (`profiling.latency_cache`)', "dynabert profile"),
     Artifact(STUDY_DB, "search",
              "Optuna SQLite storage (study name `search-<scenario>` by default); `study.queue.lock` beside it "
              "serializes taking queued trials between local workers", "dynabert search", required=True),
@@ -239,10 +236,20 @@ ARTIFACTS: tuple[Artifact, ...] = (
          "(recipe in distilbert, tinybert, int8, dynabert_int8)",
          numeric=("macs", "params", "dev_metric", "test_metric", "latency_ms", "steps", "epochs"),
          nullable=("macs", "test_metric", "latency_ms", "steps", "epochs"), config_column=None),
+    Artifact(EVAL_CACHE, "search (and its confirmation), export",
+             '`{"key", "metric", "split", "n_examples", "config_json", "seconds", "pid"}` per line, one '
+             'sub-network score (metric in %): `key` = `<stage>@<finished_at>:[<variant>:]<split>:<n examples or '
+             'full>:<config_hash>`, so a retrained stage is scored again; `eval_cache.jsonl.locks/` holds the '
+             'per-key locks that make a second worker wait instead of scoring a config twice (`search.eval_cache`)', "dynabert search"),
+    Artifact(PIPELINE_JSON, "`dynabert run`",
+             '`{"options": {resolved configuration}, "stage_seconds": {stage: s}, "started", "finished", '
+             '"total_seconds"}`; a re-run refuses another task in the same directory', "dynabert run"),
     Artifact(f"{BASELINES_DIR}/<student>/{DONE_JSON}", "baselines",
              '`{"steps", "epochs", "seconds", "phases": {objective: steps}, "temperature", "select_best", '
              '"selected_step", "selected_score", "config"}` (`selected_*` only with `--select-best`); the '
              "student's weights beside it", "dynabert baselines"),
+    Artifact(f"{BASELINES_DIR}/{LATENCY_CACHE}", "baselines",
+             "the baselines' latency measurements, in the format of `latency_cache.jsonl`", "dynabert baselines"),
     Artifact(f"{EXPORTS_DIR}/<name>/", "export",
              "HF-loadable model (config.json with model_type bert and auto_map, `model.safetensors`, "
              "`hf_compact.py`), plain BERT tokenizer, `model.onnx` (inputs input_ids, attention_mask, "
@@ -254,63 +261,3 @@ ARTIFACTS: tuple[Artifact, ...] = (
 CSV_SCHEMAS: dict[str, CsvSchema] = {a.path: a.schema for a in ARTIFACTS if a.schema is not None}
 # What a complete run has, with the command that writes each (the dashboard's "missing" list).
 REQUIRED: dict[str, str] = {a.path: a.command for a in ARTIFACTS if a.required}
-
-
-class RunDirError(ValueError):
-    """A run directory that does not fit the command (no run.json, other task, missing stage, ...)."""
-
-
-# ---- run.json ------------------------------------------------------------------------------------
-def read_run(run_dir: str | os.PathLike, *, required: bool = False) -> dict[str, Any]:
-    """`run.json` of a run directory.
-
-    Args:
-        run_dir: the run directory.
-        required: raise when there is no run.json (else an empty dict: a run not started yet).
-
-    Returns:
-        The recorded options and metadata.
-
-    Raises:
-        RunDirError: run.json is not valid JSON, or is missing and `required`.
-    """
-    f = Path(run_dir) / RUN_JSON
-    if not f.exists():
-        if required:
-            raise RunDirError(f"{run_dir} has no run.json: not a run directory (train one with `dynabert "
-                              "train-teacher --run-dir DIR --task ...` and the stages after it)")
-        return {}
-    try:
-        return json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise RunDirError(f"{f} is not valid JSON ({e}); fix or delete it") from None
-
-
-def write_run(run_dir: str | os.PathLike, run: dict[str, Any]) -> None:
-    """Write `run.json` atomically (a reader never sees half a file), checked against its schema."""
-    write_json(Path(run_dir) / RUN_JSON, run, schema=RUN_JSON)
-
-
-# ---- stage checkpoints ---------------------------------------------------------------------------
-def find_stage(run_dir: str | os.PathLike, stages: Sequence[str], *, finished: bool = True,
-               weights: bool = False) -> Optional[tuple[str, Path]]:
-    """The first of `stages` whose folder holds a checkpoint: the one function that finds a stage's weights.
-
-    Args:
-        run_dir: the run directory.
-        stages: folder names to try, in order of preference (e.g. `DYNABERT_STAGES`).
-        finished: only a completed stage (its `done.json`; `rewired/` is complete once its checkpoint is
-            written, it has no done.json).
-        weights: also require the weights file (`model.safetensors`), not only the architecture.
-
-    Returns:
-        (stage name, its directory), or None when none of `stages` has one.
-    """
-    for name in stages:
-        d = Path(run_dir) / name
-        if not (d / META_FILE).exists() or weights and not (d / MODEL_FILE).exists():
-            continue
-        if finished and name != REWIRED and not (d / DONE_JSON).exists():
-            continue
-        return name, d
-    return None
