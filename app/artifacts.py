@@ -1,10 +1,11 @@
 """Loaders of every run-directory file (docs/ARTIFACTS.md), checked against its schema, for the dashboard.
 
 The schemas and the list of artifacts are `elastic.rundir`'s (shared with the writers); listing the runs
-of a runs directory is `app.run_index`'s. Every loader checks the file against its schema and raises `ArtifactError` (a `ValueError`) naming the
-file and the problem; a file that is not there raises its subclass `MissingArtifactError`, which also
-says which command writes it. Loaders return plain pandas/dict values (picklable, so the dashboard can
-cache them with `st.cache_data`) and never import Streamlit.
+of a runs directory is `app.run_index`'s. Every loader checks the file against its schema and raises `ArtifactError`
+(the run directory's one error type, `elastic.rundir.RunDirError`) naming the file and the problem; a file that
+is not there raises its subclass `MissingArtifactError`, which also says which command writes it. JSON files are
+read by `elastic.rundir.read_json`, the reader their writers' schemas come with. Loaders return plain pandas/dict
+values (picklable, so the dashboard can cache them with `st.cache_data`) and never import Streamlit.
 """
 from __future__ import annotations
 
@@ -19,20 +20,21 @@ import pandas as pd
 
 from elastic.config import BertArch, SubnetConfig
 from elastic.model_card import CARD_FILE, card_body
-from elastic.rundir import (CHECKPOINT_DIRS, CSV_SCHEMAS, DONE_JSON, IMPORTANCE_JSON, JSON_SCHEMAS, META_FILE, PARETO_CSV,
-                            PREDICTOR_JSON, REQUIRED, RUN_JSON, SEARCH_JSON, TRIALS_CSV, CsvSchema)
+from elastic.rundir import (CHECKPOINT_DIRS, CSV_SCHEMAS, DONE_JSON, IMPORTANCE_JSON, JSON_SCHEMAS, PARETO_CSV,
+                            PREDICTOR_JSON, SEARCH_JSON, TRIALS_CSV, CsvSchema, MissingArtifactError, RunDir, RunDirError,
+                            read_checkpoint_meta)
+from elastic.rundir import read_json as _read_json
+from elastic.rundir.files import missing as _missing
 
 # Run-directory stage folder -> the subcommand that writes it (for "run `dynabert ...` first" hints).
 STAGE_COMMANDS = {"teacher": "train-teacher", "stage1": "train-stage1", "stage2": "train-stage2",
                   "stage3": "train-stage3", "rewired": "rewire"}
 
 
-class ArtifactError(ValueError):
-    """A run-directory file that is malformed (or missing): the message names the file and the problem."""
-
-
-class MissingArtifactError(ArtifactError):
-    """A run-directory file that does not exist (yet)."""
+# A run-directory file that is malformed (or missing): the message names the file and the problem. The run
+# directory's one error type; `MissingArtifactError` (a file not there yet) is its subclass.
+ArtifactError = RunDirError
+__all__ = ["ArtifactError", "MissingArtifactError"]  # re-exported for the dashboard's pages
 
 
 PUBLISHED_CSV = Path(__file__).parent / "data" / "published_reference.csv"
@@ -51,10 +53,6 @@ LATER_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 LATER_NUMERIC: tuple[str, ...] = ("dev_se", "confirm_metric", "confirm_se", "confirm_n")
 _EMPTY = ["", "nan", "NaN", "None"]
-
-
-def _missing(path: Path, written_by: str) -> MissingArtifactError:
-    return MissingArtifactError(f"{path.name} is missing in {path.parent} (written by `{written_by}`)")
 
 
 # ---------------------------------------------------------------------------------------------- CSV
@@ -163,18 +161,7 @@ def _parse_configs(df: pd.DataFrame, col: str, name: str) -> tuple[list[Any], li
 # --------------------------------------------------------------------------------------------- JSON
 def read_json(path: str | os.PathLike, written_by: str = "") -> dict[str, Any]:
     """Read a JSON object; `ArtifactError` (naming file, line and column) when it is not one."""
-    p = Path(path)
-    if not p.is_file():
-        raise _missing(p, written_by or REQUIRED.get(p.name, "dynabert"))
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ArtifactError(f"{p.name}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
-    except UnicodeDecodeError as e:
-        raise ArtifactError(f"{p.name}: not UTF-8 text ({e})") from None
-    if not isinstance(data, dict):
-        raise ArtifactError(f"{p.name}: expected a JSON object, got {type(data).__name__}")
-    return data
+    return _read_json(path, written_by=written_by)
 
 
 _NUM = (int, float)
@@ -193,9 +180,9 @@ def _check_keys(name: str, data: dict[str, Any], schema: str, *, shown: Sequence
 
 def load_run_json(path: str | os.PathLike) -> dict[str, Any]:
     """run.json: resolved options, `task` (dict from `TaskData.to_meta()` or a name), `teacher`,
-    `created` (ISO time), `stage_seconds` {stage: seconds}. Adds `task_name`."""
-    data = read_json(path)
-    _check_keys("run.json", data, RUN_JSON)
+    `created` (ISO time), `stage_seconds` {stage: seconds}. Adds `task_name`. Read by the run directory's one
+    reader of run.json (`RunDir.read_run`)."""
+    data = RunDir(Path(path).parent).read_run(required=True)
     for stage, s in (data.get("stage_seconds") or {}).items():
         if not isinstance(s, _NUM) or isinstance(s, bool):
             raise ArtifactError(f"run.json: stage_seconds[{stage!r}] must be a number of seconds, got {s!r}")
@@ -212,7 +199,7 @@ def load_run_json(path: str | os.PathLike) -> dict[str, Any]:
 def load_importance(path: str | os.PathLike) -> dict[str, Any]:
     """importance.json: `head` [layers][heads] and `ffn` [layers][neurons] scores in original unit order."""
     data = read_json(path)
-    _check_keys("importance.json", data, IMPORTANCE_JSON)
+    _check_keys(IMPORTANCE_JSON, data, IMPORTANCE_JSON)
     for key in ("head", "ffn", "head_order", "ffn_order"):
         rows = data.get(key)
         if rows is None:
@@ -232,7 +219,7 @@ def load_predictor(path: str | os.PathLike) -> dict[str, Any]:
     """predictor.json: scenario, kind, mape_pct, kendall_tau, n_heldout, points [{config_hash, predicted_ms,
     measured_ms}]. Returns the dict with `points` as a DataFrame."""
     data = read_json(path)
-    _check_keys("predictor.json", data, PREDICTOR_JSON, shown=("mape_pct", "kendall_tau", "points"))
+    _check_keys(PREDICTOR_JSON, data, PREDICTOR_JSON, shown=("mape_pct", "kendall_tau", "points"))
     for i, pt in enumerate(data["points"]):
         if not isinstance(pt, dict) or not all(k in pt for k in ("config_hash", "predicted_ms", "measured_ms")):
             raise ArtifactError(f"predictor.json: points[{i}] needs config_hash, predicted_ms, measured_ms")
@@ -246,7 +233,7 @@ def load_search(path: str | os.PathLike) -> dict[str, Any]:
     """search.json: scenario, objectives, reference_point, hypervolume, hypervolume_history [[n, hv]],
     knee_hash, n_trials, seconds_per_trial."""
     data = read_json(path)
-    _check_keys("search.json", data, SEARCH_JSON)
+    _check_keys(SEARCH_JSON, data, SEARCH_JSON)
     for i, pair in enumerate(data.get("hypervolume_history") or []):
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, _NUM) for v in pair)):
             raise ArtifactError(f"search.json: hypervolume_history[{i}] must be [n_trials, hypervolume], got {pair!r}")
@@ -306,9 +293,9 @@ def load_log(path: str | os.PathLike) -> pd.DataFrame:
 
 def load_done(path: str | os.PathLike) -> dict[str, Any]:
     """<stage>/done.json: {steps, epochs, seconds, finished_at} once a stage is complete."""
-    data = read_json(path, f"dynabert {STAGE_COMMANDS.get(Path(path).parent.name, 'run')}")
-    _check_keys(f"{Path(path).parent.name}/done.json", data, DONE_JSON)
-    return data
+    stage = Path(path).parent.name
+    return _read_json(path, DONE_JSON, label=f"{stage}/{DONE_JSON}",
+                      written_by=f"dynabert {STAGE_COMMANDS.get(stage, 'run')}")
 
 
 def study_summaries(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -332,12 +319,10 @@ def study_summaries(path: str | os.PathLike) -> list[dict[str, Any]]:
 def load_arch(run_dir: Path) -> BertArch | None:
     """The full architecture from a stage checkpoint's elastic_config.json, if any stage wrote one."""
     for d in CHECKPOINT_DIRS:
-        p = run_dir / d / META_FILE
-        if p.is_file():
-            try:
-                return BertArch.from_dict(json.loads(p.read_text())["arch"])
-            except (ValueError, KeyError, TypeError):
-                continue
+        try:
+            return BertArch.from_dict(read_checkpoint_meta(RunDir(run_dir).stage(d))["arch"])
+        except (ValueError, KeyError, TypeError):  # RunDirError (missing, broken) is a ValueError
+            continue
     return None
 
 
@@ -353,7 +338,7 @@ class ExportInfo:
 
 def list_exports(run_dir: Path) -> list[ExportInfo]:
     """Exports of a run, with their model card text (None when the card is missing)."""
-    root = run_dir / "exports"
+    root = RunDir(run_dir).exports_dir
     if not root.is_dir():
         return []
     out = []

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from app.artifacts import ArtifactError, load_run_json
-from elastic.rundir import CHECKPOINT_DIRS, REQUIRED
+from elastic.rundir import CHECKPOINT_DIRS, REQUIRED, RunDir
 
 
 @dataclass
@@ -55,7 +55,7 @@ def summarize_run(run_dir: Path) -> RunSummary:
     """Summary of one run; a bad run.json is reported in `problem`, never raised."""
     s = RunSummary(name=run_dir.name, path=run_dir, missing=missing_artifacts(run_dir))
     try:
-        meta = load_run_json(run_dir / "run.json")
+        meta = load_run_json(RunDir(run_dir).run_json)
     except ArtifactError as e:
         s.problem = str(e)
         return s

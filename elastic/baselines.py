@@ -322,7 +322,7 @@ def append_baselines(run_dir: str | os.PathLike, rows: Iterable[Mapping[str, Any
     Returns:
         The CSV path.
     """
-    path = Path(run_dir) / "baselines.csv"
+    path = Path(run_dir) / BASELINES_CSV
     new = pd.DataFrame([baseline_row(**dict(r)) for r in rows], columns=list(BASELINE_COLUMNS)).astype(str)
     if path.exists():
         old = pd.read_csv(path, dtype=str, keep_default_na=False)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 import torch.distributed as dist
 
 from elastic.loop import rank_world
-from elastic.rundir import CKPT_DIR, DONE_JSON, JSON_SCHEMAS, RunDirError, write_json
+from elastic.rundir import CKPT_DIR, DONE_JSON, RunDirError, read_done, write_json
 from elastic.train_state import CKPT_STATE, TrainResult, best_dir
 
 
@@ -32,21 +32,6 @@ def barrier() -> None:
     """Wait for every process of a distributed run (a no-op in a single process)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-
-
-def read_done(out_dir: Path) -> Optional[dict[str, Any]]:
-    """The done.json record of a finished job in `out_dir` (None while unfinished)."""
-    path = Path(out_dir) / DONE_JSON
-    if not path.exists():
-        return None
-    try:
-        info = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise RunDirError(f"{path} is not valid JSON ({e}): delete it (and its folder) to train again") from e
-    problem = JSON_SCHEMAS[DONE_JSON].problem(str(path), info)
-    if problem:
-        raise RunDirError(f"{problem}: delete that folder to train again")
-    return info
 
 
 @dataclass(frozen=True)

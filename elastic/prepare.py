@@ -14,7 +14,7 @@ from elastic.data import DataError, EncodedSplit, TaskData, encode_split, load_t
 from elastic.evaluate import make_eval_loader
 from elastic.loop import rank_world
 from elastic.model import ElasticBertForSequenceClassification
-from elastic.rundir import REWIRED, RunDirError, find_stage, read_run
+from elastic.rundir import REWIRED, RunDir, RunDirError, find_stage, read_run
 from elastic.rundir import write_run as _write_run_json
 from elastic.weights import CheckpointError, META_FILE, load_checkpoint, load_hf_bert, load_tokenizer
 
@@ -76,7 +76,7 @@ def prepare(run_dir: Path, opts: Any, *, tokenizer_from: Optional[Path] = None) 
                max_length=run.get("max_length", max_length), importance_split=run.get("importance_split", split_mode),
                heldout_examples=heldout_n)
     run.setdefault("stage_seconds", {})
-    tok_dir = run_dir / "tokenizer"
+    tok_dir = RunDir(run_dir).tokenizer
     if tokenizer_from is not None:
         tokenizer = load_tokenizer(tokenizer_from)
     elif tok_dir.exists():

@@ -27,7 +27,7 @@ from elastic.loop import BatchPlan, LoopConfig, rank_world
 from elastic.prepare import (Prepared, check_compatible, check_task, load_any, load_stage_model, prepare,
                              task_columns, write_run)
 from elastic.rewire import compute_importance, importance_record, rewire
-from elastic.rundir import (GRID_CSV, IMPORTANCE_JSON, LOGS_DIR, REWIRED, TOKENIZER_DIR, RunDirError, read_run,
+from elastic.rundir import (GRID_CSV, IMPORTANCE_JSON, REWIRED, RunDir, RunDirError, read_json, read_run,
                             write_json)
 from elastic.stage_options import StageOptions
 from elastic.train import Stage, subnet_name, train_stage, uniform_plan
@@ -176,7 +176,7 @@ def _train(run_dir: Path, stage: Stage, opts: StageOptions, job: Job, cost_fn: O
     loop = loop_config(opts, steps_per_epoch=spe, seed=prep.seed, max_length=prep.max_length,
                        selecting=select_loader is not None)
     total = loop.total_steps
-    log = run_dir / LOGS_DIR / f"{stage.value}.jsonl"
+    log = RunDir(run_dir).log(stage.value)
     if rank == 0:
         log.parent.mkdir(parents=True, exist_ok=True)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -190,7 +190,7 @@ def _train(run_dir: Path, stage: Stage, opts: StageOptions, job: Job, cost_fn: O
         run["options"][stage.value].update(total_steps=total, train_examples=len(train_data), steps_per_epoch=spe)
         write_run(run_dir, run)
         if stage is Stage.TEACHER:
-            prep.tokenizer.save_pretrained(str(run_dir / TOKENIZER_DIR))
+            prep.tokenizer.save_pretrained(str(RunDir(run_dir).tokenizer))
     barrier()
 
     select_cfgs = [p.student for p in uniform_plan(stage, student.arch, loop)]
@@ -309,7 +309,7 @@ def run_rewire(run_dir: str | os.PathLike, opts: StageOptions) -> dict[str, Any]
     """
     run_dir = Path(run_dir)
     if (run_dir / REWIRED / META_FILE).exists() and (run_dir / IMPORTANCE_JSON).exists():
-        return {**json.loads((run_dir / IMPORTANCE_JSON).read_text()), "skipped": True}
+        return {**read_json(run_dir / IMPORTANCE_JSON, IMPORTANCE_JSON), "skipped": True}
     t0 = time.perf_counter()
     prep = prepare(run_dir, opts)
     split = opts.importance_split or prep.run.get("importance_split", "train-heldout")

@@ -7,12 +7,13 @@ import streamlit as st
 from app import artifacts as A
 from app import charts as C
 from app.app_pages.common import config_choices, current_run, load, stage2_grid
+from elastic.rundir import GRID_CSV, IMPORTANCE_JSON, PARETO_CSV
 
 st.title("Architecture")
 run = current_run()
-front = load(run, "pareto.csv", quiet_missing=True)
-grid = stage2_grid(load(run, "grid.csv", quiet_missing=True))
-importance = load(run, "importance.json", quiet_missing=True)
+front = load(run, PARETO_CSV, quiet_missing=True)
+grid = stage2_grid(load(run, GRID_CSV, quiet_missing=True))
+importance = load(run, IMPORTANCE_JSON, quiet_missing=True)
 choices = config_choices(front, grid)
 
 # Full dimensions: a checkpoint's elastic_config.json, else importance.json's shape, else the configs.
@@ -57,7 +58,7 @@ else:
 
 st.subheader("Importance from rewiring")
 if importance is None:
-    load(run, "importance.json")  # shows why (missing or malformed)
+    load(run, IMPORTANCE_JSON)  # shows why (missing or malformed)
 else:
     st.caption(f"Computed on `{importance.get('split', '?')}` ({importance.get('n_examples', '?')} examples). "
                "Head importance = Σ|∂L/∂gate| (Michel et al. 2019); neuron importance as in DynaBERT.")

@@ -12,23 +12,24 @@ import pandas as pd
 import streamlit as st
 
 from app import artifacts as A
-from elastic.rundir import CSV_SCHEMAS, DYNABERT_STAGES
+from elastic.rundir import (CSV_SCHEMAS, DONE_JSON, DYNABERT_STAGES, IMPORTANCE_JSON, LOGS_DIR, PREDICTOR_JSON, RUN_JSON,
+                            SEARCH_JSON, STUDY_DB)
 
 LOADERS: dict[str, Callable[[Path], Any]] = {
-    "run.json": A.load_run_json,
-    "importance.json": A.load_importance,
-    "predictor.json": A.load_predictor,
-    "search.json": A.load_search,
+    RUN_JSON: A.load_run_json,
+    IMPORTANCE_JSON: A.load_importance,
+    PREDICTOR_JSON: A.load_predictor,
+    SEARCH_JSON: A.load_search,
     **{name: A.load_csv for name in CSV_SCHEMAS},
 }
 
 
 def _loader_for(name: str) -> Callable[[Path], Any]:
-    if name.startswith("logs/"):
+    if name.startswith(f"{LOGS_DIR}/"):
         return A.load_log
-    if name.endswith("/done.json"):
+    if name.endswith(f"/{DONE_JSON}"):
         return A.load_done
-    if name == "study.db":
+    if name == STUDY_DB:
         return A.study_summaries
     return LOADERS[name]
 
@@ -99,7 +100,7 @@ def no_runs_page(root: Path) -> None:
 
 def metric_name(run_dir: Path) -> str:
     """The run's primary metric name (from run.json), for axis titles; 'metric' if unknown."""
-    meta = load(run_dir, "run.json", quiet_missing=True)
+    meta = load(run_dir, RUN_JSON, quiet_missing=True)
     if not meta:
         return "metric"
     task = meta.get("task")

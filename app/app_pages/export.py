@@ -12,12 +12,13 @@ import streamlit as st
 from app import artifacts as A
 from app import front_view as V
 from app.app_pages.common import config_choices, current_run, load, stage2_grid
+from elastic.rundir import GRID_CSV, PARETO_CSV, SEARCH_JSON, RunDir
 
 st.title("Export")
 run = current_run()
-front = load(run, "pareto.csv", quiet_missing=True)
-grid = stage2_grid(load(run, "grid.csv", quiet_missing=True))
-search = load(run, "search.json", quiet_missing=True) or {}
+front = load(run, PARETO_CSV, quiet_missing=True)
+grid = stage2_grid(load(run, GRID_CSV, quiet_missing=True))
+search = load(run, SEARCH_JSON, quiet_missing=True) or {}
 variants = V.search_variants(search, front)
 choices = config_choices(front, grid)
 
@@ -110,7 +111,7 @@ else:
         if not re.fullmatch(r"[A-Za-z0-9._-]+", name or ""):
             st.error("Export name: use letters, digits, '.', '_' or '-' only.")
         else:
-            use_trial = "trial" in row and row.get("trial") == row.get("trial") and (run / "study.db").exists()
+            use_trial = "trial" in row and row.get("trial") == row.get("trial") and RunDir(run).study_db.exists()
             with st.spinner("Exporting: loading the model, extracting the sub-network, writing files..."):
                 ok, log = run_export(run, row["config"], name, trial=int(row.trial) if use_trial else None,
                                      force=force, onnx=onnx or ort, measure=measure, scenario=variant)

@@ -11,15 +11,16 @@ from app import charts as C
 from app import front_view as V
 from app.app_pages.common import (current_run, frame_for_display, load, metric_name, published_reference,
                                   stage2_grid)
+from elastic.rundir import BASELINES_CSV, GRID_CSV, LATENCY_CSV, PARETO_CSV, SEARCH_JSON, TRIALS_CSV
 
 st.title("Pareto explorer")
 run = current_run()
-front = load(run, "pareto.csv")
-trials = load(run, "trials.csv", quiet_missing=True)
-grid = stage2_grid(load(run, "grid.csv"))
-baselines = load(run, "baselines.csv", quiet_missing=True)
-latency = load(run, "latency.csv", quiet_missing=True)
-search = load(run, "search.json", quiet_missing=True) or {}
+front = load(run, PARETO_CSV)
+trials = load(run, TRIALS_CSV, quiet_missing=True)
+grid = stage2_grid(load(run, GRID_CSV))
+baselines = load(run, BASELINES_CSV, quiet_missing=True)
+latency = load(run, LATENCY_CSV, quiet_missing=True)
+search = load(run, SEARCH_JSON, quiet_missing=True) or {}
 metric = metric_name(run)
 
 # The searched deployment variants (scenario keys of one target); a point's metric and latency are its variant's.

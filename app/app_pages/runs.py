@@ -7,7 +7,7 @@ import streamlit as st
 from app import charts as C
 from app import run_index
 from app.app_pages.common import load, no_runs_page, runs_dir
-from elastic.rundir import CHECKPOINT_DIRS, REQUIRED
+from elastic.rundir import CHECKPOINT_DIRS, DONE_JSON, LOGS_DIR, REQUIRED, RUN_JSON, STUDY_DB, RunDir
 
 st.title("Runs")
 root = runs_dir()
@@ -37,17 +37,17 @@ if name and (root / name).is_dir():
         st.warning("Missing: " + ", ".join(f"`{m}` (written by `{REQUIRED[m]}`)" for m in missing))
     ckpts = [d for d in CHECKPOINT_DIRS if (run / d).is_dir()]
     st.markdown("Checkpoints: " + (", ".join(f"`{d}/`" for d in ckpts) if ckpts else "none"))
-    meta = load(run, "run.json") or {}
+    meta = load(run, RUN_JSON) or {}
     secs = meta.get("stage_seconds") or {}
     stage_rows = []
     for stage in dict.fromkeys([*secs, *ckpts]):
-        done = load(run, f"{stage}/done.json", quiet_missing=True) if (run / stage).is_dir() else None
+        done = load(run, f"{stage}/{DONE_JSON}", quiet_missing=True) if (run / stage).is_dir() else None
         stage_rows.append({"stage": stage, "time (min)": round(secs[stage] / 60, 2) if stage in secs else None,
                            "complete": bool(done), "steps": (done or {}).get("steps"),
                            "epochs": (done or {}).get("epochs"), "finished": (done or {}).get("finished_at")})
     if stage_rows:
         st.dataframe(pd.DataFrame(stage_rows), hide_index=True)
-    logs = {p.stem: load(run, f"logs/{p.name}") for p in sorted((run / "logs").glob("*.jsonl"))}
+    logs = {p.stem: load(run, f"{LOGS_DIR}/{p.name}") for p in sorted(RunDir(run).logs.glob("*.jsonl"))}
     logs = {k: v for k, v in logs.items() if v is not None and not v.empty}
     if logs:
         st.markdown("**Training curves** (logs/*.jsonl)")
@@ -62,7 +62,7 @@ if name and (root / name).is_dir():
                 if fig is not None:
                     st.caption(C.SUBNET_FIELD_TITLES[field])
                     st.plotly_chart(fig, key=f"subnet_{field}")
-    studies = load(run, "study.db", quiet_missing=True)
+    studies = load(run, STUDY_DB, quiet_missing=True)
     if studies:
         st.caption("Optuna studies in study.db: " + ", ".join(
             f"`{s['name']}` ({s['n_trials']} trials, {'/'.join(d.lower() for d in s['directions'])})" for s in studies))

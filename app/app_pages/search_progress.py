@@ -6,16 +6,17 @@ import streamlit as st
 
 from app import charts_search as C
 from app.app_pages.common import current_run, frame_for_display, load
+from elastic.rundir import LATENCY_CSV, PREDICTOR_JSON, SEARCH_JSON, TRIALS_CSV
 
 st.title("Search progress")
 run = current_run()
-search = load(run, "search.json", quiet_missing=True) or {}
-trials = load(run, "trials.csv")
+search = load(run, SEARCH_JSON, quiet_missing=True) or {}
+trials = load(run, TRIALS_CSV)
 
 # ---- hypervolume
 st.subheader("Hypervolume over trials")
 history = search.get("hypervolume_history")
-source = "search.json"
+source = SEARCH_JSON
 if not history and trials is not None:
     history, source = C.hypervolume_from_trials(trials, search.get("reference_point")), "recomputed from trials.csv"
 if history:
@@ -59,7 +60,7 @@ if trials is not None:
 
 # ---- latency predictor
 st.subheader("Latency predictor error")
-pred = load(run, "predictor.json")
+pred = load(run, PREDICTOR_JSON)
 if pred is not None:
     p1, p2, p3, p4 = st.columns(4)
     p1.metric("MAPE (held-out)", f"{pred['mape_pct']:.2f} %")
@@ -72,7 +73,7 @@ if pred is not None:
 
 # ---- MACs vs latency
 st.subheader("MACs vs measured latency")
-lat = load(run, "latency.csv")
+lat = load(run, LATENCY_CSV)
 if lat is not None and not lat.empty:
     scs = sorted(lat["scenario"].unique())
     sc = st.selectbox("Scenario", scs, key="macs_lat_scenario")

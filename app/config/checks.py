@@ -8,7 +8,6 @@ later action (search objectives, baselines, export), and a run directory made fo
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -17,31 +16,31 @@ from app.config.run_config import STAGES, ConfigError, RunConfig
 
 def _recorded_task(run_dir: Path) -> Optional[str]:
     """The task a run directory's pipeline.json was run on (None: a new run directory)."""
-    from app.workflow.pipeline import RECORD_FILE
-    f = run_dir / RECORD_FILE
-    if not f.is_file():
+    from elastic.rundir import PIPELINE_JSON, RunDir, RunDirError
+    rd = RunDir(run_dir)
+    if not rd.pipeline_json.is_file():
         return None
     try:
-        return (json.loads(f.read_text()).get("options") or {}).get("task")
-    except (OSError, ValueError, AttributeError):
-        raise ConfigError(f"{f} is not a pipeline record (JSON); use another --run-dir") from None
+        return (rd.read_json(rd.pipeline_json, PIPELINE_JSON).get("options") or {}).get("task")
+    except (OSError, RunDirError) as e:
+        raise ConfigError(f"{e}; or use another --run-dir") from None
 
 
 def teacher_arch(run_dir: Path, cfg: RunConfig) -> Any:
     """The `BertArch` the run trains: its teacher checkpoint's once trained, else the configured teacher's (a
     missing, unreadable or unsupported checkpoint is one `CheckpointError` line)."""
     from elastic.config import BertArch
-    from elastic.rundir import META_FILE, TEACHER
+    from elastic.rundir import META_FILE, TEACHER, read_checkpoint_meta
     from elastic.weights import CheckpointError, default_teacher_path, read_arch, resolve_checkpoint_dir
 
     own = run_dir / TEACHER / META_FILE
     if own.is_file():
-        return BertArch.from_dict(json.loads(own.read_text())["arch"])
+        return BertArch.from_dict(read_checkpoint_meta(own.parent)["arch"])
     src = cfg.teacher.teacher or default_teacher_path()
     try:
         path = resolve_checkpoint_dir(src)
         if (path / META_FILE).is_file():  # one of our own checkpoints (another run's stage)
-            return BertArch.from_dict(json.loads((path / META_FILE).read_text())["arch"])
+            return BertArch.from_dict(read_checkpoint_meta(path)["arch"])
         return read_arch(path)[0]
     except CheckpointError as e:
         raise CheckpointError(f"teacher checkpoint: {e}") from None

@@ -25,7 +25,7 @@ from elastic.options import DEFAULT_LR, DEFAULT_SCENARIO, INT8_RUNTIMES, Int8Run
 from elastic.students import (Student, checkpoint_student, distilbert_layers, distilbert_student, subnet_student)
 from elastic.job import Job, read_done, run_job, selection_record
 from elastic.loop import BatchPlan, LoopConfig
-from elastic.rundir import BASELINES_DIR, CKPT_DIR, META_FILE, RunDirError
+from elastic.rundir import BASELINES_DIR, CKPT_DIR, META_FILE, RunDir, RunDirError
 from elastic.train_state import TrainResult
 
 
@@ -219,7 +219,7 @@ def _trained(ctx: _Ctx, name: str, student: Student, phases: list[tuple[Objectiv
     (`<student>/<objective>/`), so a finished phase of an interrupted run is kept. An interrupted phase without
     --resume starts over."""
     from elastic.weights import load_checkpoint, save_checkpoint
-    out = ctx.run_dir / BASELINES_DIR / name
+    out = RunDir(ctx.run_dir).student(name)
     total = sum(n for _, n in phases)
 
     def job(objective: Objective, out_dir: Path) -> Job:  # a phase's checkpoint: <student>/ckpt-<objective>
@@ -357,8 +357,9 @@ def run_baselines(run_dir: str | Path, opts: BaselineOptions) -> list[dict[str, 
     teacher = load_stage_model(run_dir, REWIRED if rewired else "teacher", prep.task.num_labels)
     spe = BatchPlan(prep.train, opts.batch_size, prep.seed).steps_per_epoch
     run = read_run(run_dir)
-    cache = LatencyCache(run_dir / BASELINES_DIR / "latency_cache.jsonl")
-    ctx = _Ctx(run_dir, opts, prep, teacher.eval(), cache, run_dir / BASELINES_DIR / "onnx", prep.max_length,
+    rd = RunDir(run_dir)
+    cache = LatencyCache(rd.baselines_latency_cache)
+    ctx = _Ctx(run_dir, opts, prep, teacher.eval(), cache, rd.baselines / "onnx", prep.max_length,
                resolve_steps(opts, run_dir, run, spe), spe, rewired)
     rows = []
     for recipe in opts.recipes:

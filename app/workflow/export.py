@@ -7,7 +7,6 @@ written, when that differs from the front's claim (pareto.csv or the study) by m
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -18,6 +17,7 @@ from typing import Any, Optional
 
 from elastic.config import SubnetConfig
 from elastic.device import CPU_FP32, Runtime
+from elastic.rundir import RunDir, RunDirError
 from profiling.variants import split_list, variant_columns
 
 
@@ -87,9 +87,10 @@ def _num(text: Any) -> float | None:
 
 
 def _search_fingerprint(run_dir: Path) -> Any:
+    rd = RunDir(run_dir)
     try:
-        return json.loads((run_dir / "search.json").read_text()).get("fingerprint")
-    except (OSError, json.JSONDecodeError, AttributeError):
+        return rd.read_json(rd.search_json).get("fingerprint")
+    except (OSError, RunDirError):
         return None
 
 
@@ -118,7 +119,7 @@ def selection(opts: ExportOptions, arch) -> list[tuple[str, SubnetConfig, dict[s
             raise ValueError(f"--subnet {opts.subnet_file}: {e}") from None
         return [(f"cfg-{cfg.hash}", cfg, {"source": f"config file {opts.subnet_file}"})]
     run_dir = Path(opts.run_dir)
-    pareto_csv = run_dir / "pareto.csv"
+    pareto_csv = RunDir(run_dir).pareto_csv
     if (opts.pareto or opts.knee) and pareto_csv.exists() and opts.storage is None and opts.study_name is None:
         rows = read_pareto_csv(pareto_csv)
         fingerprint = _search_fingerprint(run_dir)
@@ -198,7 +199,7 @@ def export(opts: ExportOptions) -> list[Exported]:
         if single and opts.out is not None:
             out = export_dir(opts.out, name) if opts.name else Path(opts.out)
         else:
-            out = export_dir(opts.out if opts.out is not None else run_dir / "exports", name)
+            out = export_dir(opts.out if opts.out is not None else RunDir(run_dir).exports_dir, name)
         facts = {**facts, "scenario": Scenario.parse(facts.get("scenario") or default_variant).check(ctx.arch).key}
         plan.append((out, cfg, facts))
     taken = [str(out) for out, _, _ in plan if out.exists()]

@@ -9,7 +9,6 @@ configuration is kept in `<run-dir>/pipeline.json` with the wall-clock seconds o
 """
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,11 +18,12 @@ from typing import Any, Callable, Mapping
 from app.config import DEFAULTS, PRESETS, STAGES, ConfigError, RunConfig, as_config, load_config_file, resolve
 from app.config.run_config import Preset, stage_options
 from app.config.variants import run_variants, timing_variant
+from elastic.rundir import PIPELINE_JSON, RunDir
 
 __all__ = ["DEFAULTS", "PRESETS", "STAGES", "PipelineError", "Preset", "RunConfig", "Step", "load_config_file",
            "resolve", "run_pipeline", "stage_plan"]  # the options' names re-exported for existing callers
 
-RECORD_FILE = "pipeline.json"  # the resolved options and each stage's seconds
+RECORD_FILE = PIPELINE_JSON  # the resolved options and each stage's seconds (elastic.rundir)
 
 
 class PipelineError(ConfigError):
@@ -128,21 +128,20 @@ def stage_plan(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
 
 def already_done(step: Step) -> bool:
     """Whether one action's work is in the run dir already (training stages and the search check themselves)."""
-    run_dir = step.run_dir
+    rd = RunDir(step.run_dir)
     if step.action == "profile":  # every variant's predictor (a single-variant run of old: predictor.json)
         keys = step.options.scenarios
-        return (run_dir / "latency.csv").exists() and (
-            all((run_dir / "predictors" / f"{k}.json").exists() for k in keys)
-            or len(keys) == 1 and (run_dir / "predictor.json").exists())
+        return rd.latency_csv.exists() and (all(rd.predictor(k).exists() for k in keys)
+                                            or len(keys) == 1 and rd.predictor_json.exists())
     if step.action == "baselines":
-        f = run_dir / "baselines.csv"
+        f = rd.baselines_csv
         if not f.exists():
             return False
         import pandas as pd
         return step.options.recipes[0].value in set(pd.read_csv(f)["recipe"].astype(str))
     if step.action == "export":
         from elastic.export import CARD_FILE
-        return any((d / CARD_FILE).exists() for d in (run_dir / "exports").glob("*"))
+        return any((d / CARD_FILE).exists() for d in rd.exports_dir.glob("*"))
     return False
 
 
@@ -183,8 +182,8 @@ def run_pipeline(run_dir: Path, opts: Mapping[str, Any], *, resume: bool, only: 
     opts = as_config(opts)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    record_file = run_dir / RECORD_FILE
-    record = json.loads(record_file.read_text()) if record_file.exists() else {}
+    rd = RunDir(run_dir)
+    record = rd.read_json(rd.pipeline_json, PIPELINE_JSON) if rd.pipeline_json.exists() else {}
     if record.get("options", {}).get("task") not in (None, opts["task"]):
         raise PipelineError(f"{run_dir} was run on task '{record['options']['task']}', not '{opts['task']}'; "
                             "use another --run-dir")
@@ -202,11 +201,11 @@ def run_pipeline(run_dir: Path, opts: Mapping[str, Any], *, resume: bool, only: 
             try:
                 result = execute(step)
             except USER_ERRORS as e:
-                record_file.write_text(json.dumps(record, indent=2))
+                rd.write_json(rd.pipeline_json, record, PIPELINE_JSON)
                 raise PipelineError(f"stage '{stage}' failed (dynabert {step.label}): {e}; fix the cause and "
                                     "re-run the same command with --resume") from e
             except BaseException:  # interrupted or a bug: what finished before is still recorded
-                record_file.write_text(json.dumps(record, indent=2))
+                rd.write_json(rd.pipeline_json, record, PIPELINE_JSON)
                 raise
             for line in result_lines(step, result):
                 print(line, flush=True)
@@ -214,8 +213,8 @@ def run_pipeline(run_dir: Path, opts: Mapping[str, Any], *, resume: bool, only: 
         spent = time.perf_counter() - t0
         if spent > 1.0 or stage not in record["stage_seconds"]:
             record["stage_seconds"][stage] = round(spent, 2)
-        record_file.write_text(json.dumps(record, indent=2))
+        rd.write_json(rd.pipeline_json, record, PIPELINE_JSON)
     record["total_seconds"] = round(sum(record["stage_seconds"].values()), 2)
     record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    record_file.write_text(json.dumps(record, indent=2))
+    rd.write_json(rd.pipeline_json, record, PIPELINE_JSON)
     return record

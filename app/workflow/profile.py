@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence
 
 from elastic.device import DEFAULT_DEVICE, DEFAULT_PRECISION
 from elastic.options import TIMINGS, Timing
+from elastic.rundir import RunDir
 
 AUTO_CHECKPOINTS: tuple[str, ...] = ("stage2", "stage1", "rewired", "teacher")
 CHECKPOINT_CHOICES: tuple[str, ...] = ("stage3", *AUTO_CHECKPOINTS)
@@ -197,7 +198,8 @@ def profile_model(run_dir: Path, model, scenarios: Sequence, *, n_random: int = 
     train_rng, held_rng = random.Random(seed), random.Random(seed + 1_000_003)
     train = [SubnetConfig.random(arch, train_rng) for _ in range(n_random)]
     held = [SubnetConfig.random(arch, held_rng) for _ in range(n_heldout)]
-    cache = LatencyCache(run_dir / "latency_cache.jsonl")
+    rd = RunDir(run_dir)
+    cache = LatencyCache(rd.latency_cache)
     records, reports = [], {}
     # No workdir: each ONNX export lives in a temporary folder only until its session is built.
     kw = dict(reference_every=reference_every, progress=progress, min_run_time_s=min_run_time_s)
@@ -215,16 +217,16 @@ def profile_model(run_dir: Path, model, scenarios: Sequence, *, n_random: int = 
         report = evaluate_predictor(pred, held, all_ms[len(fit_cfgs):])
         pred.report.update(report)
         pred.report["timing"] = timing
-        pred.save(run_dir / "predictors" / f"{s.key}.json")
+        pred.save(rd.predictor(s.key))
         if s is scenarios[0]:
-            pred.save(run_dir / "predictor.json")
+            pred.save(rd.predictor_json)
         reports[s.key] = pred.to_json()
         seen = set()
         for r in grid_recs + rand_recs:  # the grid and random sets can share a config
             if r["config_hash"] not in seen:
                 seen.add(r["config_hash"])
                 records.append(r)
-    path = run_dir / "latency.csv"
+    path = rd.latency_csv
     keys = {s.key for s in scenarios}
     old = [r for r in read_latency_csv(path) if r["scenario"] not in keys] if path.exists() else []
     write_latency_csv(old + records, path)

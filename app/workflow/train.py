@@ -1,7 +1,6 @@
 """Training actions: one stage (teacher, stage 1, 2, 3), rewiring, evaluation of any sub-network."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -79,7 +78,7 @@ def cost_fn_for(run_dir: Path, max_length: int) -> Callable[[SubnetConfig], dict
     The architecture is read lazily: the teacher checkpoint exists only once its stage has run.
     """
     from elastic.config import BertArch
-    from elastic.rundir import META_FILE, REWIRED, TEACHER, find_stage, read_run
+    from elastic.rundir import REWIRED, TEACHER, find_stage, read_checkpoint_meta, read_run
     from profiling.flops import analytic_macs, param_count
 
     holder: dict[str, Any] = {}
@@ -89,7 +88,7 @@ def cost_fn_for(run_dir: Path, max_length: int) -> Callable[[SubnetConfig], dict
             holder["num_labels"] = int(read_run(run_dir).get("task", {}).get("num_labels", 2))
             found = find_stage(run_dir, (TEACHER, REWIRED), finished=False)
             if found is not None:
-                holder["arch"] = BertArch.from_dict(json.loads((found[1] / META_FILE).read_text())["arch"])
+                holder["arch"] = BertArch.from_dict(read_checkpoint_meta(found[1])["arch"])
         arch, num_labels = holder["arch"], holder["num_labels"]
         return {"macs": int(analytic_macs(arch, cfg, max_length, num_labels=num_labels)),
                 "params": int(param_count(arch, cfg, num_labels))}

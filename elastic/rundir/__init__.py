@@ -21,12 +21,13 @@ from elastic.rundir.contract import (ARTIFACTS, BASELINES_CSV, BASELINES_DIR, CH
                                      CsvSchema, JsonSchema)
 from elastic.rundir.files import (MissingArtifactError, RunDirError, read_json, write_json,
                                   write_text_atomic)
-from elastic.rundir.run_dir import LOCATORS, RunDir, find_stage, read_run, write_run
+from elastic.rundir.run_dir import (LOCATORS, RunDir, find_stage, read_checkpoint_meta, read_done, read_run,
+                                    write_run)
 
 __all__ = ["ARTIFACTS", "BASELINES_CSV", "BASELINES_DIR", "CHECKPOINT_DIRS", "CKPT_DIR", "CSV_SCHEMAS", "DONE_JSON",
            "DYNABERT_STAGES", "EVAL_CACHE", "EXPORTS_DIR", "GRID_CSV", "IMPORTANCE_JSON", "JSON_SCHEMAS",
            "LATENCY_CACHE", "LATENCY_CSV", "LOCATORS", "LOGS_DIR", "META_FILE", "MODEL_FILE", "PARETO_CSV",
            "PIPELINE_JSON", "PREDICTOR_JSON", "PREDICTORS_DIR", "REQUIRED", "REWIRED", "RUN_JSON", "SEARCH_JSON",
            "STUDY_DB", "TEACHER", "TOKENIZER_DIR", "TRIALS_CSV", "Artifact", "CsvSchema", "JsonSchema",
-           "MissingArtifactError", "RunDir", "RunDirError", "find_stage", "read_json", "read_run", "write_json",
-           "write_run", "write_text_atomic"]
+           "MissingArtifactError", "RunDir", "RunDirError", "find_stage", "read_checkpoint_meta", "read_done", "read_json", "read_run",
+           "write_json", "write_run", "write_text_atomic"]

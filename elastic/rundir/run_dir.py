@@ -15,7 +15,7 @@ from elastic.rundir.contract import (BASELINES_CSV, BASELINES_DIR, DONE_JSON, EV
                                      IMPORTANCE_JSON, LATENCY_CACHE, LATENCY_CSV, LOGS_DIR, META_FILE, MODEL_FILE,
                                      PARETO_CSV, PIPELINE_JSON, PREDICTOR_JSON, PREDICTORS_DIR, REWIRED, RUN_JSON,
                                      SEARCH_JSON, STUDY_DB, TOKENIZER_DIR, TRIALS_CSV)
-from elastic.rundir.files import MissingArtifactError, read_json, write_json
+from elastic.rundir.files import MissingArtifactError, RunDirError, read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -164,12 +164,9 @@ class RunDir:
         """Write `run.json` atomically, checked against its schema."""
         return write_json(self.run_json, run, schema=RUN_JSON)
 
-    def read_done(self, folder: Path) -> Optional[dict[str, Any]]:
-        """The `done.json` of a finished job in `folder` (a stage or a student); None while unfinished."""
-        path = Path(folder) / DONE_JSON
-        if not path.is_file():
-            return None
-        return read_json(path, DONE_JSON, label=str(path), fix="delete it (and its folder) to train again")
+    def done(self, stage: str) -> Optional[dict[str, Any]]:
+        """The `done.json` of a finished stage; None while unfinished."""
+        return read_done(self.stage(stage))
 
     def find_stage(self, stages: Sequence[str], *, finished: bool = True,
                    weights: bool = False) -> Optional[tuple[str, Path]]:
@@ -194,6 +191,31 @@ LOCATORS: dict[str, str] = {
     f"{LOGS_DIR}/<stage>.jsonl": "log", f"{BASELINES_DIR}/<student>/{DONE_JSON}": "student_done",
     f"{BASELINES_DIR}/{LATENCY_CACHE}": "baselines_latency_cache", f"{EXPORTS_DIR}/<name>/": "exports",
 }
+
+
+def read_checkpoint_meta(folder: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint folder's `elastic_config.json` (`arch`, `num_labels`, `meta`; `elastic.weights.save_checkpoint`).
+
+    Raises:
+        RunDirError: missing, not valid JSON, or without an `arch` object.
+    """
+    path = Path(folder) / META_FILE
+    info = read_json(path, label=str(path), fix="train that stage again (or delete its folder)")
+    if not isinstance(info.get("arch"), dict):
+        raise RunDirError(f"{path}: no `arch` object; train that stage again (or delete its folder)")
+    return info
+
+
+def read_done(folder: str | os.PathLike) -> Optional[dict[str, Any]]:
+    """The `done.json` of a finished job in `folder` (a stage or a student); None while unfinished.
+
+    Raises:
+        RunDirError: not valid JSON or against its schema (the message says to delete it and train again).
+    """
+    path = Path(folder) / DONE_JSON
+    if not path.is_file():
+        return None
+    return read_json(path, DONE_JSON, label=str(path), fix="delete it (and its folder) to train again")
 
 
 # ---- the functions of old, on RunDir -----------------------------------------------------------------
