@@ -13,6 +13,8 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Mapping, get_args
 
+from elastic.backbones import backbone_for
+
 # Where importance is computed, and where distillation stages score their model selection.
 ImportanceSplit = Literal["train-heldout", "dev"]
 SelectSplit = Literal["off", "heldout", "dev"]
@@ -20,15 +22,12 @@ IMPORTANCE_SPLITS: tuple[str, ...] = get_args(ImportanceSplit)
 SELECT_SPLITS: tuple[str, ...] = get_args(SelectSplit)
 GRID_WIDTHS: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)
 GRID_DEPTHS: tuple[float, ...] = (1.0, 0.75, 0.5)
-# Backbones that load (the paper's two); their encoders are the same, embeddings and heads differ.
-ModelType = Literal["bert", "roberta"]
-MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 
 
 @dataclass(frozen=True)
 class BertArch:
-    """Dimensions of a (full) BERT or RoBERTa encoder, read from an HF config (`model_type` picks the
-    embeddings' position ids and the classification head)."""
+    """Dimensions of a (full) BERT or RoBERTa encoder, read from an HF config (`model_type` names the backbone
+    adapter, `elastic.backbones`, that owns the embeddings' position ids and the classification head)."""
 
     num_layers: int
     hidden_size: int
@@ -41,7 +40,7 @@ class BertArch:
     layer_norm_eps: float = 1e-12
     hidden_act: str = "gelu"
     pad_token_id: int = 0
-    model_type: ModelType = "bert"
+    model_type: str = "bert"  # a registered backbone (elastic.backbones)
 
     @classmethod
     def from_hf_config(cls, config: Any) -> "BertArch":
@@ -51,10 +50,7 @@ class BertArch:
             ValueError: the config is not a BERT or RoBERTa config.
         """
         d = config if isinstance(config, Mapping) else config.to_dict()
-        model_type = d.get("model_type", "bert")
-        if model_type not in MODEL_TYPES:
-            raise ValueError(f"model_type '{model_type}' is not supported: DynaBERT Explorer loads "
-                             f"{' and '.join(MODEL_TYPES)} checkpoints")
+        model_type = backbone_for(d).name  # one clear ValueError naming the supported backbones
         missing = [k for k in ("num_hidden_layers", "hidden_size", "num_attention_heads",
                                "intermediate_size", "vocab_size") if k not in d]
         if missing:
@@ -80,7 +76,7 @@ class BertArch:
     @property
     def max_seq_len(self) -> int:
         """Longest input: the position table, less RoBERTa's offset (its positions start at pad + 1)."""
-        return self.max_position_embeddings - (self.pad_token_id + 1 if self.model_type == "roberta" else 0)
+        return backbone_for(self.model_type).max_seq_len(self.max_position_embeddings, self.pad_token_id)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -6,9 +6,11 @@ to the weights so that stock transformers can load an exported sub-network with
 
 Module names mirror `transformers`' BERT so that state-dict keys are the familiar checkpoint keys.
 The functional helpers at the top are shared with the elastic super-network (`elastic/model.py`) so
-that both paths run exactly the same arithmetic. `backbone="roberta"` gives RoBERTa's two differences:
-position ids counted from the padding index (transformers' `create_position_ids_from_input_ids`) and
-its classification head (dense + tanh + out_proj on `<s>`, no pooler); the encoder is BERT's.
+that both paths run exactly the same arithmetic. A backbone's differences are two layout keys of the config,
+chosen by its adapter (`elastic.backbones`; this file cannot import it): `position_ids="padding_offset"`
+counts positions from the padding index (transformers' `create_position_ids_from_input_ids`, RoBERTa) and
+`head="classification_head"` is RoBERTa's head (dense + tanh + out_proj on `<s>`, no pooler); the encoder is
+BERT's.
 """
 from __future__ import annotations
 
@@ -36,7 +38,10 @@ def activation(name: str):
     return ACT_FNS[name]
 
 
-BACKBONES: tuple[str, ...] = ("bert", "roberta")
+POSITION_IDS: tuple[str, ...] = ("absolute", "padding_offset")
+HEADS: tuple[str, ...] = ("pooler", "classification_head")
+# Exports written before the layout keys existed name only their backbone.
+_LEGACY_LAYOUT = {"roberta": ("padding_offset", "classification_head")}
 
 
 def position_ids(input_ids: torch.Tensor, padding_idx: Optional[int]) -> torch.Tensor:
@@ -117,11 +122,16 @@ class CompactBertConfig(PretrainedConfig):
                  hidden_act: str = "gelu", hidden_dropout_prob: float = 0.1,
                  attention_probs_dropout_prob: float = 0.1, max_position_embeddings: int = 512,
                  type_vocab_size: int = 2, layer_norm_eps: float = 1e-12, pad_token_id: int = 0,
-                 classifier_dropout: Optional[float] = None, backbone: str = "bert", **kwargs):
+                 classifier_dropout: Optional[float] = None, backbone: str = "bert",
+                 position_ids: Optional[str] = None, head: Optional[str] = None, **kwargs):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
-        if backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}, got '{backbone}'")
-        self.backbone = backbone
+        legacy = _LEGACY_LAYOUT.get(backbone, ("absolute", "pooler"))
+        self.backbone = backbone  # the family's name (model cards); the layout keys below decide the arithmetic
+        self.position_ids = position_ids or legacy[0]
+        self.head = head or legacy[1]
+        if self.position_ids not in POSITION_IDS or self.head not in HEADS:
+            raise ValueError(f"position_ids must be one of {POSITION_IDS} and head one of {HEADS}, got "
+                             f"'{self.position_ids}' and '{self.head}'")
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
@@ -156,7 +166,7 @@ class _Embeddings(nn.Module):
         super().__init__()
         self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
         # RoBERTa counts positions from its padding index (and keeps that row out of training).
-        self.padding_idx = c.pad_token_id if c.backbone == "roberta" else None
+        self.padding_idx = c.pad_token_id if c.position_ids == "padding_offset" else None
         self.position_embeddings = nn.Embedding(c.max_position_embeddings, c.hidden_size, padding_idx=self.padding_idx)
         self.token_type_embeddings = nn.Embedding(c.type_vocab_size, c.hidden_size)
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
@@ -228,7 +238,7 @@ class _Bert(nn.Module):
         super().__init__()
         self.embeddings = _Embeddings(c)
         self.encoder = _Encoder(c)
-        self.pooler = _Linear(c.hidden_size, c.hidden_size) if c.backbone == "bert" else None
+        self.pooler = _Linear(c.hidden_size, c.hidden_size) if c.head == "pooler" else None
 
 
 class RobertaClassificationHead(nn.Module):
@@ -258,7 +268,7 @@ class CompactBertForSequenceClassification(PreTrainedModel):
         self.bert = _Bert(config)
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(p)
-        self.classifier = (RobertaClassificationHead(config, p) if config.backbone == "roberta"
+        self.classifier = (RobertaClassificationHead(config, p) if config.head == "classification_head"
                            else nn.Linear(config.hidden_size, config.num_labels))
         self.post_init()
 

@@ -2,7 +2,8 @@
 
 Stateless: `model(input_ids, attention_mask, subnet=cfg)`; no width is ever stored on the model.
 Modules (and so state-dict keys) are the same as in `transformers`' BertForSequenceClassification
-(RoBERTa: `bert.*` holds what transformers calls `roberta.*`; the head is `classifier.dense/out_proj`).
+(RoBERTa: `bert.*` holds what transformers calls `roberta.*`; the head is `classifier.dense/out_proj`); what
+differs per family comes from its adapter (`elastic.backbones`).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from elastic.backbones import backbone_for
 from elastic.config import BertArch, SubnetConfig
 from elastic.hf_compact import (CompactBertConfig, CompactBertForSequenceClassification,
                                 extended_attention_mask, multi_head_attention, sequence_logits)
@@ -38,7 +40,7 @@ def config_from_arch(arch: BertArch, num_labels: int, *, hidden_dropout_prob: fl
         hidden_dropout_prob=hidden_dropout_prob, attention_probs_dropout_prob=attention_probs_dropout_prob,
         max_position_embeddings=arch.max_position_embeddings, type_vocab_size=arch.type_vocab_size,
         layer_norm_eps=arch.layer_norm_eps, pad_token_id=arch.pad_token_id, num_labels=num_labels,
-        backbone=arch.model_type)
+        **backbone_for(arch.model_type).compact_config())
 
 
 def _rows(t: torch.Tensor, n: int) -> torch.Tensor:

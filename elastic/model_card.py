@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from elastic.backbones import backbone_for
 from elastic.config import SubnetConfig
 
 CARD_FILE = "README.md"
@@ -182,7 +183,7 @@ def model_card(*, name: str, cfg: SubnetConfig, info: Mapping[str, Any], onnx: b
     meta = hub_metadata(info, name=name, onnx=onnx)
     lines = ["---", yaml.safe_dump(meta, sort_keys=False).rstrip(), "---", "", f"# {name}", "",
              f"A sub-network of a DynaBERT (Hou et al., NeurIPS 2020) elastic "
-             f"{'RoBERTa' if g('backbone') == 'roberta' else 'BERT'}, extracted into a dense model by DynaBERT "
+             f"{_display_name(g('backbone'))}, extracted into a dense model by DynaBERT "
              "Explorer.", "", "## Usage", ""]
     for lib, code in usage_snippets(name, pair=bool(g("pair")), onnx=onnx,
                                     onnx_file=g("onnx_file") or "model.onnx").items():
@@ -252,3 +253,11 @@ def _fmt(v: Any) -> str:
 
 def _json(v: Any) -> str:
     return json.dumps(v, indent=1, sort_keys=True, default=str)
+
+
+def _display_name(backbone: Any) -> str:
+    """The backbone's name in prose (its adapter's), BERT when the export does not say."""
+    try:
+        return backbone_for(str(backbone or "bert")).display_name
+    except ValueError:  # a card written for a backbone this install does not register
+        return str(backbone)

@@ -12,12 +12,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from elastic.backbones import backbone_for
 from elastic.config import BertArch
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.rundir import META_FILE, MODEL_FILE
 
-# Source keys we knowingly drop: MLM/NSP heads and buffers that are not weights.
-_IGNORED = re.compile(r"^(cls\.|embeddings\.(position_ids|token_type_ids)$|lm_head\.|qa_outputs\.)")
+# Source keys we knowingly drop, whatever the backbone: other tasks' heads (pretraining heads are the adapter's).
+_IGNORED = re.compile(r"^qa_outputs\.")
 
 
 class CheckpointError(ValueError):
@@ -36,14 +37,11 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     raise CheckpointError(f"no weights in {path}: expected {MODEL_FILE} or pytorch_model.bin")
 
 
-def _normalise_key(key: str) -> str:
-    key = re.sub(r"^(bert\.|roberta\.|model\.|0\.auto_model\.)", "", key)
-    return key.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
-
-
 def map_hf_state_dict(source: Mapping[str, torch.Tensor], model: ElasticBertForSequenceClassification,
                       ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Map HF BERT/RoBERTa keys (`bert.*`/`roberta.*`, heads `classifier.*`) onto ours, checking every shape.
+
+    The model's backbone adapter (`elastic.backbones`) names the checkpoint's prefix and the heads to drop.
 
     Returns:
         (state dict to load, keys of ours left at their initial value, e.g. a fresh classifier).
@@ -51,7 +49,12 @@ def map_hf_state_dict(source: Mapping[str, torch.Tensor], model: ElasticBertForS
     Raises:
         CheckpointError: a weight has the wrong shape, or an encoder weight is missing.
     """
-    src = {_normalise_key(k): v for k, v in source.items() if not _IGNORED.match(_normalise_key(k))}
+    adapter = backbone_for(model.arch)
+    src = {}
+    for k, v in source.items():
+        key = adapter.checkpoint_key(k)
+        if key is not None and not _IGNORED.match(key):
+            src[key] = v
     out, missing = {}, []
     for key, ref in model.state_dict().items():
         # Our encoder keys are "bert.<hf key>"; the head ("classifier.*") keeps its name.

@@ -104,12 +104,16 @@ def _export_fused(wrapper: nn.Module, example: tuple[torch.Tensor, ...], path: P
         torch.onnx.export(wrapper, example, str(raw), dynamo=False, opset_version=17,
                           input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
                           dynamic_axes={name: {0: "batch", 1: "seq"} for name in INPUT_NAMES})
-        fuse_for_ort(raw, path, num_layers=int(config.num_hidden_layers))
+        from elastic.backbones import backbone_for
+
+        fuse_for_ort(raw, path, num_layers=int(config.num_hidden_layers),
+                     model_type=backbone_for(getattr(config, "backbone", "bert")).ort_model_type)
     finally:
         raw.unlink(missing_ok=True)
 
 
-def fuse_for_ort(src: str | os.PathLike, dst: str | os.PathLike, *, num_layers: int | None = None) -> Path:
+def fuse_for_ort(src: str | os.PathLike, dst: str | os.PathLike, *, num_layers: int | None = None,
+                 model_type: str = "bert") -> Path:
     """BERT fusions of onnxruntime.transformers' optimizer on a TorchScript-exported graph.
 
     Fused: attention (one `Attention` op per layer: the Q, K, V projections packed into one GEMM, the head
@@ -123,6 +127,8 @@ def fuse_for_ort(src: str | os.PathLike, dst: str | os.PathLike, *, num_layers: 
         src: a TorchScript export of an extracted model (`export_onnx(..., fused=True)` makes one).
         dst: where to write the fused graph.
         num_layers: when given, warn if fewer attention blocks than this were fused.
+        model_type: the optimizer's model type (the backbone adapter's `ort_model_type`; BERT's graph for both
+            BERT and RoBERTa exports, whose encoders are the same).
 
     Returns:
         `dst`.
@@ -130,7 +136,7 @@ def fuse_for_ort(src: str | os.PathLike, dst: str | os.PathLike, *, num_layers: 
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
-    opts = FusionOptions("bert")
+    opts = FusionOptions(model_type)
     opts.enable_skip_layer_norm = False
     opts.enable_bias_skip_layer_norm = False
     # Per-layer head counts make the attention fusion warn that the layer's inner size (heads x head size) is not
@@ -141,7 +147,7 @@ def fuse_for_ort(src: str | os.PathLike, dst: str | os.PathLike, *, num_layers: 
     for q in quiet:
         q.setLevel(logging.ERROR)
     try:
-        fused = optimize_model(str(src), model_type="bert", num_heads=0, hidden_size=0, optimization_options=opts,
+        fused = optimize_model(str(src), model_type=model_type, num_heads=0, hidden_size=0, optimization_options=opts,
                                opt_level=0)
     finally:
         for q, lv in zip(quiet, levels):
