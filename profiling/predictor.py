@@ -10,7 +10,6 @@ scores, and picks the ridge strength by k-fold cross-validation on the training 
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 from dataclasses import asdict, dataclass, field
@@ -20,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from elastic.config import BertArch, SubnetConfig
-from elastic.rundir import PREDICTOR_JSON, write_json
+from elastic.rundir import PREDICTOR_JSON, read_json, write_json
 
 KIND = "layer-table"
 DEFAULT_RIDGES: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e6)
@@ -176,11 +175,7 @@ class LatencyPredictor:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: run `dynabert profile --run-dir {path.parent}` first")
-        try:
-            d = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
-        return cls.from_json(d)
+        return cls.from_json(read_json(path, PREDICTOR_JSON, label=str(path), written_by="dynabert profile"))
 
 
 def _solve(X: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
