@@ -14,10 +14,9 @@ from plotly.subplots import make_subplots
 
 from app import front_view as V
 from elastic.config import SubnetConfig
+from search.objectives import LATENCY, cost_objective, cost_objectives
 
-XKind = Literal["latency", "macs", "params"]
-X_TITLES: dict[str, str] = {"latency": "Latency (ms, {scenario})", "macs": "MACs (G multiply-adds)",
-                            "params": "Parameters (millions)"}
+XKind = str  # a registered cost objective's name (search.objectives): latency, macs, params, ...
 TRACE_TRIALS = "All trials"
 TRACE_FRONT = "Searched Pareto front"
 TRACE_GRID = "Uniform grid (DynaBERT, stage 2)"
@@ -65,11 +64,25 @@ def attach_latency(df: pd.DataFrame, latency: pd.DataFrame | None, scenario: str
     return out
 
 
+def cost_axes() -> dict[str, str]:
+    """The x axes the explorer offers: every registered cost objective, {name: axis label}."""
+    return {o.name: o.label for o in cost_objectives()}
+
+
+def x_title(x: XKind, scenario: str) -> str:
+    """The x axis title; latency's names the scenario it was timed in."""
+    label = cost_objective(x).label
+    return f"{label[:-1]}, {scenario})" if x == LATENCY.name and label.endswith(")") else label
+
+
 def x_values(df: pd.DataFrame, x: XKind) -> pd.Series:
-    """The x column in display units: ms, G MACs, or M parameters."""
-    if x == "latency":
+    """The x column in display units (the objective's `axis_scale`: ms, G MACs, M parameters); latency is the
+    attached `lat_ms` (`attach_latency`). A table without the objective's column gives NaN."""
+    if x == LATENCY.name:
         return df["lat_ms"] if "lat_ms" in df else pd.Series(np.nan, index=df.index)
-    return df[x] / (1e9 if x == "macs" else 1e6)
+    o = cost_objective(x)
+    col = next((c for c in (o.column, o.front_column) if c in df), None)
+    return pd.Series(np.nan, index=df.index) if col is None else df[col].astype(float) / o.axis_scale
 
 
 def _fmt(v: float, fmt: str, unit: str) -> str:
@@ -151,7 +164,7 @@ def pareto_figure(*, x: XKind, metric_col: str, metric_title: str, scenario: str
         latency_max, metric_min: budget lines drawn on the chart.
     """
     fig = go.Figure()
-    title_x = X_TITLES[x].format(scenario=scenario)
+    title_x = x_title(x, scenario)
 
     def add(df: pd.DataFrame | None, name: str, title_of, text_col: str | None = None, **kw) -> None:
         if df is None or df.empty:

@@ -1,7 +1,8 @@
 """The trial function of the search: a suggested sub-network -> [dev metric %, costs...], with constraints.
 
-Objective values: the dev metric (%, maximised) first, then the chosen costs (minimised): `latency` (ms on a
-scenario, from the run's predictor or measured), `macs`, `params`. Constraints go through
+Objective values: the dev metric (%, maximised) first, then the chosen costs (minimised), each an entry of the
+registry `search.objectives`: `latency` (ms on a scenario, from the run's predictor or measured), `macs`,
+`params`. Every registered cost is computed and recorded under its column. Constraints go through
 `trial.set_constraint` (Optuna 5), so every sampler and `study.best_trials` see feasibility. With a dev
 subset (`fidelity_subset`), a config is evaluated on all of dev only when it could still reach the front
 (`search.fidelity`).
@@ -24,13 +25,15 @@ from profiling.variants import variant_columns
 from search.eval_cache import CachedEvaluator
 from search.evaluator import RunContext, latency_fn
 from search.fidelity import could_reach_front, subset_margin
+from search.objectives import LATENCY, METRIC_COLUMN, CostContext, cost_objectives
 from search.options import SearchOptions
 from search.space import suggest_subnet
 
 
 @dataclass
 class TrialCosts:
-    """Cost objectives of a config in a variant: latency (ms, predicted or measured), MACs, params.
+    """Every registered cost of a config in a variant (`search.objectives`: latency in ms, predicted or measured,
+    MACs, params, ...), by objective name; a cost whose function lacks its input (no latency) is left out.
 
     `latency_fn` is one function (a single variant) or one per variant key.
     """
@@ -42,16 +45,15 @@ class TrialCosts:
     latency_fn: Callable[[SubnetConfig], float] | Mapping[str, Callable[[SubnetConfig], float]] | None = None
 
     def __call__(self, cfg: SubnetConfig, variant: str | None = None) -> dict[str, float]:
-        from profiling.flops import analytic_macs, param_count
-
-        out: dict[str, float] = {
-            "macs": analytic_macs(self.arch, cfg, self.seq_len, batch=self.batch, num_labels=self.num_labels),
-            "params": param_count(self.arch, cfg, self.num_labels)}
         fn = self.latency_fn
         if isinstance(fn, Mapping):
             fn = fn[variant if variant is not None else next(iter(fn))]
-        if fn is not None:
-            out["latency"] = float(fn(cfg))
+        ctx = CostContext(self.arch, self.num_labels, self.seq_len, self.batch, fn)
+        out: dict[str, float] = {}
+        for o in cost_objectives():
+            value = o.compute(cfg, ctx)
+            if value is not None:
+                out[o.name] = value
         return out
 
 
@@ -91,10 +93,10 @@ class Objective:
         metric, hit, fidelity = self._metric(trial, cfg, variant, cost_values)
         spent = ev.eval_seconds - before
         self.eval_seconds += spent
-        attrs = {"dev_metric": metric, "fidelity": fidelity, "cache_hit": hit, "eval_seconds": round(spent, 4),
-                 "macs": int(costs["macs"]), "params": int(costs["params"]), **variant_columns(variant)}
-        if "latency" in costs:
-            attrs["latency_ms"] = costs["latency"]
+        attrs = {METRIC_COLUMN: metric, "fidelity": fidelity, "cache_hit": hit, "eval_seconds": round(spent, 4),
+                 **{o.column: o.record(costs[o.name]) for o in cost_objectives() if o.name in costs},
+                 **variant_columns(variant)}
+        if LATENCY.name in costs:
             attrs["latency_source"] = "measured" if opts.measure else "predictor"
         for k, v in attrs.items():
             trial.set_user_attr(k, v)

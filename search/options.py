@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING
 import optuna
 
 from elastic.options import DEFAULT_SCENARIO, SAMPLERS, Sampler
+from search.objectives import METRIC, cost_objective, objective_names
 from search.storage import make_storage
 
 if TYPE_CHECKING:
     from elastic.device import Runtime
 
-OBJECTIVES: tuple[str, ...] = ("metric", "latency", "macs", "params")
-METRIC_NAMES = {"metric": "dev_metric", "latency": "latency_ms", "macs": "macs", "params": "params"}
+# The built-in objectives (the typed run configuration's choices); validation reads the registry, so an objective
+# registered later (`search.objectives.register`) is accepted too.
+OBJECTIVES: tuple[str, ...] = objective_names()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +31,7 @@ class SearchOptions:
         scenario: latency scenario key (e.g. cpu-eager-t2-b1-s128), or several deployment variants of one
             target as a comma-separated list (`profiling.variants`; e.g. cpu-eager-t2-b1-s64,cpu-ort-int8-t2-b1-s64):
             each trial is then a sub-network plus a variant, scored on that variant. Also gives seq_len/batch of MACs.
-        objectives: "metric" first, then any of latency, macs, params.
+        objectives: "metric" first, then any registered cost (`search.objectives`: latency, macs, params).
         n_trials: total trials of the study (over all workers and all resumptions).
         sampler: tpe (default: chosen on dev hypervolume, docs/RECIPES.md), nsga2 or random.
         seed: sampler seed (worker k uses seed + 1000 k).
@@ -90,12 +92,13 @@ class SearchOptions:
         object.__setattr__(self, "objectives", tuple(self.objectives))
         object.__setattr__(self, "scenario", ",".join(parse_variants(self.scenario)))
         objs = self.objectives
-        if not objs or objs[0] != "metric" or len(objs) < 2:
+        names = objective_names()
+        if not objs or objs[0] != METRIC or len(objs) < 2:
             raise ValueError(f"objectives must start with 'metric' and name at least one cost "
-                             f"(latency, macs, params), got {','.join(objs) or '(none)'}")
-        bad = [o for o in objs if o not in OBJECTIVES]
+                             f"({', '.join(names[1:])}), got {','.join(objs) or '(none)'}")
+        bad = [o for o in objs if o not in names]
         if bad or len(set(objs)) != len(objs):
-            raise ValueError(f"objectives: unknown or repeated {bad or objs}; choose from {', '.join(OBJECTIVES)}")
+            raise ValueError(f"objectives: unknown or repeated {bad or objs}; choose from {', '.join(names)}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got '{self.sampler}'")
         for name in ("n_trials", "n_workers", "heartbeat_interval"):
@@ -137,7 +140,8 @@ class SearchOptions:
 
     @property
     def needs_latency(self) -> bool:
-        return "latency" in self.objectives or self.latency_budget_ms is not None
+        return (any(cost_objective(o).needs_latency for o in self.objectives[1:])
+                or self.latency_budget_ms is not None)
 
     def make_storage(self) -> optuna.storages.RDBStorage:
         """The storage of a worker: `storage_url` with the heartbeat and retry of these options."""

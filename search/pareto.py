@@ -33,7 +33,9 @@ from elastic.config import SubnetConfig
 from elastic.rundir import CSV_SCHEMAS, PARETO_CSV, SEARCH_JSON, TRIALS_CSV, write_json
 from profiling.variants import variant_columns
 from search.confirm import Confirmer, confirm
+from search.objectives import cost_objective, cost_objectives
 
+# The contract's columns; an objective registered beyond the built-ins adds its own after them (`_columns`).
 PARETO_COLUMNS = CSV_SCHEMAS[PARETO_CSV].columns
 TRIALS_COLUMNS = CSV_SCHEMAS[TRIALS_CSV].columns
 # pareto.csv columns a front written before confirmation lacks (read back empty)
@@ -243,8 +245,7 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
             "confirm_split": split or "", "confirm_n": confirmer.n if split else "",
             "grid_point": cfg.hash in set(grid_hashes),
             "test_metric": test(cfg) if test is not None else "",
-            "macs": t.user_attrs.get("macs", ""), "params": t.user_attrs.get("params", ""),
-            "latency_pred_ms": t.user_attrs.get("latency_ms", ""),
+            **{o.front_column: t.user_attrs.get(o.column, "") for o in cost_objectives()},
             "latency_measured_ms": float(timed[key]["latency_ms"][cfg.hash]) if key in timed else "",
             **variant_columns(key), "knee": False})
     # Measured values replace predicted latency wherever we have them: that is the front users get.
@@ -282,16 +283,20 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
 
 
 def _measured_cost(row: dict[str, Any], objective: str, predicted: float) -> float:
-    if objective == "latency" and row["latency_measured_ms"] != "":
-        return float(row["latency_measured_ms"])
-    return float(predicted)
+    col = cost_objective(objective).measured_column
+    return float(row[col]) if col and row.get(col, "") != "" else float(predicted)
+
+
+def _columns(contract: Sequence[str], attr: str) -> list[str]:
+    """A CSV's columns: the contract's, then those of cost objectives registered beyond it (`search.objectives`)."""
+    return list(dict.fromkeys([*contract, *(getattr(o, attr) for o in cost_objectives())]))
 
 
 def write_pareto_csv(rows: list[dict[str, Any]], path: Path) -> Path:
     """Write `pareto.csv` (columns of docs/ARTIFACTS.md) atomically."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: workers sharing a run dir end together
     with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(PARETO_COLUMNS))
+        w = csv.DictWriter(fh, fieldnames=_columns(PARETO_COLUMNS, "front_column"))
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, path)
@@ -323,8 +328,8 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
         feasible = t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values())
         rows.append({"trial": t.number, "config_hash": ua.get("config_hash", ""),
                      "config_json": ua.get("config_json", ""), "dev_metric": values.get("dev_metric", ""),
-                     "latency_ms": ua.get("latency_ms", ""), "macs": ua.get("macs", ""),
-                     "params": ua.get("params", ""), "state": t.state.name, "feasible": feasible,
+                     **{o.column: ua.get(o.column, "") for o in cost_objectives()}, "state": t.state.name,
+                     "feasible": feasible,
                      "scenario": ua.get("scenario", ""), "precision": ua.get("precision", ""),
                      "runtime": ua.get("runtime", "")})
     return rows
@@ -334,7 +339,7 @@ def write_trials_csv(study: optuna.Study, path: Path) -> Path:
     """Write `trials.csv` atomically."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: workers sharing a run dir end together
     with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(TRIALS_COLUMNS))
+        w = csv.DictWriter(fh, fieldnames=_columns(TRIALS_COLUMNS, "column"))
         w.writeheader()
         w.writerows(trial_rows(study))
     os.replace(tmp, path)

@@ -26,7 +26,8 @@ from optuna.trial import TrialState
 from elastic.options import SAMPLERS
 from search.budget import StudyBudget
 from search.objective import Objective, build_objective
-from search.options import METRIC_NAMES, SearchOptions
+from search.objectives import column_of, cost_objective
+from search.options import SearchOptions
 from search.rule import enqueue_rule
 from search.space import enqueue_grid
 
@@ -61,7 +62,7 @@ def open_study(opts: SearchOptions, *, worker: int = 0, checkpoint: str | None =
             whichever machine), and with `opts.seed_with_rule` the rule's first configs. None enqueues nothing.
         storage: the storage to open it on (default: `opts.make_storage()`).
     """
-    directions = ["maximize"] + ["minimize"] * (len(opts.objectives) - 1)
+    directions = ["maximize"] + [cost_objective(o).direction for o in opts.objectives[1:]]
     storage = storage if storage is not None else opts.make_storage()
     sampler = make_sampler(opts.sampler, opts.seed + 1000 * worker, population_size=opts.population_size)
     try:
@@ -73,7 +74,7 @@ def open_study(opts: SearchOptions, *, worker: int = 0, checkpoint: str | None =
     if [d.name.lower() for d in study.directions] != directions:
         raise ValueError(f"study '{opts.name}' in {opts.storage_url} has other objectives "
                          f"({len(study.directions)}); use another --storage or study name")
-    names = [METRIC_NAMES[o] for o in opts.objectives]
+    names = [column_of(o) for o in opts.objectives]
     if study.metric_names is not None and study.metric_names != names:
         raise ValueError(f"study '{opts.name}' was run with objectives {study.metric_names}, not {names}; "
                          "pass another --study-name (or --storage) for these objectives")

@@ -47,8 +47,9 @@ if front is not None:
 which = c1.radio("Metric (y)", ["dev", "confirmed", "test"] if has_confirm else ["dev", "test"], horizontal=True,
                  key="pareto_metric", help="confirmed: each front point's figure on the split that confirmed it "
                  "(held-out), dev where unconfirmed. trials.csv has dev scores only: the trial cloud is dev only")
-x_kind = c2.radio("Cost (x)", ["latency", "macs", "params"], horizontal=True, key="pareto_x",
-                  format_func={"latency": "latency (ms)", "macs": "MACs", "params": "params"}.get)
+axes = C.cost_axes()  # every registered cost objective (search.objectives)
+x_kind = c2.radio("Cost (x)", list(axes), horizontal=True, key="pareto_x",
+                  format_func=lambda k: axes[k].split(" (")[0])
 options = ([V.OWN] if multi else []) + keys
 default = V.OWN if multi else (variants[0] if variants and variants[0] in keys else None)
 scenario = c3.selectbox("Latency scenario", options or ["(none)"], key="pareto_scenario",
