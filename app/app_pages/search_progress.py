@@ -7,6 +7,7 @@ import streamlit as st
 from app import charts_search as C
 from app.app_pages.common import current_run, frame_for_display, load
 from elastic.rundir import LATENCY_CSV, PREDICTOR_JSON, SEARCH_JSON, TRIALS_CSV
+from search.objectives import cost_objectives
 
 st.title("Search progress")
 run = current_run()
@@ -49,9 +50,11 @@ if trials is not None:
         view = view[view["feasible"] == (feas == "feasible only")]
     in_range = view["dev_metric"].between(rng[0], rng[1]) | (view["dev_metric"].isna() & (rng == (lo, hi)))
     view = frame_for_display(view[in_range])
-    shown = ["trial", "state", "feasible", "dev_metric", "latency_ms", "macs", "params", "describe", "config_hash"]
+    # every registered cost objective's column (search.objectives), with its unit (raw values, not axis-scaled)
+    shown = ["trial", "state", "feasible", "dev_metric", *(o.column for o in cost_objectives()), "describe",
+             "config_hash"]
     st.dataframe(view[[c for c in shown if c in view]].rename(columns={
-        "dev_metric": "dev (%)", "latency_ms": "latency (ms)", "macs": "MACs", "describe": "config"}),
+        "dev_metric": "dev (%)", "describe": "config", **{o.column: f"{o.name} ({o.unit})" for o in cost_objectives()}}),
         hide_index=True)
     st.caption(f"{len(view)} of {len(trials)} trials shown; latency is the search objective's value (ms); "
                "config = kept layers L, heads per layer H, FFN neurons per layer F.")
