@@ -7,19 +7,19 @@ real measurement).
 from __future__ import annotations
 
 import functools
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from elastic.config import SubnetConfig
-from elastic.rundir import DYNABERT_STAGES, RunDirError, find_stage, read_run  # noqa: F401  (RunDirError re-exported)
+from elastic.rundir import (DYNABERT_STAGES, EVAL_CACHE, MODEL_FILE, RunDir, RunDirError,  # noqa: F401  (re-exported)
+                            find_stage, read_done, read_run)
 from search.eval_cache import CachedEvaluator, EvalCache
 
 if TYPE_CHECKING:
     from elastic.device import Runtime
 
-CACHE_FILE = "eval_cache.jsonl"
+CACHE_FILE = EVAL_CACHE  # the run's evaluation cache (elastic.rundir)
 # The split of the held-out slice of train: the last `heldout_examples` training examples (run.json), which no stage
 # trained on and the search never scores; `search.confirm` confirms the front on it.
 HELDOUT = "heldout"
@@ -56,12 +56,11 @@ def find_checkpoint(run_dir: Path, stage: str | None = None) -> tuple[str, Path]
 def checkpoint_stamp(stage: str, checkpoint: Path) -> str:
     """`<stage>@<finished_at>:` of a stage checkpoint dir (its done.json, else the weights' mtime): what
     caches and studies record, so that a retrained stage never reuses the old checkpoint's results."""
-    done = Path(checkpoint) / "done.json"
     try:
-        stamp = str(json.loads(done.read_text()).get("finished_at", ""))
-    except (OSError, json.JSONDecodeError, AttributeError):
+        stamp = str((read_done(checkpoint) or {}).get("finished_at") or "")
+    except (OSError, RunDirError):
         stamp = ""
-    stamp = stamp or str(int((Path(checkpoint) / "model.safetensors").stat().st_mtime))
+    stamp = stamp or str(int((Path(checkpoint) / MODEL_FILE).stat().st_mtime))
     return f"{stage}@{stamp}:"
 
 
@@ -125,7 +124,7 @@ class RunContext:
         if self._tokenizer is None:
             from elastic.weights import load_tokenizer
 
-            tok = self.run_dir / "tokenizer"
+            tok = RunDir(self.run_dir).tokenizer
             if not tok.exists():
                 raise RunDirError(f"{self.run_dir} has no tokenizer/ (written by the teacher stage)")
             self._tokenizer = load_tokenizer(tok)
@@ -253,7 +252,7 @@ def latency_fn(ctx: RunContext, scenario: str, *, measure: bool) -> Callable[[Su
         from profiling.latency_cache import LatencyCache
 
         sc = Scenario.parse(scenario).check(ctx.arch)
-        cache = LatencyCache(ctx.run_dir / "latency_cache.jsonl")
+        cache = LatencyCache(RunDir(ctx.run_dir).latency_cache)
         return lambda cfg: float(measure_latency(ctx.model, cfg, sc, cache=cache, count_fvcore=False)["median_ms"])
     from profiling.predictor import LatencyPredictor
 
@@ -271,9 +270,10 @@ def predictor_path(run_dir: Path, scenario: str) -> Path:
     Raises:
         FileNotFoundError: neither exists (with the command that makes one).
     """
-    for path in (run_dir / "predictors" / f"{scenario}.json", run_dir / "predictor.json"):
+    rd = RunDir(run_dir)
+    for path in (rd.predictor(scenario), rd.predictor_json):
         if path.exists():
             return path
     raise FileNotFoundError(
-        f"{run_dir / 'predictor.json'} not found: the latency objective needs a predictor; run `dynabert "
+        f"{rd.predictor_json} not found: the latency objective needs a predictor; run `dynabert "
         f"profile --run-dir {run_dir} --scenario {scenario}` first, or pass --measure to time every trial")

@@ -18,7 +18,6 @@ points against a model that shares no kernels with them).
 from __future__ import annotations
 
 import csv
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping, Sequence
@@ -30,7 +29,8 @@ from optuna.study._multi_objective import _is_pareto_front
 from optuna.trial import FrozenTrial, TrialState
 
 from elastic.config import SubnetConfig
-from elastic.rundir import CSV_SCHEMAS, PARETO_CSV, SEARCH_JSON, TRIALS_CSV, write_json
+from elastic.rundir import (CSV_SCHEMAS, PARETO_CSV, SEARCH_JSON, STUDY_DB, TRIALS_CSV, RunDir, RunDirError,
+                            write_json)
 from profiling.variants import variant_columns
 from search.confirm import Confirmer, confirm
 from search.objectives import cost_objective, cost_objectives
@@ -254,7 +254,7 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
     shown = [[r["confirm_metric"] if r["confirm_split"] else r["dev_metric"], *m[1:]] for r, m in zip(rows, measured)]
     knee = knee_index(shown)  # on the figures the front shows: confirmed where confirmed
     rows[knee]["knee"] = True
-    write_pareto_csv(rows, Path(run_dir) / "pareto.csv")
+    write_pareto_csv(rows, RunDir(run_dir).pareto_csv)
     timing = seconds_per_trial(study)
     n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     first = next(iter(timed.values()), None)
@@ -352,9 +352,10 @@ def load_study(run_dir: Path, *, storage: str | None = None, study_name: str | N
     Raises:
         ValueError: no study, several studies and no name, or an unknown name.
     """
-    url = storage or f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
-    if storage is None and not (Path(run_dir) / "study.db").exists():
-        raise ValueError(f"{run_dir} has no study.db: run `dynabert search --run-dir {run_dir}` first")
+    db = RunDir(run_dir).study_db
+    url = storage or f"sqlite:///{db.resolve()}"
+    if storage is None and not db.exists():
+        raise ValueError(f"{run_dir} has no {STUDY_DB}: run `dynabert search --run-dir {run_dir}` first")
     from search.storage import make_storage
 
     st = make_storage(url)
@@ -381,8 +382,9 @@ def trial_config(trial: optuna.trial.FrozenTrial) -> SubnetConfig:
 def searched_checkpoint(run_dir: Path) -> str | None:
     """The checkpoint stamp recorded in `<run>/search.json` (None: no search.json, or one from before the
     stamp was recorded). Compare it with `RunContext.cache_namespace()` before trusting pareto.csv's metrics."""
+    rd = RunDir(run_dir)
     try:
-        value = json.loads((Path(run_dir) / "search.json").read_text()).get("checkpoint")
-    except (OSError, json.JSONDecodeError, AttributeError):
+        value = rd.read_json(rd.search_json).get("checkpoint")
+    except (OSError, RunDirError):
         return None
     return value if isinstance(value, str) else None

@@ -24,6 +24,7 @@ import optuna
 from optuna.trial import TrialState
 
 from elastic.options import SAMPLERS
+from elastic.rundir import RunDir
 from search.budget import StudyBudget
 from search.objective import Objective, build_objective
 from search.objectives import column_of, cost_objective
@@ -249,5 +250,5 @@ def run_search(opts: SearchOptions, *, objective: Objective | None = None) -> op
         bar.close()
     from search.pareto import write_trials_csv
 
-    write_trials_csv(study, opts.run_dir / "trials.csv")
+    write_trials_csv(study, RunDir(opts.run_dir).trials_csv)
     return study

@@ -2,12 +2,12 @@
 then the front re-measured (pareto.csv, search.json)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from elastic.options import DEFAULT_SCENARIO
+from elastic.rundir import RunDir, RunDirError
 from search.options import SearchOptions
 
 
@@ -38,12 +38,12 @@ class SearchResult:
 
 def default_scenario(run_dir: Path) -> str:
     """The scenario of the run's search (its variants, comma-separated), else of its predictor, else the default."""
-    for name, key in (("search.json", "scenario"), ("predictor.json", "scenario")):
-        f = Path(run_dir) / name
+    rd = RunDir(run_dir)
+    for f in (rd.search_json, rd.predictor_json):
         if f.exists():
             try:
-                return str(json.loads(f.read_text())[key])
-            except (json.JSONDecodeError, KeyError, TypeError):
+                return str(rd.read_json(f)["scenario"])
+            except (RunDirError, KeyError):
                 continue
     return DEFAULT_SCENARIO
 
