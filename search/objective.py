@@ -159,6 +159,9 @@ def build_objective(opts: SearchOptions, ctx: RunContext | None = None) -> Objec
     if lat is not None and len(lat) == 1:
         lat = next(iter(lat.values()))
     costs = TrialCosts(ctx.arch, ctx.model.num_labels, sc.seq_len, sc.batch, lat)
+    for v in opts.variants:  # a variant's accuracy is scored where it runs: a CUDA variant needs the GPU here
+        if Scenario.parse(v).device == "cuda":
+            Scenario.parse(v).check(ctx.arch)
     evaluators = {v: ctx.evaluator(subset=opts.fidelity_subset, variant=v) for v in opts.variants}
     return Objective(opts, ctx.arch, evaluators[opts.variants[0]], costs, checkpoint=ctx.cache_namespace(),
                      evaluators=evaluators)
