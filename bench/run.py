@@ -163,10 +163,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help=f"run even above {MAX_LOAD_PER_CORE} load per core")
     ap.add_argument("--results-dir", type=Path, help="where result files go (default: results/; --quick: a "
                                                       "temporary folder)")
+    ap.add_argument("--skip", help="comma-separated bench names to leave out of this run")
     ap.add_argument("--list", action="store_true", help="print the benches and exit")
     a = ap.parse_args(argv)
     try:
         benches = select(a.only)
+        skipped = {b.name for b in select(a.skip)} if a.skip else set()
+        benches = [b for b in benches if b.name not in skipped]
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -93,10 +93,12 @@ def count_dominated(candidates: Sequence[Sequence[float]], others: Sequence[Sequ
 
 
 def knee_index(points: Sequence[Sequence[float]]) -> int:
-    """Knee of a front: the point farthest from the line between the two extremes.
+    """Knee of a front: the point farthest above the line between the two extremes.
 
-    Uses (metric, first cost) normalised to [0, 1] each; the extremes are the cheapest point and the
-    most accurate point. Ties (e.g. fronts of 1 or 2 points) go to the more accurate point.
+    Uses (metric, first cost) normalised to [0, 1] each; the extremes are the cheapest and the most accurate
+    of the points not dominated in (metric, first cost) (re-measured costs can leave a searched front point
+    dominated: such a point is never the knee), and only points above the line (more accurate than the line at
+    their cost) count. Ties, and fronts with no point above the line (1 or 2 points), go to the more accurate point.
 
     Returns:
         Index into `points`.
@@ -104,15 +106,19 @@ def knee_index(points: Sequence[Sequence[float]]) -> int:
     if len(points) == 0:
         raise ValueError("knee of an empty front")
     pts = np.asarray(points, dtype=float)[:, :2]
-    span = np.ptp(pts, axis=0)
+    keep = np.flatnonzero(pareto_mask(pts))
+    span = np.ptp(pts[keep], axis=0)
     span[span == 0] = 1.0
-    z = (pts - pts.min(axis=0)) / span  # (n, 2): metric up is good, cost up is bad
-    a, b = z[np.argmin(pts[:, 1])], z[np.argmax(pts[:, 0])]
+    z = (pts[keep] - pts[keep].min(axis=0)) / span  # (n, 2): metric up is good, cost up is bad
+    a, b = z[np.argmin(pts[keep, 1])], z[np.argmax(pts[keep, 0])]
     d = b - a
     norm = float(np.hypot(*d))
-    dist = np.zeros(len(z)) if norm == 0 else np.abs(d[0] * (z[:, 1] - a[1]) - d[1] * (z[:, 0] - a[0])) / norm
-    best = np.flatnonzero(np.isclose(dist, dist.max()))
-    return int(best[np.argmax(pts[best, 0])])
+    # signed: > 0 above the chord (more accurate at its cost than the line through the extremes)
+    above = np.zeros(len(z)) if norm == 0 else (d[1] * (z[:, 0] - a[0]) - d[0] * (z[:, 1] - a[1])) / norm
+    if above.max() <= 1e-12:
+        return int(keep[np.argmax(pts[keep, 0])])
+    best = np.flatnonzero(np.isclose(above, above.max()))
+    return int(keep[best[np.argmax(pts[keep][best, 0])]])
 
 
 def front_trials(study: optuna.Study) -> list[FrozenTrial]:

@@ -56,6 +56,11 @@ def test_knee_is_farthest_from_the_extremes_line():
     assert knee_index([[50, 1], [60, 5], [80, 10]]) in (0, 1, 2)
     assert knee_index([[70, 3]]) == 0
     assert knee_index([[60, 2], [80, 9]]) == 1  # tie: the more accurate one
+    # the demo's front, confirmed metric vs re-measured ms: a point below the chord (27.5 at 0.748 ms) or dominated
+    # after re-measurement is never the knee
+    demo = [[96.6, 1.001], [74.2, 0.769], [21.3, 0.278], [95.5, 0.981], [27.5, 0.748], [74.7, 0.674]]
+    assert knee_index(demo) == 5  # 74.7 at 0.674 ms: the non-dominated point farthest above the chord
+    assert knee_index([[90, 1], [50, 2], [95, 3]]) == 0  # the dominated middle point is not the knee
     with pytest.raises(ValueError):
         knee_index([])
 
