@@ -60,7 +60,7 @@ def test_knee_is_farthest_from_the_extremes_line():
     # after re-measurement is never the knee
     demo = [[96.6, 1.001], [74.2, 0.769], [21.3, 0.278], [95.5, 0.981], [27.5, 0.748], [74.7, 0.674]]
     assert knee_index(demo) == 5  # 74.7 at 0.674 ms: the non-dominated point farthest above the chord
-    assert knee_index([[90, 1], [50, 2], [95, 3]]) == 0  # the dominated middle point is not the knee
+    assert knee_index([[90, 1], [50, 2], [95, 3]]) == 2  # the dominated middle point is not the knee; two left: the more accurate
     with pytest.raises(ValueError):
         knee_index([])
 
