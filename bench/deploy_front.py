@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     if "test" not in ctx.task.splits:
         raise SystemExit(f"error: the task of {run_dir} has no test split: test accuracy is reported per point")
     state = _state(run_dir / WORK)
-    ensure_profiles(ctx, variants, args)
+    ensure_profiles(ctx, tuple(dict.fromkeys((*variants, target.key))), args)  # the optimism search runs fp32 eager
     front = searched_front(ctx, variants, f"variants-{args.target}-{args.sampler}-s{args.seed}", args, state)
 
     try:
