@@ -7,7 +7,6 @@ returns, so host clocks see finished work.
 """
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import tempfile
@@ -18,7 +17,7 @@ import torch
 from torch import nn
 
 from elastic.config import SubnetConfig
-from elastic.device import synchronize, torch_dtype
+from elastic.device import synchronize
 from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
 from profiling.latency_cache import model_key
@@ -63,14 +62,9 @@ def build_runner(small: nn.Module, scenario: Scenario, *, workdir: str | os.Path
                 shutil.rmtree(folder, ignore_errors=True)
         feeds = ort_feeds(ids, mask)
         return lambda: sess.run(None, feeds)
-    model = copy.deepcopy(small).eval().to(scenario.device, torch_dtype(scenario.dtype))
-    if scenario.int8:
-        try:
-            from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
-        except ImportError:
-            raise ValueError("runtime eager-int8 needs torchao (pip install torchao); "
-                             "or measure ort-int8 instead") from None
-        quantize_(model, Int8DynamicActivationInt8WeightConfig())
+    from profiling.deploy import eager_model  # the same conversion the variant's accuracy is scored on
+
+    model = eager_model(small, scenario)
 
     sync = synchronize if scenario.device == "cuda" else (lambda _device: None)
 

@@ -11,19 +11,11 @@ import pytest
 from bench import run as bench_run
 from bench import rundirs
 from bench.registry import BY_NAME, ROOT, select
+from tests.helpers_git import commit as _commit, git as _git
 
 HAS_GIT = shutil.which("git") is not None
 
 
-def _git(repo, *args):
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
-
-
-def _commit(repo, path, text):
-    (repo / path).parent.mkdir(parents=True, exist_ok=True)
-    (repo / path).write_text(text)
-    _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", path)
 
 
 @pytest.mark.skipif(not HAS_GIT, reason="needs git")

@@ -18,6 +18,7 @@ import pytest
 from bench import freshness
 from bench.freshness import command_matches, has_history, report
 from bench.registry import BENCHES, RETIRED, ROOT, TOOLS, Bench, owner_of
+from tests.helpers_git import commit as _commit, git as _git
 
 HAS_GIT = has_history(ROOT)  # False in a copied tree or a shallow clone: the recorded commits are not there
 # What bench/run.py stamps into every result JSON (bench.run.stamp), besides what the bench writes itself.
@@ -85,16 +86,6 @@ def test_retired_benches_are_out_of_the_registry_and_results():
             assert f"results/{stem}." not in cited, f"the README still cites retired results/{stem}"
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
-
-
-def _commit(repo: Path, path: str, text: str) -> str:
-    (repo / path).parent.mkdir(parents=True, exist_ok=True)
-    (repo / path).write_text(text)
-    _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", path)
-    return _git(repo, "rev-parse", "HEAD")
 
 
 def _write(results: Path, stem: str, **data) -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from bench.registry import BENCHES, ROOT, Bench
 from bench.results_doc import RENDERERS, figures
 from bench.results_index import CLOSE, COMMAND, DOC, INDEX, OPEN, render, render_doc, strip_status
+from tests.helpers_git import commit as _commit, git as _git
 
 STALE_HINT = f"run `{COMMAND}` (rewrites results/README.md and docs/RESULTS.md)"
 
@@ -55,16 +54,6 @@ def test_a_renderer_missing_its_keys_shows_the_scalar_fields():
     assert figures("unknown_stem", {"n": 3}) == ["- `n`: 3"]
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
-
-
-def _commit(repo: Path, path: str, text: str) -> str:
-    (repo / path).parent.mkdir(parents=True, exist_ok=True)
-    (repo / path).write_text(text)
-    _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", path)
-    return _git(repo, "rev-parse", "HEAD")
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
