@@ -258,6 +258,8 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
     measured = [[r["dev_metric"]] + [_measured_cost(r, o, v) for o, v in zip(objectives[1:], t.values[1:])]
                 for r, t in zip(rows, front)]
     shown = [[r["confirm_metric"] if r["confirm_split"] else r["dev_metric"], *m[1:]] for r, m in zip(rows, measured)]
+    keep = pareto_mask(shown)  # a point dominated once re-measured is not what a user would pick: off the front
+    rows, shown = [r for r, k in zip(rows, keep) if k], [s for s, k in zip(shown, keep) if k]
     knee = knee_index(shown)  # on the figures the front shows: confirmed where confirmed
     rows[knee]["knee"] = True
     write_pareto_csv(rows, RunDir(run_dir).pareto_csv)
@@ -276,7 +278,8 @@ def finalize(study: optuna.Study, *, run_dir: Path, scenario: str, objectives: S
         # history uses the search's own objective values (predicted latency); `hypervolume` the measured front
         "hypervolume_history_values": "objective values as searched (latency predicted unless --measure)",
         "knee_hash": rows[knee]["config_hash"], "knee_trial": rows[knee]["trial"], "n_trials": n_complete,
-        "n_front": len(rows), "seconds_per_trial": timing["seconds_per_trial"], "eval_share": timing["eval_share"],
+        "n_front": len(rows), "n_dominated_once_measured": int((~keep).sum()),
+        "seconds_per_trial": timing["seconds_per_trial"], "eval_share": timing["eval_share"],
         "latency_measured": bool(timed), "fingerprint": None if first is None else first.get("fingerprint"),
         # one variant: how it was timed; several: {variant: how}, each paired with its own full model
         "latency_timing": None if first is None else (next(iter(how.values())) if len(variants) == 1 else how),

@@ -84,9 +84,11 @@ def test_finalize_writes_pareto_and_search_json(tmp_path):
     study = _study([(80, 10), (70, 5), (60, 6), (78, 6)])
     tested, timed_calls = [], []
 
-    def time_front(cfgs):  # the whole front in one call: one clock for all its points
+    searched = {SubnetConfig.from_json(t.user_attrs["config_json"]).hash: t.values[1] for t in study.trials}
+
+    def time_front(cfgs):  # the whole front in one call: one clock for all its points; the searched order kept
         timed_calls.append(len(cfgs))
-        return {"latency_ms": {c.hash: 2.0 * len(c.ffn) + c.ffn[0] / 100 for c in cfgs},
+        return {"latency_ms": {c.hash: 2.0 + searched[c.hash] / 10 for c in cfgs},
                 "fingerprint": {"cpu": "test"}, "full_model_ms": 9.5, "method": "fake"}
 
     def test_fn(cfg):
@@ -109,7 +111,7 @@ def test_finalize_writes_pareto_and_search_json(tmp_path):
     assert saved["reference_point"] == [0.0, pytest.approx(11.0)]
     measured = [[float(r["dev_metric"]), float(r["latency_measured_ms"])] for r in rows]
     assert saved["hypervolume"] == pytest.approx(hypervolume(measured, saved["reference_point"]))
-    assert saved["n_trials"] == 4
+    assert saved["n_trials"] == 4 and saved["n_dominated_once_measured"] == 0
     assert saved["fingerprint"] == {"cpu": "test"}
     assert timed_calls == [3] and saved["latency_timing"] == {"full_model_ms": 9.5, "method": "fake"}
 
@@ -129,8 +131,9 @@ def test_a_config_proposed_twice_is_one_front_row(tmp_path):
     study.add_trial(optuna.trial.create_trial(values=list(again.values), user_attrs=dict(again.user_attrs),
                                               params={"x": 50}, distributions={"x": IntDistribution(0, 99)}))
     assert len(study.best_trials) == 3  # Optuna keeps both equal points
+    searched = {SubnetConfig.from_json(t.user_attrs["config_json"]).hash: t.values[1] for t in study.trials}
     out = finalize(study, run_dir=tmp_path, scenario="cpu-eager-t1-b1-s16", objectives=("metric", "latency"),
-                   full_costs=[10.0], time_front=lambda cfgs: {"latency_ms": {c.hash: 1.0 for c in cfgs}})
+                   full_costs=[10.0], time_front=lambda cfgs: {"latency_ms": {c.hash: searched[c.hash] for c in cfgs}})
     rows = list(csv.DictReader(open(tmp_path / "pareto.csv")))
     assert [int(r["trial"]) for r in rows] == [0, 1] and out["n_front"] == 2
     assert len({r["config_hash"] for r in rows}) == 2
