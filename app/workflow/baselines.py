@@ -19,7 +19,6 @@ from elastic.config import SelectSplit, SubnetConfig, grid
 from elastic.data import compute_metrics
 from elastic.device import CPU_FP32, Runtime
 from elastic.evaluate import evaluate
-from elastic.extract import extract
 from elastic.model import ElasticBertForSequenceClassification
 from elastic.options import DEFAULT_LR, DEFAULT_SCENARIO, INT8_RUNTIMES, Int8Runtime, TinyBudget
 from elastic.students import (Student, checkpoint_student, distilbert_layers, distilbert_student, subnet_student)
@@ -96,28 +95,19 @@ def resolve_steps(opts: BaselineOptions, run_dir: Path, run: dict[str, Any], ste
 # ---- int8 accuracy ---------------------------------------------------------------------------------
 def int8_predictor(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, runtime: Int8Runtime, workdir: Path,
                    threads: int = 2) -> Callable[[dict[str, torch.Tensor]], np.ndarray]:
-    """A batch -> logits function of the dynamically INT8-quantized extracted sub-network.
-
-    `eager-int8`: torchao `Int8DynamicActivationInt8WeightConfig` on the extracted model (as the latency
-    harness does); `ort-int8`: ONNX export + `quantize_dynamic` + an ONNX Runtime session, for
-    single-segment inputs only (the export takes input ids and attention mask, no token types).
+    """A batch -> logits function of the dynamically INT8-quantized extracted sub-network: the artifact the
+    search scores and the latency harness times for that variant (`profiling.deploy.build_artifact`):
+    `eager-int8` torchao's `Int8DynamicActivationInt8WeightConfig` on the extracted model, `ort-int8` the fused
+    ONNX graph quantized by onnxruntime's `quantize_dynamic` in an ONNX Runtime session.
     """
-    small = extract(model, cfg).eval()
-    if Int8Runtime(runtime) is Int8Runtime.EAGER:
-        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
-        quantize_(small, Int8DynamicActivationInt8WeightConfig())
+    from profiling.deploy import build_artifact
+    from profiling.scenario import Scenario
 
-        @torch.inference_mode()
-        def eager(b: dict[str, torch.Tensor]) -> np.ndarray:
-            return small(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits.float().numpy()
-        return eager
-    from profiling.onnx_export import export_onnx, ort_feeds, ort_session, quantize_onnx_int8
-    sess = ort_session(quantize_onnx_int8(export_onnx(small, workdir / "model.onnx"), workdir / "model.int8.onnx"),
-                       threads=threads)
+    art = build_artifact(model, cfg, Scenario(runtime=Int8Runtime(runtime).value, threads=threads), workdir=workdir)
 
-    def ort(b: dict[str, torch.Tensor]) -> np.ndarray:
-        return sess.run(None, ort_feeds(b["input_ids"], b["attention_mask"], b["token_type_ids"]))[0]
-    return ort
+    def predict(b: dict[str, torch.Tensor]) -> np.ndarray:
+        return art.predict(b["input_ids"], b["attention_mask"], b["token_type_ids"])
+    return predict
 
 
 def int8_metrics(model: ElasticBertForSequenceClassification, cfg: SubnetConfig, runtime: Int8Runtime,
