@@ -66,3 +66,18 @@ def provenance() -> dict[str, Any]:
     root = RESULTS.parent
     return {"commit": rundirs.git("rev-parse", "HEAD", root=root) or "unknown", "dirty": rundirs.tree_dirty(root),
             "command": shlex.join([sys.executable, *sys.argv])}
+
+
+def bench_model(tiny: bool, num_labels: int = 2):
+    """The model a timing bench measures, in eval mode: the embedded default teacher (all-MiniLM-L6-v2), or with
+    `tiny` a seeded random 4-layer BERT (hidden 32, 4 heads, FFN 64) for quick runs."""
+    from elastic.config import BertArch
+    from elastic.model import ElasticBertForSequenceClassification
+    from elastic.weights import load_default_teacher
+
+    if not tiny:
+        return load_default_teacher(num_labels)[0].eval()
+    torch.manual_seed(0)
+    return ElasticBertForSequenceClassification(BertArch(
+        num_layers=4, hidden_size=32, num_heads=4, head_dim=8, intermediate_size=64, vocab_size=99,
+        max_position_embeddings=512), num_labels).eval()

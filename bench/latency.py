@@ -41,10 +41,9 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 from torch.utils import benchmark  # noqa: E402
 
-from bench.common import RESULTS  # noqa: E402
+from bench.common import RESULTS, bench_model  # noqa: E402
 from bench.report_text import settle_words  # noqa: E402
 from elastic.config import SubnetConfig, grid  # noqa: E402
-from elastic.weights import load_default_teacher  # noqa: E402
 from profiling.fingerprint import fingerprint  # noqa: E402
 from profiling.latency_cache import LatencyCache  # noqa: E402
 from profiling.latency import measure_many, runner_for  # noqa: E402
@@ -169,16 +168,7 @@ def main() -> None:
     cache = LatencyCache(work / "latency_cache.jsonl")
     load_before = machine_load()
 
-    if args.tiny:
-        from elastic.config import BertArch
-        from elastic.model import ElasticBertForSequenceClassification
-        torch.manual_seed(0)
-        model = ElasticBertForSequenceClassification(BertArch(
-            num_layers=4, hidden_size=32, num_heads=4, head_dim=8, intermediate_size=64, vocab_size=99,
-            max_position_embeddings=512), 2)
-    else:
-        model, _ = load_default_teacher(2)
-    model.eval()
+    model = bench_model(args.tiny)
     runtimes = tuple(args.runtimes.split(","))
     arch = model.arch
     n_pred = 8 if args.quick else 50

@@ -141,17 +141,9 @@ def main() -> None:
     for name, got, known in (("--runtimes", runtimes, RUNTIMES), ("--graphs", graphs, GRAPHS)):
         if not set(got) <= set(known):
             ap.error(f"{name}: unknown {sorted(set(got) - set(known))}; known: {', '.join(known)}")
-    if args.tiny:
-        from elastic.config import BertArch
-        from elastic.model import ElasticBertForSequenceClassification
-        torch.manual_seed(0)
-        model = ElasticBertForSequenceClassification(BertArch(
-            num_layers=4, hidden_size=32, num_heads=4, head_dim=8, intermediate_size=64, vocab_size=99,
-            max_position_embeddings=512), 2)
-    else:
-        from elastic.weights import load_default_teacher
-        model, _ = load_default_teacher(2)
-    result = profile_all(model.eval(), batch=args.batch, seq=args.seq, threads=args.threads, calls=args.calls,
+    from bench.common import bench_model
+
+    result = profile_all(bench_model(args.tiny), batch=args.batch, seq=args.seq, threads=args.threads, calls=args.calls,
                          runtimes=runtimes, graphs=graphs)
     print(f"batch {args.batch} / seq {args.seq}, {args.threads} threads, {args.calls} calls, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}, load {os.getloadavg()[0]:.2f}")
