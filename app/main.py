@@ -10,7 +10,7 @@ import sys
 
 import streamlit as st
 
-from app.run_index import RunSummary, list_runs, resolve_runs_dir
+from app.dashboard.run_index import RunSummary, list_runs, resolve_runs_dir
 
 st.set_page_config(page_title="DynaBERT Explorer", page_icon=":material/scatter_plot:", layout="wide")
 
@@ -46,10 +46,10 @@ with st.sidebar:
     st.caption(f"runs directory: `{runs_dir}`")
 
 pages = [
-    st.Page("app_pages/runs.py", title="Runs", icon=":material/folder_open:", default=True),
-    st.Page("app_pages/pareto.py", title="Pareto explorer", icon=":material/scatter_plot:"),
-    st.Page("app_pages/architecture.py", title="Architecture", icon=":material/view_column:"),
-    st.Page("app_pages/search_progress.py", title="Search progress", icon=":material/timeline:"),
-    st.Page("app_pages/export.py", title="Export", icon=":material/download:"),
+    st.Page("dashboard/pages/runs.py", title="Runs", icon=":material/folder_open:", default=True),
+    st.Page("dashboard/pages/pareto.py", title="Pareto explorer", icon=":material/scatter_plot:"),
+    st.Page("dashboard/pages/architecture.py", title="Architecture", icon=":material/view_column:"),
+    st.Page("dashboard/pages/search_progress.py", title="Search progress", icon=":material/timeline:"),
+    st.Page("dashboard/pages/export.py", title="Export", icon=":material/download:"),
 ]
 st.navigation(pages).run()

@@ -116,7 +116,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     run_dir = args.run_dir
     from app.workflow.baselines import BaselineOptions, TinyBudget, run_baselines
-    from elastic.baselines import Recipe
+    from elastic.training.baselines import Recipe
     if args.wait:
         wait_for(run_dir / "teacher" / "done.json", "the run's teacher")
     steps, steps_from = budget(run_dir, args.max_steps, args.budget_wait if args.wait else 0)
@@ -178,10 +178,10 @@ def train_in_parallel(run_dir: Path, steps: int, args) -> None:
 
 def _small(run_dir: Path, row: dict[str, Any]):
     """The extracted model of a baselines.csv row (students from their checkpoint, INT8 from the teacher)."""
-    from elastic.baselines import Recipe
-    from elastic.config import SubnetConfig
-    from elastic.extract import extract
-    from elastic.weights import load_checkpoint
+    from elastic.training.baselines import Recipe
+    from elastic.model.config import SubnetConfig
+    from elastic.model.extract import extract
+    from elastic.model.weights import load_checkpoint
     folder = run_dir / "baselines" / row["name"]
     if (folder / "done.json").exists():
         model, _ = load_checkpoint(folder)
@@ -205,9 +205,9 @@ def paired_latency(run_dir: Path, row: dict[str, Any], stage: str, cfg_json: str
     """
     import tempfile
 
-    from elastic.config import SubnetConfig
-    from elastic.extract import extract
-    from elastic.weights import load_checkpoint
+    from elastic.model.config import SubnetConfig
+    from elastic.model.extract import extract
+    from elastic.model.weights import load_checkpoint
     from profiling.runners import build_runner
     from profiling.timing import paired_ratio
     from profiling.scenario import Scenario
@@ -229,8 +229,8 @@ def dynabert_side(run_dir: Path, stage: Optional[str], cfg_json: str, scenario: 
     """Latency (ms) of the DynaBERT sub-network in the same scenario (cached like every measurement)."""
     if stage is None:
         return None
-    from elastic.config import SubnetConfig
-    from elastic.weights import load_checkpoint
+    from elastic.model.config import SubnetConfig
+    from elastic.model.weights import load_checkpoint
     from profiling.latency_cache import LatencyCache
     from profiling.latency import measure
     from profiling.scenario import Scenario
@@ -258,7 +258,7 @@ def front_of_stage(run_dir: Path, stage: str) -> Optional[pd.DataFrame]:
 def write(run_dir: Path, rows: list[dict[str, Any]], int8_rows: list[dict[str, Any]], grid_df, stage, steps: int,
           steps_from: str, args, seconds: float, load_start: float | None = None) -> None:
     from app.workflow.baselines import BaselineOptions
-    from elastic.baselines import Recipe
+    from elastic.training.baselines import Recipe
     from profiling.fingerprint import fingerprint
     front = front_of_stage(run_dir, stage)
     out_rows = []

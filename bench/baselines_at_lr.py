@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.common import fingerprint, fingerprint_line, write_result
-from elastic.config import SubnetConfig
+from elastic.model.config import SubnetConfig
 
 
 def main() -> int:

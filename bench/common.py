@@ -71,9 +71,9 @@ def provenance() -> dict[str, Any]:
 def bench_model(tiny: bool, num_labels: int = 2):
     """The model a timing bench measures, in eval mode: the embedded default teacher (all-MiniLM-L6-v2), or with
     `tiny` a seeded random 4-layer BERT (hidden 32, 4 heads, FFN 64) for quick runs."""
-    from elastic.config import BertArch
-    from elastic.model import ElasticBertForSequenceClassification
-    from elastic.weights import load_default_teacher
+    from elastic.model.config import BertArch
+    from elastic.model.modeling import ElasticBertForSequenceClassification
+    from elastic.model.weights import load_default_teacher
 
     if not tiny:
         return load_default_teacher(num_labels)[0].eval()

@@ -59,7 +59,7 @@ class DevSubsetContext(RunContext):
 
     def __init__(self, run_dir: Path, n: int, *, seed: int = 0, **kw: Any):
         super().__init__(run_dir, **kw)
-        from elastic.data import EncodedSplit, encode_split
+        from elastic.data.tasks import EncodedSplit, encode_split
 
         full = encode_split(self.task, "dev", self.tokenizer, self.max_length)
         self.dev_n = min(n, len(full))
@@ -107,7 +107,7 @@ def searched_front(ctx: RunContext, variants: tuple[str, ...], name: str, args: 
     <run>/deploy_front/<name>/ (pareto.csv, search.json) as `dynabert search` does; the finalized front is reused
     while the study and the checkpoint are unchanged. `dev_n`: dev's size when `ctx` searches a dev subset."""
     from app.workflow.search import front_timer, variant_test_fn
-    from elastic.config import SubnetConfig, grid
+    from elastic.model.config import SubnetConfig, grid
     from search.confirm import run_confirmer
     from search.objective import build_objective
     from search.options import SearchOptions
@@ -144,7 +144,7 @@ def export_candidate(ctx: RunContext, row: dict[str, Any], state: dict) -> dict[
     """Export a front point in its variant (`dynabert export`'s workflow), re-score the written artifact on dev
     and test; kept in state.json by (checkpoint, config, variant)."""
     from app.workflow.export import ExportOptions, export
-    from elastic.config import SubnetConfig
+    from elastic.model.config import SubnetConfig
     from profiling.deploy import artifact_metric, load_artifact
 
     cfg = SubnetConfig.from_json(row["config_json"])
@@ -194,7 +194,7 @@ def time_against_teacher(cands: list[dict[str, Any]], teacher_art: Any, scenario
 
 def efficiency_smallest(ctx: RunContext, threads: int, args: argparse.Namespace) -> dict[str, Any]:
     """(w0.25, d0.5) vs the full model, paired, in each runtime at each shape (`profiling.latency.measure_ratio`)."""
-    from elastic.config import SubnetConfig
+    from elastic.model.config import SubnetConfig
     from profiling.flops import analytic_macs
     from profiling.latency import measure_ratio
     from profiling.runners import runner_for
@@ -221,7 +221,7 @@ def efficiency_smallest(ctx: RunContext, threads: int, args: argparse.Namespace)
 
 def optimism(run_dir: Path, variant: str, args: argparse.Namespace, state: dict) -> dict[str, Any]:
     """The dev-subset search's front and the grid: dev (subset) minus test (full) gaps."""
-    from elastic.config import grid
+    from elastic.model.config import grid
 
     ctx = DevSubsetContext(run_dir, args.optimism_dev, seed=args.optimism_seed)
     front = searched_front(ctx, (variant,), f"optimism-dev{ctx.dev_n}", args, state, dev_n=ctx.dev_n)
@@ -245,8 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     import optuna
 
     from app.workflow.export import RESCORE_TOLERANCE
-    from elastic.config import SubnetConfig
-    from elastic.extract import extract
+    from elastic.model.config import SubnetConfig
+    from elastic.model.extract import extract
     from profiling.deploy import deploy_small
     from profiling.fingerprint import fingerprint
     from profiling.scenario import Scenario

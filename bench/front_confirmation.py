@@ -36,7 +36,7 @@ from bench.search_bench import DEFAULT_SAMPLER, _ensure_predictor, _timing, _tri
 from bench.search_bench import _args as search_bench_args  # noqa: E402
 from bench.search_metrics import (Point, Trial, dedup, dominated_on_test, front_shortfall_on_test, hv,  # noqa: E402
                                   searched_front, spread, standard_error_pct)
-from elastic.config import SubnetConfig, grid  # noqa: E402
+from elastic.model.config import SubnetConfig, grid  # noqa: E402
 from search.confirm import near_front_mask  # noqa: E402
 from search.evaluator import HELDOUT, RunContext  # noqa: E402,F401  (HELDOUT re-exported)
 from search.pareto import pareto_mask  # noqa: E402

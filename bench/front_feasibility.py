@@ -27,7 +27,7 @@ def main() -> None:
     import optuna
 
     from app.workflow.search import SearchOptions
-    from elastic.config import SubnetConfig
+    from elastic.model.config import SubnetConfig
     from search.evaluator import RunContext
     from search.objective import build_objective
 

@@ -66,7 +66,7 @@ def _random_data(n: int, seq_len: int, vocab: int, seed: int):
     """Random token ids of full length with random binary labels (the loss, not accuracy, is the point)."""
     import torch
 
-    from elastic.data import EncodedSplit
+    from elastic.data.tasks import EncodedSplit
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, vocab, (n, seq_len), generator=g)
     ids[:, 0] = 2
@@ -80,10 +80,10 @@ def train_smoke(arch, *, steps: int, batch: int, seq_len: int, seed: int = 0,
     (trained model on the CPU, facts)."""
     import torch
 
-    from elastic.device import Runtime
-    from elastic.model import ElasticBertForSequenceClassification
-    from elastic.loop import LoopConfig
-    from elastic.train import Stage, train_stage
+    from elastic.training.device import Runtime
+    from elastic.model.modeling import ElasticBertForSequenceClassification
+    from elastic.training.loop import LoopConfig
+    from elastic.training.train import Stage, train_stage
 
     torch.manual_seed(seed)
     teacher = ElasticBertForSequenceClassification(arch, 2)
@@ -112,7 +112,7 @@ def time_grid(model, batches: Sequence[int], seq_len: int, min_run_time_s: float
               device: str = "cuda") -> list[dict[str, Any]]:
     """Latency of every extracted grid sub-network on `cuda-eager-bf16-b{B}-s{seq_len}` for each batch
     (`device="cpu"`: `cpu-eager-bf16-t1-...`, for this script's test only)."""
-    from elastic.config import grid
+    from elastic.model.config import grid
     from profiling.latency import measure
     from profiling.scenario import Scenario
 
@@ -167,7 +167,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("error: bench/gpu_smoke.py needs a CUDA GPU and this machine has none (torch.cuda.is_available() "
               "is False); nothing was written", file=sys.stderr)
         return 2
-    from elastic.config import BertArch, SubnetConfig
+    from elastic.model.config import BertArch, SubnetConfig
     from profiling.fingerprint import fingerprint
 
     t0 = time.perf_counter()

@@ -43,7 +43,7 @@ from torch.utils import benchmark  # noqa: E402
 
 from bench.common import RESULTS, bench_model  # noqa: E402
 from bench.report_text import settle_words  # noqa: E402
-from elastic.config import SubnetConfig, grid  # noqa: E402
+from elastic.model.config import SubnetConfig, grid  # noqa: E402
 from profiling.fingerprint import fingerprint  # noqa: E402
 from profiling.latency_cache import LatencyCache  # noqa: E402
 from profiling.latency import measure_many, runner_for  # noqa: E402
@@ -78,7 +78,7 @@ def op_breakdown(model, cfgs, *, batch: int, seq_len: int, top: int = 7, repeats
     """Share of eager CPU time per aten op (torch.profiler), to show where non-MAC time goes."""
     from torch.profiler import ProfilerActivity, profile
 
-    from elastic.extract import extract
+    from elastic.model.extract import extract
     from profiling.runners import make_inputs
 
     out = []
@@ -110,8 +110,8 @@ def transformers_share(model, peak_gflops: float, *, batch: int, seq_len: int, m
     rounds of alternating order at one shape: each one's share of the matmul peak measured in the same run."""
     from transformers import BertForSequenceClassification
 
-    from elastic.extract import extract
-    from elastic.weights import default_teacher_path
+    from elastic.model.extract import extract
+    from elastic.model.weights import default_teacher_path
     from profiling.flops import analytic_macs
     from profiling.runners import make_inputs
 

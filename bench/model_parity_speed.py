@@ -15,7 +15,7 @@ import torch
 from transformers import BertForSequenceClassification
 
 from bench.common import fingerprint, write_result
-from elastic.weights import default_teacher_path, load_default_teacher
+from elastic.model.weights import default_teacher_path, load_default_teacher
 from profiling.timing import paired_ratio
 
 

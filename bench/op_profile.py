@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from elastic.config import SubnetConfig
-from elastic.extract import extract
+from elastic.model.config import SubnetConfig
+from elastic.model.extract import extract
 from profiling.runners import make_inputs
 from profiling.scenario import Scenario
 

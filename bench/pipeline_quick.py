@@ -7,7 +7,7 @@
                                                          # results/pipeline_quick.json
 
 A run that writes results/ also rewrites app/data/step_rates.json (`step_rates`): the seconds per optimizer
-step of each training stage that `dynabert run` prints its expected time from (app/estimate.py), derived
+step of each training stage that `dynabert run` prints its expected time from (app/workflow/estimate.py), derived
 from the result file, never typed by hand (tests/test_run_options.py checks the two agree).
 
 Every figure comes from the run: the stage timings `dynabert run` recorded in pipeline.json, the stage-2
@@ -62,7 +62,7 @@ def step_rates(data: dict[str, Any]) -> dict[str, Any]:
     """app/data/step_rates.json from a pipeline_quick result: each training stage's wall-clock seconds divided by
     its optimizer steps (as `dynabert run` counts them for the recorded preset and recipe), at the run's max
     length and batch size, with where and at which commit they were measured."""
-    from app.estimate import stage_steps, train_examples
+    from app.workflow.estimate import stage_steps, train_examples
     from app.workflow.pipeline import resolve
 
     opts = resolve(data["preset"], {}, {k: v for k, v in data["recipe"].items() if v is not None})

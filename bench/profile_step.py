@@ -39,11 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from elastic.stage_options import StageOptions
-    from elastic.prepare import prepare
-    from elastic.loop import BatchPlan, LoopConfig
-    from elastic.train import Stage, loss_weights, run_step, step_plan
-    from elastic.weights import load_checkpoint
+    from elastic.training.stage_options import StageOptions
+    from elastic.training.prepare import prepare
+    from elastic.training.loop import BatchPlan, LoopConfig
+    from elastic.training.train import Stage, loss_weights, run_step, step_plan
+    from elastic.model.weights import load_checkpoint
 
     torch.set_num_threads(args.threads)
     stage = Stage(args.stage)

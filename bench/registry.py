@@ -21,13 +21,13 @@ Command = tuple[str, ...]
 # What a figure depends on. A result file is stale once any of these changed after the commit it records.
 # bench/rundirs.py: common.provenance() and run read the commit and the dirty state through it.
 _COMMON = ("bench/common.py", "bench/run.py", "bench/rundirs.py", "profiling/fingerprint.py")
-TRAINING = ("elastic/", "app/cli.py", "app/cli_common.py", "app/cli_train.py", "app/cli_runtime.py",
+TRAINING = ("elastic/", "app/cli/main.py", "app/cli/common.py", "app/cli/train.py", "app/cli/runtime.py",
             "app/workflow/train.py")
-PIPELINE = ("app/workflow/pipeline.py", "app/cli_run.py")
+PIPELINE = ("app/workflow/pipeline.py", "app/cli/run.py")
 LATENCY = ("profiling/",)
-SEARCH = ("search/", "app/cli_search.py", "app/cli_profile.py", "app/workflow/search.py", "app/workflow/profile.py",
+SEARCH = ("search/", "app/cli/search.py", "app/cli/profile.py", "app/workflow/search.py", "app/workflow/profile.py",
           "app/workflow/export.py")
-BASELINES = ("app/workflow/baselines.py", "app/cli_baselines.py")
+BASELINES = ("app/workflow/baselines.py", "app/cli/baselines.py")
 
 _SST2_RECIPE = ("--threads", "2", "--stage1-extra=--select-best heldout",
                 "--extra=--lr 2e-4 --select-best heldout --hard-weight 1.0")
@@ -134,7 +134,7 @@ BENCHES: tuple[Bench, ...] = (
     # after `search`: it copies search_vs_rule from {results}/search.json; its quick run makes its own tiny run
     Bench(
         name="deploy_front", script="bench/deploy_front.py", outputs=("deploy_front",),
-        sources=(*SEARCH, *LATENCY, "elastic/export.py", "elastic/hf_compact.py", "elastic/extract.py",
+        sources=(*SEARCH, *LATENCY, "elastic/export/writer.py", "elastic/model/hf_compact.py", "elastic/model/extract.py",
                  "bench/deploy_front_report.py"),
         command=(("{py}", "-m", "bench.deploy_front", "--run-dir", "{runs}/sst2_dynabert", "--out", "{results}"),),
         quick=(("{py}", "-m", "bench.deploy_front", "--quick", "--work-dir", "{runs}/deploy_front_quick",
@@ -186,7 +186,7 @@ BENCHES: tuple[Bench, ...] = (
                  "predictor error, share of the GEMM peak"),
     Bench(
         name="model_parity_speed", script="bench/model_parity_speed.py", outputs=("model_parity_speed",),
-        sources=("elastic/model.py", "elastic/weights.py", "elastic/config.py", "profiling/timing.py"),
+        sources=("elastic/model/modeling.py", "elastic/model/weights.py", "elastic/model/config.py", "profiling/timing.py"),
         command=(("{py}", "-m", "bench.model_parity_speed", "--rounds", "30", "--min-time", "20"),),
         quick=(("{py}", "-m", "bench.model_parity_speed", "--rounds", "3", "--min-time", "0", "--seq-len", "16"),),
         expected_minutes=2,
@@ -194,7 +194,7 @@ BENCHES: tuple[Bench, ...] = (
                  "ratio"),
     Bench(
         name="pipeline_quick", script="bench/pipeline_quick.py", outputs=("pipeline_quick",),
-        sources=(*TRAINING, *PIPELINE, *SEARCH, *LATENCY, *BASELINES, "app/artifacts.py", "app/run_index.py"),
+        sources=(*TRAINING, *PIPELINE, *SEARCH, *LATENCY, *BASELINES, "app/dashboard/artifacts.py", "app/dashboard/run_index.py"),
         # a fresh clone of HEAD: `make install` (set-up) then `make demo-run`, both timed by the script itself
         command=(("{py}", "-m", "bench.pipeline_quick"),),
         quick_skip="the quick preset itself is the demo (minutes); tests/test_pipeline.py runs the pipeline on a "

@@ -44,12 +44,12 @@ from bench.common import RESULTS  # noqa: E402
 from bench.search_metrics import (Point, Trial, beats_by_one_sd, compare_with_rule,  # noqa: E402
                                   dominated_on_test, front_shortfall_on_test, hv, searched_front, spread,
                                   standard_error_pct)
-from elastic.config import SubnetConfig, grid  # noqa: E402
+from elastic.model.config import SubnetConfig, grid  # noqa: E402
 from profiling.latency import measure_front  # noqa: E402
 from profiling.scenario import Scenario  # noqa: E402
 from search.evaluator import RunContext  # noqa: E402
 from search.pareto import finalize  # noqa: E402
-from elastic.options import SAMPLERS  # noqa: E402
+from elastic.training.options import SAMPLERS  # noqa: E402
 from search.options import SearchOptions  # noqa: E402
 from search.objective import build_objective  # noqa: E402
 from search.rule import rule_configs, rule_family  # noqa: E402

@@ -82,13 +82,13 @@ def measure_overhead(run_dir: Path, steps: int, threads: int, seed: int) -> dict
     """
     import torch
 
-    from elastic.extract import extract
-    from elastic.losses import hard_label_loss
-    from elastic.stage_options import StageOptions
-    from elastic.prepare import prepare
-    from elastic.loop import BatchPlan, LoopConfig
-    from elastic.train import Stage, run_step, step_plan
-    from elastic.weights import load_checkpoint
+    from elastic.model.extract import extract
+    from elastic.training.losses import hard_label_loss
+    from elastic.training.stage_options import StageOptions
+    from elastic.training.prepare import prepare
+    from elastic.training.loop import BatchPlan, LoopConfig
+    from elastic.training.train import Stage, run_step, step_plan
+    from elastic.model.weights import load_checkpoint
 
     import random
     torch.set_num_threads(threads)

@@ -57,7 +57,7 @@ def convert_checkpoint(run_dir: Path, stage: str, out: Path) -> Path:
     """Our `<run_dir>/<stage>` checkpoint in the released code's layout (weights, vocab, 2.1-style config)."""
     import torch
 
-    from elastic.weights import load_checkpoint
+    from elastic.model.weights import load_checkpoint
     model, _ = load_checkpoint(run_dir / stage)
     out.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, out / "pytorch_model.bin")
@@ -83,7 +83,7 @@ def write_vocab(tokenizer_dir: Path, out: Path) -> None:
     if (tokenizer_dir / "vocab.txt").exists():
         shutil.copy(tokenizer_dir / "vocab.txt", out)
         return
-    from elastic.weights import load_tokenizer
+    from elastic.model.weights import load_tokenizer
     vocab = load_tokenizer(tokenizer_dir).get_vocab()
     tokens = sorted(vocab, key=vocab.__getitem__)
     if [vocab[t] for t in tokens] != list(range(len(tokens))):
@@ -127,10 +127,10 @@ def our_step_times(run_dir: Path, stage: StageName, sst2: Path, steps: int, thre
     """Seconds of `steps` steps of our `train_stage` (after one warm-up step), from the same checkpoint."""
     import torch
 
-    from elastic.data import encode_split, load_task
-    from elastic.loop import LoopConfig
-    from elastic.train import Stage, train_stage
-    from elastic.weights import load_checkpoint, load_tokenizer
+    from elastic.data.tasks import encode_split, load_task
+    from elastic.training.loop import LoopConfig
+    from elastic.training.train import Stage, train_stage
+    from elastic.model.weights import load_checkpoint, load_tokenizer
     torch.set_num_threads(threads)
     task = load_task(str(sst2))
     data = encode_split(task, "train", load_tokenizer(run_dir / "tokenizer"), MAX_LEN)

@@ -26,11 +26,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from elastic.loop import BatchPlan, LoopConfig
-    from elastic.prepare import prepare
-    from elastic.stage_options import StageOptions
-    from elastic.train import Stage, loss_weights, run_step, step_plan
-    from elastic.weights import load_checkpoint
+    from elastic.training.loop import BatchPlan, LoopConfig
+    from elastic.training.prepare import prepare
+    from elastic.training.stage_options import StageOptions
+    from elastic.training.train import Stage, loss_weights, run_step, step_plan
+    from elastic.model.weights import load_checkpoint
 
     torch.set_num_threads(a.threads)
     prep = prepare(a.run_dir, StageOptions(progress=False))

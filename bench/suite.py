@@ -45,7 +45,7 @@ QUICK = {"tasks": ("trec",), "seeds": (42,), "teacher_steps": 6, "steps": 4, "ma
 def quick_data(out: Path, tasks: Sequence[str], data: Path) -> dict[str, str]:
     """Small TSV slices of `tasks` under `out` (a temporary folder: never the repository): the first rows of each
     split (bbc: of its seeded carve); trec keeps no dev file. A task whose data is absent is left out."""
-    from elastic.data import load_task
+    from elastic.data.tasks import load_task
     specs = {}
     for t in tasks:
         src = "bbc" if t == "bbc" else str(data / t)

@@ -5,7 +5,7 @@ tasks x 2 seeds, every row of bench/suite.py) runs in at most 8 hours alone on 2
 model that chose it; `python -m bench.suite_plan` prints it per task.
 
 Cost model (conservative by design):
-- Seconds per training step: the rates of app/data/step_rates.json (`app.estimate.step_rates`: the quick
+- Seconds per training step: the rates of app/data/step_rates.json (`app.workflow.estimate.step_rates`: the quick
   pipeline on BBC News, batch 32, every batch full at max length 64, each step's share of its stage's
   evaluations included) scaled by the task's length factor: the mean longest example of a batch of 32 over 64
   (batches are padded to their longest example), at least 0.5 (per-step costs that do not shrink with length).
@@ -41,7 +41,7 @@ STEPS: dict[str, dict[str, int]] = {t: {"teacher": 200, "stage": 60} for t in TA
 
 # Measured once (python -m bench.suite_plan --measure; all-MiniLM-L6-v2's tokenizer, max length 64, seed 42):
 # examples per split, mean tokens, mean longest example of a random batch of 32 of train. trec's dev is the
-# seeded 10 % slice that elastic/data.py carves out of train (the folder has no dev); bbc's dev and test too.
+# seeded 10 % slice that elastic/data/tasks.py carves out of train (the folder has no dev); bbc's dev and test too.
 TASK_STATS: dict[str, dict[str, float]] = {
     "sst2": {"train": 6920, "dev": 872, "test": 1821, "mean_len": 25.2, "batch_max": 51.7},
     "mr": {"train": 8528, "dev": 1066, "test": 1068, "mean_len": 27.4, "batch_max": 51.9},
@@ -66,7 +66,7 @@ SST2_MEASURED = {"teacher": 525.81 / 585, "stage1": 1282.56 / 433, "stage2": 167
 def bbc_rates() -> dict[str, float]:
     """Seconds per step at max length 64 (app/data/step_rates.json), the constants above where unreadable."""
     try:
-        from app.estimate import step_rates
+        from app.workflow.estimate import step_rates
         table = step_rates().seconds
         return {s: float(table[s][min(table[s], key=lambda n: abs(n - MAX_LENGTH))]) for s in FALLBACK_RATES}
     except Exception:  # noqa: BLE001 - a plan without the package data still prints
@@ -87,7 +87,7 @@ def length_factor(task: str) -> float:
 
 
 def heldout(n_train: float) -> int:
-    """The held-out importance/selection slice of train (elastic/prepare.py: 10 %, at most 1000)."""
+    """The held-out importance/selection slice of train (elastic/training/prepare.py: 10 %, at most 1000)."""
     return min(1000, int(n_train) // 10)
 
 
@@ -138,8 +138,8 @@ def measure_task_stats(data_root: str, tasks: Sequence[str] = TASKS) -> dict[str
     """Recompute TASK_STATS from the data (tokenizes every split; seconds)."""
     import numpy as np
 
-    from elastic.data import encode_split, load_task
-    from elastic.weights import default_teacher_path, load_tokenizer
+    from elastic.data.tasks import encode_split, load_task
+    from elastic.model.weights import default_teacher_path, load_tokenizer
     tok = load_tokenizer(default_teacher_path())
     out = {}
     for t in tasks:

@@ -26,8 +26,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 PARTIAL = "suite_rows.json"
 RECIPE = "suite_recipe.json"
-TRAIN_SOURCES = ("elastic/", "app/cli.py", "app/cli_common.py", "app/cli_train.py", "app/cli_runtime.py",
-                 "app/workflow/train.py", "app/workflow/baselines.py", "app/cli_baselines.py")
+TRAIN_SOURCES = ("elastic/", "app/cli/main.py", "app/cli/common.py", "app/cli/train.py", "app/cli/runtime.py",
+                 "app/workflow/train.py", "app/workflow/baselines.py", "app/cli/baselines.py")
 # stage-2 variants: extra options of `dynabert train-stage2` over its defaults (the standard preset's stage 2)
 VARIANTS: dict[str, tuple[str, ...]] = {"standard": (), "nohard": ("--hard-weight", "0"),
                                         "released": ("--lr", "2e-5", "--hard-weight", "0", "--select-best", "off")}
@@ -130,8 +130,8 @@ class Runner:
 
 def student_dir(name: str, run: Path) -> str:
     """The folder `dynabert baselines` saves the student `name` in (its name: recipe, width, teacher layers)."""
-    from elastic.students import distilbert_layers
-    from elastic.weights import load_checkpoint
+    from elastic.training.students import distilbert_layers
+    from elastic.model.weights import load_checkpoint
     arch = load_checkpoint(run / "rewired")[0].arch
     opts, w, d = STUDENTS[name]
     layers = "-".join(map(str, distilbert_layers(arch.num_layers, int(round(d * arch.num_layers)))))
@@ -150,11 +150,11 @@ def record(root: Path, ts: TaskSeed, threads: int) -> dict[str, Any]:
 
     from app.workflow.baselines import int8_predictor
     from bench.suite_stats import to_bits
-    from elastic.config import SubnetConfig
-    from elastic.evaluate import make_eval_loader, predict_logits
-    from elastic.prepare import load_stage_model, prepare
-    from elastic.stage_options import StageOptions
-    from elastic.weights import load_checkpoint
+    from elastic.model.config import SubnetConfig
+    from elastic.training.evaluate import make_eval_loader, predict_logits
+    from elastic.training.prepare import load_stage_model, prepare
+    from elastic.training.stage_options import StageOptions
+    from elastic.model.weights import load_checkpoint
     from profiling.flops import analytic_macs
 
     torch.set_num_threads(threads)

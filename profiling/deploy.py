@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from elastic.config import SubnetConfig
-from elastic.device import torch_dtype
-from elastic.extract import extract
+from elastic.model.config import SubnetConfig
+from elastic.training.device import torch_dtype
+from elastic.model.extract import extract
 from profiling.scenario import Scenario
 
 FP32_ONNX = "model.onnx"
@@ -166,7 +166,7 @@ def load_artifact(folder: str | os.PathLike, scenario: Scenario | str) -> Deploy
         if not path.is_file():
             raise FileNotFoundError(f"{folder} has no {path.name}, the file of variant {sc.key}")
         return Deployed(sc, _ort_predict(path, sc), path=path)
-    from elastic.hf_compact import CompactBertForSequenceClassification
+    from elastic.model.hf_compact import CompactBertForSequenceClassification
 
     if not (folder / "model.safetensors").is_file():
         raise FileNotFoundError(f"{folder} has no model.safetensors, the weights of variant {sc.key}")
@@ -186,8 +186,8 @@ def artifact_logits(artifact: Deployed, loader: Iterable[dict[str, Any]]) -> tup
 
 
 def artifact_metric(artifact: Deployed, loader: Iterable[dict[str, Any]], task: Any) -> float:
-    """The task's primary metric (%) of the artifact on a split's loader (`elastic.data.compute_metrics`)."""
-    from elastic.data import compute_metrics
+    """The task's primary metric (%) of the artifact on a split's loader (`elastic.data.tasks.compute_metrics`)."""
+    from elastic.data.tasks import compute_metrics
 
     logits, labels = artifact_logits(artifact, loader)
     return float(compute_metrics(task, logits, labels)["metric"])

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from elastic.config import BertArch, SubnetConfig
+from elastic.model.config import BertArch, SubnetConfig
 
 # fvcore's norm_flop_counter: "5 is just a rough estimate" per element for an affine norm.
 LAYERNORM_MACS_PER_ELEMENT = 5

@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterable
 
-from elastic.config import SubnetConfig
-from elastic.model import ElasticBertForSequenceClassification
+from elastic.model.config import SubnetConfig
+from elastic.model.modeling import ElasticBertForSequenceClassification
 from profiling.fingerprint import fingerprint
 from profiling.flops import analytic_macs, fvcore_macs, param_count
 from profiling.scenario import Scenario

@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from elastic.config import SubnetConfig
-from elastic.model import ElasticBertForSequenceClassification
+from elastic.model.config import SubnetConfig
+from elastic.model.modeling import ElasticBertForSequenceClassification
 from profiling.fingerprint import fingerprint, fingerprint_hash
 from profiling.scenario import Scenario
 

@@ -104,7 +104,7 @@ def _export_fused(wrapper: nn.Module, example: tuple[torch.Tensor, ...], path: P
         torch.onnx.export(wrapper, example, str(raw), dynamo=False, opset_version=17,
                           input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
                           dynamic_axes={name: {0: "batch", 1: "seq"} for name in INPUT_NAMES})
-        from elastic.backbones import backbone_for
+        from elastic.model.backbones import backbone_for
 
         fuse_for_ort(raw, path, num_layers=int(config.num_hidden_layers),
                      model_type=backbone_for(getattr(config, "backbone", "bert")).ort_model_type)

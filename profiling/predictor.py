@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from elastic.config import BertArch, SubnetConfig
+from elastic.model.config import BertArch, SubnetConfig
 from elastic.rundir import PREDICTOR_JSON, read_json, write_json
 
 KIND = "layer-table"

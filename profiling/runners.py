@@ -16,10 +16,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from elastic.config import SubnetConfig
-from elastic.device import synchronize
-from elastic.extract import extract
-from elastic.model import ElasticBertForSequenceClassification
+from elastic.model.config import SubnetConfig
+from elastic.training.device import synchronize
+from elastic.model.extract import extract
+from elastic.model.modeling import ElasticBertForSequenceClassification
 from profiling.latency_cache import model_key
 from profiling.scenario import Scenario
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from elastic.config import BertArch
+from elastic.model.config import BertArch
 
 Device = Literal["cpu", "cuda"]
 Runtime = Literal["eager", "eager-int8", "ort", "ort-int8"]

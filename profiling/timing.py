@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from elastic.device import synchronize
+from elastic.training.device import synchronize
 
 
 def paired_ratio(fn: Callable[[], Any], fn_ref: Callable[[], Any], *, threads: int, min_time_s: float = 3.0,

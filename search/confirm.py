@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from elastic.config import SubnetConfig
+from elastic.model.config import SubnetConfig
 
 # Metrics whose standard error is binomial: sqrt(p (1 - p) / n). Others (F1, MCC, correlations) have none stated
 # (pareto.csv leaves dev_se/confirm_se empty); their candidate margin uses the same formula as a heuristic.

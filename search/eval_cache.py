@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 from filelock import FileLock
 
-from elastic.config import SubnetConfig
+from elastic.model.config import SubnetConfig
 
 # (cfg, split, n_examples or None for the whole split) -> primary metric in %.
 MetricFn = Callable[[SubnetConfig, str, "int | None"], float]

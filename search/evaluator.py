@@ -11,13 +11,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from elastic.config import SubnetConfig
+from elastic.model.config import SubnetConfig
 from elastic.rundir import (DYNABERT_STAGES, EVAL_CACHE, MODEL_FILE, RunDir, RunDirError,  # noqa: F401  (re-exported)
                             find_stage, read_done, read_run)
 from search.eval_cache import CachedEvaluator, EvalCache
 
 if TYPE_CHECKING:
-    from elastic.device import Runtime
+    from elastic.training.device import Runtime
 
 CACHE_FILE = EVAL_CACHE  # the run's evaluation cache (elastic.rundir)
 # The split of the held-out slice of train: the last `heldout_examples` training examples (run.json), which no stage
@@ -76,7 +76,7 @@ class RunContext:
 
     def __init__(self, run_dir: str | os.PathLike, *, stage: str | None = None, batch_size: int = 128,
                  runtime: "Runtime | None" = None):
-        from elastic.weights import load_checkpoint  # heavy imports only when a run is used
+        from elastic.model.weights import load_checkpoint  # heavy imports only when a run is used
 
         self.run_dir = Path(run_dir)
         if not self.run_dir.is_dir():
@@ -90,7 +90,7 @@ class RunContext:
         self.arch = self.model.arch
         self.max_length = int(self.run.get("max_length", 128))
         self.batch_size = batch_size
-        from elastic.device import CPU_FP32
+        from elastic.training.device import CPU_FP32
 
         self.runtime = (runtime or CPU_FP32).check()
         # Examples of the held-out slice of train (0: none, e.g. --importance-split dev); split HELDOUT scores them.
@@ -105,8 +105,8 @@ class RunContext:
     def task(self):
         """The run's task, reloaded from `task_spec` and checked against the recorded fingerprint."""
         if self._task is None:
-            from elastic.data import load_task
-            from elastic.prepare import task_columns
+            from elastic.data.tasks import load_task
+            from elastic.training.prepare import task_columns
 
             spec = self.run.get("task_spec")
             if not spec:
@@ -122,7 +122,7 @@ class RunContext:
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            from elastic.weights import load_tokenizer
+            from elastic.model.weights import load_tokenizer
 
             tok = RunDir(self.run_dir).tokenizer
             if not tok.exists():
@@ -136,15 +136,15 @@ class RunContext:
 
     def loader(self, split: str, n_examples: int | None = None):
         """Evaluation loader of a split, or of a fixed seeded subset of `n_examples` of it. Split `HELDOUT` is the
-        held-out slice of train as `elastic.prepare.prepare` cuts it for the stages (scored whole)."""
-        from elastic.data import EncodedSplit, encode_split
-        from elastic.evaluate import make_eval_loader
+        held-out slice of train as `elastic.training.prepare.prepare` cuts it for the stages (scored whole)."""
+        from elastic.data.tasks import EncodedSplit, encode_split
+        from elastic.training.evaluate import make_eval_loader
 
         if split == HELDOUT and n_examples is not None:
             raise ValueError("the held-out slice is scored whole")
         if split == HELDOUT and split not in self._encoded:
-            from elastic.prepare import prepare
-            from elastic.stage_options import StageOptions
+            from elastic.training.prepare import prepare
+            from elastic.training.stage_options import StageOptions
 
             held = prepare(self.run_dir, StageOptions(progress=False)).heldout if self.heldout_examples else None
             if held is None:
@@ -164,7 +164,7 @@ class RunContext:
     def metric(self, cfg: SubnetConfig, split: str, n_examples: int | None) -> float:
         """Primary metric (%) of sub-network `cfg` on a split (a `MetricFn`): the elastic model in fp32 eager
         PyTorch (the `runtime`'s device and autocast), equal to its extracted model's (tests/test_extract.py)."""
-        from elastic.evaluate import evaluate
+        from elastic.training.evaluate import evaluate
 
         return float(evaluate(self.model, self.loader(split, n_examples), cfg, self.task, self.runtime)["metric"])
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 import optuna
 from optuna.trial import TrialState
 
-from elastic.config import SubnetConfig
+from elastic.model.config import SubnetConfig
 from profiling.variants import variant_columns
 from search.eval_cache import CachedEvaluator
 from search.evaluator import RunContext, latency_fn

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Optional
 
-from elastic.config import BertArch, SubnetConfig
+from elastic.model.config import BertArch, SubnetConfig
 
 METRIC = "metric"
 METRIC_COLUMN = "dev_metric"  # the metric's column (trials.csv, pareto.csv) and the study's metric name

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from elastic.options import DEFAULT_SCENARIO, SAMPLERS, Sampler
+from elastic.training.options import DEFAULT_SCENARIO, SAMPLERS, Sampler
 from search.objectives import METRIC, cost_objective, objective_names
 from search.storage import make_storage
 
 if TYPE_CHECKING:
-    from elastic.device import Runtime
+    from elastic.training.device import Runtime
 
 # The built-in objectives (the typed run configuration's choices); validation reads the registry, so an objective
 # registered later (`search.objectives.register`) is accepted too.

@@ -28,7 +28,7 @@ from optuna._hypervolume import compute_hypervolume
 from optuna.study._multi_objective import _is_pareto_front
 from optuna.trial import FrozenTrial, TrialState
 
-from elastic.config import SubnetConfig
+from elastic.model.config import SubnetConfig
 from elastic.rundir import (CSV_SCHEMAS, PARETO_CSV, SEARCH_JSON, STUDY_DB, TRIALS_CSV, RunDir, RunDirError,
                             write_json)
 from profiling.variants import variant_columns

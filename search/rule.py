@@ -27,7 +27,7 @@ from typing import Sequence
 
 import optuna
 
-from elastic.config import GRID_DEPTHS, GRID_WIDTHS, BertArch, SubnetConfig, grid, uniform_layers
+from elastic.model.config import GRID_DEPTHS, GRID_WIDTHS, BertArch, SubnetConfig, grid, uniform_layers
 from search.space import params_for
 
 GOLDEN = 0.6180339887498949  # seed -> phase of the low-discrepancy order: seeds far apart on [0, 1)

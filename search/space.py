@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import optuna
 
-from elastic.config import BertArch, SubnetConfig, grid
+from elastic.model.config import BertArch, SubnetConfig, grid
 
 # Layer kept when the sampler drops every layer: layer 0 is the one every DynaBERT depth keeps.
 REPAIR_LAYER = 0

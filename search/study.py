@@ -23,7 +23,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import TrialState
 
-from elastic.options import SAMPLERS
+from elastic.training.options import SAMPLERS
 from elastic.rundir import RunDir
 from search.budget import StudyBudget
 from search.objective import Objective, build_objective

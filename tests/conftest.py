@@ -12,8 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from elastic.config import BertArch  # noqa: E402
-from elastic.model import ElasticBertForSequenceClassification  # noqa: E402
+from elastic.model.config import BertArch  # noqa: E402
+from elastic.model.modeling import ElasticBertForSequenceClassification  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY = BertArch(num_layers=4, hidden_size=32, num_heads=4, head_dim=8, intermediate_size=64,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from elastic.config import BertArch
-from elastic.model import ElasticBertForSequenceClassification
-from elastic.weights import save_checkpoint
+from elastic.model.config import BertArch
+from elastic.model.modeling import ElasticBertForSequenceClassification
+from elastic.model.weights import save_checkpoint
 from tests.conftest import TINY, seeded_tiny
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(94)]
@@ -79,7 +79,7 @@ def _write_task(d: Path, n: dict[str, int], model: ElasticBertForSequenceClassif
 def make_tiny_run(root: Path, *, n_dev: int = 40, heldout: int = 0) -> Path:
     """Build `root/run` (a trained-looking run dir) and return it; `heldout` > 0 records that many of the last
     train examples as the held-out slice (as training with --importance-split train-heldout does)."""
-    from elastic.data import load_task
+    from elastic.data.tasks import load_task
 
     data, run = root / "task", root / "run"
     model = tiny_elastic(2)

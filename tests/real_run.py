@@ -27,8 +27,8 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from elastic.config import SubnetConfig
-from elastic.weights import save_checkpoint
+from elastic.model.config import SubnetConfig
+from elastic.model.weights import save_checkpoint
 from tests.helpers_search import _calibrate, _write_task, tiny_elastic, tiny_tokenizer
 
 RUN = "tiny-real"
@@ -77,7 +77,7 @@ def fixed_clock() -> Iterator[None]:
 
 
 def _cli(*argv: str) -> None:
-    from app.cli import main
+    from app.cli.main import main
 
     rc = main(list(argv))
     if rc != 0:

@@ -10,7 +10,7 @@ import torch
 
 import profiling.latency as latency
 import profiling.timing as timing
-from elastic.config import SubnetConfig, grid
+from elastic.model.config import SubnetConfig, grid
 from profiling.fingerprint import fingerprint
 from profiling.latency import measure
 from profiling.timing import paired_ratio, time_runner
@@ -75,7 +75,7 @@ def test_cuda_timing_without_cuda_is_refused():
 
 
 def test_profile_flags_build_dtype_scenarios(tmp_path, capsys):
-    from app.cli import main
+    from app.cli.main import main
     from app.workflow.profile import ProfileOptions, scenarios_for
     opts = ProfileOptions(run_dir=tmp_path, max_length=16, device="cpu", precision="bf16", runtime="eager",
                           threads=1, batch_size=4)
@@ -89,7 +89,7 @@ def test_profile_flags_build_dtype_scenarios(tmp_path, capsys):
 def test_predictor_and_search_run_unchanged_on_a_cuda_scenario(tmp_path, capsys):
     """A predictor fitted on a CUDA scenario's timings drives the search like a CPU one; the variant's accuracy is
     scored on the GPU it runs on, so without one the search is refused with one message and writes no trials."""
-    from app.cli import main
+    from app.cli.main import main
     from profiling.predictor import LatencyPredictor
     from search.evaluator import predictor_path
     from tests.helpers_search import make_tiny_run

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import artifacts as A
-from app import charts as C
+from app.dashboard import artifacts as A
+from app.dashboard import charts as C
 
 from tests.conftest import TINY
 from tests.real_run import N_TRIALS, RUN, SCENARIOS
@@ -40,7 +40,7 @@ def open_app(runs_dir: Path, monkeypatch: pytest.MonkeyPatch, page: str | None =
     at = AppTest.from_file(MAIN, default_timeout=60)
     at.run()
     if page:
-        at.switch_page(f"app_pages/{page}.py")
+        at.switch_page(f"dashboard/pages/{page}.py")
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -261,7 +261,7 @@ def test_invalid_run_json_is_a_message(copy_runs: Path, monkeypatch: pytest.Monk
     at = open_app(copy_runs, monkeypatch)
     assert "run.json: not valid JSON" in texts(at.warning)
     assert "not valid JSON" in at.dataframe[0].value["problem"][0]
-    at.switch_page("app_pages/pareto.py").run()
+    at.switch_page("dashboard/pages/pareto.py").run()
     assert not at.exception and at.get("plotly_chart")
 
 
@@ -270,7 +270,7 @@ def test_missing_artifacts_are_named(copy_runs: Path, monkeypatch: pytest.Monkey
     (copy_runs / RUN / "importance.json").write_text(json.dumps({"head": [[1.0, 2.0]], "ffn": [[1.0], [2.0]]}))
     at = open_app(copy_runs, monkeypatch, "search_progress")
     assert "predictor.json is missing" in texts(at.info) and "dynabert profile" in texts(at.info)
-    at.switch_page("app_pages/architecture.py").run()
+    at.switch_page("dashboard/pages/architecture.py").run()
     assert not at.exception
     assert "importance.json: head has 1 layers but ffn has 2" in texts(at.error)
 

@@ -1,4 +1,5 @@
-"""Package arrows run one way (elastic <- profiling <- search <- app) and no module imports itself round.
+"""Package arrows run one way (elastic <- profiling <- search <- app <- bench), inside elastic/ and app/ too
+(their subpackages are layers of their own), and no module imports itself round.
 
 Imports are read with `ast` from the source files (nothing is executed), including the lazy imports
 inside functions: a lazy import is still a dependency, it only moves the failure to run time.
@@ -9,7 +10,15 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("elastic", "profiling", "search", "app")  # each may import only those before it
+LAYERS = ("elastic", "profiling", "search", "app", "bench")  # each may import only those before it
+# Inside a package: rank of each subpackage; a module may import a subpackage of lower rank or its own, never a
+# peer of the same rank (the CLI and the dashboard both sit on the workflow layer and never import each other).
+SUBLAYERS = {
+    "elastic": {"rundir": 0, "model": 1, "data": 2, "training": 3, "export": 4},
+    "app": {"config": 0, "workflow": 1, "cli": 2, "dashboard": 2, "main": 3},
+}
+PRODUCT = ("elastic", "profiling", "search", "app")
+MAX_LINES = 400
 
 
 def _module_name(path: Path) -> str:
@@ -105,6 +114,43 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def _sub(mod: str) -> tuple[str, str] | None:
+    parts = mod.split(".")
+    return (parts[0], parts[1]) if parts[0] in SUBLAYERS and len(parts) > 1 else None
+
+
+def _wrong_sub_arrows(graph: dict[str, set[str]]) -> list[str]:
+    wrong = []
+    for m, deps in graph.items():
+        sm = _sub(m)
+        for d in deps:
+            sd = _sub(d)
+            if sm and sd and sm[0] == sd[0] and sm[1] != sd[1]:
+                ranks = SUBLAYERS[sm[0]]
+                if ranks[sd[1]] >= ranks[sm[1]]:
+                    wrong.append(f"{m} -> {d}")
+    return sorted(wrong)
+
+
+def test_every_module_of_elastic_and_app_sits_in_a_layer():
+    """elastic/ is split into model, data, training, export (+ the run directory); app/ into config, workflow, cli,
+    dashboard (+ the Streamlit entry file main.py): no module left beside them."""
+    loose = sorted(m for m in import_graph() if m.split(".")[0] in SUBLAYERS
+                   and (len(m.split(".")) < 2 or m.split(".")[1] not in SUBLAYERS[m.split(".")[0]]) and "." in m)
+    assert not loose, f"modules outside the layers {SUBLAYERS}: {loose}"
+
+
+def test_subpackage_arrows_point_one_way():
+    wrong = _wrong_sub_arrows(import_graph())
+    assert not wrong, f"imports against the subpackage layers {SUBLAYERS}:\n" + "\n".join(wrong)
+
+
+def test_no_product_file_over_the_line_limit():
+    long = sorted(f"{p.relative_to(ROOT)}: {n}" for pkg in PRODUCT for p in (ROOT / pkg).rglob("*.py")
+                  if (n := len(p.read_text().splitlines())) > MAX_LINES)
+    assert not long, f"product files over {MAX_LINES} lines:\n" + "\n".join(long)
+
+
 def test_no_import_circles():
     cycles = _cycles(import_graph())
     assert not cycles, "import circles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
@@ -115,17 +161,22 @@ def test_checker_sees_a_circle_and_a_wrong_arrow():
     graph = {"search.a": {"search.b"}, "search.b": {"search.a", "app.x"}, "app.x": set()}
     assert _cycles(graph) == [["search.a", "search.b"]]
     assert [d for m, deps in graph.items() for d in deps if _layer(d) > _layer(m)] == ["app.x"]
+    sub = {"elastic.model.a": {"elastic.training.b"}, "app.cli.c": {"app.dashboard.d", "app.workflow.e"},
+           "app.workflow.e": {"app.config.f"}, "elastic.training.b": {"elastic.model.a"}}
+    assert _wrong_sub_arrows(sub) == ["app.cli.c -> app.dashboard.d", "elastic.model.a -> elastic.training.b"]
+    assert any(m.startswith("bench.") for m in import_graph()), "bench/ is missing from the import graph"
 
 
 def test_the_workflow_layer_is_below_the_command_line_and_the_dashboard():
     """app.workflow holds the actions; the CLI, the pipeline's callers and the dashboard call it, never the
     other way round, and nothing outside the CLI builds or parses a `dynabert` command line in-process."""
     graph = import_graph()
-    ui = ("app.cli", "app.app_pages", "app.main")
+    ui = ("app.cli", "app.dashboard", "app.main")
     wrong = sorted(f"{m} -> {d}" for m, deps in graph.items() if m.startswith("app.workflow")
                    for d in deps if d.startswith(ui))
     assert not wrong, "the workflow layer imports the user interface:\n" + "\n".join(wrong)
-    in_process_cli = sorted(m for m, deps in graph.items() if not m.startswith("app.cli") and "app.cli" in deps)
+    in_process_cli = sorted(m for m, deps in graph.items() if not m.startswith("app.cli")
+                            and any(d.startswith("app.cli") for d in deps))
     assert not in_process_cli, f"modules calling the CLI in-process instead of app.workflow: {in_process_cli}"
     bench_private = []
     for path in sorted((ROOT / "bench").glob("*.py")):

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.artifacts_doc import render
+from elastic.rundir.doc import render
 from elastic import rundir
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "ARTIFACTS.md"
 
 
 def test_artifacts_reference_in_sync():
-    assert DOC.read_text() == render(), "docs/ARTIFACTS.md is stale: run `python -m app.artifacts_doc > docs/ARTIFACTS.md`"
+    assert DOC.read_text() == render(), "docs/ARTIFACTS.md is stale: run `python -m elastic.rundir.doc > docs/ARTIFACTS.md`"
 
 
 def test_every_csv_row_shows_its_schema_columns():

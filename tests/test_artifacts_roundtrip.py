@@ -1,7 +1,7 @@
 """Every artifact of docs/ARTIFACTS.md, written by its real writer (tests/real_run.py), read by every real reader.
 
 The run is made once per session by the real commands; here each file goes through the dashboard's loader
-(`app.artifacts`) and the reader of the package that uses it (search, profiling, elastic), and the two must
+(`app.dashboard.artifacts`) and the reader of the package that uses it (search, profiling, elastic), and the two must
 agree with each other and with the schema the writer used.
 """
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from app import artifacts as A
-from app import run_index
+from app.dashboard import artifacts as A
+from app.dashboard import run_index
 from elastic import rundir
-from elastic.config import SubnetConfig
+from elastic.model.config import SubnetConfig
 from tests.conftest import TINY
 from tests.real_run import BASELINE_STEPS, N_TRIALS, RUN, SCENARIOS, fake_ms
 

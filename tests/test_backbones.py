@@ -1,4 +1,4 @@
-"""The backbone registry (`elastic.backbones`): each adapter's parity with transformers on a tiny random config,
+"""The backbone registry (`elastic.model.backbones`): each adapter's parity with transformers on a tiny random config,
 the one message for other model types, and a new family added by registration alone."""
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import pytest
 import torch
 import transformers
 
-from elastic.backbones import Backbone, backbone_for, register, supported, unregister
-from elastic.config import BertArch, SubnetConfig
-from elastic.extract import extract
-from elastic.hf_compact import CompactBertConfig
-from elastic.model import ElasticBertForSequenceClassification, config_from_arch
-from elastic.weights import map_hf_state_dict
+from elastic.model.backbones import Backbone, backbone_for, register, supported, unregister
+from elastic.model.config import BertArch, SubnetConfig
+from elastic.model.extract import extract
+from elastic.model.hf_compact import CompactBertConfig
+from elastic.model.modeling import ElasticBertForSequenceClassification, config_from_arch
+from elastic.model.weights import map_hf_state_dict
 
 from tests.conftest import TINY_BY_BACKBONE, batch_for
 

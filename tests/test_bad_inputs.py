@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
+from app.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = {"train": [(f"a short text number {i}", i % 2) for i in range(60)],

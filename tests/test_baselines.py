@@ -9,16 +9,16 @@ import pandas as pd
 import pytest
 import torch
 
-from elastic.baselines import (BASELINE_COLUMNS, DistilWeights, Objective, Recipe, append_baselines,
+from elastic.training.baselines import (BASELINE_COLUMNS, DistilWeights, Objective, Recipe, append_baselines,
                                cosine_hidden_loss, distilbert_loss, make_projection, objective_loss, soft_ce_t,
                                tinybert_intermediate_loss, train_baseline)
-from elastic.config import SubnetConfig
-from elastic.data import EncodedSplit, PadCollator
-from elastic.extract import extract
-from elastic.model import ElasticBertForSequenceClassification
-from elastic.students import (checkpoint_student, distilbert_layers, distilbert_student, subnet_student,
+from elastic.model.config import SubnetConfig
+from elastic.data.tasks import EncodedSplit, PadCollator
+from elastic.model.extract import extract
+from elastic.model.modeling import ElasticBertForSequenceClassification
+from elastic.training.students import (checkpoint_student, distilbert_layers, distilbert_student, subnet_student,
                               teacher_maps, uniform_teacher_maps)
-from elastic.loop import BatchPlan, LoopConfig
+from elastic.training.loop import BatchPlan, LoopConfig
 
 
 def _data(n: int = 16, seq: int = 10, labels: int = 3, seed: int = 0) -> EncodedSplit:
@@ -236,7 +236,7 @@ def test_teacher_is_not_trained(tiny_model):
 
 # ---- baselines.csv -------------------------------------------------------------------------------
 def test_baselines_csv_schema_and_append(tmp_path):
-    from app.artifacts import load_csv
+    from app.dashboard.artifacts import load_csv
     row = dict(name="distilbert-L0-2", recipe=Recipe.DISTILBERT, config_json='{"ffn":[64,64],"heads":[4,4],"layers":[0,2]}',
                macs=1000, params=50, dev_metric=80.5, test_metric=79.0, latency_ms=1.5,
                scenario="cpu-eager-t2-b1-s128", steps=10, epochs=1.0)
@@ -267,7 +267,7 @@ def _tiny_run(tmp_path: Path, tiny_arch) -> Path:
     """A run directory with tokenizer/, teacher/, rewired/, stage2/ of a 2-label tiny BERT and TSV data."""
     from transformers import BertTokenizerFast
 
-    from elastic.weights import save_checkpoint
+    from elastic.model.weights import save_checkpoint
     data, run = tmp_path / "data", tmp_path / "run"
     data.mkdir()
     g = torch.Generator().manual_seed(0)
@@ -291,8 +291,8 @@ def _tiny_run(tmp_path: Path, tiny_arch) -> Path:
 
 
 def test_cli_baselines_end_to_end(tmp_path, tiny_arch, capsys):
-    from app.artifacts import load_csv
-    from app.cli import main
+    from app.dashboard.artifacts import load_csv
+    from app.cli.main import main
     run = _tiny_run(tmp_path, tiny_arch)
     argv = ["baselines", "--run-dir", str(run), "--recipe", "all", "--scenario", "cpu-eager-t1-b1-s16",
             "--int8-runtime", "eager-int8", "--dynabert-points", "0.5:0.5", "--min-run-time", "0.01",
@@ -322,7 +322,7 @@ def test_cli_baselines_end_to_end(tmp_path, tiny_arch, capsys):
 
 
 def test_cli_students_with_model_selection(tmp_path, tiny_arch, capsys):
-    from app.cli import main
+    from app.cli.main import main
     run = _tiny_run(tmp_path, tiny_arch)
     argv = ["baselines", "--run-dir", str(run), "--recipe", "distilbert", "tinybert", "--scenario", "cpu-eager-t1-b1-s16",
             "--min-run-time", "0.01", "--no-progress", "--lr", "1e-3", "--max-steps", "4", "--select-every", "2"]
@@ -343,7 +343,7 @@ def test_cli_students_with_model_selection(tmp_path, tiny_arch, capsys):
 def test_cli_tinybert_needs_rewiring(tmp_path, tiny_arch, capsys):
     import shutil
 
-    from app.cli import main
+    from app.cli.main import main
     run = _tiny_run(tmp_path, tiny_arch)
     shutil.rmtree(run / "rewired")
     assert main(["baselines", "--run-dir", str(run), "--recipe", "tinybert", "--no-progress"]) == 2
@@ -352,13 +352,13 @@ def test_cli_tinybert_needs_rewiring(tmp_path, tiny_arch, capsys):
 
 def test_ort_int8_accuracy_matches_fp32(tmp_path, tiny_arch):
     from app.workflow.baselines import int8_metrics
-    from elastic.data import load_task
-    from elastic.evaluate import evaluate, make_eval_loader
-    from elastic.stage_options import StageOptions
-    from elastic.prepare import prepare
+    from elastic.data.tasks import load_task
+    from elastic.training.evaluate import evaluate, make_eval_loader
+    from elastic.training.stage_options import StageOptions
+    from elastic.training.prepare import prepare
     run = _tiny_run(tmp_path, tiny_arch)
     prep = prepare(run, StageOptions(progress=False))
-    model, _ = __import__("elastic.weights", fromlist=["load_checkpoint"]).load_checkpoint(run / "teacher")
+    model, _ = __import__("elastic.model.weights", fromlist=["load_checkpoint"]).load_checkpoint(run / "teacher")
     cfg = SubnetConfig.uniform(tiny_arch, 0.5, 1.0)
     fp32 = {s: evaluate(model, ld, cfg, prep.task)["metric"] for s, ld in prep.loaders.items()}
     q = int8_metrics(model, cfg, "ort-int8", prep.loaders, prep.task, threads=1)

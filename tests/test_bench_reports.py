@@ -22,7 +22,7 @@ def test_baselines_bench_uses_only_a_front_of_the_compared_weights(tmp_path, cap
 
 def test_baselines_paired_latency_reports_ratio_iqr_and_rounds(tmp_path) -> None:
     from bench.baselines import paired_latency
-    from elastic.config import SubnetConfig
+    from elastic.model.config import SubnetConfig
     from tests.conftest import TINY
     from tests.helpers_search import make_tiny_run
 

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import build_parser, main
-from app.cli_docs import render
+from app.cli.main import build_parser, main
+from app.cli.docs import render
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "CLI.md"
 
 
 def test_cli_reference_in_sync():
-    assert DOC.read_text() == render(), "docs/CLI.md is stale: run `python -m app.cli_docs > docs/CLI.md`"
+    assert DOC.read_text() == render(), "docs/CLI.md is stale: run `python -m app.cli.docs > docs/CLI.md`"
 
 
 def test_help_lists_every_stage_command(capsys):
@@ -34,6 +34,6 @@ def test_cli_parser_does_not_import_torch():
     """`dynabert --help` builds every subcommand's parser; none of them may pull in torch (start-up time)."""
     import subprocess
     import sys
-    code = "import sys; from app.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    code = "import sys; from app.cli.main import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

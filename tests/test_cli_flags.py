@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import build_parser
+from app.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
@@ -20,18 +20,18 @@ WITH_TASK = (*TRAIN, "rewire", "evaluate", "run")
 # Which commands print the messages of a module (a flag must be on one of them); data errors name the column
 # flags, which must be on every command that takes --task.
 COMMANDS_OF: dict[str, tuple[str, ...]] = {
-    "app/cli_train.py": (*TRAIN, "rewire", "evaluate"), "elastic/stages.py": (*TRAIN, "rewire", "evaluate"),
-    "elastic/augment.py": ("train-stage1", "train-stage2", "run"), "app/cli_profile.py": ("profile",),
-    "app/cli_search.py": ("search", "export"), "elastic/export.py": ("export",), "search/study.py": ("search",),
+    "app/cli/train.py": (*TRAIN, "rewire", "evaluate"), "elastic/training/stages.py": (*TRAIN, "rewire", "evaluate"),
+    "elastic/data/augment.py": ("train-stage1", "train-stage2", "run"), "app/cli/profile.py": ("profile",),
+    "app/cli/search.py": ("search", "export"), "elastic/export/writer.py": ("export",), "search/study.py": ("search",),
     "search/options.py": ("search",), "search/objective.py": ("search",),
     "search/evaluator.py": ("search", "export"), "search/pareto.py": ("search", "export"),
-    "app/workflow/baselines.py": ("baselines",), "app/cli_baselines.py": ("baselines",),
+    "app/workflow/baselines.py": ("baselines",), "app/cli/baselines.py": ("baselines",),
     "app/workflow/train.py": (*TRAIN, "rewire", "evaluate"), "app/workflow/profile.py": ("profile",),
     "app/workflow/search.py": ("search", "export"), "app/workflow/export.py": ("export",),
-    "app/workflow/pipeline.py": ("run",), "app/cli_run.py": ("run",), "app/cli_dashboard.py": ("dashboard",),
-    "app/app_pages/common.py": ("dashboard",), "profiling/scenario.py": ("profile", "search", "baselines"),
+    "app/workflow/pipeline.py": ("run",), "app/cli/run.py": ("run",), "app/cli/dashboard.py": ("dashboard",),
+    "app/dashboard/pages/common.py": ("dashboard",), "profiling/scenario.py": ("profile", "search", "baselines"),
 }
-STRICT_ALL = {"elastic/data.py": WITH_TASK}
+STRICT_ALL = {"elastic/data/tasks.py": WITH_TASK}
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
@@ -67,7 +67,7 @@ def _messages() -> list[tuple[str, int, str]]:
 
 def test_the_walk_finds_the_messages():
     found = {m for m, _, _ in _messages()}
-    assert {"elastic/data.py", "elastic/stages.py", "app/workflow/export.py", "search/pareto.py"} <= found
+    assert {"elastic/data/tasks.py", "elastic/training/stages.py", "app/workflow/export.py", "search/pareto.py"} <= found
 
 
 def test_every_flag_an_error_names_exists_where_it_is_printed():
@@ -140,6 +140,6 @@ def test_dashboard_and_artifact_hints_name_real_commands():
     assert len(named) > 10
     bad = [f"{f}: dynabert {w}" for f, w in named if w not in subs]
     assert not bad, bad
-    from app.artifacts import STAGE_COMMANDS
+    from app.dashboard.artifacts import STAGE_COMMANDS
 
     assert set(STAGE_COMMANDS.values()) <= subs

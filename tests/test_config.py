@@ -6,7 +6,7 @@ import random
 import pytest
 from transformers import BertConfig
 
-from elastic.config import BertArch, SubnetConfig, grid, uniform_layers
+from elastic.model.config import BertArch, SubnetConfig, grid, uniform_layers
 
 BASE = BertArch(num_layers=12, hidden_size=768, num_heads=12, head_dim=64, intermediate_size=3072, vocab_size=30522)
 MINILM = BertArch(num_layers=6, hidden_size=384, num_heads=12, head_dim=32, intermediate_size=1536, vocab_size=30522)

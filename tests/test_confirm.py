@@ -11,7 +11,7 @@ import pytest
 import torch
 from optuna.distributions import FloatDistribution
 
-from elastic.config import SubnetConfig, grid
+from elastic.model.config import SubnetConfig, grid
 from profiling.deploy import artifact_metric, build_artifact
 from search.confirm import Confirmer, near_front_mask, standard_error_pct
 from search.evaluator import HELDOUT, RunContext
@@ -131,7 +131,7 @@ def test_confirmation_picks_the_config_that_holds_up_on_heldout(tmp_path):
 
 
 def test_a_run_without_heldout_slice_keeps_the_dev_front_and_says_so(tmp_path, capsys):
-    from app.cli import main
+    from app.cli.main import main
 
     run = make_tiny_run(tmp_path)
     code = main(["search", "--run-dir", str(run), "--scenario", FP32, "--objectives", "metric,macs", "--n-trials",

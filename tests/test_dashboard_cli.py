@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
-from app.cli_dashboard import streamlit_argv
+from app.cli.main import main
+from app.cli.dashboard import streamlit_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ def _free_port() -> int:
 def test_argv_serves_the_packaged_app_locally(tmp_path):
     argv = streamlit_argv(tmp_path, 8765)
     app = Path(argv[argv.index("run") + 1])
-    assert app.name == "main.py" and (app.parent / "app_pages" / "pareto.py").is_file()
+    assert app.name == "main.py" and (app.parent / "dashboard" / "pages" / "pareto.py").is_file()
     assert argv[argv.index("--server.address") + 1] == "127.0.0.1"
     assert argv[argv.index("--browser.gatherUsageStats") + 1] == "false"
     assert argv[-2:] == ["--runs-dir", str(tmp_path.resolve())] and argv[argv.index("--server.port") + 1] == "8765"
@@ -71,9 +71,9 @@ def test_the_wheel_ships_the_dashboard(tmp_path):
                          cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     names = set(zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist())
-    assert {"app/main.py", "app/cli_dashboard.py", "app/app_pages/pareto.py", "app/app_pages/export.py",
-            "elastic/data_hf.py", "elastic/model_card.py", "app/workflow/pipeline.py", "app/workflow/export.py",
-            "elastic/loop.py", "elastic/stage_options.py"} <= names
+    assert {"app/main.py", "app/cli/dashboard.py", "app/dashboard/pages/pareto.py", "app/dashboard/pages/export.py",
+            "elastic/data/hub.py", "elastic/export/model_card.py", "app/workflow/pipeline.py", "app/workflow/export.py",
+            "elastic/training/loop.py", "elastic/training/stage_options.py"} <= names
     meta = next(n for n in names if n.endswith("METADATA"))
     text = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).read(meta).decode()
     for req in ("optuna>=5.0", "streamlit>=1.52", "sqlalchemy>=2.0", "huggingface_hub>=1.0", "filelock>=3.0"):

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from app import artifacts as A
-from app import charts as C
-from app import front_view as V
+from app.dashboard import artifacts as A
+from app.dashboard import charts as C
+from app.dashboard import front_view as V
 from tests.real_run import RUN
 from tests.test_app import figure, open_app, texts, trace
 
@@ -127,7 +127,7 @@ def test_metric_shown_with_its_standard_error_and_split(variant_runs: Path, monk
     assert (86.4, 1.2) in points and sum(e == 1.5 for _, e in points) == len(points) - 1
     assert {t["name"] for t in fig["data"]}.isdisjoint({C.TRACE_GRID, C.TRACE_TRIALS, C.TRACE_BASELINES})
     assert "Confirmed" in fig["layout"]["yaxis"]["title"]["text"]
-    at.switch_page("app_pages/export.py").run()
+    at.switch_page("dashboard/pages/export.py").run()
     assert not at.exception
     assert any("(held-out, n=500)" in o for o in at.selectbox(key="export_pick").options)
 

@@ -1,4 +1,4 @@
-"""Tests of elastic/data.py: loading (GLUE, local files, embedded BBC), errors, batching, metrics.
+"""Tests of elastic/data/tasks.py: loading (GLUE, local files, embedded BBC), errors, batching, metrics.
 
 Real data: the SST-2 and TREC files beside the checkout (`../shared/data/`), read in place and
 skipped cleanly when absent. Everything else is written to tmp_path by the tests themselves.
@@ -17,7 +17,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in this file may reach the network
 
-from elastic.data import (  # noqa: E402  (the environment must be set before transformers loads)
+from elastic.data.tasks import (  # noqa: E402  (the environment must be set before transformers loads)
     DataError, TaskData, compute_metrics, encode_split, load_task, make_loader, metric_fn,
 )
 

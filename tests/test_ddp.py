@@ -20,8 +20,8 @@ STEPS, BATCH, N = 3, 8, 20  # the last batch has 4 examples: 2 per rank
 
 
 def _train(out: Path | None = None) -> dict[str, torch.Tensor]:
-    from elastic.loop import LoopConfig
-    from elastic.train import Stage, train_stage
+    from elastic.training.loop import LoopConfig
+    from elastic.training.train import Stage, train_stage
     from tests.test_train import tiny, tiny_data
 
     teacher, student = tiny(seed=0), tiny(seed=1)
@@ -64,7 +64,7 @@ def test_two_processes_match_one(tmp_path):
 if __name__ == "__main__":
     import torch.distributed as dist
     sys.path.insert(0, str(ROOT))
-    from elastic.device import Runtime, init_distributed
+    from elastic.training.device import Runtime, init_distributed
     init_distributed(Runtime(device="cpu"))  # what the stages call: gloo on CPU (NCCL on CUDA)
     assert dist.get_backend() == "gloo"
     _train(Path(sys.argv[1]))

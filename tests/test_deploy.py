@@ -10,8 +10,8 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from elastic.config import SubnetConfig
-from elastic.extract import extract
+from elastic.model.config import SubnetConfig
+from elastic.model.extract import extract
 from profiling.deploy import artifact_logits, artifact_metric, build_artifact, deploy_small
 from profiling.runners import build_runner, make_inputs
 from profiling.scenario import Scenario

@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 
-from elastic.device import CPU_FP32, DeviceError, Runtime, resolve_device
-from elastic.loop import BatchPlan, LoopConfig
-from elastic.train import Stage, run_step, train_stage, uniform_plan
+from elastic.training.device import CPU_FP32, DeviceError, Runtime, resolve_device
+from elastic.training.loop import BatchPlan, LoopConfig
+from elastic.training.train import Stage, run_step, train_stage, uniform_plan
 from tests.conftest import TINY
 from tests.test_train import _max_diff, _write_task, _write_teacher, tiny, tiny_data
 
@@ -36,7 +36,7 @@ def test_torchrun_on_cuda_joins_an_nccl_group_on_its_local_gpu(monkeypatch):
     """Under torchrun (WORLD_SIZE > 1) a CUDA runtime takes GPU LOCAL_RANK and an NCCL process group."""
     import torch.distributed as dist
 
-    from elastic import device
+    from elastic.training import device
     calls = []
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
@@ -105,7 +105,7 @@ def test_fp16_on_cpu_trains_through_the_grad_scaler():
 
 
 def test_cli_stage_runs_with_device_cpu_and_records_it(tmp_path, capsys):
-    from app.cli import main
+    from app.cli.main import main
     task, teacher = _write_task(tmp_path / "task", 0), _write_teacher(tmp_path / "teacher")
     run = tmp_path / "run"
     argv = ["train-teacher", "--run-dir", str(run), "--task", str(task), "--teacher", str(teacher),
@@ -125,7 +125,7 @@ def test_cli_stage_runs_with_device_cpu_and_records_it(tmp_path, capsys):
 
 @pytest.mark.skipif(not NO_CUDA, reason="checks the message of a machine without CUDA")
 def test_cli_device_cuda_without_cuda_is_one_line(tmp_path, capsys):
-    from app.cli import main
+    from app.cli.main import main
     assert main(["rewire", "--run-dir", str(tmp_path), "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --device cuda: no CUDA device") and "\n" not in err
@@ -176,7 +176,7 @@ def test_cuda_resume_with_dropout_gives_the_same_weights(tmp_path):
 
 @pytest.mark.skipif(not NO_CUDA, reason="checks the message of a machine without CUDA")
 def test_run_pipeline_checks_the_device_before_any_stage(tmp_path, capsys):
-    from app.cli import main
+    from app.cli.main import main
     assert main(["run", "--run-dir", str(tmp_path / "r"), "--device", "cuda:1", "--precision", "bf16"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --device cuda:1: no CUDA device") and "\n" not in err

@@ -12,9 +12,9 @@ import pytest
 import torch
 import yaml
 
-from app.cli import main
-from elastic.config import SubnetConfig
-from elastic.export import export_dir, export_subnet, sanitize_name
+from app.cli.main import main
+from elastic.model.config import SubnetConfig
+from elastic.export.writer import export_dir, export_subnet, sanitize_name
 from profiling.onnx_export import export_onnx, ort_feeds
 from tests.conftest import TINY_BY_BACKBONE
 from tests.helpers_search import make_tiny_run, tiny_elastic, tiny_roberta_tokenizer, tiny_tokenizer

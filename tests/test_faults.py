@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
+from app.cli.main import main
 from tests.helpers_search import make_tiny_run
 from tests.test_train import _write_task, _write_teacher
 

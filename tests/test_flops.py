@@ -6,9 +6,9 @@ import random
 import pytest
 import torch
 
-from elastic.config import SubnetConfig, grid
-from elastic.extract import extract
-from elastic.model import ElasticBertForSequenceClassification
+from elastic.model.config import SubnetConfig, grid
+from elastic.model.extract import extract
+from elastic.model.modeling import ElasticBertForSequenceClassification
 from profiling.flops import analytic_macs, fvcore_macs, param_count
 from tests.conftest import TINY
 

@@ -46,16 +46,16 @@ def test_pooled_metric_weights_by_examples():
 
 def test_heldout_split_is_the_slice_training_left_out_and_is_cached(tmp_path):
     from bench.front_confirmation import HELDOUT, HeldoutRunContext
-    from elastic.config import SubnetConfig
-    from elastic.data import EncodedSplit, encode_split
-    from elastic.evaluate import evaluate, make_eval_loader
+    from elastic.model.config import SubnetConfig
+    from elastic.data.tasks import EncodedSplit, encode_split
+    from elastic.training.evaluate import evaluate, make_eval_loader
     from search.evaluator import CACHE_FILE
     from tests.helpers_search import make_tiny_run
 
     run = make_tiny_run(tmp_path, heldout=10)
     ctx = HeldoutRunContext(run)
     assert ctx.heldout_examples == 10
-    # Stated independently of elastic.prepare: the LAST 10 examples of the encoded train split.
+    # Stated independently of elastic.training.prepare: the LAST 10 examples of the encoded train split.
     enc = encode_split(ctx.task, "train", ctx.tokenizer, ctx.max_length)
     last = EncodedSplit(enc.input_ids[-10:], enc.token_type_ids[-10:], enc.labels[-10:], enc.is_regression,
                         enc.pad_token_id)

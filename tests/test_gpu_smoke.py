@@ -47,7 +47,7 @@ def test_bench_steps_run_on_the_cpu_path():
     """The bench's own code (training, grid timing, efficiency, report) on the CPU in bf16, so that what
     only a GPU machine runs has been executed; nothing is written."""
     from bench.gpu_smoke import SIZES, markdown, time_grid, train_smoke
-    from elastic.config import BertArch, SubnetConfig
+    from elastic.model.config import BertArch, SubnetConfig
     arch = BertArch(**SIZES["tiny"])
     model, training = train_smoke(arch, steps=2, batch=4, seq_len=16, device="cpu")
     assert training["losses_finite"] and training["steps"] == 2 and training["peak_gpu_memory_gib"] is None

@@ -1,4 +1,4 @@
-"""The job runner (`elastic.job.run_job`): skip when done, refuse or resume an interrupted run, end on the
+"""The job runner (`elastic.training.job.run_job`): skip when done, refuse or resume an interrupted run, end on the
 selected weights, clean up, done.json last. Fake jobs for the lifecycle; a tiny DistilBERT student trained by the
 real loop for resume and selection."""
 from __future__ import annotations
@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from elastic.baselines import Objective, train_baseline
-from elastic.data import EncodedSplit
-from elastic.job import Job, read_done, run_job, selection_record
-from elastic.loop import LoopConfig
+from elastic.training.baselines import Objective, train_baseline
+from elastic.data.tasks import EncodedSplit
+from elastic.training.job import Job, read_done, run_job, selection_record
+from elastic.training.loop import LoopConfig
 from elastic.rundir import CKPT_DIR, DONE_JSON, RunDirError
-from elastic.students import distilbert_student
-from elastic.train_state import CKPT_STATE, best_dir
-from elastic.weights import load_checkpoint, save_checkpoint
+from elastic.training.students import distilbert_student
+from elastic.training.train_state import CKPT_STATE, best_dir
+from elastic.model.weights import load_checkpoint, save_checkpoint
 
 
 class _Killed(Exception):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import profiling.latency as latency
-from elastic.config import SubnetConfig
-from elastic.model import ElasticBertForSequenceClassification
+from elastic.model.config import SubnetConfig
+from elastic.model.modeling import ElasticBertForSequenceClassification
 from profiling.fingerprint import fingerprint, fingerprint_hash
 from profiling.latency import measure, measure_many
 from profiling.latency_cache import LatencyCache
@@ -153,9 +153,9 @@ def test_read_latency_csv_errors(tmp_path):
 
 # ---- the CLI -------------------------------------------------------------------------------------
 def test_cli_profile_writes_artifacts_the_dashboard_reads(model, tmp_path, capsys, monkeypatch):
-    from app.artifacts import load_csv, load_predictor
-    from app.cli import main
-    from elastic.weights import save_checkpoint
+    from app.dashboard.artifacts import load_csv, load_predictor
+    from app.cli.main import main
+    from elastic.model.weights import save_checkpoint
 
     run = tmp_path / "run"
     save_checkpoint(model, run / "stage1")
@@ -182,8 +182,8 @@ def test_cli_profile_writes_artifacts_the_dashboard_reads(model, tmp_path, capsy
 
 
 def test_cli_profile_blocked_timing(model, tmp_path):
-    from app.cli import main
-    from elastic.weights import save_checkpoint
+    from app.cli.main import main
+    from elastic.model.weights import save_checkpoint
     from profiling.predictor import LatencyPredictor
 
     save_checkpoint(model, tmp_path / "stage2")
@@ -195,7 +195,7 @@ def test_cli_profile_blocked_timing(model, tmp_path):
 
 
 def test_cli_profile_bad_scenario_is_one_line(tmp_path, capsys):
-    from app.cli import main
+    from app.cli.main import main
 
     assert main(["profile", "--run-dir", str(tmp_path), "--scenario", "cpu-eager-t0-b1-s16"]) == 2
     err = capsys.readouterr().err

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from elastic.config import uniform_layers
-from elastic.losses import (distillation_loss, hard_label_loss, hidden_mse, matched_teacher_indices,
+from elastic.model.config import uniform_layers
+from elastic.training.losses import (distillation_loss, hard_label_loss, hidden_mse, matched_teacher_indices,
                             soft_cross_entropy)
 
 

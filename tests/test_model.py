@@ -9,10 +9,10 @@ import torch
 from transformers import (BertConfig, BertForSequenceClassification, RobertaConfig,
                           RobertaForSequenceClassification, RobertaModel)
 
-from elastic.config import BertArch, SubnetConfig, grid
-from elastic.extract import extract
-from elastic.model import ElasticBertForSequenceClassification
-from elastic.weights import (CheckpointError, load_checkpoint, load_default_teacher, load_hf_bert,
+from elastic.model.config import BertArch, SubnetConfig, grid
+from elastic.model.extract import extract
+from elastic.model.modeling import ElasticBertForSequenceClassification
+from elastic.model.weights import (CheckpointError, load_checkpoint, load_default_teacher, load_hf_bert,
                              map_hf_state_dict, save_checkpoint)
 
 from tests.conftest import TINY, TINY_BY_BACKBONE, batch_for
@@ -178,7 +178,7 @@ def test_invalid_subnet_in_forward(tiny_model, tiny_batch):
 @pytest.mark.integration
 def test_real_minilm_parity():
     from transformers import BertModel
-    from elastic.weights import default_teacher_path
+    from elastic.model.weights import default_teacher_path
     model, tok = load_default_teacher(2)
     model.eval()
     hf = BertModel.from_pretrained(str(default_teacher_path())).eval()

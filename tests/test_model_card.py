@@ -14,9 +14,9 @@ import pytest
 import torch
 import yaml
 
-from elastic.config import SubnetConfig
-from elastic.export import export_subnet
-from elastic.model_card import CARD_FILE, card_body, hub_metadata
+from elastic.model.config import SubnetConfig
+from elastic.export.writer import export_subnet
+from elastic.export.model_card import CARD_FILE, card_body, hub_metadata
 from profiling.onnx_export import export_onnx
 from tests.helpers_search import tiny_elastic, tiny_tokenizer
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from app import charts as C
-from elastic.config import SubnetConfig
+from app.dashboard import charts as C
+from elastic.model.config import SubnetConfig
 from search.objectives import (CostObjective, column_of, cost_objective, cost_objectives, objective_names, register,
                                unregister)
 from search.options import OBJECTIVES, SearchOptions

@@ -25,12 +25,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from elastic.config import BertArch
-from elastic.data import EncodedSplit, encode_split, load_task, make_loader
-from elastic.model import ElasticBertForSequenceClassification
-from elastic.rewire import compute_importance, rewire
-from elastic.loop import BatchPlan, LoopConfig
-from elastic.train import Stage, train_stage
+from elastic.model.config import BertArch
+from elastic.data.tasks import EncodedSplit, encode_split, load_task, make_loader
+from elastic.model.modeling import ElasticBertForSequenceClassification
+from elastic.training.rewire import compute_importance, rewire
+from elastic.training.loop import BatchPlan, LoopConfig
+from elastic.training.train import Stage, train_stage
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REF = SHARED / "reference" / "official-dynabert"
@@ -197,9 +197,9 @@ def run_ours(monkeypatch, stage: Stage, student, teacher, data: EncodedSplit, st
              pad_to_length: int = MAX_LEN, adam_eps: str = "released", hidden: list[float] | None = None) -> list[float]:
     """Our `train_stage` at the released recipe (unless told otherwise); every sub-network's loss (and, into
     `hidden`, its hidden-state MSE term)."""
-    import elastic.train as train_mod
+    import elastic.training.train as train_mod
     losses: list[float] = []
-    from elastic.losses import distillation_loss as real  # not train_mod's: an earlier call may have wrapped it
+    from elastic.training.losses import distillation_loss as real  # not train_mod's: an earlier call may have wrapped it
 
     def recording(*a, **k):
         loss, parts = real(*a, **k)
@@ -318,7 +318,7 @@ def test_real_sst2_dev_tokenized_like_released(rg, tmp_path):
     if not (sst2 / "dev.tsv").exists():
         pytest.skip(f"{sst2} is absent")
     from bench.step_time_vs_released import write_vocab
-    from elastic.weights import default_teacher_path, load_tokenizer
+    from elastic.model.weights import default_teacher_path, load_tokenizer
     write_vocab(default_teacher_path(), tmp_path / "vocab.txt")
     feats = rg.convert_examples_to_features(rg.processors["sst-2"]().get_dev_examples(str(sst2)),
                                             rg.BertTokenizer(str(tmp_path / "vocab.txt"), do_lower_case=True),

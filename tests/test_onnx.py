@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from elastic.config import SubnetConfig
-from elastic.extract import extract
-from elastic.model import ElasticBertForSequenceClassification
+from elastic.model.config import SubnetConfig
+from elastic.model.extract import extract
+from elastic.model.modeling import ElasticBertForSequenceClassification
 from profiling.onnx_export import export_onnx, ort_feeds, ort_session, quantize_onnx_int8
 from tests.conftest import TINY
 

@@ -7,8 +7,8 @@ import onnx
 import pytest
 import torch
 
-from elastic.config import SubnetConfig
-from elastic.extract import extract
+from elastic.model.config import SubnetConfig
+from elastic.model.extract import extract
 from profiling.onnx_export import export_onnx, ort_feeds, ort_session, quantize_onnx_int8
 from tests.conftest import TINY, TINY_BY_BACKBONE, batch_for, seeded_tiny
 

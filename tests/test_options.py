@@ -1,10 +1,10 @@
-"""Each shared default is defined once (elastic/options.py) and every option object and parser uses it."""
+"""Each shared default is defined once (elastic/training/options.py) and every option object and parser uses it."""
 from __future__ import annotations
 
 from typing import get_args
 
-from app.cli import build_parser
-from elastic.options import DEFAULT_LR, DEFAULT_SCENARIO, SAMPLERS, TEACHER_WIDTHS, TIMINGS, Sampler
+from app.cli.main import build_parser
+from elastic.training.options import DEFAULT_LR, DEFAULT_SCENARIO, SAMPLERS, TEACHER_WIDTHS, TIMINGS, Sampler
 
 
 def _defaults(command: str) -> dict:
@@ -15,8 +15,8 @@ def _defaults(command: str) -> dict:
 def test_one_learning_rate_and_scenario_everywhere():
     from app.workflow.baselines import BaselineOptions
     from app.workflow.pipeline import DEFAULTS
-    from elastic.stage_options import StageOptions
-    from elastic.loop import LoopConfig
+    from elastic.training.stage_options import StageOptions
+    from elastic.training.loop import LoopConfig
     from search.options import SearchOptions
     assert StageOptions().lr == LoopConfig(total_steps=1).lr == BaselineOptions().lr == DEFAULTS["lr"] == DEFAULT_LR
     assert _defaults("train-stage1")["lr"] == _defaults("baselines")["lr"] == DEFAULT_LR

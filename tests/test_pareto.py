@@ -9,7 +9,7 @@ import optuna
 import pytest
 from optuna.distributions import IntDistribution
 
-from elastic.config import SubnetConfig
+from elastic.model.config import SubnetConfig
 from search.pareto import (PARETO_COLUMNS, count_dominated, finalize, hypervolume, hypervolume_history,
                            knee_index, pareto_mask, reference_point)
 

@@ -9,7 +9,7 @@ from app.config import ConfigError
 from app.workflow.pipeline import (DEFAULTS, PRESETS, STAGES, PipelineError, Step, load_config_file, resolve, run_pipeline,
                                    stage_plan)
 from app.workflow.pipeline import already_done
-from elastic.baselines import Recipe
+from elastic.training.baselines import Recipe
 
 
 def test_precedence_defaults_preset_file_cli():
@@ -90,8 +90,8 @@ def test_stage2_hard_weight_applies_to_stage_2_alone(tmp_path):
 
 def test_stage_options_equal_those_of_the_same_command_line(tmp_path):
     """What the pipeline passes is what `dynabert train-stage2 ...` with the same values builds."""
-    from app.cli import build_parser
-    from app.cli_train import _options
+    from app.cli.main import build_parser
+    from app.cli.train import _options
 
     o = resolve("quick", {"extra_subnets": 1, "hidden_weight": 0.5}, {"select_best": "heldout"})
     (step,) = stage_plan("stage1", tmp_path, o, resume=True)
@@ -161,8 +161,8 @@ def test_dynabert_run_carries_out_every_stage_on_a_tiny_model(tmp_path, capsys):
     finds every stage done and changes nothing."""
     import torch
 
-    from app.cli import main
-    from elastic.weights import save_checkpoint
+    from app.cli.main import main
+    from elastic.model.weights import save_checkpoint
     from tests.helpers_search import _write_task, tiny_elastic, tiny_tokenizer
     from tests.real_run import fixed_clock
 

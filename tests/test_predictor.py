@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from elastic.config import BertArch, SubnetConfig
+from elastic.model.config import BertArch, SubnetConfig
 from profiling.predictor import LatencyPredictor, evaluate_predictor
 
 # MiniLM-sized shape space (no weights needed): 6 layers, 12 heads, FFN 1536.

@@ -136,8 +136,8 @@ def test_export_snippet_runs_on_a_real_export(tmp_path):
     onnxruntime in a fresh process, our package not importable."""
     import torch
 
-    from elastic.config import SubnetConfig
-    from elastic.export import export_subnet
+    from elastic.model.config import SubnetConfig
+    from elastic.export.writer import export_subnet
     from profiling.onnx_export import export_onnx
     from tests.helpers_search import tiny_elastic, tiny_tokenizer
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from app.workflow.pipeline import resolve, stage_plan
-from elastic.stage_options import StageOptions
-from elastic.loop import LoopConfig, eps_at
+from elastic.training.stage_options import StageOptions
+from elastic.training.loop import LoopConfig, eps_at
 
 
 def _opts(stage: str, **cli) -> StageOptions:
@@ -35,8 +35,8 @@ def test_released_preset_sets_the_released_recipe() -> None:
 
 
 def test_cli_options_reach_stage_options() -> None:
-    from app.cli import build_parser
-    from app.cli_train import _options
+    from app.cli.main import build_parser
+    from app.cli.train import _options
     args = build_parser().parse_args(["train-stage1", "--run-dir", "r", "--padding", "max_length", "--adam-eps", "released"])
     opts = _options(args)
     assert (opts.padding, opts.adam_eps) == ("max_length", "released")
@@ -92,7 +92,7 @@ def test_released_recipe_bench_writes_its_keys(tmp_path, monkeypatch) -> None:
 
 def test_step_time_report_and_checkpoint_conversion(tmp_path, tiny_model) -> None:
     from bench.step_time_vs_released import convert_checkpoint, render_md, summarize
-    from elastic.weights import save_checkpoint
+    from elastic.model.weights import save_checkpoint
     s = summarize({"stage1": {"ours": [1.0, 2.0, 3.0], "released": [4.0, 4.0]},
                    "stage2": {"ours": [3.0], "released": [6.0, 6.0, 7.0]}})
     assert s["stage1_ms"] == {"ours": 2000.0, "released": 4000.0} and s["stage1_ratio"] == 0.5

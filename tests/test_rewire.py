@@ -6,9 +6,9 @@ import copy
 import pytest
 import torch
 
-from elastic.config import SubnetConfig, grid
-from elastic.losses import hard_label_loss
-from elastic.rewire import compute_importance, importance_record, rewire
+from elastic.model.config import SubnetConfig, grid
+from elastic.training.losses import hard_label_loss
+from elastic.training.rewire import compute_importance, importance_record, rewire
 from tests.conftest import TINY
 
 

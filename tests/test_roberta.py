@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from app.cli import main
-from elastic.config import SubnetConfig
-from elastic.weights import load_checkpoint
+from app.cli.main import main
+from elastic.model.config import SubnetConfig
+from elastic.model.weights import load_checkpoint
 from tests.helpers_search import tiny_roberta_tokenizer
 from tests.test_export import load_in_fresh_process
 from tests.test_train import _write_task

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from elastic.config import GRID_WIDTHS, BertArch, SubnetConfig, grid
+from elastic.model.config import GRID_WIDTHS, BertArch, SubnetConfig, grid
 from search.rule import (even_order, layer_patterns, ordered_family, ramp, rule_configs, rule_family, snap)
 from search.space import ffn_choices, params_for
 from tests.conftest import TINY

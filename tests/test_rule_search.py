@@ -43,7 +43,7 @@ def test_seed_with_rule_enqueues_the_rules_configs_first(run_dir):
 
 def test_the_cli_passes_seed_with_rule(run_dir, monkeypatch):
     import app.workflow.search as workflow
-    from app.cli import main
+    from app.cli.main import main
 
     seen = {}
 

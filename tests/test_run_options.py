@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 from app.workflow import pipeline
-from app.cli import main
-from app.estimate import STEP_RATES, plan_lines, seconds_per_step, stage_steps, step_rates
+from app.cli.main import main
+from app.workflow.estimate import STEP_RATES, plan_lines, seconds_per_step, stage_steps, step_rates
 from app.config import render_example
 from app.config.run_config import coerce_options, field_names
 from app.workflow.pipeline import DEFAULTS, PRESETS, load_config_file, resolve, stage_plan
-from elastic.weights import default_teacher_path, read_arch
+from elastic.model.weights import default_teacher_path, read_arch
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "run.toml"
 OPTION_LINE = re.compile(r"^# ([a-z0-9_]+ = .*?)(\s+#.*)?$")
@@ -51,8 +51,8 @@ def test_flags_of_run_and_train_commands_are_the_fields():
     import argparse
     from dataclasses import fields
 
-    from app.cli import build_parser
-    from elastic.stage_options import StageOptions, stage_flags
+    from app.cli.main import build_parser
+    from elastic.training.stage_options import StageOptions, stage_flags
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
     flags = {name: {o for a in p._actions for o in a.option_strings if o.startswith("--")} for name, p in sub.items()}
@@ -69,9 +69,9 @@ def test_single_stage_commands_default_to_the_run_recipe(tmp_path):
     """`dynabert train-stage2` with no flags trains what `dynabert run --preset standard` trains in stage 2."""
     from dataclasses import asdict
 
-    from app.cli import build_parser
-    from app.cli_train import _options
-    from elastic.stage_options import RUN_LEVEL
+    from app.cli.main import build_parser
+    from app.cli.train import _options
+    from elastic.training.stage_options import RUN_LEVEL
 
     run = resolve("standard", {}, {})
     for stage in ("teacher", "stage1", "stage2", "stage3"):
@@ -142,8 +142,32 @@ def test_run_prints_its_plan_first(tmp_path, capsys, monkeypatch):
 def test_closed_choices_of_the_config_are_the_libraries_own():
     from typing import get_args
 
-    from app.config.run_config import BaselineRecipe, Objective
-    from elastic.baselines import Recipe
+    from app.config.run_config import BaselineRecipe, SearchConfig
+    from elastic.training.baselines import Recipe
+    from elastic.training.option_fields import specs
     from search.options import OBJECTIVES
-    assert get_args(Objective) == OBJECTIVES
+    assert {s.name: s for s in specs(SearchConfig)}["objectives"].choices == OBJECTIVES
     assert get_args(BaselineRecipe) == tuple(r.value for r in Recipe)
+
+
+def test_an_objective_registered_later_is_a_choice_of_the_config_and_of_dynabert_run(capsys):
+    """The objectives are an open set (search.objectives' registry): one `register` call makes a new objective a
+    valid config value and a valid `dynabert run --objectives` choice; unregistered, it is refused again."""
+    from app.cli.main import build_parser
+    from app.config import resolve
+    from app.config.run_config import SearchConfig
+    from elastic.training.option_fields import specs
+    from search.objectives import CostObjective, register, unregister
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--run-dir", "x", "--objectives", "metric,layers"])
+    assert "must be a comma-separated list of one of metric, latency, macs, params, got layers" in capsys.readouterr().err
+    register(CostObjective(name="layers", unit="layers", column="kept_layers", label="Kept layers",
+                           compute=lambda cfg, ctx: len(cfg.layers), integer=True))
+    try:
+        assert "layers" in {s.name: s for s in specs(SearchConfig)}["objectives"].choices
+        args = build_parser().parse_args(["run", "--run-dir", "x", "--objectives", "metric,layers"])
+        assert args.objectives == ("metric", "layers")
+        assert resolve("standard", {}, {"objectives": "metric,layers"}).search.objectives == ("metric", "layers")
+    finally:
+        unregister("layers")

@@ -13,7 +13,7 @@ from elastic.rundir import RunDir, RunDirError, find_stage, read_run, write_run
 
 
 def test_one_error_class_importable_where_it_was():
-    from elastic.stages import RunDirError as from_stages
+    from elastic.training.stages import RunDirError as from_stages
     from search.evaluator import RunDirError as from_evaluator
     assert from_stages is RunDirError and from_evaluator is RunDirError and issubclass(RunDirError, ValueError)
 
@@ -54,8 +54,8 @@ def test_find_stage_order_and_conditions(tmp_path):
 
 
 def test_writers_use_the_schemas():
-    from elastic.baselines import BASELINE_COLUMNS
-    from elastic.evaluate import GRID_COLUMNS
+    from elastic.training.baselines import BASELINE_COLUMNS
+    from elastic.training.evaluate import GRID_COLUMNS
     from profiling.latency_csv import LATENCY_COLUMNS
     from search.pareto import PARETO_COLUMNS, TRIALS_COLUMNS
     s = rundir.CSV_SCHEMAS
@@ -71,7 +71,7 @@ def test_json_writers_and_readers_check_one_schema(tmp_path):
 
     import pytest
 
-    from app.artifacts import ArtifactError, load_search
+    from app.dashboard.artifacts import ArtifactError, load_search
     from elastic.rundir import JSON_SCHEMAS, SEARCH_JSON, write_json
 
     good = {"scenario": "cpu-eager-t2-b1-s128", "objectives": ["metric", "latency"], "n_trials": 3}
@@ -150,9 +150,9 @@ def test_a_broken_json_artifact_is_one_error_naming_the_file(tmp_path, name):
 
 def test_every_run_file_reader_raises_run_dir_error(tmp_path):
     """run.json, done.json and pipeline.json have one reader each, and the dashboard's error is the same type."""
-    from app.artifacts import ArtifactError, load_run_json
-    from app.config.checks import _recorded_task
-    from elastic.job import read_done
+    from app.dashboard.artifacts import ArtifactError, load_run_json
+    from app.workflow.checks import _recorded_task
+    from elastic.training.job import read_done
 
     rd = RunDir(tmp_path)
     for path in (rd.run_json, rd.done_json("stage1"), rd.pipeline_json):

@@ -144,7 +144,7 @@ def test_workers_on_postgres_lose_nothing_and_survive_sigkill(tmp_path, pg_url):
 
 
 def test_an_unreachable_database_is_one_line(tmp_path, capsys):
-    from app.cli import main
+    from app.cli.main import main
 
     run = make_tiny_run(tmp_path)
     code = main(["search", "--run-dir", str(run), "--scenario", SCENARIO, "--objectives", "metric,macs",

@@ -6,7 +6,7 @@ import random
 import optuna
 import pytest
 
-from elastic.config import BertArch, SubnetConfig, grid
+from elastic.model.config import BertArch, SubnetConfig, grid
 from search.space import config_from_params, enqueue_grid, ffn_choices, params_for, suggest_subnet
 from tests.conftest import TINY
 

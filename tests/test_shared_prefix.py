@@ -9,8 +9,8 @@ import random
 import pytest
 import torch
 
-from elastic.loop import BatchPlan, LoopConfig
-from elastic.train import SharedPrefixForward, Stage, run_step, step_plan, train_stage
+from elastic.training.loop import BatchPlan, LoopConfig
+from elastic.training.train import SharedPrefixForward, Stage, run_step, step_plan, train_stage
 from tests.conftest import TINY
 from tests.test_train import tiny, tiny_data
 

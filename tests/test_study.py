@@ -17,7 +17,7 @@ import torch
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from elastic.config import SubnetConfig
+from elastic.model.config import SubnetConfig
 from search.budget import StudyBudget
 from search.eval_cache import CachedEvaluator, EvalCache
 from search.evaluator import RunContext, RunDirError
@@ -115,7 +115,7 @@ def test_search_grid_first_cache_and_trials_csv(run_dir):
     study = run_search(opts)
     done = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(done) == 20
-    from elastic.config import grid
+    from elastic.model.config import grid
     assert [t.user_attrs["config_hash"] for t in done[:12]] == [c.hash for _, _, c in grid(run_dir and
                                                                                            RunContext(run_dir).arch)]
     # one evaluation per distinct config, however often the sampler proposed it
@@ -269,7 +269,7 @@ def test_resuming_with_another_sampler_is_refused(run_dir):
 
 
 def test_a_retrained_checkpoint_refuses_the_old_study(tmp_path, capsys):
-    from app.cli import main
+    from app.cli.main import main
     from search.pareto import searched_checkpoint
 
     run = make_tiny_run(tmp_path)  # its own run: this test retrains (re-stamps) stage2

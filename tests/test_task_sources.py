@@ -9,8 +9,8 @@ import datasets
 import pandas as pd
 import pytest
 
-from app.cli import main
-from elastic.data import DataError, load_task
+from app.cli.main import main
+from elastic.data.tasks import DataError, load_task
 from tests.helpers_search import WORDS
 from tests.test_train import _write_teacher
 

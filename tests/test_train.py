@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 import torch
 
-from elastic.config import SubnetConfig
-from elastic.data import EncodedSplit
-from elastic.model import ElasticBertForSequenceClassification
-from elastic.loop import BatchPlan, LoopConfig
-from elastic.train import Stage, run_step, step_plan, train_stage
-from elastic.weights import CheckpointError, save_checkpoint
+from elastic.model.config import SubnetConfig
+from elastic.data.tasks import EncodedSplit
+from elastic.model.modeling import ElasticBertForSequenceClassification
+from elastic.training.loop import BatchPlan, LoopConfig
+from elastic.training.train import Stage, run_step, step_plan, train_stage
+from elastic.model.weights import CheckpointError, save_checkpoint
 from tests.conftest import TINY
 
 WORDS = [f"w{i}" for i in range(TINY.vocab_size - 5)]
@@ -154,8 +154,8 @@ def _write_teacher(root: Path, vocab: int = TINY.vocab_size) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from elastic.stage_options import StageOptions
-    from elastic.stages import run_rewire, run_stage
+    from elastic.training.stage_options import StageOptions
+    from elastic.training.stages import run_rewire, run_stage
     base = tmp_path_factory.mktemp("pipeline")
     task, teacher = _write_task(base / "task", 0), _write_teacher(base / "teacher")
     run = base / "run"
@@ -185,9 +185,9 @@ def test_pipeline_writes_the_run_directory(tiny_run):
 
 
 def test_finished_stage_is_not_rerun_and_cli_evaluates(tiny_run, capsys):
-    from app.cli import main
-    from elastic.stage_options import StageOptions
-    from elastic.stages import run_stage
+    from app.cli.main import main
+    from elastic.training.stage_options import StageOptions
+    from elastic.training.stages import run_stage
     before = (tiny_run["run"] / "stage1" / "model.safetensors").stat().st_mtime_ns
     info = run_stage(tiny_run["run"], Stage.STAGE1, StageOptions(max_steps=5, progress=False))
     assert info["skipped"] and info["steps"] == 2
@@ -198,7 +198,7 @@ def test_finished_stage_is_not_rerun_and_cli_evaluates(tiny_run, capsys):
 
 
 def test_bad_inputs_give_one_clear_message(tiny_run, tmp_path, capsys):
-    from app.cli import main
+    from app.cli.main import main
     run = str(tiny_run["run"])
     other = _write_task(tmp_path / "other", seed=9)
     assert main(["train-stage3", "--run-dir", run, "--task", str(other), "--max-steps", "1"]) == 2
@@ -214,7 +214,7 @@ def test_bad_inputs_give_one_clear_message(tiny_run, tmp_path, capsys):
     assert main(["train-stage2", "--run-dir", str(fresh), "--teacher", str(wrong_vocab), "--max-steps", "1",
                  "--no-progress"]) == 2
     assert "vocabulary of 120 tokens" in capsys.readouterr().err
-    from elastic.prepare import check_compatible
+    from elastic.training.prepare import check_compatible
     other_arch = ElasticBertForSequenceClassification(TINY.__class__(**{**TINY.to_dict(), "num_layers": 2}), 2)
     with pytest.raises(CheckpointError, match="another architecture"):
         check_compatible(tiny(), other_arch, "x")
@@ -238,7 +238,7 @@ def _write_mlm(root: Path, with_head: bool = True) -> Path:
 
 
 def test_augmentation_replaces_words_deterministically(tmp_path):
-    from elastic.augment import AugmentError, augment_texts
+    from elastic.data.augment import AugmentError, augment_texts
     mlm = _write_mlm(tmp_path)
     texts = ["w1 w2 w3 w4 w5 w6", "w7 w8 w9"]
     a = augment_texts(texts, n_per_example=3, mlm_checkpoint=mlm, seed=0, p_replace=0.9)
@@ -251,8 +251,8 @@ def test_augmentation_replaces_words_deterministically(tmp_path):
 
 
 def test_length_sorted_eval_loader_keeps_labels_aligned():
-    from elastic.data import TaskData, compute_metrics, make_loader
-    from elastic.evaluate import make_eval_loader, predict_logits
+    from elastic.data.tasks import TaskData, compute_metrics, make_loader
+    from elastic.training.evaluate import make_eval_loader, predict_logits
     model, data = tiny(seed=2), tiny_data(40, seed=4)
     task = TaskData("t", ("sentence",), ["0", "1"], "accuracy", False,
                     {"train": pd.DataFrame({"text_a": ["x"], "label": [0]})})
@@ -301,7 +301,7 @@ def test_selection_keeps_the_best_scored_weights_and_survives_resume(tmp_path):
 
 
 def test_select_best_in_a_run_directory(tiny_run, tmp_path, capsys):
-    from app.cli import main
+    from app.cli.main import main
     fresh = tmp_path / "run_sel"
     shutil.copytree(tiny_run["run"], fresh)
     shutil.rmtree(fresh / "stage2")
@@ -326,8 +326,8 @@ def test_teacher_with_a_fresh_head_is_the_same_for_the_same_seed(tmp_path):
     from safetensors.torch import load_file
     from transformers import BertConfig, BertModel
 
-    from elastic.stage_options import StageOptions
-    from elastic.stages import run_stage
+    from elastic.training.stage_options import StageOptions
+    from elastic.training.stages import run_stage
     task = _write_task(tmp_path / "task", 0, n_train=16)
     teacher = tmp_path / "hf_bert"  # a transformers BERT without a classification head (and its tokenizer)
     tok = _write_teacher(tmp_path / "tok")

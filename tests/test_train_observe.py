@@ -8,12 +8,12 @@ import random
 import pandas as pd
 import pytest
 
-from app import charts as C
-from elastic.data import TaskData
-from elastic.stages import majority_accuracy, stuck_subnets, stuck_warning
-from elastic.loop import LoopConfig
-from elastic.train import LOSS_WEIGHTS, LossWeights, Stage, loss_weights, run_step, step_plan, subnet_name, train_stage
-from elastic.loop import BatchPlan
+from app.dashboard import charts as C
+from elastic.data.tasks import TaskData
+from elastic.training.stages import majority_accuracy, stuck_subnets, stuck_warning
+from elastic.training.loop import LoopConfig
+from elastic.training.train import LOSS_WEIGHTS, LossWeights, Stage, loss_weights, run_step, step_plan, subnet_name, train_stage
+from elastic.training.loop import BatchPlan
 from tests.conftest import TINY
 from tests.test_train import tiny, tiny_data
 
@@ -103,7 +103,7 @@ def test_shared_word_lookup_gives_the_gradients_of_separate_lookups(stage):
     table included, padding row excluded) equal those of one lookup per sub-network, dropout on."""
     import torch
 
-    from elastic.losses import distillation_loss, matched_teacher_indices
+    from elastic.training.losses import distillation_loss, matched_teacher_indices
     teacher, student = tiny(seed=0), tiny(dropout=0.1, seed=1)
     batch = BatchPlan(tiny_data(8), 8, 0).batch(0)
     plan = step_plan(stage, TINY, LoopConfig(total_steps=1), random.Random(0))

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.cli import main
-from elastic.config import SubnetConfig
+from app.cli.main import main
+from elastic.model.config import SubnetConfig
 from profiling.variants import expand_variants, parse_variants, resolve_variants, variant_columns
 from search.evaluator import RunContext
 from search.options import SearchOptions

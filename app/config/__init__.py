@@ -1,4 +1,4 @@
-"""The typed configuration of a run: its fields (run_config), presets, flags, config files and checks."""
+"""The typed configuration of a run: its fields (run_config), presets, flags and config files (the checks of a run before it starts: app.workflow.checks)."""
 from __future__ import annotations
 
 from app.config.files import load_config_file, render_example

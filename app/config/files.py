@@ -14,7 +14,7 @@ from typing import Any
 from app.config.flags import shown
 from app.config.presets import PRESETS
 from app.config.run_config import SECTIONS, SPECS, ConfigError, coerce_options
-from elastic.option_fields import Spec, specs
+from elastic.training.option_fields import Spec, specs
 
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable, Iterable, Optional
 
-from elastic.option_fields import OptionError, Spec, coerce
+from elastic.training.option_fields import OptionError, Spec, coerce
 
 
 def arg_type(spec: Spec) -> Callable[[str], Any]:
@@ -40,7 +40,7 @@ def add_option(p: Any, spec: Spec, *, default: Any, help: str, unset_is_none: bo
 
     Args:
         p: the parser or group.
-        spec: the option (`elastic.option_fields.specs`).
+        spec: the option (`elastic.training.option_fields.specs`).
         default: the flag's default (shown in its help unless `unset_is_none`).
         help: the help text (already with its default, when wanted).
         unset_is_none: the flag is None when not given (`dynabert run` layers presets and files under it).
@@ -54,9 +54,9 @@ def add_option(p: Any, spec: Spec, *, default: Any, help: str, unset_is_none: bo
             p.add_argument(spec.flag, action="store_true", **kw)
         return
     if spec.kind is tuple:
-        kw["metavar"] = "{" + ",".join(spec.choices) + "}[,...]" if spec.choices else "A[,B...]"
-    elif spec.choices:
-        kw["choices"] = spec.choices
+        kw["metavar"] = "{" + ",".join(spec.allowed()) + "}[,...]" if spec.allowed() else "A[,B...]"
+    elif spec.allowed():
+        kw["choices"] = spec.allowed()
     else:
         kw["metavar"] = spec.name.upper()
     p.add_argument(spec.flag, type=arg_type(spec), **kw)

@@ -1,6 +1,6 @@
 """The configuration of `dynabert run`, one typed field per option, grouped in sections.
 
-Each field holds its type, default, help, choices (a `Literal`) and range (`elastic.option_fields.option`); the
+Each field holds its type, default, help, choices (a `Literal`) and range (`elastic.training.option_fields.option`); the
 flags of `dynabert run`, the keys of a --config file, examples/run.toml and docs/CLI.md are generated from them
 (app/config/flags.py, app/config/files.py). A field's name is its flag (`--stage2-lr`) and its config key
 (`stage2_lr`), so names are unique across sections. Presets are overrides of these defaults. `stage_options`
@@ -16,19 +16,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Iterator, Literal, Optional
 
-from elastic.config import ImportanceSplit, SelectSplit
-from elastic.device import DEFAULT_DEVICE, DEFAULT_PRECISION, Precision, Runtime
-from elastic.option_fields import OptionError, Spec, coerce, option, specs
-from elastic.options import (DEFAULT_LR, DEFAULT_SCENARIO, AdamEps, Batching, ImportanceGrads, ImportanceOrder,
+from elastic.model.config import ImportanceSplit, SelectSplit
+from elastic.training.device import DEFAULT_DEVICE, DEFAULT_PRECISION, Precision, Runtime
+from elastic.training.option_fields import OptionError, Spec, coerce, option, specs
+from elastic.training.options import (DEFAULT_LR, DEFAULT_SCENARIO, AdamEps, Batching, ImportanceGrads, ImportanceOrder,
                              Padding, Sampler, SubnetForward, TeacherWidth)
 from app.config.presets import PRESETS
 from app.config.variants import merge_layers, run_variants
-from elastic.stage_options import RUN_LEVEL, StageOptions
+from elastic.training.stage_options import RUN_LEVEL, StageOptions
 from profiling.variants import VariantPrecision, VariantRuntime
 
 Preset = Literal["quick", "standard", "paper", "released"]
-Objective = Literal["metric", "latency", "macs", "params"]  # search.options.OBJECTIVES (a test keeps them equal)
-BaselineRecipe = Literal["distilbert", "tinybert", "int8", "dynabert_int8"]  # elastic.baselines.Recipe values
+
+def _objective_names() -> tuple[str, ...]:
+    """The search's objectives, read from its registry (`search.objectives.register` adds one; torch-free)."""
+    from search.objectives import objective_names
+    return objective_names()
+BaselineRecipe = Literal["distilbert", "tinybert", "int8", "dynabert_int8"]  # elastic.training.baselines.Recipe values
 ExportChoice = Literal["knee", "pareto", "none"]
 # The pipeline's stages, in order (`dynabert run --only` names some of them).
 STAGES: tuple[str, ...] = ("teacher", "rewire", "stage1", "stage2", "profile", "search", "baselines", "export")
@@ -168,8 +172,8 @@ class SearchConfig:
 
     n_trials: int = option(300, help="Optuna trials", min=1)
     sampler: Sampler = option("tpe", help="the Optuna sampler")
-    objectives: tuple[Objective, ...] = option(("metric", "latency"), help="metric first, then any of latency, "
-                                               "macs, params")
+    objectives: tuple[str, ...] = option(("metric", "latency"), help="metric first, then any registered cost: "
+                                         "latency, macs, params (search.objectives)", choices_from=_objective_names)
     n_workers: int = option(1, help="search worker processes on this machine", min=1)
     storage: Optional[str] = option(None, help="Optuna storage shared by workers on several machines (unset: "
                                     "SQLite study.db in the run directory)",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from elastic.options import DEFAULT_SCENARIO
+from elastic.training.options import DEFAULT_SCENARIO
 
 TARGET_KEYS: tuple[str, ...] = ("target", "precisions", "runtimes")
 

@@ -1,4 +1,4 @@
-"""The baselines action behind `dynabert baselines` (its parser: app/cli_baselines.py): train and
+"""The baselines action behind `dynabert baselines` (its parser: app/cli/baselines.py): train and
 evaluate DistilBERT-/TinyBERT-style students, the INT8 teacher and INT8 DynaBERT sub-networks, time them with
 the search's latency harness (own cache file, `<run>/baselines/latency_cache.jsonl`), append `baselines.csv`.
 """
@@ -13,19 +13,19 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from elastic.baselines import (DistilWeights, Objective, Recipe, TinyWeights, append_baselines, make_projection,
+from elastic.training.baselines import (DistilWeights, Objective, Recipe, TinyWeights, append_baselines, make_projection,
                                train_baseline)
-from elastic.config import SelectSplit, SubnetConfig, grid
-from elastic.data import compute_metrics
-from elastic.device import CPU_FP32, Runtime
-from elastic.evaluate import evaluate
-from elastic.model import ElasticBertForSequenceClassification
-from elastic.options import DEFAULT_LR, DEFAULT_SCENARIO, INT8_RUNTIMES, Int8Runtime, TinyBudget
-from elastic.students import (Student, checkpoint_student, distilbert_layers, distilbert_student, subnet_student)
-from elastic.job import Job, read_done, run_job, selection_record
-from elastic.loop import BatchPlan, LoopConfig
+from elastic.model.config import SelectSplit, SubnetConfig, grid
+from elastic.data.tasks import compute_metrics
+from elastic.training.device import CPU_FP32, Runtime
+from elastic.training.evaluate import evaluate
+from elastic.model.modeling import ElasticBertForSequenceClassification
+from elastic.training.options import DEFAULT_LR, DEFAULT_SCENARIO, INT8_RUNTIMES, Int8Runtime, TinyBudget
+from elastic.training.students import (Student, checkpoint_student, distilbert_layers, distilbert_student, subnet_student)
+from elastic.training.job import Job, read_done, run_job, selection_record
+from elastic.training.loop import BatchPlan, LoopConfig
 from elastic.rundir import BASELINES_DIR, CKPT_DIR, META_FILE, RunDir, RunDirError
-from elastic.train_state import TrainResult
+from elastic.training.train_state import TrainResult
 
 
 @dataclass
@@ -63,7 +63,7 @@ class BaselineOptions:
         self.int8_runtimes = tuple(Int8Runtime(r) for r in self.int8_runtimes)
         if not 0 < self.width <= 1:
             raise ValueError(f"--width must be in (0, 1], got {self.width}")
-        from elastic.config import SELECT_SPLITS
+        from elastic.model.config import SELECT_SPLITS
         if self.select_best not in SELECT_SPLITS:
             raise ValueError(f"--select-best must be one of {SELECT_SPLITS}, got '{self.select_best}'")
         if self.select_every < 1:
@@ -167,8 +167,8 @@ class _Ctx:
 
     def select_fn(self, student: Student) -> Optional[Callable[[int], float]]:
         """`--select-best`: the student's metric on the held-out train slice (or dev), as the DynaBERT stages."""
-        from elastic.stage_options import StageOptions
-        from elastic.stages import make_select_loader
+        from elastic.training.stage_options import StageOptions
+        from elastic.training.stages import make_select_loader
         loader = make_select_loader(self.prep, StageOptions(select_best=self.opts.select_best,
                                                        select_every=self.opts.select_every), self.run_dir)
         if loader is None:
@@ -205,10 +205,10 @@ def _trained(ctx: _Ctx, name: str, student: Student, phases: list[tuple[Objectiv
              ) -> tuple[Student, int]:
     """Train (or reload) a student through its phases; returns it and its total steps.
 
-    The student is one job (`elastic.job`); with several phases each phase is a job of its own too
+    The student is one job (`elastic.training.job`); with several phases each phase is a job of its own too
     (`<student>/<objective>/`), so a finished phase of an interrupted run is kept. An interrupted phase without
     --resume starts over."""
-    from elastic.weights import load_checkpoint, save_checkpoint
+    from elastic.model.weights import load_checkpoint, save_checkpoint
     out = RunDir(ctx.run_dir).student(name)
     total = sum(n for _, n in phases)
 
@@ -273,7 +273,7 @@ def run_distilbert(ctx: _Ctx) -> list[dict[str, Any]]:
 def run_tinybert(ctx: _Ctx) -> list[dict[str, Any]]:
     arch = ctx.teacher.arch
     if ctx.opts.student_init:
-        from elastic.prepare import load_any
+        from elastic.training.prepare import load_any
         student = checkpoint_student(load_any(ctx.opts.student_init, ctx.prep.task.num_labels), arch)
         name = "tinybert-init-" + Path(ctx.opts.student_init).name
     else:
@@ -310,7 +310,7 @@ def run_int8(ctx: _Ctx) -> list[dict[str, Any]]:
 
 
 def run_dynabert_int8(ctx: _Ctx) -> list[dict[str, Any]]:
-    from elastic.prepare import load_stage_model
+    from elastic.training.prepare import load_stage_model
     model = load_stage_model(ctx.run_dir, ctx.opts.dynabert_stage, ctx.prep.task.num_labels)
     points = ctx.opts.dynabert_points or tuple((w, d) for w, d, _ in grid(model.arch))
     rows = []
@@ -333,11 +333,11 @@ def run_baselines(run_dir: str | Path, opts: BaselineOptions) -> list[dict[str, 
     each recipe, so a later failure keeps the earlier results.
 
     Returns:
-        The rows written (dicts with `elastic.baselines.BASELINE_COLUMNS`).
+        The rows written (dicts with `elastic.training.baselines.BASELINE_COLUMNS`).
     """
     from elastic.rundir import REWIRED, read_run
-    from elastic.stage_options import StageOptions
-    from elastic.prepare import load_stage_model, prepare
+    from elastic.training.stage_options import StageOptions
+    from elastic.training.prepare import load_stage_model, prepare
     from profiling.latency_cache import LatencyCache
     run_dir = Path(run_dir)
     prep = prepare(run_dir, StageOptions(progress=opts.progress))

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from elastic.config import SubnetConfig
-from elastic.device import CPU_FP32, Runtime
+from elastic.model.config import SubnetConfig
+from elastic.training.device import CPU_FP32, Runtime
 from elastic.rundir import RunDir, RunDirError
 from profiling.variants import split_list, variant_columns
 
@@ -166,7 +166,7 @@ def export(opts: ExportOptions) -> list[Exported]:
     """Write each selected sub-network as a standalone model; refuses (before writing anything) when a
     target folder exists and `force` is off."""
     from app.workflow.search import default_scenario, front_timer
-    from elastic.export import export_dir, export_subnet, sanitize_name
+    from elastic.export.writer import export_dir, export_subnet, sanitize_name
     from profiling.flops import analytic_macs, param_count
     from profiling.deploy import FP32_ONNX, INT8_ONNX
     from profiling.scenario import Scenario

@@ -71,7 +71,7 @@ class Step:
 
 
 def _runtime(cfg: RunConfig):
-    from elastic.device import Runtime
+    from elastic.training.device import Runtime
     return Runtime(device=cfg.runtime.device, precision=cfg.runtime.precision)
 
 
@@ -108,7 +108,7 @@ def stage_plan(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
             study_name=se.study_name, seed_with_rule=se.seed_with_rule, runtime=_runtime(cfg)))]
     if stage == "baselines":
         from app.workflow.baselines import BaselineOptions
-        from elastic.baselines import Recipe
+        from elastic.training.baselines import Recipe
         # Students train as DynaBERT's stage 2 does (same lr, same model selection): else the comparison measures
         # the learning rate, not the method (docs/RECIPES.md).
         s2 = stage_options(cfg, "stage2")
@@ -140,7 +140,7 @@ def already_done(step: Step) -> bool:
         import pandas as pd
         return step.options.recipes[0].value in set(pd.read_csv(f)["recipe"].astype(str))
     if step.action == "export":
-        from elastic.export import CARD_FILE
+        from elastic.export.writer import CARD_FILE
         return any((d / CARD_FILE).exists() for d in rd.exports_dir.glob("*"))
     return False
 

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from elastic.device import DEFAULT_DEVICE, DEFAULT_PRECISION
-from elastic.options import TIMINGS, Timing
+from elastic.training.device import DEFAULT_DEVICE, DEFAULT_PRECISION
+from elastic.training.options import TIMINGS, Timing
 from elastic.rundir import RunDir
 
 AUTO_CHECKPOINTS: tuple[str, ...] = ("stage2", "stage1", "rewired", "teacher")
@@ -96,7 +96,7 @@ class ProfileResult:
 def load_model_for_profile(run_dir: Path, checkpoint: str, teacher: str | None):
     """(elastic model, description of where it came from)."""
     from elastic.rundir import find_stage, read_run
-    from elastic.weights import load_checkpoint, load_default_teacher, load_hf_bert
+    from elastic.model.weights import load_checkpoint, load_default_teacher, load_hf_bert
 
     if checkpoint not in ("auto", *CHECKPOINT_CHOICES):
         path = Path(checkpoint)
@@ -123,7 +123,7 @@ def load_model_for_profile(run_dir: Path, checkpoint: str, teacher: str | None):
 def scenario_device(spec: str) -> str:
     """The latency scenario's device for a `--device` value (auto: cuda when present); one clear error
     for a device this machine lacks or that latency scenarios do not cover (mps)."""
-    from elastic.device import resolve_device
+    from elastic.training.device import resolve_device
     kind = resolve_device(spec).type
     if kind not in ("cpu", "cuda"):
         raise ValueError(f"--device {spec}: latency scenarios are measured on cpu or cuda, not {kind}")
@@ -152,7 +152,7 @@ def _interleaved_ms(model, cfgs: Sequence, scenario, cache, full_ms: float, *, m
     """Each config's ratio to the full model (alternating calls, cached) x the full model's median."""
     from tqdm.auto import tqdm
 
-    from elastic.config import SubnetConfig
+    from elastic.model.config import SubnetConfig
     from profiling.latency import measure_ratio, runner_for
 
     reference = None
@@ -180,7 +180,7 @@ def profile_model(run_dir: Path, model, scenarios: Sequence, *, n_random: int = 
             (robust to other jobs); "blocked" on each config's own median. latency.csv always holds the
             blocked statistics.
     """
-    from elastic.config import SubnetConfig, grid
+    from elastic.model.config import SubnetConfig, grid
     from profiling.latency_cache import LatencyCache
     from profiling.latency import measure_many
     from profiling.latency_csv import read_latency_csv, write_latency_csv

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from elastic.options import DEFAULT_SCENARIO
+from elastic.training.options import DEFAULT_SCENARIO
 from elastic.rundir import RunDir, RunDirError
 from search.options import SearchOptions
 
@@ -61,7 +61,7 @@ def front_timer(ctx, scenario_key: str) -> Callable[[list[Any]], dict[str, Any]]
 def search(opts: SearchOptions, *, finalize: bool = True) -> SearchResult:
     """Run (or resume) the study to `opts.n_trials` trials; with `finalize`, re-measure the front and write
     pareto.csv and search.json (test metrics too when the task has a test split)."""
-    from elastic.config import SubnetConfig, grid
+    from elastic.model.config import SubnetConfig, grid
     from search.confirm import run_confirmer
     from search.evaluator import RunContext
     from search.pareto import finalize as finalize_front

@@ -5,10 +5,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from elastic.config import SubnetConfig
-from elastic.device import CPU_FP32, Runtime
-from elastic.stage_options import StageOptions
-from elastic.train import Stage
+from elastic.model.config import SubnetConfig
+from elastic.training.device import CPU_FP32, Runtime
+from elastic.training.stage_options import StageOptions
+from elastic.training.train import Stage
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class StageResult:
         else:
             out = [f"{self.stage} done: {self.steps} steps in {self.seconds:.0f} s -> {self.run_dir / self.stage}"]
         if self.stuck_subnets:
-            from elastic.stages import stuck_warning
+            from elastic.training.stages import stuck_warning
             out.append(stuck_warning(self.stage, list(self.stuck_subnets)))
         return out
 
@@ -77,7 +77,7 @@ def cost_fn_for(run_dir: Path, max_length: int) -> Callable[[SubnetConfig], dict
 
     The architecture is read lazily: the teacher checkpoint exists only once its stage has run.
     """
-    from elastic.config import BertArch
+    from elastic.model.config import BertArch
     from elastic.rundir import REWIRED, TEACHER, find_stage, read_checkpoint_meta, read_run
     from profiling.flops import analytic_macs, param_count
 
@@ -99,7 +99,7 @@ def train_stage(run_dir: Path, stage: Stage | str, opts: StageOptions) -> StageR
     """Train one stage in `run_dir` (skipped when it finished before; `opts.resume` continues an interrupted
     one) and write its checkpoint, grid rows and log."""
     from elastic.rundir import read_run
-    from elastic.stages import run_stage
+    from elastic.training.stages import run_stage
 
     stage = Stage(stage)
     run_dir = Path(run_dir)
@@ -112,7 +112,7 @@ def train_stage(run_dir: Path, stage: Stage | str, opts: StageOptions) -> StageR
 
 def rewire(run_dir: Path, opts: StageOptions) -> RewireResult:
     """Importance of every head and neuron, and the teacher reordered by it (`rewired/`, importance.json)."""
-    from elastic.stages import run_rewire
+    from elastic.training.stages import run_rewire
 
     info = run_rewire(run_dir, opts)
     return RewireResult(run_dir=Path(run_dir), split=str(info["split"]), n_examples=int(info.get("n_examples", 0)),
@@ -127,11 +127,11 @@ def evaluate(run_dir: Path, stage: str, cfg: Optional[SubnetConfig] = None, *,
              runtime: Runtime = CPU_FP32) -> EvalResult:
     """Metrics of one sub-network of a stage: `cfg`, else the uniform (`width`, `depth`) one, else the full
     model."""
-    from elastic.stages import evaluate_run
+    from elastic.training.stages import evaluate_run
     from elastic.rundir import read_run
 
     if cfg is None and (width is not None or depth is not None):
-        from elastic.weights import load_checkpoint
+        from elastic.model.weights import load_checkpoint
         model, _ = load_checkpoint(Path(run_dir) / stage)
         cfg = SubnetConfig.uniform(model.arch, width or 1.0, depth or 1.0)
     res = evaluate_run(run_dir, stage, cfg, tuple(splits), task=task, text_columns=text_columns,

@@ -3,7 +3,7 @@
 `RunDir` gives the path of each artifact (`rd.run_json`, `rd.done_json(stage)`, `rd.predictor(scenario)` ...) and
 reads and writes the JSON ones through one checked reader and one atomic writer; every problem a user can cause
 raises `RunDirError` naming the file and the fix. `ARTIFACTS` (the contract, with every CSV's columns) is what
-docs/ARTIFACTS.md is generated from (`app/artifacts_doc.py`). Code outside this package names no artifact file.
+docs/ARTIFACTS.md is generated from (`elastic/rundir/doc.py`). Code outside this package names no artifact file.
 It sits in `elastic/`, the bottom of the package arrows, and imports nothing heavy (no torch): the dashboard and
 `dynabert --help` use it too.
 

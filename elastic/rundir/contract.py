@@ -1,7 +1,7 @@
 """The run-directory contract: every artifact's name, what writes it, and the schema of each JSON and CSV file.
 
 `ARTIFACTS` describes every file of `runs/<name>/` (who writes it, what it holds, a CSV's columns); docs/ARTIFACTS.md
-is generated from it (`app/artifacts_doc.py`), and `elastic.rundir.RunDir` has one path method per entry. Nothing
+is generated from it (`elastic/rundir/doc.py`), and `elastic.rundir.RunDir` has one path method per entry. Nothing
 here touches the disk.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any, Optional
 # ---- paths (docs/ARTIFACTS.md) -------------------------------------------------------------------
 RUN_JSON = "run.json"
 DONE_JSON = "done.json"
-CKPT_DIR = "ckpt"  # a job's in-progress resumable checkpoint (elastic.job); `<ckpt>_best` its selected weights
-MODEL_FILE = "model.safetensors"  # a checkpoint's weights (elastic.weights.save_checkpoint)
+CKPT_DIR = "ckpt"  # a job's in-progress resumable checkpoint (elastic.training.job); `<ckpt>_best` its selected weights
+MODEL_FILE = "model.safetensors"  # a checkpoint's weights (elastic.model.weights.save_checkpoint)
 META_FILE = "elastic_config.json"  # a checkpoint's architecture and options
 TOKENIZER_DIR = "tokenizer"
 IMPORTANCE_JSON = "importance.json"
@@ -154,7 +154,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
              "dynabert run or any stage command", required=True),
     Artifact("<stage>/", "training",
              f"`<stage>` is one of {', '.join(f'`{d}/`' for d in CHECKPOINT_DIRS)}: final checkpoint of the stage (`model.safetensors` + `elastic_config.json`, "
-             "`elastic.weights.save_checkpoint`), `done.json` {steps, epochs, seconds, finished_at; with "
+             "`elastic.model.weights.save_checkpoint`), `done.json` {steps, epochs, seconds, finished_at; with "
              "`--select-best` also select_on, select_every, selected_step, selected_score (sum of the metric in % "
              "over the stage's grid sub-networks), selected_over} once complete; `ckpt/` holds the in-progress "
              "resumable checkpoint and, with `--select-best`, `ckpt_best/` the best-scoring weights so far (both "

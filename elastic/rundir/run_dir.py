@@ -194,7 +194,7 @@ LOCATORS: dict[str, str] = {
 
 
 def read_checkpoint_meta(folder: str | os.PathLike) -> dict[str, Any]:
-    """A checkpoint folder's `elastic_config.json` (`arch`, `num_labels`, `meta`; `elastic.weights.save_checkpoint`).
+    """A checkpoint folder's `elastic_config.json` (`arch`, `num_labels`, `meta`; `elastic.model.weights.save_checkpoint`).
 
     Raises:
         RunDirError: missing, not valid JSON, or without an `arch` object.

@@ -1,0 +1,1 @@
+"""Task data: sources (local files, the Hugging Face hub), tables, tokenization and augmentation."""
