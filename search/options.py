@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import optuna
 
+from elastic.training.device import Runtime
+from elastic.training.option_fields import option
 from elastic.training.options import DEFAULT_SCENARIO, SAMPLERS, Sampler
 from search.objectives import METRIC, cost_objective, objective_names
 from search.storage import make_storage
-
-if TYPE_CHECKING:
-    from elastic.training.device import Runtime
 
 # The built-in objectives (the typed run configuration's choices); validation reads the registry, so an objective
 # registered later (`search.objectives.register`) is accepted too.
@@ -24,66 +22,57 @@ OBJECTIVES: tuple[str, ...] = objective_names()
 
 @dataclass(frozen=True, kw_only=True)
 class SearchOptions:
-    """Everything a search needs; checked eagerly (ValueError naming the option).
+    """Everything a search needs; checked eagerly (ValueError naming the option). Each field's help is its
+    `dynabert search` flag's (app/cli/search.py generates the flags from these fields).
 
     Attributes:
-        run_dir: the trained run.
-        scenario: latency scenario key (e.g. cpu-eager-t2-b1-s128), or several deployment variants of one
-            target as a comma-separated list (`profiling.variants`; e.g. cpu-eager-t2-b1-s64,cpu-ort-int8-t2-b1-s64):
-            each trial is then a sub-network plus a variant, scored on that variant. Also gives seq_len/batch of MACs.
-        objectives: "metric" first, then any registered cost (`search.objectives`: latency, macs, params).
-        n_trials: total trials of the study (over all workers and all resumptions).
-        sampler: tpe (default: chosen on dev hypervolume, docs/RECIPES.md), nsga2 or random.
-        seed: sampler seed (worker k uses seed + 1000 k).
-        storage: Optuna RDB URL (default sqlite:///<run>/study.db); a server URL
-            (postgresql://user:pw@host/db) lets workers on other machines join. study_name: default
-            search-<scenario>.
-        n_workers: local worker processes on the same storage (workers of other machines come on top).
-        heartbeat_interval: seconds between heartbeats of a running trial (in the database).
-        grace_period: seconds without a heartbeat after which a trial counts as dead: failed, and its
-            parameters queued again. Longer than the longest pause of a live worker (swap, GC, a slow
-            database), shorter than the wait you accept for a dead machine's trial.
-        max_retry: how often the parameters of a dead worker's trial are re-run (a config that kills
-            its worker every time, e.g. out of memory, stops after this).
-        latency_budget_ms / metric_floor / max_params: constraints (None = none).
-        measure: time latency for real instead of the predictor.
-        fidelity_subset: dev examples of the first, cheap evaluation (None = full dev only).
-        ffn_step: FFN lattice step (default intermediate_size // 8).
-        population_size: NSGA-II population.
-        seed_with_rule: enqueue the first N configs of the Mix'n'Match rule (`search.rule`: the grid, then
-            per-layer width schedules and layer-drop patterns) instead of only the 12 grid configs, when the
-            study is created (0: the grid only).
-        stage: checkpoint stage to search (default: latest finished).
-        threads: torch intra-op threads for evaluation (None: torch's default; local workers split
-            the cores). On a loaded machine 1 is often much faster than several spinning threads.
-        progress: show a tqdm bar.
-        runtime: device and precision of the evaluations (every worker's).
+        scenario: also gives seq_len/batch of MACs; a list of variants makes each trial a sub-network plus a variant,
+            scored on that variant.
+        seed: worker k uses seed + 1000 k.
+        grace_period: longer than the longest pause of a live worker (swap, GC, a slow database), shorter than the
+            wait you accept for a dead machine's trial; the dead trial is failed and its parameters queued again.
+        max_retry: a config that kills its worker every time (e.g. out of memory) stops after this.
+        threads: local workers split the cores; on a loaded machine 1 is often much faster than several
+            spinning threads.
+        runtime: device and precision of the evaluations (every worker's; None: cpu fp32).
     """
 
-    run_dir: Path
-    scenario: str = DEFAULT_SCENARIO
-    objectives: tuple[str, ...] = ("metric", "latency")
-    n_trials: int = 100
-    sampler: Sampler = "tpe"
-    seed: int = 0
-    storage: str | None = None
-    study_name: str | None = None
-    n_workers: int = 1
-    heartbeat_interval: int = 30
-    grace_period: int = 120
-    max_retry: int = 2
-    latency_budget_ms: float | None = None
-    metric_floor: float | None = None
-    max_params: int | None = None
-    measure: bool = False
-    fidelity_subset: int | None = None
-    ffn_step: int | None = None
-    population_size: int = 20
-    seed_with_rule: int = 0
-    stage: str | None = None
-    threads: int | None = None
-    progress: bool = True
-    runtime: "Runtime | None" = None  # None: cpu fp32
+    run_dir: Path = option(help="a trained run directory")
+    scenario: str = option(DEFAULT_SCENARIO, help="latency scenario key, e.g. cpu-eager-t2-b1-s128, or several "
+                           "deployment variants of one target, comma-separated (e.g. cpu-eager-t2-b1-s64,"
+                           "cpu-ort-int8-t2-b1-s64): each trial is then a sub-network in one variant, scored on that "
+                           "variant (default: the last search's, else the predictor's, else cpu-eager-t2-b1-s128)")
+    objectives: tuple[str, ...] = option(("metric", "latency"), help="metric first, then any registered cost "
+                                         "(search.objectives): latency, macs, params", choices_from=objective_names)
+    n_trials: int = option(100, help="total trials, kept across resumptions and over all workers", min=1)
+    sampler: Sampler = option("tpe", help="the Optuna sampler; tpe has the highest dev hypervolume of the three "
+                           "(docs/RECIPES.md)")
+    seed: int = option(0, help="sampler seed")
+    storage: str | None = option(None, help="Optuna RDB URL (default sqlite:///<run>/study.db); a server such as "
+                                 "postgresql://user:pw@host/db lets workers on other machines join (README)")
+    study_name: str | None = option(None, help="default search-<scenario>")
+    n_workers: int = option(1, help="worker processes on this machine; other machines may add workers on the same "
+                            "storage", min=1)
+    heartbeat_interval: int = option(30, help="seconds between heartbeats of a running trial", min=1)
+    grace_period: int = option(120, help="a trial without heartbeat for this many seconds is failed and its config "
+                               "re-run", min=1)
+    max_retry: int = option(2, help="re-runs of a dead worker's config", min=0)
+    latency_budget_ms: float | None = option(None, help="constraint: latency <= this many ms", above=0)
+    metric_floor: float | None = option(None, help="constraint: dev metric (%) >= this")
+    max_params: int | None = option(None, help="constraint: parameters <= this", above=0)
+    measure: bool = option(False, help="time every trial instead of using predictor.json")
+    fidelity_subset: int | None = option(None, help="first evaluate on this many dev examples; full dev only for "
+                                         "configs that could reach the front", min=1)
+    ffn_step: int | None = option(None, help="FFN sizes are multiples of this (default FFN/8)", min=1)
+    population_size: int = option(20, help="NSGA-II population", min=2)
+    seed_with_rule: int = option(0, help="start a new study with the first N configs of the Mix'n'Match rule (the "
+                                 "uniform grid, then per-layer width ramps and layer-drop patterns, evenly "
+                                 "subsampled; search/rule.py) instead of only the 12 grid configs; 0: the grid only",
+                                 min=0)
+    stage: str | None = option(None, help="checkpoint to search (default: latest finished of stage3/stage2/stage1)")
+    threads: int | None = option(None, help="torch threads for evaluation (default: torch's)", min=1)
+    progress: bool = option(True, help="no progress bar")
+    runtime: Runtime | None = None
 
     def __post_init__(self) -> None:
         from profiling.variants import parse_variants

@@ -143,3 +143,69 @@ def test_dashboard_and_artifact_hints_name_real_commands():
     from app.dashboard.artifacts import STAGE_COMMANDS
 
     assert set(STAGE_COMMANDS.values()) <= subs
+
+
+def _generated_commands():
+    """(command, options class, its module's docstring, the explicit flags that module documents)."""
+    import app.cli.profile
+    import app.cli.search
+    from app.workflow.export import ExportOptions
+    from app.workflow.profile import ProfileOptions
+    from search.options import SearchOptions
+    runtime = {"--device", "--precision"}
+    variants = {"--target", "--precisions", "--runtimes"}
+    return [("search", SearchOptions, app.cli.search.__doc__, {*variants, "--no-finalize", *runtime}),
+            ("export", ExportOptions, app.cli.search.__doc__, runtime),
+            ("profile", ProfileOptions, app.cli.profile.__doc__, {"--scenario", *variants, *runtime})]
+
+
+def test_generated_commands_have_exactly_their_options_fields_plus_the_documented_explicit_flags():
+    from app.config.flags import flag_fields
+
+    subs = _subparsers()
+    for command, cls, doc, explicit in _generated_commands():
+        actions = [a for a in subs[command]._actions if a.option_strings and a.dest != "help"]
+        assert explicit <= _flags(subs[command]), command
+        assert all(flag in doc for flag in explicit), command  # each explicit flag is named in the module docstring
+        generated = [a for a in actions if not set(a.option_strings) & explicit]
+        assert sorted(a.dest for a in generated) == sorted(s.name for s, _ in flag_fields(cls)), command
+    assert {"--latency-budget", "--metric-floor", "--max-params", "--measure", "--no-progress"} <= _flags(subs["search"])
+    assert {"--subnet", "--no-onnx", "--no-measure", "--trial", "--pareto", "--knee"} <= _flags(subs["export"])
+    assert {"--min-run-time", "--no-progress", "--scenario"} <= _flags(subs["profile"])
+
+
+def test_parsed_flags_build_the_options_objects(tmp_path):
+    from app.config.flags import options_from_args
+    from app.workflow.export import ExportOptions
+    from app.workflow.profile import ProfileOptions
+    from elastic.training.options import DEFAULT_SCENARIO
+    from search.options import SearchOptions
+
+    parse = build_parser().parse_args
+    opts = options_from_args(SearchOptions, parse(["search", "--run-dir", str(tmp_path), "--latency-budget", "5",
+                                                   "--objectives", "metric,macs", "--no-progress", "--measure"]),
+                             scenario=DEFAULT_SCENARIO)
+    assert (opts.latency_budget_ms, opts.objectives, opts.progress, opts.measure, opts.n_trials) == (
+        5.0, ("metric", "macs"), False, True, 100)
+    opts = options_from_args(ExportOptions, parse(["export", "--run-dir", str(tmp_path), "--subnet", "c.json",
+                                                   "--no-onnx"]))
+    assert (opts.subnet_file, opts.onnx, opts.measure, opts.trial) == (Path("c.json"), False, True, None)
+    opts = options_from_args(ProfileOptions, parse(["profile", "--run-dir", str(tmp_path), "--min-run-time", "0.1",
+                                                    "--device", "cpu", "--scenario", "cpu-eager-t1-b1-s16"]),
+                             scenarios=())
+    assert (opts.min_run_time_s, opts.device, opts.progress, opts.threads) == (0.1, "cpu", True, 2)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["search", "--n-trials", "0"], "argument --n-trials: must be >= 1, got 0"),
+    (["search", "--latency-budget", "-1"], "argument --latency-budget: must be > 0, got -1"),
+    (["search", "--objectives", "metric,flops"], "argument --objectives: must be a comma-separated list of one of "),
+    (["profile", "--threads", "0"], "argument --threads: must be >= 1, got 0"),
+    (["profile", "--n-heldout", "1"], "argument --n-heldout: must be >= 2, got 1"),
+    (["export", "--knee", "--trial", "x"], "argument --trial: must be an integer, got 'x'"),
+])
+def test_a_bad_value_is_argparse_one_line_error(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args([argv[0], "--run-dir", "r", *argv[1:]])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"dynabert {argv[0]}: error: {message}")

@@ -4,13 +4,27 @@ A field `stage2_lr: Optional[float] = option(None, help=..., above=0)` becomes `
 its default, a `Literal`'s values as `choices`, and a type that checks the range: a bad value is argparse's
 usual one-line error ("argument --stage2-lr: must be > 0, got -0.001"). `dynabert run` gets every field of
 its configuration, grouped by section; each `train-<stage>` command the `StageOptions` fields of its stage.
+
+The other subcommands (`search`, `export`, `profile`) get the fields of their options dataclass (`add_fields`) and
+build it back from the parsed arguments (`options_from_args`), with these conventions:
+
+- a field declared with `option(...)` is a flag (a bool, int, float, str, `Literal`, tuple or `Path`); a plain
+  field (a `Runtime`, a `SubnetConfig`, values the command resolves) is not: the command gives it, from explicit
+  flags such as `--device`/`--precision` or from several flags together;
+- a bool whose default is True is the flag `--no-<name>` (it stores False; its help says what that flag does),
+  else `--<name>` (it stores True);
+- a flag is named after its field unless the command renames it (`names`, e.g. latency_budget_ms ->
+  `--latency-budget`); its value is stored under the field's name either way;
+- a field without default is a required flag; fields in `exclusive` form a required mutually exclusive group.
 """
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, Iterable, Optional
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional, get_args, get_type_hints
 
-from elastic.training.option_fields import OptionError, Spec, coerce
+from elastic.training.option_fields import OptionError, Spec, coerce, specs
 
 
 def arg_type(spec: Spec) -> Callable[[str], Any]:
@@ -35,8 +49,9 @@ def shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def add_option(p: Any, spec: Spec, *, default: Any, help: str, unset_is_none: bool = False) -> None:
-    """Add one option's flag to a parser or argument group.
+def add_option(p: Any, spec: Spec, *, default: Any, help: str, unset_is_none: bool = False,
+               flag: Optional[str] = None, required: bool = False) -> None:
+    """Add one option's flag to a parser or argument group; its value is stored under the option's name.
 
     Args:
         p: the parser or group.
@@ -44,22 +59,27 @@ def add_option(p: Any, spec: Spec, *, default: Any, help: str, unset_is_none: bo
         default: the flag's default (shown in its help unless `unset_is_none`).
         help: the help text (already with its default, when wanted).
         unset_is_none: the flag is None when not given (`dynabert run` layers presets and files under it).
+        flag: the flag's name (default `spec.flag`).
+        required: the flag must be given.
     """
+    flag = flag or spec.flag
     help = help.replace("%", "%%")  # argparse formats help strings with %
-    kw: dict[str, Any] = {"default": None if unset_is_none else default, "help": help}
+    kw: dict[str, Any] = {"default": None if unset_is_none else default, "help": help, "dest": spec.name}
+    if required:
+        kw["required"] = True
     if spec.kind is bool:
         if unset_is_none:
-            p.add_argument(spec.flag, action=argparse.BooleanOptionalAction, **kw)
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         else:
-            p.add_argument(spec.flag, action="store_true", **kw)
+            p.add_argument(flag, action="store_true", **kw)
         return
     if spec.kind is tuple:
         kw["metavar"] = "{" + ",".join(spec.allowed()) + "}[,...]" if spec.allowed() else "A[,B...]"
     elif spec.allowed():
         kw["choices"] = spec.allowed()
     else:
-        kw["metavar"] = spec.name.upper()
-    p.add_argument(spec.flag, type=arg_type(spec), **kw)
+        kw["metavar"] = flag[2:].upper().replace("-", "_")
+    p.add_argument(flag, type=arg_type(spec), **kw)
 
 
 def add_options(p: argparse.ArgumentParser, groups: Iterable[tuple[str, Iterable[Spec]]], *,
@@ -84,3 +104,52 @@ def add_options(p: argparse.ArgumentParser, groups: Iterable[tuple[str, Iterable
                                              else f"default {shown(default)}")
             add_option(target, spec, default=default, help=f"{text} ({extra})" if extra else text,
                        unset_is_none=unset_is_none)
+
+
+def add_fields(p: argparse.ArgumentParser, cls: type, *, names: Optional[Mapping[str, str]] = None,
+               defaults: Optional[Mapping[str, Any]] = None, exclusive: Iterable[str] = ()) -> None:
+    """Add a flag for every field of an options dataclass that is one (the conventions above), in field order.
+
+    Args:
+        p: the parser.
+        cls: the options dataclass (fields made by `option(...)`).
+        names: field name -> flag, for the flags not named after their field.
+        defaults: field name -> the flag's default, where it is not the field's (None: the command resolves it).
+        exclusive: fields of which exactly one must be given (a required mutually exclusive group).
+    """
+    exclusive = tuple(exclusive)
+    hints = get_type_hints(cls)
+    group = p.add_mutually_exclusive_group(required=True) if exclusive else None
+    for spec, field_ in flag_fields(cls):
+        flag = (names or {}).get(spec.name) or spec.flag
+        default = (defaults or {}).get(spec.name, spec.default)
+        target = group if spec.name in exclusive else p
+        required = field_.default is dataclasses.MISSING and field_.default_factory is dataclasses.MISSING
+        help = spec.help.replace("%", "%%")
+        if spec.kind is bool:
+            target.add_argument("--no-" + flag[2:] if default else flag, dest=spec.name, default=bool(default),
+                                action="store_false" if default else "store_true", help=help)
+            continue
+        if spec.kind is object:
+            if Path not in (hints[spec.name], *get_args(hints[spec.name])):
+                raise TypeError(f"{cls.__name__}.{spec.name}: a flag's field is a bool, int, float, str, Literal, "
+                                "tuple or Path")
+            target.add_argument(flag, dest=spec.name, type=Path, default=default, required=required, help=help,
+                                metavar=flag[2:].upper().replace("-", "_"))
+            continue
+        extra = "" if default is None else f"default {shown(default)}"
+        add_option(target, spec, default=default, help=f"{spec.help} ({extra})" if extra else spec.help, flag=flag,
+                   required=required)
+
+
+def flag_fields(cls: type) -> list[tuple[Spec, dataclasses.Field]]:
+    """(spec, field) of the fields of an options dataclass that are flags: those declared with `option(...)`."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    return [(s, fields[s.name]) for s in specs(cls) if "help" in fields[s.name].metadata]
+
+
+def options_from_args(cls: type, args: argparse.Namespace, **given: Any) -> Any:
+    """The options dataclass from parsed arguments: each field the arguments hold (stored under its name by
+    `add_fields`, or by an explicit flag of the same name), then `given` (what the command resolved itself)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{**{k: v for k, v in vars(args).items() if k in names}, **given})

@@ -17,37 +17,39 @@ from typing import Any, Optional
 
 from elastic.model.config import SubnetConfig
 from elastic.training.device import CPU_FP32, Runtime
+from elastic.training.option_fields import option
 from elastic.rundir import RunDir, RunDirError
 from profiling.variants import split_list, variant_columns
 
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """What to export and where (exactly one of trial, pareto, knee, subnet_file, config).
+    """What to export and where (exactly one of trial, pareto, knee, subnet_file, config). Each field's help is its
+    `dynabert export` flag's (app/cli/search.py generates the flags from these fields).
 
     Attributes:
-        trial: a trial number of the study. pareto: every point of the front. knee: its knee point.
-        subnet_file: a SubnetConfig JSON file. config: a SubnetConfig (the dashboard's choice).
-        out: the model directory (for several: their folder); default <run>/exports/<name>.
-        name: export name (sanitized; for several, a prefix).
-        scenario: the deployment variant (scenario key) of a --subnet, a config or a trial from before variants
-            (default: the search's first); a front point or trial of a variant search is exported in its own variant.
+        config: a SubnetConfig (the dashboard's choice; not a flag).
+        name: for several exports, a prefix.
+        scenario: also the variant of a config or of a trial from before variants.
+        runtime: where the card's metrics are evaluated (not a flag: --device/--precision).
     """
 
-    run_dir: Path
-    trial: Optional[int] = None
-    pareto: bool = False
-    knee: bool = False
-    subnet_file: Optional[Path] = None
+    run_dir: Path = option(help="a run directory with a search")
+    trial: Optional[int] = option(None, help="a trial number of the study", min=0)
+    pareto: bool = option(False, help="every point of the Pareto front")
+    knee: bool = option(False, help="the knee point of the front")
+    subnet_file: Optional[Path] = option(None, help="a SubnetConfig JSON file {layers, heads, ffn}")
     config: Optional[SubnetConfig] = None
-    out: Optional[Path] = None
-    name: Optional[str] = None
-    force: bool = False
-    storage: Optional[str] = None
-    study_name: Optional[str] = None
-    scenario: Optional[str] = None
-    onnx: bool = True
-    measure: bool = True
+    out: Optional[Path] = option(None, help="model directory (for --pareto: the folder of all of them); default "
+                                 "<run>/exports/<name>")
+    name: Optional[str] = option(None, help="export name (sanitized: letters, digits, '.', '_', '-')")
+    force: bool = option(False, help="overwrite an existing export")
+    storage: Optional[str] = option(None, help="Optuna RDB URL (default sqlite:///<run>/study.db)")
+    study_name: Optional[str] = option(None, help="the study's name (default: the search's)")
+    scenario: Optional[str] = option(None, help="deployment variant (scenario key) to export a --subnet in (default: "
+                                     "the search's first); a front point or trial is exported in its own variant")
+    onnx: bool = option(True, help="skip model.onnx")
+    measure: bool = option(True, help="do not time the model for its card")
     runtime: Runtime = CPU_FP32
 
     def __post_init__(self) -> None:

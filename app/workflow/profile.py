@@ -11,42 +11,50 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from elastic.training.device import DEFAULT_DEVICE, DEFAULT_PRECISION
+from elastic.training.option_fields import option
 from elastic.training.options import TIMINGS, Timing
 from elastic.rundir import RunDir
+from profiling.scenario import Runtime as ScenarioRuntime, Scenario
 
 AUTO_CHECKPOINTS: tuple[str, ...] = ("stage2", "stage1", "rewired", "teacher")
 CHECKPOINT_CHOICES: tuple[str, ...] = ("stage3", *AUTO_CHECKPOINTS)
-RUNTIMES: tuple[str, ...] = ("eager", "eager-int8", "ort", "ort-int8")
 
 
 @dataclass(frozen=True)
 class ProfileOptions:
-    """Options of `dynabert profile` (its --help says what each does).
+    """Options of `dynabert profile`; each field's help is its flag's (app/cli/profile.py generates the flags
+    from these fields).
 
     Attributes:
-        scenarios: scenario keys; empty: one scenario from device/precision/runtime/threads/batch_size and
-            max_length (None: the run's, else 128).
-        checkpoint: a stage of CHECKPOINT_CHOICES, a checkpoint directory, or "auto" (the latest).
-        teacher: HF BERT to profile when the run has no checkpoint (default: the embedded one).
+        scenarios: scenario keys (the flags --scenario, or --target with --precisions/--runtimes); empty: one
+            scenario from device/precision/runtime/threads/batch_size and max_length (None: the run's, else 128).
+        device, precision: the scenario's device and the timed model's dtype (the flags --device/--precision).
     """
 
-    run_dir: Path
-    checkpoint: str = "auto"
-    teacher: Optional[str] = None
+    run_dir: Path = option(help="run directory, e.g. runs/sst2")
+    checkpoint: str = option("auto", help=f"stage whose weights to load ({', '.join(CHECKPOINT_CHOICES)}) or a "
+                             "checkpoint dir; auto: the latest of stage2, stage1, rewired, teacher")
+    teacher: Optional[str] = option(None, help="HF BERT dir to profile when the run has no checkpoint (default then: "
+                                    "the embedded all-MiniLM-L6-v2)")
     scenarios: tuple[str, ...] = ()
     device: str = DEFAULT_DEVICE
     precision: str = DEFAULT_PRECISION
-    runtime: str = "eager"
-    threads: int = 2
-    batch_size: int = 1
-    max_length: Optional[int] = None
-    n_random: int = 50
-    n_heldout: int = 50
-    reference_every: int = 10
-    min_run_time_s: float = 0.5
-    timing: Timing = "interleaved"
-    seed: int = 0
-    progress: bool = True
+    runtime: ScenarioRuntime = option("eager", help="the scenario's runtime")
+    threads: int = option(2, help="intra-op threads", min=1)
+    batch_size: int = option(1, help="sequences per forward pass", min=1)
+    max_length: Optional[int] = option(None, help="tokens per sequence (default: the run's max_length, else 128)",
+                                       min=1)
+    n_random: int = option(50, help="random per-layer configs to fit on", min=0)
+    n_heldout: int = option(50, help="other random configs to score the predictor", min=2)
+    reference_every: int = option(10, help="re-time the full model every K measured configs; >5% drift is flagged",
+                                  min=1)
+    min_run_time_s: float = option(0.5, help="seconds of timed runs per config", above=0)
+    timing: Timing = option("interleaved", help="what the predictor is fitted and scored on: interleaved (each "
+                            "config's time = its ratio to the full model from alternating calls x the full model's "
+                            "median, robust on a machine shared with other jobs) or blocked (each config's own "
+                            "blocked_autorange median, as in latency.csv)")
+    seed: int = option(0, help="seed of the random configs")
+    progress: bool = option(True, help="no progress bar")
 
     def __post_init__(self) -> None:
         if self.timing not in TIMINGS:
@@ -54,8 +62,6 @@ class ProfileOptions:
         if self.n_random < 0 or self.n_heldout < 2:
             raise ValueError(f"--n-random must be >= 0 and --n-heldout >= 2, got {self.n_random} and "
                              f"{self.n_heldout}")
-        from profiling.scenario import Scenario
-
         for key in self.scenarios:  # before anything is written
             Scenario.parse(key)
 
@@ -132,7 +138,6 @@ def scenario_device(spec: str) -> str:
 
 def scenarios_for(opts: ProfileOptions, run: dict[str, Any]) -> list:
     """The `Scenario`s of `opts`: its keys, else the one its device/runtime/threads/batch/length describe."""
-    from profiling.scenario import Scenario
 
     if opts.scenarios:
         return [Scenario.parse(k) for k in opts.scenarios]
