@@ -25,7 +25,8 @@ COMMANDS_OF: dict[str, tuple[str, ...]] = {
     "app/cli/search.py": ("search", "export"), "elastic/export/writer.py": ("export",), "search/study.py": ("search",),
     "search/options.py": ("search",), "search/objective.py": ("search",),
     "search/evaluator.py": ("search", "export"), "search/pareto.py": ("search", "export"),
-    "app/workflow/baselines.py": ("baselines",), "app/cli/baselines.py": ("baselines",),
+    "app/workflow/baselines.py": ("baselines",), "app/workflow/baseline_options.py": ("baselines",),
+    "app/cli/baselines.py": ("baselines",),
     "app/workflow/train.py": (*TRAIN, "rewire", "evaluate"), "app/workflow/profile.py": ("profile",),
     "app/workflow/search.py": ("search", "export"), "app/workflow/export.py": ("export",),
     "app/workflow/pipeline.py": ("run",), "app/cli/run.py": ("run",), "app/cli/dashboard.py": ("dashboard",),
@@ -146,32 +147,40 @@ def test_dashboard_and_artifact_hints_name_real_commands():
 
 
 def _generated_commands():
-    """(command, options class, its module's docstring, the explicit flags that module documents)."""
+    """(command, options class, its module's head (docstring and leading comments), the explicit flags it names)."""
+    import app.cli.baselines
     import app.cli.profile
     import app.cli.search
+    from app.workflow.baseline_options import BaselineOptions
     from app.workflow.export import ExportOptions
     from app.workflow.profile import ProfileOptions
     from search.options import SearchOptions
+
+    def head(module) -> str:
+        return Path(module.__file__).read_text().split("from __future__")[0]
     runtime = {"--device", "--precision"}
     variants = {"--target", "--precisions", "--runtimes"}
-    return [("search", SearchOptions, app.cli.search.__doc__, {*variants, "--no-finalize", *runtime}),
-            ("export", ExportOptions, app.cli.search.__doc__, runtime),
-            ("profile", ProfileOptions, app.cli.profile.__doc__, {"--scenario", *variants, *runtime})]
+    return [("search", SearchOptions, head(app.cli.search), {*variants, "--no-finalize", *runtime}),
+            ("export", ExportOptions, head(app.cli.search), runtime),
+            ("profile", ProfileOptions, head(app.cli.profile), {"--scenario", *variants, *runtime}),
+            ("baselines", BaselineOptions, head(app.cli.baselines), {"--run-dir", "--dynabert-points", *runtime})]
 
 
 def test_generated_commands_have_exactly_their_options_fields_plus_the_documented_explicit_flags():
     from app.config.flags import flag_fields
 
     subs = _subparsers()
-    for command, cls, doc, explicit in _generated_commands():
+    for command, cls, head, explicit in _generated_commands():
         actions = [a for a in subs[command]._actions if a.option_strings and a.dest != "help"]
         assert explicit <= _flags(subs[command]), command
-        assert all(flag in doc for flag in explicit), command  # each explicit flag is named in the module docstring
+        assert all(f"`{flag}" in head for flag in explicit), command  # the module says which flags are explicit
         generated = [a for a in actions if not set(a.option_strings) & explicit]
         assert sorted(a.dest for a in generated) == sorted(s.name for s, _ in flag_fields(cls)), command
     assert {"--latency-budget", "--metric-floor", "--max-params", "--measure", "--no-progress"} <= _flags(subs["search"])
     assert {"--subnet", "--no-onnx", "--no-measure", "--trial", "--pareto", "--knee"} <= _flags(subs["export"])
     assert {"--min-run-time", "--no-progress", "--scenario"} <= _flags(subs["profile"])
+    assert {"--recipe", "--scenario", "--int8-runtime", "--min-run-time", "--alpha-soft", "--no-progress"} <= _flags(
+        subs["baselines"])
 
 
 def test_parsed_flags_build_the_options_objects(tmp_path):
@@ -194,6 +203,19 @@ def test_parsed_flags_build_the_options_objects(tmp_path):
                                                     "--device", "cpu", "--scenario", "cpu-eager-t1-b1-s16"]),
                              scenarios=())
     assert (opts.min_run_time_s, opts.device, opts.progress, opts.threads) == (0.1, "cpu", True, 2)
+    from app.workflow.baseline_options import BaselineOptions
+    from elastic.training.baselines import Recipe
+    from elastic.training.options import Int8Runtime, TinyBudget
+
+    args = parse(["baselines", "--run-dir", str(tmp_path), "--recipe", "distilbert", "tinybert", "--scenario", "a-key",
+                  "b-key,c-key", "--layers", "0,2", "--tinybert-budget", "split", "--alpha-soft", "4", "--no-progress"])
+    opts = options_from_args(BaselineOptions, args)
+    assert (opts.recipes, opts.scenarios, opts.layers, opts.tinybert_budget, opts.progress) == (
+        (Recipe.DISTILBERT, Recipe.TINYBERT), ("a-key", "b-key", "c-key"), (0, 2), TinyBudget.SPLIT, False)
+    assert (opts.distil.soft, opts.distil.temperature, opts.int8_runtimes) == (4.0, 2.0, tuple(Int8Runtime))
+    args = parse(["baselines", "--run-dir", str(tmp_path), "--recipe", "all", "--dynabert-points", "0.5:0.5"])
+    opts = options_from_args(BaselineOptions, args)
+    assert opts.recipes == tuple(Recipe) and opts.dynabert_points == ((0.5, 0.5),)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -203,6 +225,8 @@ def test_parsed_flags_build_the_options_objects(tmp_path):
     (["profile", "--threads", "0"], "argument --threads: must be >= 1, got 0"),
     (["profile", "--n-heldout", "1"], "argument --n-heldout: must be >= 2, got 1"),
     (["export", "--knee", "--trial", "x"], "argument --trial: must be an integer, got 'x'"),
+    (["baselines", "--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+    (["baselines", "--recipe", "distilbert", "bert"], "argument --recipe: must be a comma-separated list of one of "),
 ])
 def test_a_bad_value_is_argparse_one_line_error(argv, message, capsys):
     with pytest.raises(SystemExit) as e:

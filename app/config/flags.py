@@ -15,12 +15,15 @@ build it back from the parsed arguments (`options_from_args`), with these conven
   else `--<name>` (it stores True);
 - a flag is named after its field unless the command renames it (`names`, e.g. latency_budget_ms ->
   `--latency-budget`); its value is stored under the field's name either way;
-- a field without default is a required flag; fields in `exclusive` form a required mutually exclusive group.
+- a field without default is a required flag; fields in `exclusive` form a required mutually exclusive group;
+- a tuple is one comma-separated value (`--objectives metric,macs`), or, for the fields in `many`, several values
+  (`--recipe distilbert tinybert`), each of which may be comma-separated too.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, get_args, get_type_hints
 
@@ -39,9 +42,11 @@ def arg_type(spec: Spec) -> Callable[[str], Any]:
 
 
 def shown(value: Any) -> str:
-    """A default as a user types it: 2e-05, a,b for a list, none for None."""
+    """A default as a user types it: 2e-05, a,b for a list, none for None, an Enum's value."""
     if value is None:
         return "none"
+    if isinstance(value, Enum):
+        return shown(value.value)
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, (tuple, list)):
@@ -49,8 +54,16 @@ def shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+class _Items(argparse.Action):
+    """A tuple option given as several values (`nargs="+"`), each already a tuple: their items, in order."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        setattr(namespace, self.dest, tuple(item for value in values for item in value))
+
+
 def add_option(p: Any, spec: Spec, *, default: Any, help: str, unset_is_none: bool = False,
-               flag: Optional[str] = None, required: bool = False) -> None:
+               flag: Optional[str] = None, required: bool = False, many: bool = False) -> None:
     """Add one option's flag to a parser or argument group; its value is stored under the option's name.
 
     Args:
@@ -61,6 +74,7 @@ def add_option(p: Any, spec: Spec, *, default: Any, help: str, unset_is_none: bo
         unset_is_none: the flag is None when not given (`dynabert run` layers presets and files under it).
         flag: the flag's name (default `spec.flag`).
         required: the flag must be given.
+        many: a tuple option takes several values (`--recipe a b`) instead of one comma-separated one.
     """
     flag = flag or spec.flag
     help = help.replace("%", "%%")  # argparse formats help strings with %
@@ -73,7 +87,10 @@ def add_option(p: Any, spec: Spec, *, default: Any, help: str, unset_is_none: bo
         else:
             p.add_argument(flag, action="store_true", **kw)
         return
-    if spec.kind is tuple:
+    if spec.kind is tuple and many:
+        kw.update(nargs="+", action=_Items, metavar="{" + ",".join(spec.allowed()) + "}" if spec.allowed()
+                  else flag[2:].upper().replace("-", "_"))
+    elif spec.kind is tuple:
         kw["metavar"] = "{" + ",".join(spec.allowed()) + "}[,...]" if spec.allowed() else "A[,B...]"
     elif spec.allowed():
         kw["choices"] = spec.allowed()
@@ -107,7 +124,8 @@ def add_options(p: argparse.ArgumentParser, groups: Iterable[tuple[str, Iterable
 
 
 def add_fields(p: argparse.ArgumentParser, cls: type, *, names: Optional[Mapping[str, str]] = None,
-               defaults: Optional[Mapping[str, Any]] = None, exclusive: Iterable[str] = ()) -> None:
+               defaults: Optional[Mapping[str, Any]] = None, exclusive: Iterable[str] = (),
+               many: Iterable[str] = ()) -> None:
     """Add a flag for every field of an options dataclass that is one (the conventions above), in field order.
 
     Args:
@@ -116,8 +134,9 @@ def add_fields(p: argparse.ArgumentParser, cls: type, *, names: Optional[Mapping
         names: field name -> flag, for the flags not named after their field.
         defaults: field name -> the flag's default, where it is not the field's (None: the command resolves it).
         exclusive: fields of which exactly one must be given (a required mutually exclusive group).
+        many: tuple fields whose flag takes several values.
     """
-    exclusive = tuple(exclusive)
+    exclusive, many = tuple(exclusive), set(many)
     hints = get_type_hints(cls)
     group = p.add_mutually_exclusive_group(required=True) if exclusive else None
     for spec, field_ in flag_fields(cls):
@@ -139,7 +158,7 @@ def add_fields(p: argparse.ArgumentParser, cls: type, *, names: Optional[Mapping
             continue
         extra = "" if default is None else f"default {shown(default)}"
         add_option(target, spec, default=default, help=f"{spec.help} ({extra})" if extra else spec.help, flag=flag,
-                   required=required)
+                   required=required, many=spec.name in many)
 
 
 def flag_fields(cls: type) -> list[tuple[Spec, dataclasses.Field]]:

@@ -1,73 +1,32 @@
-"""The baselines action behind `dynabert baselines` (its parser: app/cli/baselines.py): train and
-evaluate DistilBERT-/TinyBERT-style students, the INT8 teacher and INT8 DynaBERT sub-networks, time them with
-the search's latency harness (own cache file, `<run>/baselines/latency_cache.jsonl`), append `baselines.csv`.
+"""The baselines action behind `dynabert baselines` (its parser: app/cli/baselines.py; its options:
+app/workflow/baseline_options.py): train and evaluate DistilBERT-/TinyBERT-style students, the INT8 teacher and
+INT8 DynaBERT sub-networks, time them with the search's latency harness (own cache file,
+`<run>/baselines/latency_cache.jsonl`), append `baselines.csv`.
 """
 from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
-from elastic.training.baselines import (DistilWeights, Objective, Recipe, TinyWeights, append_baselines, make_projection,
+from app.workflow.baseline_options import BaselineOptions
+from elastic.training.baselines import (Objective, Recipe, TinyWeights, append_baselines, make_projection,
                                train_baseline)
-from elastic.model.config import SelectSplit, SubnetConfig, grid
+from elastic.model.config import SubnetConfig, grid
 from elastic.data.tasks import compute_metrics
-from elastic.training.device import CPU_FP32, Runtime
 from elastic.training.evaluate import evaluate
 from elastic.model.modeling import ElasticBertForSequenceClassification
-from elastic.training.options import DEFAULT_LR, DEFAULT_SCENARIO, INT8_RUNTIMES, Int8Runtime, TinyBudget
+from elastic.training.options import Int8Runtime, TinyBudget
 from elastic.training.students import (Student, checkpoint_student, distilbert_layers, distilbert_student, subnet_student)
 from elastic.training.job import Job, read_done, run_job, selection_record
 from elastic.training.loop import BatchPlan, LoopConfig
 from elastic.rundir import BASELINES_DIR, CKPT_DIR, META_FILE, RunDir, RunDirError
 from elastic.training.train_state import TrainResult
-
-
-@dataclass
-class BaselineOptions:
-    """Options of `dynabert baselines` (see `register` for the meaning of each)."""
-
-    recipes: tuple[Recipe, ...] = (Recipe.DISTILBERT, Recipe.TINYBERT, Recipe.INT8)
-    student_init: Optional[str] = None
-    layers: Optional[tuple[int, ...]] = None
-    depth: Optional[int] = None
-    width: float = 0.5
-    tinybert_budget: TinyBudget = TinyBudget.PER_PHASE
-    temperature: Optional[float] = None
-    distil: DistilWeights = field(default_factory=DistilWeights)
-    epochs: Optional[float] = None
-    max_steps: Optional[int] = None
-    batch_size: int = 32
-    lr: float = DEFAULT_LR
-    scenarios: tuple[str, ...] = (DEFAULT_SCENARIO,)
-    int8_runtimes: tuple[Int8Runtime, ...] = tuple(Int8Runtime)
-    dynabert_stage: str = "stage2"
-    dynabert_points: Optional[tuple[tuple[float, float], ...]] = None
-    min_run_time_s: float = 1.0
-    select_best: SelectSplit = "off"
-    select_every: int = 50
-    save_every: int = 100
-    resume: bool = False
-    progress: bool = True
-    runtime: Runtime = CPU_FP32  # where students train and every model is evaluated
-
-    def __post_init__(self) -> None:
-        bad = [r for r in self.int8_runtimes if r not in INT8_RUNTIMES]
-        if bad:
-            raise ValueError(f"--int8-runtime must be in {INT8_RUNTIMES}, got {bad}")
-        self.int8_runtimes = tuple(Int8Runtime(r) for r in self.int8_runtimes)
-        if not 0 < self.width <= 1:
-            raise ValueError(f"--width must be in (0, 1], got {self.width}")
-        from elastic.model.config import SELECT_SPLITS
-        if self.select_best not in SELECT_SPLITS:
-            raise ValueError(f"--select-best must be one of {SELECT_SPLITS}, got '{self.select_best}'")
-        if self.select_every < 1:
-            raise ValueError(f"--select-every must be >= 1, got {self.select_every}")
 
 
 # ---- budget ----------------------------------------------------------------------------------------
