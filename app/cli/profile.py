@@ -27,7 +27,8 @@ def register(sub) -> None:
     add_fields(p, ProfileOptions, names={"min_run_time_s": "--min-run-time"})
     p.add_argument("--scenario", action="append", metavar="KEY",
                    help="scenario key, e.g. cpu-eager-t2-b1-s128 or cuda-eager-fp16-b1-s128 (repeatable, or "
-                        "comma-separated); overrides --runtime, --threads, --batch-size and --max-length")
+                        "comma-separated); overrides --device, --precision, --runtime, --threads, --batch-size and "
+                        "--max-length")
     add_variant_args(p)  # every deployment variant of a target: one predictor each (predictors/<key>.json)
     add_runtime_args(p)  # --device and --precision: the scenario's device and the timed model's dtype
     p.set_defaults(func=_run)

@@ -5,8 +5,8 @@ its default, a `Literal`'s values as `choices`, and a type that checks the range
 usual one-line error ("argument --stage2-lr: must be > 0, got -0.001"). `dynabert run` gets every field of
 its configuration, grouped by section; each `train-<stage>` command the `StageOptions` fields of its stage.
 
-The other subcommands (`search`, `export`, `profile`) get the fields of their options dataclass (`add_fields`) and
-build it back from the parsed arguments (`options_from_args`), with these conventions:
+The other subcommands (`search`, `export`, `profile`, `baselines`) get the fields of their options dataclass
+(`add_fields`) and build it back from the parsed arguments (`options_from_args`), with these conventions:
 
 - a field declared with `option(...)` is a flag (a bool, int, float, str, `Literal`, tuple or `Path`); a plain
   field (a `Runtime`, a `SubnetConfig`, values the command resolves) is not: the command gives it, from explicit
