@@ -8,6 +8,7 @@ benchmarks call nothing else of `app`.
     search.py     search                                (SearchOptions -> SearchResult)
     export.py     export                                (ExportOptions -> list[Exported])
     baselines.py  run_baselines                         (BaselineOptions -> list of baselines.csv rows)
+    baseline_options.py  BaselineOptions                (torch-free, so that the parser is built without torch)
     pipeline.py   run_pipeline, resolve, stage_plan     (resolved options -> the run's timing record)
 
 Arrows: `app.workflow` imports `elastic`, `profiling` and `search`; the CLI modules (`app/cli_*.py`), the

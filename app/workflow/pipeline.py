@@ -107,7 +107,7 @@ def stage_plan(stage: str, run_dir: Path, o: Mapping[str, Any], *, resume: bool)
             objectives=se.objectives, seed=cfg.data.seed, n_workers=se.n_workers, storage=se.storage,
             study_name=se.study_name, seed_with_rule=se.seed_with_rule, runtime=_runtime(cfg)))]
     if stage == "baselines":
-        from app.workflow.baselines import BaselineOptions
+        from app.workflow.baseline_options import BaselineOptions
         from elastic.training.baselines import Recipe
         # Students train as DynaBERT's stage 2 does (same lr, same model selection): else the comparison measures
         # the learning rate, not the method (docs/RECIPES.md).
