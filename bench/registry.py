@@ -144,6 +144,17 @@ BENCHES: tuple[Bench, ...] = (
                  "artifact within 1.0 and 2.0 dev points of the teacher (paired ratio to the fp32 eager teacher, "
                  "test reported), the smallest grid config's efficiency at b1/b32 s64, dev-minus-test optimism on "
                  "a 400-sentence dev subset"),
+    # the same outcome on the demo (BBC News, quick preset): the fresh-clone demo run of `pipeline_quick`, at the
+    # demo's own target (batch 1, 64 tokens)
+    Bench(
+        name="deploy_front_demo", script="bench/deploy_front.py", outputs=("deploy_front_demo",),
+        sources=(*SEARCH, *LATENCY, "elastic/export/writer.py", "elastic/model/hf_compact.py", "elastic/model/extract.py",
+                 "bench/deploy_front_report.py"),
+        command=(("{py}", "-m", "bench.deploy_front", "--run-dir", "{runs}/demo_fresh_clone", "--target",
+                  "cpu-t2-b1-s64", "--name", "deploy_front_demo", "--out", "{results}"),),
+        quick_skip="the quick run of deploy_front covers the script; this one only changes the run directory",
+        requires=("pipeline_quick",), expected_minutes=40,
+        measures="the user's outcome on the demo (BBC News): as deploy_front, at cpu-t2-b1-s64"),
     Bench(
         name="baselines", script="bench/baselines.py", outputs=("baselines",),
         sources=(*TRAINING, *BASELINES, *LATENCY, "search/pareto.py", "search/evaluator.py", "search/eval_cache.py",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -274,3 +275,29 @@ def test_measure_front_puts_every_config_on_the_full_models_clock(model, monkeyp
     for h, r in res["ratio"].items():
         assert res["latency_ms"][h] == pytest.approx(r * res["full_model_ms"])
     assert {"small", "full"} <= set(calls[:12]) and res["fingerprint"]["threads"] == 1
+
+
+def test_profile_exports_each_config_once_for_every_ort_variant(model, tmp_path, monkeypatch):
+    """fp32 and INT8 ORT, blocked and interleaved timing: one ONNX export per distinct config (plus none for the
+    full model's reference runners), deleted when the profile ends."""
+    import pandas as pd
+
+    import profiling.onnx_export as onnx_export
+    from app.cli.main import main
+    from elastic.model.weights import save_checkpoint
+
+    exported: list[str] = []
+    real = onnx_export.export_onnx
+
+    def counting(small, path, **kw):
+        exported.append(str(path))
+        return real(small, path, **kw)
+
+    monkeypatch.setattr(onnx_export, "export_onnx", counting)
+    save_checkpoint(model, tmp_path / "stage1")
+    assert main(["profile", "--run-dir", str(tmp_path), "--target", "cpu-t1-b1-s8", "--precisions", "fp32,int8",
+                 "--runtimes", "ort", "--n-random", "2", "--n-heldout", "2", "--min-run-time", "0.01",
+                 "--no-progress"]) == 0
+    n_configs = len(set(pd.read_csv(tmp_path / "latency.csv")["config_hash"]))
+    assert len(exported) == len(set(exported)) == n_configs
+    assert not any(Path(p).exists() for p in exported)

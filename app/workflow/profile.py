@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -153,8 +154,9 @@ def _ratio_key(model, cfg, scenario) -> str:
 
 
 def _interleaved_ms(model, cfgs: Sequence, scenario, cache, full_ms: float, *, min_time_s: float,
-                    progress: bool) -> list[float]:
-    """Each config's ratio to the full model (alternating calls, cached) x the full model's median."""
+                    progress: bool, workdir: Optional[str] = None) -> list[float]:
+    """Each config's ratio to the full model (alternating calls, cached) x the full model's median (ONNX exports
+    of ORT runtimes reused from `workdir`)."""
     from tqdm.auto import tqdm
 
     from elastic.model.config import SubnetConfig
@@ -168,8 +170,8 @@ def _interleaved_ms(model, cfgs: Sequence, scenario, cache, full_ms: float, *, m
             if key_hit is not None:
                 out.append(key_hit["ratio"] * full_ms)
                 continue
-            reference = runner_for(model, SubnetConfig.full(model.arch), scenario)[1]
-        rec = measure_ratio(model, cfg, scenario, reference, cache=cache, min_time_s=min_time_s)
+            reference = runner_for(model, SubnetConfig.full(model.arch), scenario, workdir=workdir)[1]
+        rec = measure_ratio(model, cfg, scenario, reference, cache=cache, min_time_s=min_time_s, workdir=workdir)
         out.append(rec["ratio"] * full_ms)
     return out
 
@@ -206,31 +208,38 @@ def profile_model(run_dir: Path, model, scenarios: Sequence, *, n_random: int = 
     rd = RunDir(run_dir)
     cache = LatencyCache(rd.latency_cache)
     records, reports = [], {}
-    # No workdir: each ONNX export lives in a temporary folder only until its session is built.
-    kw = dict(reference_every=reference_every, progress=progress, min_run_time_s=min_run_time_s)
-    for s in scenarios:
-        grid_recs = measure_many(model, grid_cfgs, s, cache, count_fvcore=True, **kw)
-        rand_recs = measure_many(model, train + held, s, cache, count_fvcore=False, **kw)
-        fit_cfgs = grid_cfgs + train
-        if timing == "blocked":
-            all_ms = [r["median_ms"] for r in grid_recs + rand_recs]
-        else:
-            full_ms = grid_recs[0]["median_ms"]  # grid(arch)[0] is the full model
-            all_ms = _interleaved_ms(model, fit_cfgs + held, s, cache, full_ms,
-                                     min_time_s=max(min_run_time_s, 0.05), progress=progress)
-        pred = LatencyPredictor.fit(fit_cfgs, all_ms[:len(fit_cfgs)], arch=arch, scenario=s.key, seed=seed)
-        report = evaluate_predictor(pred, held, all_ms[len(fit_cfgs):])
-        pred.report.update(report)
-        pred.report["timing"] = timing
-        pred.save(rd.predictor(s.key))
-        if s is scenarios[0]:
-            pred.save(rd.predictor_json)
-        reports[s.key] = pred.to_json()
-        seen = set()
-        for r in grid_recs + rand_recs:  # the grid and random sets can share a config
-            if r["config_hash"] not in seen:
-                seen.add(r["config_hash"])
-                records.append(r)
+    # One fp32 ONNX export per config for the whole profile (ORT runtimes): the blocked and the interleaved timing
+    # and the fp32 and INT8 variants all start from it; the folder (a few GB for a BERT-base grid) goes at the end.
+    onnx_dir = tempfile.TemporaryDirectory(prefix="dynabert-onnx-") if any(s.uses_ort for s in scenarios) else None
+    workdir = onnx_dir.name if onnx_dir else None
+    kw = dict(reference_every=reference_every, progress=progress, min_run_time_s=min_run_time_s, workdir=workdir)
+    try:
+        for s in scenarios:
+            grid_recs = measure_many(model, grid_cfgs, s, cache, count_fvcore=True, **kw)
+            rand_recs = measure_many(model, train + held, s, cache, count_fvcore=False, **kw)
+            fit_cfgs = grid_cfgs + train
+            if timing == "blocked":
+                all_ms = [r["median_ms"] for r in grid_recs + rand_recs]
+            else:
+                full_ms = grid_recs[0]["median_ms"]  # grid(arch)[0] is the full model
+                all_ms = _interleaved_ms(model, fit_cfgs + held, s, cache, full_ms, workdir=workdir,
+                                         min_time_s=max(min_run_time_s, 0.05), progress=progress)
+            pred = LatencyPredictor.fit(fit_cfgs, all_ms[:len(fit_cfgs)], arch=arch, scenario=s.key, seed=seed)
+            report = evaluate_predictor(pred, held, all_ms[len(fit_cfgs):])
+            pred.report.update(report)
+            pred.report["timing"] = timing
+            pred.save(rd.predictor(s.key))
+            if s is scenarios[0]:
+                pred.save(rd.predictor_json)
+            reports[s.key] = pred.to_json()
+            seen = set()
+            for r in grid_recs + rand_recs:  # the grid and random sets can share a config
+                if r["config_hash"] not in seen:
+                    seen.add(r["config_hash"])
+                    records.append(r)
+    finally:
+        if onnx_dir is not None:
+            onnx_dir.cleanup()
     path = rd.latency_csv
     keys = {s.key for s in scenarios}
     old = [r for r in read_latency_csv(path) if r["scenario"] not in keys] if path.exists() else []
