@@ -21,8 +21,9 @@ Command = tuple[str, ...]
 # What a figure depends on. A result file is stale once any of these changed after the commit it records.
 # bench/rundirs.py: common.provenance() and run read the commit and the dirty state through it.
 _COMMON = ("bench/common.py", "bench/run.py", "bench/rundirs.py", "profiling/fingerprint.py")
+# the training commands' recipe: their defaults are the standard preset's (app/config/run_config.py, presets.py)
 TRAINING = ("elastic/", "app/cli/main.py", "app/cli/common.py", "app/cli/train.py", "app/cli/runtime.py",
-            "app/workflow/train.py")
+            "app/workflow/train.py", "app/config/run_config.py", "app/config/presets.py")
 PIPELINE = ("app/workflow/pipeline.py", "app/cli/run.py")
 LATENCY = ("profiling/",)
 SEARCH = ("search/", "app/cli/search.py", "app/cli/profile.py", "app/workflow/search.py", "app/workflow/profile.py",
