@@ -213,7 +213,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], Lines]] = {
     "front_confirmation": front_confirmation, "baselines": baselines, "baselines_lr2e-4": baselines_lr,
     "latency": latency, "model_parity_speed": model_parity_speed, "pipeline_quick": pipeline_quick,
     "sst2_released_recipe": sst2_released_recipe, "step_time_vs_released": step_time_vs_released,
-    "gpu_smoke": gpu_smoke, "deploy_front": deploy_front, "suite": suite,
+    "gpu_smoke": gpu_smoke, "deploy_front": deploy_front, "deploy_front_demo": deploy_front, "suite": suite,
 }
 # Provenance keys bench/run.py stamps: shown in each section's header line, not as figures.
 _STAMPED = {"commit", "dirty", "command", "script_command", "wall_seconds", "load_before", "load_after", "quick",

@@ -66,18 +66,29 @@ def test_teacher_that_is_a_file_or_not_bert(tmp_path, capsys):
           capsys, "BERT")
 
 
+def refused_by_parser(argv: list[str], capsys, *needles: str) -> str:
+    """A value its option's field refuses is argparse's error: exit 2, the usage block and one error line."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("dynabert ") and ": error: argument " in last, err
+    for needle in needles:
+        assert needle in last, f"{needle!r} not in {last!r}"
+    return last
+
+
 def test_bad_option_values(run, tmp_path, capsys):
-    fails(["profile", "--run-dir", str(run), "--threads", "0"], capsys, "thread")
+    refused_by_parser(["profile", "--run-dir", str(run), "--threads", "0"], capsys, "--threads: must be >= 1, got 0")
     fails(["profile", "--run-dir", str(run), "--scenario", "cpu-eager-t2-b1-s4096"], capsys, "4096")
     fails(["search", "--run-dir", str(run), "--objectives", "latency,metric"], capsys, "metric")
     fails(["evaluate", "--run-dir", str(run), "--width", "1.5"], capsys, "width")
     fails(["run", "--run-dir", str(tmp_path / "p"), "--only", "teacher,coffee"], capsys, "coffee")
     # argparse's own errors (wrong choice) also exit 2 with a usage line, not a traceback.
-    for argv in (["search", "--run-dir", str(run), "--sampler", "annealing"],
-                 ["run", "--run-dir", str(tmp_path / "p"), "--preset", "fastest"]):
-        with pytest.raises(SystemExit) as e:
-            main(argv)
-        assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    refused_by_parser(["search", "--run-dir", str(run), "--sampler", "annealing"], capsys,
+                      "--sampler: must be one of nsga2, tpe, random, got 'annealing'")
+    refused_by_parser(["run", "--run-dir", str(tmp_path / "p"), "--preset", "fastest"], capsys, "invalid choice")
 
 
 def test_bad_config_files(run, tmp_path, capsys):
