@@ -115,7 +115,8 @@ def main() -> None:
     load_start = load_1min()
     torch.set_num_threads(args.threads)
     run_dir = args.run_dir
-    from app.workflow.baselines import BaselineOptions, TinyBudget, run_baselines
+    from app.workflow.baseline_options import BaselineOptions
+    from app.workflow.baselines import TinyBudget, run_baselines
     from elastic.training.baselines import Recipe
     if args.wait:
         wait_for(run_dir / "teacher" / "done.json", "the run's teacher")
@@ -257,7 +258,7 @@ def front_of_stage(run_dir: Path, stage: str) -> Optional[pd.DataFrame]:
 
 def write(run_dir: Path, rows: list[dict[str, Any]], int8_rows: list[dict[str, Any]], grid_df, stage, steps: int,
           steps_from: str, args, seconds: float, load_start: float | None = None) -> None:
-    from app.workflow.baselines import BaselineOptions
+    from app.workflow.baseline_options import BaselineOptions
     from elastic.training.baselines import Recipe
     from profiling.fingerprint import fingerprint
     front = front_of_stage(run_dir, stage)

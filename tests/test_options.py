@@ -13,7 +13,7 @@ def _defaults(command: str) -> dict:
 
 
 def test_one_learning_rate_and_scenario_everywhere():
-    from app.workflow.baselines import BaselineOptions
+    from app.workflow.baseline_options import BaselineOptions
     from app.workflow.pipeline import DEFAULTS
     from elastic.training.stage_options import StageOptions
     from elastic.training.loop import LoopConfig
