@@ -208,8 +208,8 @@ BENCHES: tuple[Bench, ...] = (
         expected_minutes=11,
         measures="`make demo` on a fresh clone (quick preset, BBC News): set-up and stage seconds, the stage-2 "
                  "grid beside the same-harness baselines, the demo's targets, front size, knee point"),
-    # after pipeline_quick (benches run in this order): the same outcome on the demo (BBC News, quick preset): the fresh-clone demo run of `pipeline_quick`, at the
-    # demo's own target (batch 1, 64 tokens)
+    # after pipeline_quick (benches run in this order): the same outcome on the demo (BBC News, quick preset), on
+    # the fresh-clone demo run of `pipeline_quick`, at the demo's own target (batch 1, 64 tokens)
     Bench(
         name="deploy_front_demo", script="bench/deploy_front.py", outputs=("deploy_front_demo",),
         sources=(*SEARCH, *LATENCY, "elastic/export/writer.py", "elastic/model/hf_compact.py", "elastic/model/extract.py",
