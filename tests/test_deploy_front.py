@@ -52,6 +52,42 @@ def test_optimism_gaps_known_answer():
     assert g["n_front_searched"] == 2 and g["n_grid"] == 3
     only_grid = optimism_gaps(front[2:], grid)
     assert only_grid["front_gap"] is None and only_grid["target_met"] is None
+    # no confirming split anywhere: the confirmed side is empty, not zero
+    assert g["confirmed"]["front_gap"] is None and g["confirmed"]["target_met"] is None
+
+
+def test_optimism_gaps_of_the_shown_figure_compare_like_with_like():
+    """The confirmed side sets the front's shown figure (confirm_metric) against the grid's on the same split."""
+    front = [{"dev_metric": "90", "confirm_metric": "86", "test_metric": "85", "grid_point": "False"},
+             {"dev_metric": "88", "confirm_metric": "", "test_metric": "85", "grid_point": "False"},  # unconfirmed
+             {"dev_metric": "91", "confirm_metric": "95", "test_metric": "91", "grid_point": "True"}]
+    grid = [{"dev": 90.0, "test": 89.0, "confirmed": 88.0}, {"dev": 80.0, "test": 80.0, "confirmed": 82.0}]
+    g = optimism_gaps(front, grid)
+    assert g["front_gap"] == pytest.approx(4.0) and g["grid_gap"] == pytest.approx(0.5)  # dev: 3.5 excess
+    c = g["confirmed"]
+    assert c["front_gap"] == pytest.approx(1.0) and c["grid_gap"] == pytest.approx(0.5)
+    assert c["excess"] == pytest.approx(0.5) and c["target_met"] is True
+    assert c["n_front_searched"] == 1 and c["n_grid"] == 2
+    grid[0]["confirmed"] = 85.0  # the grid's own offset on the split moves the verdict: -1.5 -> excess 2.5
+    assert optimism_gaps(front, grid)["confirmed"]["target_met"] is False
+
+
+def test_the_ratio_target_is_stated_for_sst2_only():
+    """The demo's report (another task) says the SST-2 target does not apply instead of judging it."""
+    from bench.deploy_front_report import TARGET_TASK, markdown
+
+    opt = {"task": "x", "dev_size": 20, "method": "m", **optimism_gaps([], [])}
+    w = {"config": None, "reason": "none near"}
+    r = {"task": TARGET_TASK, "run_dir": "r", "checkpoint": "stage2", "variants": ["v"], "points": [1.0, 2.0],
+         "search": {"sampler": "tpe", "seed": 0, "trials": 1, "confirmation": "c"},
+         "timing": {"scenario": "s", "min_time_s": 1.0}, "teacher": {"source": "t", "dev_acc": 1, "test_acc": 1,
+                                                                    "ms": 1},
+         "within_1pt": w, "within_2pt": w, "targets": {"ratio_1pt": None}, "candidates": [],
+         "efficiency_smallest": {"config": "c", "threads": 2, "runtime": "ort", "b1_s64": 1, "b32_s64": 1, "all": {}},
+         "search_vs_rule": {"reason": "none"}, "optimism": opt, "total_seconds": 1, "fingerprint": {}}
+    assert "Target: ratio <= 0.1 within 1.0 dev point" in markdown(r)
+    other = markdown({**r, "task": "bbc"})
+    assert "Target:" not in other and "set on sst2; this bbc run is reported only" in other
     assert mean_gap([{"dev": 1.0, "test": 2.0}]) == pytest.approx(-1.0) and mean_gap([]) is None
 
 
