@@ -292,7 +292,7 @@ RETIRED: tuple[tuple[str, str, str], ...] = (
 # Scripts in bench/ that write no result file (tools and helpers), so that nothing in bench/ goes unlisted.
 TOOLS = ("bench/profile_step.py", "bench/screenshot.py", "bench/released_step_timer.py", "bench/subnet_forward_ab.py",
          "bench/deploy_front_report.py",
-         "bench/report_text.py", "bench/front_feasibility.py", "bench/op_profile.py",
+         "bench/report_text.py", "bench/front_feasibility.py", "bench/op_profile.py", "bench/ort_spinning.py",
          "bench/suite_plan.py", "bench/suite_runs.py", "bench/suite_stats.py", "bench/suite_report.py")
 
 

@@ -183,7 +183,12 @@ def quantize_onnx_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
-def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool = False, device: str = "cpu",
+# How a session's pool threads wait for work (`ort_session`'s `spinning`).
+SPIN_DURING_RUN, SPIN_OFF, SPIN_ALWAYS = "during-run", "off", "always"
+SPINNING = (SPIN_DURING_RUN, SPIN_OFF, SPIN_ALWAYS)
+
+
+def ort_session(path: str | os.PathLike, *, threads: int, spinning: str = SPIN_DURING_RUN, device: str = "cpu",
                 skip_layer_norm_fusion: bool = False, profile_prefix: str | None = None):
     """An ONNX Runtime session using `threads` intra-op threads (one inter-op thread, sequential).
 
@@ -191,11 +196,29 @@ def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool = False
         device: "cpu", or "cuda" for the CUDA execution provider (onnxruntime-gpu; `Scenario.check`
             refuses cuda ORT scenarios where the provider is missing). Its `run` returns host arrays,
             so the call has finished on the GPU when it returns.
-        spinning: let idle pool threads spin (ORT's own default); default here: off. Every session owns
-            its pool, and a process that holds several (the full model and a config timed in alternation,
-            a search's exports) has the idle pools spin against the working one: measured here (2 cores,
-            paired full vs smallest grid config, batch 1 / seq 128) the spinning sessions took 19 ms for the
-            full model instead of 13 and the per-round ratios spread 10x wider (IQR 0.2 vs 0.02).
+        spinning: how idle pool threads wait. `during-run` (default): they spin between the operators of a
+            `run` and stop spinning when it returns (`session.force_spinning_stop`). `off`: they sleep between
+            operators too, and every parallel operator wakes them (slower at batch 1: docs/RECIPES.md,
+            `python -m bench.ort_spinning`). `always`: ORT's own default, spinning on after a run: as fast alone,
+            but a process holding several sessions (the full model and a config timed in alternation, a search's
+            exports) has the idle pools spin against the working one, and paired ratios spread 10x wider.
+        skip_layer_norm_fusion: bool = False, profile_prefix: str | None = None):
+    """An ONNX Runtime session using `threads` intra-op threads (one inter-op thread, sequential).
+
+    Args:
+        device: "cpu", or "cuda" for the CUDA execution provider (onnxruntime-gpu; `Scenario.check`
+            refuses cuda ORT scenarios where the provider is missing). Its `run` returns host arrays,
+            so the call has finished on the GPU when it returns.
+        spinning: how idle pool threads wait. `during-run` (default): they spin between the operators of a
+            `run` and stop spinning when it returns (`session.force_spinning_stop`). `off`: they sleep between
+            operators too, and every parallel operator wakes them. `always`: ORT's own default, spinning on after
+            a run. Measured on the 2-core EPYC (all-MiniLM-L6-v2, fused graph, 2 threads, medians of ten
+            alternating blocks): `during-run` vs `off`, the smallest grid config (w0.25, d0.5) at batch 1 / seq 64
+            took 0.64 vs 0.84 ms in INT8 and 1.18 vs 1.49 ms in fp32, the full model 3.1 vs 3.9 ms (INT8) and 8.3
+            vs 9.4 ms (fp32); at batch 1 / seq 128 the full model INT8 6.5 vs 7.6 ms; at batch 32 / seq 64 within
+            6 % either way. `always` is as fast alone, but a process holding several sessions (the full model and
+            a config timed in alternation, a search's exports) has the idle pools spin against the working one:
+            paired full vs smallest config, the per-round ratios spread 10x wider (IQR 0.11-0.34 vs 0.01-0.03).
         skip_layer_norm_fusion: let ONNX Runtime fuse residual Add + LayerNorm into `SkipLayerNormalization` on the
             CPU; default off: its CPU kernel is slower than the two ops it replaces (`fuse_for_ort`).
         profile_prefix: turn ONNX Runtime's per-node profiler on, writing `<prefix>_<date>.json` when
@@ -205,13 +228,17 @@ def ort_session(path: str | os.PathLike, *, threads: int, spinning: bool = False
 
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
+    if spinning not in SPINNING:
+        raise ValueError(f"spinning must be one of {', '.join(SPINNING)}, got {spinning!r}")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0" if spinning == SPIN_OFF else "1")
+    if spinning == SPIN_DURING_RUN:
+        opts.add_session_config_entry("session.force_spinning_stop", "1")
     if profile_prefix is not None:
         opts.enable_profiling = True
         opts.profile_file_prefix = str(profile_prefix)

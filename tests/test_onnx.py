@@ -113,14 +113,24 @@ def test_sentence_pair_parity_with_token_types(pair_model, batch, seq):
     assert np.abs(ref - single).max() > 1e-2  # token types reach the model: the pair input is not ignored
 
 
-def test_sessions_do_not_spin_unless_asked(exported, monkeypatch):
-    """Idle ORT pools sleep by default, whatever OMP_WAIT_POLICY says (several sessions per process would spin
-    against each other); spinning=True still turns ORT's own spinning on."""
+def test_sessions_spin_during_a_run_only(exported, monkeypatch):
+    """Pool threads spin between a run's operators and stop when it returns (several sessions per process must not
+    spin against each other), whatever OMP_WAIT_POLICY says; `off` and `always` give ORT's other two settings."""
     _, path = exported
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)  # before: an unset policy meant spinning sessions
 
-    def entry(sess) -> str:
-        return sess.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+    def entry(opts, key: str) -> str:
+        try:
+            return opts.get_session_config_entry(key)
+        except RuntimeError:  # not set
+            return ""
 
-    assert entry(ort_session(path, threads=2)) == "0"
-    assert entry(ort_session(path, threads=2, spinning=True)) == "1"
+    def entries(sess) -> tuple[str, str]:
+        opts = sess.get_session_options()
+        return tuple(entry(opts, k) for k in ("session.intra_op.allow_spinning", "session.force_spinning_stop"))
+
+    assert entries(ort_session(path, threads=2)) == ("1", "1")
+    assert entries(ort_session(path, threads=2, spinning="off")) == ("0", "")
+    assert entries(ort_session(path, threads=2, spinning="always")) == ("1", "")
+    with pytest.raises(ValueError, match="spinning must be one of"):
+        ort_session(path, threads=2, spinning=True)
