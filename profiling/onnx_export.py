@@ -202,23 +202,6 @@ def ort_session(path: str | os.PathLike, *, threads: int, spinning: str = SPIN_D
             `python -m bench.ort_spinning`). `always`: ORT's own default, spinning on after a run: as fast alone,
             but a process holding several sessions (the full model and a config timed in alternation, a search's
             exports) has the idle pools spin against the working one, and paired ratios spread 10x wider.
-        skip_layer_norm_fusion: bool = False, profile_prefix: str | None = None):
-    """An ONNX Runtime session using `threads` intra-op threads (one inter-op thread, sequential).
-
-    Args:
-        device: "cpu", or "cuda" for the CUDA execution provider (onnxruntime-gpu; `Scenario.check`
-            refuses cuda ORT scenarios where the provider is missing). Its `run` returns host arrays,
-            so the call has finished on the GPU when it returns.
-        spinning: how idle pool threads wait. `during-run` (default): they spin between the operators of a
-            `run` and stop spinning when it returns (`session.force_spinning_stop`). `off`: they sleep between
-            operators too, and every parallel operator wakes them. `always`: ORT's own default, spinning on after
-            a run. Measured on the 2-core EPYC (all-MiniLM-L6-v2, fused graph, 2 threads, medians of ten
-            alternating blocks): `during-run` vs `off`, the smallest grid config (w0.25, d0.5) at batch 1 / seq 64
-            took 0.64 vs 0.84 ms in INT8 and 1.18 vs 1.49 ms in fp32, the full model 3.1 vs 3.9 ms (INT8) and 8.3
-            vs 9.4 ms (fp32); at batch 1 / seq 128 the full model INT8 6.5 vs 7.6 ms; at batch 32 / seq 64 within
-            6 % either way. `always` is as fast alone, but a process holding several sessions (the full model and
-            a config timed in alternation, a search's exports) has the idle pools spin against the working one:
-            paired full vs smallest config, the per-round ratios spread 10x wider (IQR 0.11-0.34 vs 0.01-0.03).
         skip_layer_norm_fusion: let ONNX Runtime fuse residual Add + LayerNorm into `SkipLayerNormalization` on the
             CPU; default off: its CPU kernel is slower than the two ops it replaces (`fuse_for_ort`).
         profile_prefix: turn ONNX Runtime's per-node profiler on, writing `<prefix>_<date>.json` when
