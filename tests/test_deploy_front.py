@@ -70,6 +70,9 @@ def test_optimism_gaps_of_the_shown_figure_compare_like_with_like():
     assert c["n_front_searched"] == 1 and c["n_grid"] == 2
     grid[0]["confirmed"] = 85.0  # the grid's own offset on the split moves the verdict: -1.5 -> excess 2.5
     assert optimism_gaps(front, grid)["confirmed"]["target_met"] is False
+    grid[0]["confirmed"], grid[1]["confirmed"] = 92.0, 82.0  # grid +2.5: excess -1.5, pessimistic, still outside
+    c = optimism_gaps(front, grid)["confirmed"]
+    assert c["excess"] == pytest.approx(-1.5) and c["target_met"] is False
 
 
 def test_the_ratio_target_is_stated_for_sst2_only():
