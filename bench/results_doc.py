@@ -212,8 +212,17 @@ def suite(d: dict[str, Any]) -> Lines:
                       + ", ".join(f"{k} {num(v, 0)} s" for k, v in c["student_seconds"].items()) + "."]
 
 
+def quick_preset(d: dict[str, Any]) -> Lines:
+    out = [f"The quick preset's stage 2 on {', '.join(d['tasks'])} x seeds {', '.join(map(str, d['seeds']))}, decided "
+           "on the grid's mean dev accuracy by rules fixed before the runs (test reported):", "",
+           "| rule | challenger - incumbent, dev | test | chosen |", "|---|---|---|---|"]
+    return out + [f"| {r['rule']} | {num(r['dev_diff'], sign=True)} | {num(r['test_diff'], sign=True)} | "
+                  f"**{r['chosen']}** |" for r in d["decisions"]]
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], Lines]] = {
     "sst2_dynabert": sst2_dynabert, "sst2_dynabert_seed43": sst2_dynabert, "search": search,
+    "quick_preset": quick_preset,
     "front_confirmation": front_confirmation, "baselines": baselines, "baselines_lr2e-4": baselines_lr,
     "latency": latency, "model_parity_speed": model_parity_speed, "pipeline_quick": pipeline_quick,
     "sst2_released_recipe": sst2_released_recipe, "step_time_vs_released": step_time_vs_released,
