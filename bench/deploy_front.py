@@ -14,9 +14,11 @@ runs/demo --out elsewhere):
    choose.
 3. `efficiency_smallest`: (w0.25, d0.5)'s MACs ratio / latency ratio to the full model (paired, same runtime) at
    b1/s64 and b32/s64 in eager, ort and ort-int8; the runtime where it is fastest at b1/s64 is reported.
-4. `optimism`: a second search (fp32 eager) whose dev is a seeded 400-example subset of the run's dev (about the
-   size of MRPC's 408: the cheapest ~400-example dev, no training needed); the mean dev-minus-test gap (test: the
-   full test split) of its non-grid front points beside the grid configs'.
+4. `optimism`: searches (fp32 eager) whose dev is a seeded 400-example subset of the run's dev (about the size of
+   MRPC's 408: the cheapest ~400-example dev, no training needed), one per subset seed (--optimism-seeds, default
+   0,1,2); the mean dev-minus-test gap (test: the full test split) of their non-grid front points beside the grid
+   configs', on the search's dev, on the figure the front shows (the held-out slice) and on the dev examples kept
+   from the subset, pooled over the replicates with a standard error.
 5. `search_vs_rule`: copied from results/search.json (`make bench ONLY=search`).
 
 Everything expensive is kept in <run>/deploy_front/ (studies, fronts, exports, profiles in the run's own
@@ -45,18 +47,20 @@ from typing import Any  # noqa: E402
 from bench.deploy_front_report import (POINTS, TARGET_EFFICIENCY, TARGET_RATIO_1PT, TARGET_TASK,  # noqa: E402
                                        best_runtime,
                                        efficiency, fastest_within, key_of, markdown, near_teacher, optimism_gaps,
-                                       search_vs_rule)
+                                       pool_optimism, search_vs_rule)
 from search.evaluator import RunContext, RunDirError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = "deploy_front"  # the bench's folder inside the run
 EFFICIENCY_RUNTIMES = ("eager", "ort", "ort-int8")
 EFFICIENCY_SHAPES = {"b1_s64": (1, 64), "b32_s64": (32, 64)}
+KEPT = "dev_kept"  # the optimism study's split: the run's dev examples outside the searched subset
 
 
 class DevSubsetContext(RunContext):
     """The run as a search sees it, with split `dev` replaced by a seeded subset of `n` dev examples (test and the
-    held-out slice unchanged); its metrics are cached under a namespace of their own (`dev<n>s<seed>:`)."""
+    held-out slice unchanged) and split `KEPT` the dev examples outside it, which neither the search nor training
+    ever used; its metrics are cached under a namespace of their own (`dev<n>s<seed>:`)."""
 
     def __init__(self, run_dir: Path, n: int, *, seed: int = 0, **kw: Any):
         super().__init__(run_dir, **kw)
@@ -65,8 +69,16 @@ class DevSubsetContext(RunContext):
         full = encode_split(self.task, "dev", self.tokenizer, self.max_length)
         self.dev_n = min(n, len(full))
         idx = sorted(random.Random(seed).sample(range(len(full)), self.dev_n))
-        self._encoded["dev"] = EncodedSplit([full.input_ids[i] for i in idx], [full.token_type_ids[i] for i in idx],
-                                            [full.labels[i] for i in idx], full.is_regression, full.pad_token_id)
+        chosen = set(idx)
+        rest = [i for i in range(len(full)) if i not in chosen]
+
+        def part(ids: list[int]) -> EncodedSplit:
+            return EncodedSplit([full.input_ids[i] for i in ids], [full.token_type_ids[i] for i in ids],
+                                [full.labels[i] for i in ids], full.is_regression, full.pad_token_id)
+        self._encoded["dev"] = part(idx)
+        if rest:
+            self._encoded[KEPT] = part(rest)
+        self.kept_n = len(rest)
         self._tag = f"dev{self.dev_n}s{seed}:"
 
     def variant_namespace(self, variant: str | None = None) -> str:
@@ -221,31 +233,54 @@ def efficiency_smallest(ctx: RunContext, threads: int, args: argparse.Namespace)
 
 
 def optimism(run_dir: Path, variant: str, args: argparse.Namespace, state: dict) -> dict[str, Any]:
-    """The dev-subset search's front and the grid: dev (subset) minus test (full) gaps."""
-    from elastic.model.config import grid
+    """The dev-subset searches' fronts and the grid: dev (subset) minus test (full) gaps, one replicate per subset
+    seed (`--optimism-seeds`), pooled (`pool_optimism`: means over replicates, the excess with its standard error)."""
+    reps = [optimism_replicate(run_dir, variant, args, state, s) for s in args.optimism_seeds]
+    first = reps[0]
+    seeds = ", ".join(str(s) for s in args.optimism_seeds)
+    return {**{k: first[k] for k in ("task", "dev_size", "dev_full_size", "test_size", "confirm_split",
+                                     "confirm_size", "kept_size")},
+            "subset_seeds": list(args.optimism_seeds), "variant": variant, **pool_optimism(reps),
+            "replicates": reps,
+            "method": (f"{len(reps)} replicates (subset seeds {seeds}): in each, a {args.sampler} search of "
+                       f"{args.trials} trials (seed {args.seed}) on {variant} whose dev is a seeded subset of "
+                       f"{first['dev_size']} of the run's {first['dev_full_size']} dev examples (the cheapest dev of "
+                       "about 400 examples: MRPC's 408 would need a trained MRPC run), front confirmed on the "
+                       "held-out slice as `dynabert search` does; dev figures on the subset, test on the full test "
+                       "split. front_gap: mean dev minus test of the front's non-grid points; grid_gap: of the 12 grid "
+                       "configs; excess: front_gap - grid_gap. confirmed: the same with the figure the front shows "
+                       "(confirm_metric, on the held-out slice of train, which training's model selection also read) "
+                       "for the front's points and the grid's figure on that same slice. kept: the same on the "
+                       f"{first['kept_size']} dev examples outside the replicate's subset, which neither training nor "
+                       "the search read. Each figure is the mean over replicates; se: the standard error of the "
+                       "replicates' excess.")}
 
-    ctx = DevSubsetContext(run_dir, args.optimism_dev, seed=args.optimism_seed)
-    front = searched_front(ctx, (variant,), f"optimism-dev{ctx.dev_n}", args, state, dev_n=ctx.dev_n)
+
+def optimism_replicate(run_dir: Path, variant: str, args: argparse.Namespace, state: dict, seed: int
+                       ) -> dict[str, Any]:
+    """One dev-subset search (subset seed `seed`; its study `optimism-dev<n>[-s<seed>]`), its front and the grid
+    scored on the subset, test, the held-out slice and the dev examples kept from the subset."""
+    from elastic.model.config import SubnetConfig, grid
     from search.evaluator import HELDOUT
 
+    ctx = DevSubsetContext(run_dir, args.optimism_dev, seed=seed)
+    name = f"optimism-dev{ctx.dev_n}" + (f"-s{seed}" if seed else "")  # seed 0 keeps the study it always had
+    front = searched_front(ctx, (variant,), name, args, state, dev_n=ctx.dev_n)
     ev = ctx.evaluator(variant=variant)
     held = ctx.heldout_examples > 0  # the split the front's shown figure comes from (`search.confirm`)
+    kept = ctx.kept_n > 0
+
+    def score(cfg: SubnetConfig, split: str, on: bool) -> float | None:
+        return ev(cfg, split) if on else None
     grid_rows = [{"config": f"w{w:g} d{d:g}", "dev": ev(c, "dev"), "test": ev(c, "test"),
-                  "confirmed": ev(c, HELDOUT) if held else None} for w, d, c in grid(ctx.arch)]
+                  "confirmed": score(c, HELDOUT, held), "kept": score(c, KEPT, kept)} for w, d, c in grid(ctx.arch)]
+    front_rows = [{**{k: r[k] for k in ("config_hash", "dev_metric", "confirm_metric", "test_metric", "grid_point")},
+                   "kept_metric": score(SubnetConfig.from_json(r["config_json"]), KEPT, kept)} for r in front]
     task = (ctx.run.get("task") or {}).get("name") or str(ctx.run.get("task_spec"))
-    return {"task": task, "dev_size": ctx.dev_n, "dev_full_size": len(ctx.task.splits["dev"]),
-            "test_size": len(ctx.task.splits["test"]), "subset_seed": args.optimism_seed, "variant": variant,
-            "confirm_split": HELDOUT if held else None, "confirm_size": ctx.heldout_examples,
-            **optimism_gaps(front, grid_rows),
-            "front": [{k: r[k] for k in ("config_hash", "dev_metric", "confirm_metric", "test_metric", "grid_point")}
-                      for r in front], "grid": grid_rows,
-            "method": (f"A {args.sampler} search of {args.trials} trials (seed {args.seed}) on {variant} whose dev is "
-                       f"a seeded subset of {ctx.dev_n} of the run's {len(ctx.task.splits['dev'])} dev examples (the "
-                       "cheapest dev of about 400 examples: MRPC's 408 would need a trained MRPC run), front confirmed "
-                       "on the held-out slice as `dynabert search` does; dev figures on the subset, test on the full "
-                       "test split. front_gap: mean dev minus test of the front's non-grid points; grid_gap: of the "
-                       "12 grid configs. confirmed: the same with the figure the front shows (confirm_metric, on the "
-                       "held-out slice) for the front's points and the grid's figure on that same slice.")}
+    return {"task": task, "subset_seed": seed, "dev_size": ctx.dev_n, "dev_full_size": len(ctx.task.splits["dev"]),
+            "test_size": len(ctx.task.splits["test"]), "confirm_split": HELDOUT if held else None,
+            "confirm_size": ctx.heldout_examples, "kept_size": ctx.kept_n, **optimism_gaps(front_rows, grid_rows),
+            "front": front_rows, "grid": grid_rows}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -339,6 +374,17 @@ def main(argv: list[str] | None = None) -> None:
     print(markdown(result))
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    """`--optimism-seeds`: distinct non-negative integers, comma-separated."""
+    try:
+        seeds = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct non-negative integers, got {text!r}")
+    return seeds
+
+
 def _args(argv: list[str] | None) -> argparse.Namespace:
     from bench.common import RESULTS
 
@@ -358,7 +404,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--min-time", type=float, default=3.0, help="seconds of paired rounds per timed pair")
     ap.add_argument("--min-rounds", type=int, default=10)
     ap.add_argument("--optimism-dev", type=int, default=400, help="dev examples of the optimism search")
-    ap.add_argument("--optimism-seed", type=int, default=0)
+    ap.add_argument("--optimism-seeds", type=_seeds, default=(0, 1, 2),
+                    help="dev-subset seeds of the optimism study, one search each (comma-separated; default 0,1,2)")
     ap.add_argument("--extra-points", type=float, nargs="*", default=[],
                     help="more dev-point windows besides 1 and 2 (--quick: 40, so that the tiny random model's front, "
                          "far below its teacher, still exercises export, re-score and timing)")
@@ -371,7 +418,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:  # the tiny run's max length is 16; its 12 grid configs in 4 variants fill 48 trials
         for k, v in (("target", "cpu-t1-b1-s16"), ("trials", 56), ("fidelity_subset", None), ("eval_threads", 1),
                      ("profile_random", 4), ("profile_heldout", 4), ("min_time_profile", 0.01), ("min_time", 0.05),
-                     ("min_rounds", 3), ("optimism_dev", 20), ("extra_points", [40.0])):
+                     ("min_rounds", 3), ("optimism_dev", 20), ("optimism_seeds", (0, 1)), ("extra_points", [40.0])):
             if getattr(args, k) == ap.get_default(k):
                 setattr(args, k, v)
     return args

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -52,24 +53,51 @@ def mean_gap(rows: Iterable[Mapping[str, Any]]) -> float | None:
 
 
 def optimism_gaps(front: Sequence[Mapping[str, Any]], grid: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Dev minus test of the front's points that are not grid configs, beside the grid's, twice:
+    """Dev minus test of the front's points that are not grid configs, beside the grid's, three times:
 
     - on the search's own dev figure (pareto.csv `dev_metric` vs grid rows `dev`): `front_gap`, `grid_gap`,
       `excess` = front_gap - grid_gap, `target_met`: |excess| <= TARGET_GAP_PTS (None when a gap is missing);
     - under `confirmed`, on the figure the front shows and exports (`confirm_metric`, scored on the split the
       search never saw, vs grid rows `confirmed` on that same split): the same four keys, so that both sides carry
-      that split's own offset from test.
+      that split's own offset from test;
+    - under `kept`, on examples neither the search nor training read (front rows `kept_metric` vs grid rows
+      `kept`; absent keys give None gaps).
 
     Grid points on the front are left out of the front side (they are in the grid's)."""
     searched = [r for r in front if str(r.get("grid_point")).lower() != "true"]
-    fg = mean_gap({"dev": r["dev_metric"], "test": r["test_metric"]} for r in searched)
-    gg = mean_gap(grid)
-    cf = mean_gap({"dev": r.get("confirm_metric"), "test": r["test_metric"]} for r in searched)
-    cg = mean_gap({"dev": r.get("confirmed"), "test": r.get("test")} for r in grid)
-    return {**_gaps(fg, gg), "n_front_searched": len(searched), "n_grid": len(grid),
-            "confirmed": {**_gaps(cf, cg), "n_front_searched": sum(_float(r.get("confirm_metric")) is not None
-                                                                   for r in searched),
-                          "n_grid": sum(_float(r.get("confirmed")) is not None for r in grid)}}
+
+    def side(front_key: str, grid_key: str) -> dict[str, Any]:
+        fg = mean_gap({"dev": r.get(front_key), "test": r.get("test_metric")} for r in searched)
+        gg = mean_gap({"dev": r.get(grid_key), "test": r.get("test")} for r in grid)
+        return {**_gaps(fg, gg), "n_front_searched": sum(_float(r.get(front_key)) is not None for r in searched),
+                "n_grid": sum(_float(r.get(grid_key)) is not None for r in grid)}
+    return {**side("dev_metric", "dev"), "confirmed": side("confirm_metric", "confirmed"),
+            "kept": side("kept_metric", "kept")}
+
+
+def pool_optimism(replicates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`optimism_gaps` of several replicates (searches on different dev subsets), pooled: for each figure (top
+    level, `confirmed`, `kept`) the mean front_gap and grid_gap over the replicates that have it, the mean `excess`
+    over those that have both (`n_replicates`), `excess_se` (standard error of those excesses; None under two),
+    `excess_each` (per replicate, None where missing), the summed `n_front_searched` and `target_met` on the mean
+    excess."""
+    def mean(values: Iterable[Any]) -> float | None:
+        vals = [float(v) for v in values if _float(v) is not None]
+        return statistics.fmean(vals) if vals else None
+
+    def pooled(figs: list[Mapping[str, Any]]) -> dict[str, Any]:
+        ex = [float(f["excess"]) for f in figs if _float(f.get("excess")) is not None]
+        excess = statistics.fmean(ex) if ex else None
+        return {"front_gap": mean(f.get("front_gap") for f in figs), "grid_gap": mean(f.get("grid_gap") for f in figs),
+                "excess": excess, "target_met": None if excess is None else abs(excess) <= TARGET_GAP_PTS + _EPS,
+                "excess_se": statistics.stdev(ex) / math.sqrt(len(ex)) if len(ex) > 1 else None,
+                "excess_each": [f.get("excess") for f in figs], "n_replicates": len(ex),
+                "n_front_searched": sum(int(f.get("n_front_searched") or 0) for f in figs),
+                "n_grid": max((int(f.get("n_grid") or 0) for f in figs), default=0)}
+    if not replicates:
+        raise ValueError("no replicate to pool")
+    return {**pooled(list(replicates)), "confirmed": pooled([r.get("confirmed") or {} for r in replicates]),
+            "kept": pooled([r.get("kept") or {} for r in replicates])}
 
 
 def _gaps(front_gap: float | None, grid_gap: float | None) -> dict[str, Any]:
@@ -123,6 +151,14 @@ def _n(v: Any, nd: int = 2) -> str:
     return "-" if _float(v) is None else f"{float(v):.{nd}f}"
 
 
+def _opt_row(label: str, f: Mapping[str, Any]) -> str:
+    """One row of the optimism table (a pooled figure of `pool_optimism`)."""
+    se = f" +- {_n(f['excess_se'])}" if _float(f.get("excess_se")) is not None else ""
+    each = ", ".join(_n(e) for e in f.get("excess_each") or []) or "-"
+    return (f"| {label} | {_n(f.get('front_gap'))} (n={f.get('n_front_searched', 0)}) | {_n(f.get('grid_gap'))} "
+            f"(n={f.get('n_grid', 0)}) | {_n(f.get('excess'))}{se} | {each} | **{f.get('target_met')}** |")
+
+
 def markdown(r: dict[str, Any]) -> str:
     """results/deploy_front.md."""
     t, eff, vs, opt = r["teacher"], r["efficiency_smallest"], r["search_vs_rule"], r["optimism"]
@@ -166,20 +202,20 @@ def markdown(r: dict[str, Any]) -> str:
               (f"{vs['sampler']}: test hypervolume {_n(vs['hv_test_search'], 1)} (sd {_n((vs['sd'] or {}).get('search'), 1)})"
                f" vs rule {_n(vs['hv_test_rule'], 1)} (sd {_n((vs['sd'] or {}).get('rule'), 1)}), {vs.get('budget')} "
                f"trials; better on dev: {vs.get('better_on_dev')}." if vs.get("sampler") else f"Not available: {vs['reason']}"),
-              "", f"## Optimism: dev minus test ({opt['task']}, dev subset of {opt['dev_size']})", "", opt["method"], "",
-              "| figure | searched (non-grid) front points | grid configs | excess | target (\\|excess\\| <= "
-              f"{TARGET_GAP_PTS:g}) |", "|---|---|---|---|---|",
-              f"| the search's dev (subset of {opt['dev_size']}) minus test | {_n(opt['front_gap'])} "
-              f"(n={opt['n_front_searched']}) | {_n(opt['grid_gap'])} (n={opt['n_grid']}) | {_n(opt['excess'])} | "
-              f"**{opt['target_met']}** |",
-              f"| the front's shown figure ({opt.get('confirm_split') or 'no confirming split'}, "
-              f"{opt.get('confirm_size') or 0} examples) minus test | {_n(conf.get('front_gap'))} "
-              f"(n={conf.get('n_front_searched', 0)}) | {_n(conf.get('grid_gap'))} (n={conf.get('n_grid', 0)}) | "
-              f"{_n(conf.get('excess'))} | **{conf.get('target_met')}** |", "",
+              "", f"## Optimism: dev minus test ({opt['task']}, dev subsets of {opt['dev_size']})", "", opt["method"], "",
+              "| figure | searched (non-grid) front points | grid configs | excess (+- se) | each replicate | "
+              f"target (\\|excess\\| <= {TARGET_GAP_PTS:g}) |", "|---|---|---|---|---|---|",
+              _opt_row(f"the search's dev (subset of {opt['dev_size']}) minus test", opt),
+              _opt_row(f"the front's shown figure ({opt.get('confirm_split') or 'no confirming split'}, "
+                       f"{opt.get('confirm_size') or 0} examples) minus test", conf),
+              _opt_row(f"dev kept from the search ({opt.get('kept_size') or 0} examples) minus test",
+                       opt.get("kept") or {}), "",
               "The first row is the search's own dev figure, which carries the winner's curse of picking among "
               "hundreds of trials; the second is the figure `dynabert search` shows and exports for each front point, "
-              "scored on examples the search never saw, against the grid's figure on the same examples. A positive "
-              "excess: the searched points promise more than the grid's do; negative: less.", "",
+              "scored on examples the search never saw, against the grid's figure on the same examples (training "
+              "chose its checkpoint on that slice: the grid's figure there may lean high); the third scores both on "
+              "dev examples that neither training nor the search read. A positive excess: the searched points "
+              "promise more than the grid's do; negative: less.", "",
               f"Total {r['total_seconds']:.0f} s.", "", "Fingerprint:", "", "```json",
               json.dumps(r["fingerprint"], indent=1, sort_keys=True), "```"]
     return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.deploy_front_report import (best_runtime, efficiency, fastest_within, mean_gap, near_teacher,
-                                       optimism_gaps, search_vs_rule)
+                                       optimism_gaps, pool_optimism, search_vs_rule)
 from bench.registry import ROOT
 
 ROWS = [  # teacher dev 90.0
@@ -73,6 +73,50 @@ def test_optimism_gaps_of_the_shown_figure_compare_like_with_like():
     grid[0]["confirmed"], grid[1]["confirmed"] = 92.0, 82.0  # grid +2.5: excess -1.5, pessimistic, still outside
     c = optimism_gaps(front, grid)["confirmed"]
     assert c["excess"] == pytest.approx(-1.5) and c["target_met"] is False
+
+
+def test_optimism_gaps_on_the_dev_kept_from_the_search():
+    """The kept side scores both the front's points and the grid on dev examples nobody read."""
+    front = [{"dev_metric": "90", "kept_metric": 87.0, "test_metric": "85", "grid_point": "False"},
+             {"dev_metric": "88", "kept_metric": None, "test_metric": "85", "grid_point": "False"},
+             {"dev_metric": "91", "kept_metric": 99.0, "test_metric": "91", "grid_point": "True"}]
+    grid = [{"dev": 90.0, "test": 89.0, "kept": 88.0}, {"dev": 80.0, "test": 80.0, "kept": 79.0}]
+    k = optimism_gaps(front, grid)["kept"]
+    assert k["front_gap"] == pytest.approx(2.0) and k["grid_gap"] == pytest.approx(-1.0)
+    assert k["excess"] == pytest.approx(3.0) and k["target_met"] is False
+    assert k["n_front_searched"] == 1 and k["n_grid"] == 2
+
+
+def test_pool_optimism_means_over_replicates_with_a_standard_error():
+    def rep(fg, gg, cf=None, cg=None):
+        def g(f, gr):
+            return {"front_gap": f, "grid_gap": gr, "excess": None if f is None or gr is None else f - gr,
+                    "n_front_searched": 0 if f is None else 3, "n_grid": 12}
+        return {**g(fg, gg), "confirmed": g(cf, cg), "kept": g(None, gg)}
+    p = pool_optimism([rep(2.0, 0.0, 1.0, 0.5), rep(1.0, 0.5, -1.0, 0.5), rep(None, -1.0)])
+    assert p["front_gap"] == pytest.approx(1.5) and p["grid_gap"] == pytest.approx(-0.5 / 3)  # each: those having it
+    assert p["excess"] == pytest.approx(1.25) and p["target_met"] is False  # paired: the third has no front
+    assert p["excess_each"] == [pytest.approx(2.0), pytest.approx(0.5), None] and p["n_replicates"] == 2
+    assert p["excess_se"] == pytest.approx(0.75)  # stdev(2.0, 0.5) / sqrt(2)
+    assert p["n_front_searched"] == 6 and p["n_grid"] == 12
+    c = p["confirmed"]
+    assert c["excess"] == pytest.approx(-0.5) and c["target_met"] is True and c["excess_se"] == pytest.approx(1.0)
+    k = p["kept"]
+    assert k["excess"] is None and k["target_met"] is None and k["n_replicates"] == 0 and k["front_gap"] is None
+    one = pool_optimism([rep(2.0, 1.5)])
+    assert one["excess"] == pytest.approx(0.5) and one["excess_se"] is None and one["target_met"] is True
+    with pytest.raises(ValueError):
+        pool_optimism([])
+
+
+def test_optimism_seeds_are_checked_up_front():
+    from bench.deploy_front import _args
+
+    assert _args(["--optimism-seeds", "3,1"]).optimism_seeds == (3, 1)
+    assert _args([]).optimism_seeds == (0, 1, 2)
+    for bad in ("1,1", "-1", "a", ""):
+        with pytest.raises(SystemExit):
+            _args(["--optimism-seeds", bad])
 
 
 def test_the_ratio_target_is_stated_for_sst2_only():
@@ -162,6 +206,13 @@ def test_quick_mode_writes_every_must_show_key(tmp_path):
     eff = d["efficiency_smallest"]
     assert set(eff["all"]) == {"eager", "ort", "ort-int8"} and eff["runtime"] in eff["all"]
     assert eff["b1_s64"] == pytest.approx(eff["all"][eff["runtime"]]["b1_s64"]["efficiency"])
-    assert d["optimism"]["dev_size"] == 20 and d["optimism"]["grid_gap"] is not None
+    opt = d["optimism"]
+    assert opt["dev_size"] == 20 and opt["grid_gap"] is not None
+    # two replicates (subset seeds 0, 1), each with its own subset, pooled; the kept dev is the subset's complement
+    assert [r["subset_seed"] for r in opt["replicates"]] == [0, 1] and opt["kept"]["n_replicates"] >= 0
+    assert opt["kept_size"] == opt["dev_full_size"] - 20 > 0
+    assert all(g["kept"] is not None for r in opt["replicates"] for g in r["grid"])
+    assert [g["dev"] for g in opt["replicates"][0]["grid"]] != [g["dev"] for g in opt["replicates"][1]["grid"]]
+    assert opt["grid_gap"] == pytest.approx(sum(r["grid_gap"] for r in opt["replicates"]) / 2)  # both have a grid
     assert d["search_vs_rule"]["sampler"] is None and d["search_vs_rule"]["reason"]
     assert "# The user's outcome" in (out / "deploy_front.md").read_text()
