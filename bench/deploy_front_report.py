@@ -115,6 +115,20 @@ def efficiency(macs_ratio: float, latency_ratio: float) -> float:
     return macs_ratio / latency_ratio
 
 
+def fixed_share(macs_ratio: float, latency_ratio: float) -> float:
+    """The share of the full model's time that does not shrink with the MACs, in a two-part model of time (a fixed
+    part, plus a part in proportion to the MACs) fitted to the two configs: latency_ratio = f + macs_ratio (1 - f).
+    0 when time shrinks as the MACs do; negative when the small config is relatively faster still."""
+    if not 0 < macs_ratio < 1:
+        raise ValueError(f"the MACs ratio must lie in (0, 1), got {macs_ratio}")
+    return (latency_ratio - macs_ratio) / (1 - macs_ratio)
+
+
+def fixed_share_allowed(macs_ratio: float, target: float) -> float:
+    """The largest fixed share (`fixed_share`) at which the efficiency still reaches `target`."""
+    return fixed_share(macs_ratio, macs_ratio / target)
+
+
 def best_runtime(per_runtime: Mapping[str, Mapping[str, Mapping[str, float]]], shape: str = "b1_s64") -> str:
     """The runtime a user deploys the smallest config on: the one where it is fastest (`ms`) at `shape`."""
     if not per_runtime:
@@ -145,6 +159,10 @@ def _float(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(f) else f
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f} %"
 
 
 def _n(v: Any, nd: int = 2) -> str:
@@ -194,10 +212,19 @@ def markdown(r: dict[str, Any]) -> str:
               f"MACs ratio / latency ratio to the full model, paired, same runtime, {eff['threads']} threads. Best "
               f"runtime (where it is fastest at b1/s64): **{eff['runtime']}**: b1/s64 {_n(eff['b1_s64'])}, b32/s64 "
               f"{_n(eff['b32_s64'])} (targets {TARGET_EFFICIENCY['b1_s64']} and {TARGET_EFFICIENCY['b32_s64']}).", "",
-              "| runtime | shape | MACs ratio | latency ratio | efficiency | ms (small / full) |", "|---|---|---|---|---|---|"]
+              "| runtime | shape | MACs ratio | latency ratio | efficiency | fixed share | ms (small / full) |",
+              "|---|---|---|---|---|---|---|"]
     for rt, shapes in eff["all"].items():
         lines += [f"| {rt} | {s} | {_n(v['macs_ratio'], 3)} | {_n(v['latency_ratio'], 3)} | {_n(v['efficiency'])} | "
-                  f"{_n(v['ms'])} / {_n(v['full_ms'])} |" for s, v in shapes.items()]
+                  f"{_pct(fixed_share(v['macs_ratio'], v['latency_ratio']))} | {_n(v['ms'])} / {_n(v['full_ms'])} |"
+                  for s, v in shapes.items()]
+    m = next((v["macs_ratio"] for shapes in eff["all"].values() for v in shapes.values()), None)
+    if m is not None and 0 < m < 1:
+        lines += ["", "Fixed share: the part of the full model's time that does not shrink with the MACs (LayerNorms "
+                  "and residual Adds at the full hidden size, embeddings, per-operator overhead), from a two-part fit "
+                  "to the two configs (latency ratio = fixed + MACs ratio x (1 - fixed)). The targets need it at "
+                  + " and ".join(f"<= {_pct(fixed_share_allowed(m, t))} ({k})" for k, t in TARGET_EFFICIENCY.items())
+                  + "."]
     lines += ["", "## Search vs the Mix'n'Match rule (from results/search.json)", "",
               (f"{vs['sampler']}: test hypervolume {_n(vs['hv_test_search'], 1)} (sd {_n((vs['sd'] or {}).get('search'), 1)})"
                f" vs rule {_n(vs['hv_test_rule'], 1)} (sd {_n((vs['sd'] or {}).get('rule'), 1)}), {vs.get('budget')} "

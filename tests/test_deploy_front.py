@@ -140,6 +140,13 @@ def test_the_ratio_target_is_stated_for_sst2_only():
 
 def test_efficiency_and_best_runtime():
     assert efficiency(0.126, 0.258) == pytest.approx(0.488, abs=1e-3)  # the demo figure
+    from bench.deploy_front_report import fixed_share, fixed_share_allowed
+
+    assert fixed_share(0.2, 0.2) == pytest.approx(0.0) and fixed_share(0.2, 1.0) == pytest.approx(1.0)
+    assert fixed_share(0.2, 0.4) == pytest.approx(0.25)  # 0.25 + 0.2 x 0.75 = 0.4
+    assert efficiency(0.2, fixed_share_allowed(0.2, 0.8) * 0.8 + 0.2) == pytest.approx(0.8)
+    with pytest.raises(ValueError):
+        fixed_share(1.0, 0.5)
     with pytest.raises(ValueError):
         efficiency(0.1, 0.0)
     per = {"eager": {"b1_s64": {"ms": 5.7}}, "ort": {"b1_s64": {"ms": 1.2}}, "ort-int8": {"b1_s64": {"ms": 1.5}}}
