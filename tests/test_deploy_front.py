@@ -219,7 +219,9 @@ def test_quick_mode_writes_every_must_show_key(tmp_path):
     assert [r["subset_seed"] for r in opt["replicates"]] == [0, 1] and opt["kept"]["n_replicates"] >= 0
     assert opt["kept_size"] == opt["dev_full_size"] - 20 > 0
     assert all(g["kept"] is not None for r in opt["replicates"] for g in r["grid"])
-    assert [g["dev"] for g in opt["replicates"][0]["grid"]] != [g["dev"] for g in opt["replicates"][1]["grid"]]
+    ex = [r["excess"] for r in opt["replicates"] if r["excess"] is not None]
+    assert opt["n_replicates"] == len(ex) and (opt["excess"] == pytest.approx(sum(ex) / len(ex)) if ex
+                                                else opt["excess"] is None)
     assert opt["grid_gap"] == pytest.approx(sum(r["grid_gap"] for r in opt["replicates"]) / 2)  # both have a grid
     assert d["search_vs_rule"]["sampler"] is None and d["search_vs_rule"]["reason"]
     assert "# The user's outcome" in (out / "deploy_front.md").read_text()
