@@ -216,7 +216,7 @@ def test_quick_mode_writes_every_must_show_key(tmp_path):
     opt = d["optimism"]
     assert opt["dev_size"] == 20 and opt["grid_gap"] is not None
     # two replicates (subset seeds 0, 1), each with its own subset, pooled; the kept dev is the subset's complement
-    assert [r["subset_seed"] for r in opt["replicates"]] == [0, 1] and opt["kept"]["n_replicates"] >= 0
+    assert [r["subset_seed"] for r in opt["replicates"]] == [0, 1]
     assert opt["kept_size"] == opt["dev_full_size"] - 20 > 0
     assert all(g["kept"] is not None for r in opt["replicates"] for g in r["grid"])
     ex = [r["excess"] for r in opt["replicates"] if r["excess"] is not None]
