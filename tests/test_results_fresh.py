@@ -17,7 +17,7 @@ import pytest
 
 from bench import freshness
 from bench.freshness import command_matches, has_history, report
-from bench.registry import BENCHES, RETIRED, ROOT, TOOLS, Bench, owner_of
+from bench.registry import BENCHES, RETIRED, ROOT, TOOLS, TRAINING, Bench, owner_of
 from tests.helpers_git import commit as _commit, git as _git
 
 HAS_GIT = has_history(ROOT)  # False in a copied tree or a shallow clone: the recorded commits are not there
@@ -50,6 +50,17 @@ def test_the_report_on_the_real_results_runs():
     """Whatever is stale today is reported, not failed: the report covers every result file."""
     stale = report(ROOT / "results")
     assert set(stale) <= set(freshness.result_stems(ROOT / "results")) | {s for b in BENCHES for s in b.outputs}
+
+
+def test_training_sources_cover_what_training_imports():
+    """TRAINING leaves elastic/export/ out (a model-card change must not stale, or retrain, a run): so no module
+    it names may import the export package, and every other part of elastic/ is in it."""
+    named = [p for p in TRAINING if p.startswith("elastic/")]
+    parts = {p.name for p in (ROOT / "elastic").iterdir() if p.name != "__pycache__"}
+    assert parts - {p.split("/")[1] for p in named} == {"export"}
+    for src in named:
+        for f in sorted((ROOT / src).rglob("*.py")) if src.endswith("/") else [ROOT / src]:
+            assert "elastic.export" not in f.read_text(), f"{f}: imports elastic.export, which TRAINING leaves out"
 
 
 def test_registry_is_consistent():

@@ -138,9 +138,18 @@ def hub_metadata(info: Mapping[str, Any], *, name: str | None = None, onnx: bool
     return meta
 
 
-def usage_snippets(name: str, *, pair: bool, onnx: bool, onnx_file: str = "model.onnx") -> dict[str, str]:
+def scenario_threads(scenario: Any) -> int | None:
+    """The thread count a scenario key names (`cpu-ort-int8-t2-b1-s128` -> 2), None where it names none."""
+    m = re.search(r"(?:^|-)t(\d+)(?:-|$)", str(scenario or ""))
+    return int(m.group(1)) if m and int(m.group(1)) > 0 else None
+
+
+def usage_snippets(name: str, *, pair: bool, onnx: bool, onnx_file: str = "model.onnx",
+                   threads: int | None = None) -> dict[str, str]:
     """Python snippets of the card: "transformers" and (with an ONNX file) "onnxruntime" (on `onnx_file`: the
-    exported variant's, e.g. `model.int8.onnx`)."""
+    exported variant's, e.g. `model.int8.onnx`), whose session is opened as the card's latency was timed
+    (`profiling.onnx_export.ort_session`: `threads` intra-op threads where the scenario names them, pool threads
+    spinning during a run only, residual Add + LayerNorm left unfused)."""
     texts = ('["The first sentence.", "Another one."], ["Its partner.", "And its partner."]' if pair
              else '["An example to classify.", "Another one."]')
     snippets = {"transformers": f"""import torch
@@ -153,11 +162,16 @@ with torch.no_grad():
     logits = model(**inputs).logits
 print([model.config.id2label[i] for i in logits.argmax(-1).tolist()])"""}
     if onnx:
+        thread_line = f"opts.intra_op_num_threads = {threads}\n" if threads else ""
         snippets["onnxruntime"] = f"""import onnxruntime as ort
 from transformers import AutoTokenizer
 
 tokenizer = AutoTokenizer.from_pretrained("{name}")
-session = ort.InferenceSession("{name}/{onnx_file}", providers=["CPUExecutionProvider"])
+opts = ort.SessionOptions()  # the settings the card's latency was measured with
+{thread_line}opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
+opts.add_session_config_entry("session.force_spinning_stop", "1")
+session = ort.InferenceSession("{name}/{onnx_file}", sess_options=opts, providers=["CPUExecutionProvider"],
+                               disabled_optimizers=["SkipLayerNormFusion"])
 inputs = tokenizer({texts}, padding=True, truncation=True, return_tensors="np")
 logits = session.run(None, dict(inputs))[0]
 print(logits.argmax(-1))"""
@@ -185,8 +199,8 @@ def model_card(*, name: str, cfg: SubnetConfig, info: Mapping[str, Any], onnx: b
              f"A sub-network of a DynaBERT (Hou et al., NeurIPS 2020) elastic "
              f"{_display_name(g('backbone'))}, extracted into a dense model by DynaBERT "
              "Explorer.", "", "## Usage", ""]
-    for lib, code in usage_snippets(name, pair=bool(g("pair")), onnx=onnx,
-                                    onnx_file=g("onnx_file") or "model.onnx").items():
+    for lib, code in usage_snippets(name, pair=bool(g("pair")), onnx=onnx, onnx_file=g("onnx_file") or "model.onnx",
+                                    threads=scenario_threads(g("scenario"))).items():
         lines += [f"With {lib}" + (" (inputs: input_ids, attention_mask, token_type_ids; dynamic batch and "
                                    "sequence length)" if lib == "onnxruntime" else
                                    " (the model's code ships in `hf_compact.py`; the tokenizer is the teacher's own, no custom code)")
