@@ -204,6 +204,8 @@ def test_quick_mode_writes_every_must_show_key(tmp_path):
         assert abs(c["dev_acc"] - c["front_dev"]) <= 0.1 + 1e-9 and c["latency_ratio"] > 0
         assert (Path(c["path"]) / ("model.int8.onnx" if c["precision"] == "int8" and c["runtime"] == "ort"
                                    else "model.onnx" if c["runtime"] == "ort" else "model.safetensors")).is_file()
+        if c["runtime"] == "ort":  # `dynabert export` hands the scenario's threads (t1) to the card's ORT snippet
+            assert "opts.intra_op_num_threads = 1\n" in (Path(c["path"]) / "README.md").read_text()
     wide = d["within_40pt"]
     assert wide["latency_ratio"] == min(c["latency_ratio"] for c in d["candidates"])
     assert wide["ms"] == pytest.approx(wide["latency_ratio"] * t["ms"], rel=1.0)  # one clock, within noise

@@ -232,6 +232,7 @@ def export(opts: ExportOptions) -> list[Exported]:
                         macs_shape=f"batch {sc.batch}, {sc.seq_len} tokens",
                         params=param_count(ctx.arch, cfg, ctx.model.num_labels), **variant_columns(sc.key),
                         onnx_file=INT8_ONNX if sc.uses_ort and sc.int8 else FP32_ONNX,
+                        threads=sc.threads if sc.device == "cpu" else None,
                         task=(run.get("task") or {}).get("name", run.get("task_spec")), teacher=run.get("teacher"),
                         task_spec=run.get("task_spec"), pair=len((run.get("task") or {}).get("text_columns", [])) == 2,
                         stages=run.get("stage_seconds"), training=_training_summary(run))

@@ -138,17 +138,11 @@ def hub_metadata(info: Mapping[str, Any], *, name: str | None = None, onnx: bool
     return meta
 
 
-def scenario_threads(scenario: Any) -> int | None:
-    """The thread count a scenario key names (`cpu-ort-int8-t2-b1-s128` -> 2), None where it names none."""
-    m = re.search(r"(?:^|-)t(\d+)(?:-|$)", str(scenario or ""))
-    return int(m.group(1)) if m and int(m.group(1)) > 0 else None
-
-
 def usage_snippets(name: str, *, pair: bool, onnx: bool, onnx_file: str = "model.onnx",
                    threads: int | None = None) -> dict[str, str]:
     """Python snippets of the card: "transformers" and (with an ONNX file) "onnxruntime" (on `onnx_file`: the
     exported variant's, e.g. `model.int8.onnx`), whose session is opened as the card's latency was timed
-    (`profiling.onnx_export.ort_session`: `threads` intra-op threads where the scenario names them, pool threads
+    (`profiling.onnx_export.ort_session`: `threads` intra-op threads where the card names them, pool threads
     spinning during a run only, residual Add + LayerNorm left unfused)."""
     texts = ('["The first sentence.", "Another one."], ["Its partner.", "And its partner."]' if pair
              else '["An example to classify.", "Another one."]')
@@ -186,7 +180,7 @@ def model_card(*, name: str, cfg: SubnetConfig, info: Mapping[str, Any], onnx: b
         cfg: the sub-network.
         info: optional keys: num_layers (of the full model), dev_metric, dev_se, dev_n, confirm_metric,
             confirm_se, confirm_split, confirm_n (the figure on examples the search never saw), test_metric, metric, macs,
-            params, latency_ms, scenario, fingerprint (dict), task, task_spec, pair (sentence pairs),
+            params, latency_ms, scenario, threads (its CPU threads), fingerprint (dict), task, task_spec, pair (sentence pairs),
             teacher, stages (stage -> seconds), training (stage -> options), source, backbone (bert or roberta),
             license (else the teacher's, or `unknown`).
         onnx: the export has `model.onnx` (adds the ONNX Runtime usage and the `onnx` tag).
@@ -200,7 +194,7 @@ def model_card(*, name: str, cfg: SubnetConfig, info: Mapping[str, Any], onnx: b
              f"{_display_name(g('backbone'))}, extracted into a dense model by DynaBERT "
              "Explorer.", "", "## Usage", ""]
     for lib, code in usage_snippets(name, pair=bool(g("pair")), onnx=onnx, onnx_file=g("onnx_file") or "model.onnx",
-                                    threads=scenario_threads(g("scenario"))).items():
+                                    threads=g("threads")).items():
         lines += [f"With {lib}" + (" (inputs: input_ids, attention_mask, token_type_ids; dynamic batch and "
                                    "sequence length)" if lib == "onnxruntime" else
                                    " (the model's code ships in `hf_compact.py`; the tokenizer is the teacher's own, no custom code)")
