@@ -102,6 +102,31 @@ def progress(root: Path) -> str:
         f"; last failure: {json.loads(failed.read_text())['error']}" if failed.is_file() else "")
 
 
+def majority(suite_dir: Path, records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per task, the accuracy (%) of always predicting the most frequent label of dev and of test, mean over the
+    records' seeds (bbc and trec carve splits by seed): what a model that learned nothing scores. Read from each
+    task-seed's data as its standard run loaded it (run.json); a task-seed whose data cannot be loaded is left out."""
+    from elastic.data.tasks import load_task
+    from elastic.training.prepare import task_columns
+    from elastic.training.stages import majority_accuracy
+
+    acc: dict[str, dict[str, list[float]]] = {}
+    for r in records:
+        run_json = suite_dir / f"{r['task']}-s{r['seed']}" / "standard" / "run.json"
+        try:
+            run = json.loads(run_json.read_text())
+            task = load_task(run["task_spec"], seed=int(run.get("seed", r["seed"])), **task_columns(run))
+        except (OSError, ValueError, KeyError) as e:  # absent or moved data: the report goes on without it
+            print(f"note: no majority-class figure for {r['task']}-s{r['seed']}: {type(e).__name__}: {e}",
+                  file=sys.stderr)
+            continue
+        for split in ("dev", "test"):
+            m = majority_accuracy(task, split)
+            if m is not None:
+                acc.setdefault(r["task"], {}).setdefault(split, []).append(m)
+    return {t: {s: round(sum(v) / len(v), 2) for s, v in splits.items()} for t, splits in acc.items()}
+
+
 def aggregate(suite_dir: Path, *, tasks: Sequence[str], seeds: Sequence[int], steps: dict[str, Any],
               n_resamples: int = N_RESAMPLES, max_length: int = suite_plan.MAX_LENGTH, batch_size: int = 32) -> tuple[dict[str, Any], str]:
     """The result (suite.json's content) and its markdown from the records under `suite_dir`."""
@@ -127,6 +152,7 @@ def aggregate(suite_dir: Path, *, tasks: Sequence[str], seeds: Sequence[int], st
               "targets": targets(records, diff_rows, cost_info, len(tasks)),
               "bootstrap": {"resamples": n_resamples, "level": 0.95, "unit": "test example, pooled over seeds "
                             "(and grid points) per example; tasks weigh the same in 'all'", "seed": 0},
+              "majority": majority(suite_dir, records),
               "trained_at": sorted({r.get("train_sources_commit", "?") for r in records}),
               "task_seed_seconds": {f"{r['task']}-s{r['seed']}": r.get("wall_seconds") for r in records}}
     from bench.suite_report import render

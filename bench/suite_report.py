@@ -7,6 +7,7 @@ from collections import defaultdict
 from typing import Any, Mapping
 
 MAIN = ("standard - released (grid mean)", "hard - nohard (grid mean)")
+NEAR_MAJORITY = 1.0  # dev points: a teacher this close to the majority class learned (almost) nothing
 
 
 def verdict(d: Mapping[str, Any]) -> str:
@@ -68,6 +69,13 @@ def render(r: Mapping[str, Any]) -> str:
     if len(r.get("trained_at", [])) > 1:
         lines += [f"Note: the task-seeds were trained at {len(r['trained_at'])} different commits of the training "
                   f"code ({', '.join(c[:10] for c in r['trained_at'])}).", ""]
+    weak = _near_majority(r)
+    if weak:
+        lines += ["Learned little at this budget: " + "; ".join(
+            f"{t} (teacher dev {td:.2f}, majority class {md:.2f})" for t, td, md in weak)
+                  + f". Its teacher is within {NEAR_MAJORITY:g} dev point of always predicting the most frequent "
+                  "label, so its rows and differences say little about the methods (they count in every target and "
+                  "in 'all' as planned).", ""]
     lines += ["## Targets (decided on dev, reported on test)", ""]
     for t in r["targets"]:
         prov = (f" (provisional: {t['tasks_complete']} of {t['tasks_planned']} tasks complete)"
@@ -102,7 +110,12 @@ def render(r: Mapping[str, Any]) -> str:
         rows = [x for x in r["rows"] if x["task"] == task]
         if not rows:
             continue
-        lines += ["", f"## {task}", "", "| row | width | depth | MACs (M) | dev | test | seeds |", "|---|---|---|---|---|---|---|"]
+        lines += ["", f"## {task}", ""]
+        maj = r.get("majority", {}).get(task)
+        if maj:
+            lines += ["Majority class (always the most frequent label): "
+                      + ", ".join(f"{s} {maj[s]:.2f}" for s in ("dev", "test") if s in maj) + ".", ""]
+        lines += ["| row | width | depth | MACs (M) | dev | test | seeds |", "|---|---|---|---|---|---|---|"]
         agg: dict[tuple, list] = defaultdict(list)
         for x in rows:
             agg[(x["name"], x["width_mult"], x["depth_mult"])].append(x)
@@ -113,6 +126,18 @@ def render(r: Mapping[str, Any]) -> str:
         lines += [""] + _diff_table([d for d in by_task.get(task, []) if d["name"] in MAIN
                                      or d["name"].startswith("dynabert <=")])
     return "\n".join(lines) + "\n"
+
+
+def _near_majority(r: Mapping[str, Any]) -> list[tuple[str, float, float]]:
+    """(task, teacher dev, majority-class dev) for tasks whose teacher's mean dev accuracy is within NEAR_MAJORITY
+    points of the majority class's: a description of the data, not a rule that changes any figure."""
+    out = []
+    for task in r["tasks"]:
+        maj = r.get("majority", {}).get(task, {}).get("dev")
+        devs = [x["dev_acc"] for x in r["rows"] if x["task"] == task and x["name"] == "teacher"]
+        if maj is not None and devs and sum(devs) / len(devs) - maj <= NEAR_MAJORITY:
+            out.append((task, sum(devs) / len(devs), maj))
+    return out
 
 
 def json_key(v: Any) -> str:

@@ -161,3 +161,28 @@ def test_report_of_a_partial_suite(tmp_path):
 
 def test_interval_tie_property():
     assert Interval(0.1, -0.2, 0.4).tie and not Interval(1.0, 0.2, 2.0).tie
+
+
+def test_majority_class_is_read_from_each_task_seeds_data(tmp_path):
+    """The report names each task's majority-class accuracy (from the data the standard run loaded) and flags a
+    task whose teacher is within a point of it; a task-seed whose data is gone is left out, not an error."""
+    from bench import suite
+    data = tmp_path / "data" / "pairs"
+    data.mkdir(parents=True)
+    for split, labels in (("train", [1] * 6 + [0] * 4), ("dev", [1] * 9 + [0] * 1), ("test", [1] * 7 + [0] * 3)):
+        (data / f"{split}.tsv").write_text("sentence\tlabel\n" + "".join(f"s{i} w\t{y}\n" for i, y in
+                                                                       enumerate(labels)))
+    runs = tmp_path / "runs"
+    for task, seed in (("sst2", 42), ("mr", 42)):
+        d = runs / f"{task}-s{seed}"
+        (d / "standard").mkdir(parents=True)
+        (d / suite.PARTIAL).write_text(json.dumps(record(task, seed)))
+    # sst2's run loaded the pairs folder (dev majority 90.0 = its synthetic teacher's 90.0); mr's data is gone
+    (runs / "sst2-s42" / "standard" / "run.json").write_text(json.dumps({"task_spec": str(data), "seed": 42}))
+    (runs / "mr-s42" / "standard" / "run.json").write_text(json.dumps({"task_spec": str(tmp_path / "gone"),
+                                                                       "seed": 42}))
+    result, md = suite.aggregate(runs, tasks=("sst2", "mr"), seeds=(42,), steps={}, n_resamples=100)
+    assert result["majority"] == {"sst2": {"dev": 90.0, "test": 70.0}}
+    assert "Majority class (always the most frequent label): dev 90.00, test 70.00." in md
+    assert "Learned little at this budget: sst2 (teacher dev 90.00, majority class 90.00)" in md
+    assert "mr (teacher" not in md
