@@ -80,14 +80,15 @@ def _figures() -> list[tuple[str, str, str, str, str]]:
 
 
 def _lookup(data: Any, key: str) -> Any:
-    """`a.b[2].c` or `rows[name=x].c`: dict keys, list indices and list items picked by a field's value."""
+    """`a.b[2].c`, `rows[name=x].c` or `diffs[task=all,name=x].c`: dict keys, list indices and list items picked
+    by the values of one or more fields."""
     for part in re.findall(r"[^.\[\]]+|\[[^\]]+\]", key):
         if part.startswith("["):
             sel = part[1:-1]
             if "=" in sel:
-                field, value = sel.split("=", 1)
-                hits = [item for item in data if str(item.get(field)) == value]
-                assert len(hits) == 1, f"{key}: {len(hits)} items with {field}={value}"
+                want = dict(kv.split("=", 1) for kv in sel.split(","))
+                hits = [item for item in data if all(str(item.get(f)) == v for f, v in want.items())]
+                assert len(hits) == 1, f"{key}: {len(hits)} items with {sel}"
                 data = hits[0]
             else:
                 data = data[int(sel)]
@@ -111,6 +112,8 @@ def test_as_shown_and_lookup_rules():
     assert _as_shown(3.725e-09, "4e-09") == "4e-09" and _as_shown(3.8828, "3.88") == "3.88"
     data = {"rows": [{"name": "a", "v": {"x": 1}}, {"name": "b", "v": {"x": 2}}], "l": [5, 6]}
     assert _lookup(data, "rows[name=b].v.x") == 2 and _lookup(data, "l[1]") == 6
+    two = {"d": [{"task": "all", "name": "a <= b.5", "v": 1}, {"task": "x", "name": "a <= b.5", "v": 2}]}
+    assert _lookup(two, "d[task=x,name=a <= b.5].v") == 2
 
 
 def test_headline_figures_are_few_and_labelled():
