@@ -127,6 +127,22 @@ def majority(suite_dir: Path, records: Sequence[dict[str, Any]]) -> dict[str, di
     return {t: {s: round(sum(v) / len(v), 2) for s, v in splits.items()} for t, splits in acc.items()}
 
 
+def training_changes(records: Sequence[dict[str, Any]]) -> list[str] | None:
+    """When the task-seeds were trained at several commits of the training sources: the files among them that
+    differ between those commits (git, in commit order), so the report can say whether the training itself changed;
+    None for one commit, or when git cannot tell (a commit not in this clone)."""
+    from bench.rundirs import git
+    from bench.suite_runs import TRAIN_SOURCES
+    commits = {r.get("train_sources_commit") for r in records}
+    if len(commits) < 2 or not all(commits):
+        return None
+    ordered = git("rev-list", "--topo-order", "--no-walk", *commits).split()  # newest first
+    if len(ordered) != len(commits):
+        return None
+    files = git("diff", "--name-only", ordered[-1], ordered[0], "--", *TRAIN_SOURCES)
+    return sorted(files.split())
+
+
 def aggregate(suite_dir: Path, *, tasks: Sequence[str], seeds: Sequence[int], steps: dict[str, Any],
               n_resamples: int = N_RESAMPLES, max_length: int = suite_plan.MAX_LENGTH, batch_size: int = 32) -> tuple[dict[str, Any], str]:
     """The result (suite.json's content) and its markdown from the records under `suite_dir`."""
@@ -154,6 +170,7 @@ def aggregate(suite_dir: Path, *, tasks: Sequence[str], seeds: Sequence[int], st
                             "(and grid points) per example; tasks weigh the same in 'all'", "seed": 0},
               "majority": majority(suite_dir, records),
               "trained_at": sorted({r.get("train_sources_commit", "?") for r in records}),
+              "trained_at_changes": training_changes(records),
               "task_seed_seconds": {f"{r['task']}-s{r['seed']}": r.get("wall_seconds") for r in records}}
     from bench.suite_report import render
     return result, render(result)

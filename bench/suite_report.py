@@ -68,7 +68,9 @@ def render(r: Mapping[str, Any]) -> str:
                   + ("." if r.get("task_seed_seconds") else "nothing yet."), ""]
     if len(r.get("trained_at", [])) > 1:
         lines += [f"Note: the task-seeds were trained at {len(r['trained_at'])} different commits of the training "
-                  f"code ({', '.join(c[:10] for c in r['trained_at'])}).", ""]
+                  f"code ({', '.join(c[:10] for c in r['trained_at'])})"
+                  + (f"; the training sources differ between them in {', '.join(r['trained_at_changes'])} only"
+                     if r.get("trained_at_changes") else "") + ".", ""]
     weak = _near_majority(r)
     if weak:
         lines += ["Learned little at this budget: " + "; ".join(

@@ -210,3 +210,17 @@ def test_per_seed_dev_differences_average_to_the_pooled_ones(tmp_path):
         assert (by_seed[42] + by_seed[43]) / 2 == pytest.approx(pooled[name], abs=0.006), name
     assert per_seed["hard - nohard (grid mean)"][42] != pytest.approx(per_seed["hard - nohard (grid mean)"][43])
     assert "| hard - nohard (grid mean) | " in md and "seed 43 |" in md
+
+
+def test_training_changes_between_the_commits_task_seeds_were_trained_at():
+    """Task-seeds trained at two commits: the report names the training-source files that differ (here two commits
+    of this repository that differ only in the model card's code); one commit or an unknown one: None."""
+    import subprocess
+    from bench.suite import training_changes
+    a, b = "54c2cddcf566fc14ad166a14d5e0c09c4214af69", "6bfbfc1b1e"
+    assert training_changes([{"train_sources_commit": a}, {"train_sources_commit": a}]) is None
+    assert training_changes([{"train_sources_commit": a}, {"train_sources_commit": "f" * 40}]) is None
+    if subprocess.run(["git", "cat-file", "-e", f"{a}^{{commit}}"], capture_output=True).returncode:
+        pytest.skip("a shallow clone: the suite's training commits are not in this history")
+    assert training_changes([{"train_sources_commit": b}, {"train_sources_commit": a}]) == [
+        "elastic/export/model_card.py"]
