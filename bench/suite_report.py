@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Mapping
 
-MAIN = ("standard - released (grid mean)", "hard - nohard (grid mean)")
+MAIN = ("standard - released (grid mean)", "hard - nohard (grid mean)", "nohard - released (grid mean)")
 NEAR_MAJORITY = 1.0  # dev points: a teacher this close to the majority class learned (almost) nothing
 
 
@@ -149,7 +149,8 @@ def seed_dev_diffs(r: Mapping[str, Any]) -> dict[str, dict[int, float]]:
     for (task, seed), rows in by_ts.items():
         grid = {(x["name"], x["width_mult"], x["depth_mult"]): x["dev_acc"] for x in rows
                 if x["name"] in ("standard", "nohard", "released")}
-        for a, b, label in (("standard", "released", MAIN[0]), ("standard", "nohard", MAIN[1])):
+        for a, b, label in (("standard", "released", MAIN[0]), ("standard", "nohard", MAIN[1]),
+                            ("nohard", "released", MAIN[2])):
             d = [v - grid[(b, w, dd)] for (n, w, dd), v in grid.items() if n == a and (b, w, dd) in grid]
             if d:
                 cells[(label, seed)][task].append(sum(d) / len(d))

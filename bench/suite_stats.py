@@ -121,6 +121,12 @@ def comparisons(rec: Mapping[str, Any]) -> dict[str, list[Pair]]:
             if b is not None:
                 out[f"{label} (grid mean)"].append((a, b))
                 out[f"{label} w{a['width_mult']:g} d{a['depth_mult']:g}"].append((a, b))
+    # the released stage 2 at the standard lr and selection, no hard-label term (the "nohard" variant) against the
+    # released one: what the lr and the selection give alone (standard - released = this + hard - nohard)
+    for a in points(rec, "nohard"):
+        b = grid_row(rec, "released", a["width_mult"], a["depth_mult"])
+        if b is not None:
+            out["nohard - released (grid mean)"].append((a, b))
     for s in students(rec):
         p = point_no_larger(rec, s["macs"])
         if p is not None:

@@ -109,6 +109,7 @@ def test_comparisons_pair_each_student_with_the_largest_point_no_larger():
     (p, s), = c["dynabert <= tinybert-d3-w0.5 - tinybert-d3-w0.5"]
     assert p["macs"] <= s["macs"] and (p["width_mult"], p["depth_mult"]) in {(0.5, 0.5), (0.75, 0.5)}
     assert len(c["standard - released (grid mean)"]) == 12 and len(c["hard - nohard w1 d1"]) == 1
+    assert len(c["nohard - released (grid mean)"]) == 12 and "nohard - released w1 d1" not in c
     assert "standard w0.25 d0.5 - distilbert-d3" not in c  # no student is as small as (0.25, 0.5)
 
 
@@ -122,6 +123,9 @@ def test_diffs_cost_and_targets_on_a_synthetic_suite():
     assert gm["test_ci_low"] <= gm["test_diff"] <= gm["test_ci_high"]
     assert {r["task"] for r in rows} == {"sst2", "mr", "bbc", "all"}
     assert by[("bbc", "hard - nohard (grid mean)")]["n_pairs"] == 24
+    # standard - released splits into the lr and selection alone (nohard - released) and the hard-label term
+    split = by[("all", "nohard - released (grid mean)")]["dev_diff"] + by[("all", "hard - nohard (grid mean)")]["dev_diff"]
+    assert split == pytest.approx(gm["dev_diff"], abs=0.011)
     c = cost(recs)
     assert c["dynabert_seconds_per_size"] == pytest.approx(30.0)
     assert c["ratio"]["distilbert-d3"] == pytest.approx(0.5)
