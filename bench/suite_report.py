@@ -124,7 +124,10 @@ def render(r: Mapping[str, Any]) -> str:
         maj = r.get("majority", {}).get(task)
         if maj:
             lines += ["Majority class (always the most frequent label): "
-                      + ", ".join(f"{s} {maj[s]:.2f}" for s in ("dev", "test") if s in maj) + ".", ""]
+                      + ", ".join(f"{s} {maj[s]:.2f}" for s in ("dev", "test") if s in maj) + "."
+                      + (" Grid points within " f"{NEAR_MAJORITY:g} dev point of it (they predict about one class), "
+                         "summed over seeds: " + ", ".join(f"{v} {n} of {k}" for v, (n, k) in stuck.items()) + "."
+                         if (stuck := stuck_points(r, task)) else ""), ""]
         lines += ["| row | width | depth | MACs (M) | dev | test | seeds |", "|---|---|---|---|---|---|---|"]
         agg: dict[tuple, list] = defaultdict(list)
         for x in rows:
@@ -164,6 +167,20 @@ def seed_dev_diffs(r: Mapping[str, Any]) -> dict[str, dict[int, float]]:
     for (name, seed), tasks in cells.items():
         out[name][seed] = sum(sum(v) / len(v) for v in tasks.values()) / len(tasks)
     return dict(out)
+
+
+def stuck_points(r: Mapping[str, Any], task: str) -> dict[str, tuple[int, int]]:
+    """Per grid variant of `task`: (grid rows whose dev accuracy is within NEAR_MAJORITY points of the majority
+    class's, or below it; grid rows), over the seeds; {} without a majority figure."""
+    maj = r.get("majority", {}).get(task, {}).get("dev")
+    if maj is None:
+        return {}
+    out = {}
+    for v in ("standard", "nohard", "released"):
+        devs = [x["dev_acc"] for x in r["rows"] if x["task"] == task and x["name"] == v]
+        if devs:
+            out[v] = (sum(d - maj <= NEAR_MAJORITY for d in devs), len(devs))
+    return out
 
 
 def _near_majority(r: Mapping[str, Any]) -> list[tuple[str, float, float]]:

@@ -188,6 +188,15 @@ def test_majority_class_is_read_from_each_task_seeds_data(tmp_path):
     result, md = suite.aggregate(runs, tasks=("sst2", "mr"), seeds=(42,), steps={}, n_resamples=100)
     assert result["majority"] == {"sst2": {"dev": 90.0, "test": 70.0}}
     assert "Majority class (always the most frequent label): dev 90.00, test 70.00." in md
+    # the synthetic grids' dev figures: standard 78.75-85, nohard 77.75-84, released 73.75-80: all below 90
+    assert "Grid points within 1 dev point of it (they predict about one class), summed over seeds: standard 12 of " \
+           "12, nohard 12 of 12, released 12 of 12." in md
+    from bench.suite_report import stuck_points
+    result["majority"]["sst2"]["dev"] = 70.0
+    assert stuck_points(result, "sst2") == {"standard": (0, 12), "nohard": (0, 12), "released": (0, 12)}
+    result["majority"]["sst2"]["dev"] = 80.5  # every released point and the lower ones of the others count
+    stuck = stuck_points(result, "sst2")
+    assert stuck["released"] == (12, 12) and 0 < stuck["nohard"][0] < 12 and stuck["standard"][0] < stuck["nohard"][0]
     assert "Learned little at this budget: sst2 (teacher dev 90.00, majority class 90.00)" in md
     assert "mr (teacher" not in md
 
