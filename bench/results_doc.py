@@ -9,7 +9,6 @@ that result is fresh or stale (its sources changed since).
 """
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Callable
 
