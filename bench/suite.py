@@ -33,7 +33,7 @@ from typing import Any, Sequence
 from bench import suite_plan
 from bench.rundirs import set_aside
 from bench.suite_runs import PARTIAL, RECIPE, ROOT, Runner, TaskSeed, record
-from bench.suite_stats import N_RESAMPLES, cost, diffs, targets
+from bench.suite_stats import N_RESAMPLES, cost, diffs, seed_dev, targets
 
 DATA = ROOT.parent / "shared" / "data"
 # --quick: a small slice of trec (no dev file: dev carved from train, as in the full run; bbc where the shared
@@ -164,7 +164,8 @@ def aggregate(suite_dir: Path, *, tasks: Sequence[str], seeds: Sequence[int], st
     result = {"tasks": list(tasks), "seeds": list(seeds), "steps_per_stage": steps, "max_length": max_length,
               "batch_size": batch_size,
               "complete": [f"{r['task']}-s{r['seed']}" for r in records], "missing": missing,
-              "in_progress": in_progress, "rows": rows, "diffs": diff_rows, "cost": cost_info,
+              "in_progress": in_progress, "rows": rows, "diffs": diff_rows, "seed_dev_diffs": seed_dev(records),
+              "cost": cost_info,
               "targets": targets(records, diff_rows, cost_info, len(tasks)),
               "bootstrap": {"resamples": n_resamples, "level": 0.95, "unit": "test example, pooled over seeds "
                             "(and grid points) per example; tasks weigh the same in 'all'", "seed": 0},

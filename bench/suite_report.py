@@ -94,13 +94,14 @@ def render(r: Mapping[str, Any]) -> str:
         alls = by_task["all"]
         lines += ["", "## Differences over all tasks", ""]
         lines += _diff_table([d for d in alls if d["name"] in MAIN or d["name"].startswith("dynabert <=")])
-        per_seed = seed_dev_diffs(r)
+        per_seed = r.get("seed_dev_diffs") or {}
         if len(r["seeds"]) > 1 and per_seed:
             lines += ["", "The intervals above are over test examples only; the seeds' spread is the training noise "
                       "they leave out. Dev difference per seed (each task weighing the same):", "",
                       "| difference | " + " | ".join(f"seed {sd}" for sd in r["seeds"]) + " |",
                       "|---|" + "---|" * len(r["seeds"])]
-            lines += [f"| {name} | " + " | ".join(f"{v[sd]:+.2f}" if sd in v else "-" for sd in r["seeds"]) + " |"
+            lines += [f"| {name} | " + " | ".join(f"{v[str(sd)]:+.2f}" if str(sd) in v else "-" for sd in r["seeds"])
+                      + " |"
                       for name, v in per_seed.items()]
         lines += ["", "Per grid point (standard - released; hard - nohard; each point - the largest student of no "
                   "larger MACs):", ""]
@@ -139,34 +140,6 @@ def render(r: Mapping[str, Any]) -> str:
         lines += [""] + _diff_table([d for d in by_task.get(task, []) if d["name"] in MAIN
                                      or d["name"].startswith("dynabert <=")])
     return "\n".join(lines) + "\n"
-
-
-def seed_dev_diffs(r: Mapping[str, Any]) -> dict[str, dict[int, float]]:
-    """The main differences' dev figure per seed, each a mean over the tasks that seed completed: the grid means
-    (standard - released, hard - nohard) and each student against the largest standard grid point of no larger
-    MACs (bench/suite_stats.py's pairing, here from the rows' dev accuracies)."""
-    cells: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    by_ts: dict[tuple[str, int], list[Mapping[str, Any]]] = defaultdict(list)
-    for x in r["rows"]:
-        by_ts[(x["task"], x["seed"])].append(x)
-    for (task, seed), rows in by_ts.items():
-        grid = {(x["name"], x["width_mult"], x["depth_mult"]): x["dev_acc"] for x in rows
-                if x["name"] in ("standard", "nohard", "released")}
-        for a, b, label in (("standard", "released", MAIN[0]), ("standard", "nohard", MAIN[1]),
-                            ("nohard", "released", MAIN[2])):
-            d = [v - grid[(b, w, dd)] for (n, w, dd), v in grid.items() if n == a and (b, w, dd) in grid]
-            if d:
-                cells[(label, seed)][task].append(sum(d) / len(d))
-        std = [x for x in rows if x["name"] == "standard"]
-        for s in (x for x in rows if x.get("kind") == "student"):
-            fit = [p for p in std if p["macs"] <= s["macs"]]
-            if fit:
-                p = max(fit, key=lambda p: p["macs"])
-                cells[(f"dynabert <= {s['name']} - {s['name']}", seed)][task].append(p["dev_acc"] - s["dev_acc"])
-    out: dict[str, dict[int, float]] = defaultdict(dict)
-    for (name, seed), tasks in cells.items():
-        out[name][seed] = sum(sum(v) / len(v) for v in tasks.values()) / len(tasks)
-    return dict(out)
 
 
 def stuck_points(r: Mapping[str, Any], task: str) -> dict[str, tuple[int, int]]:

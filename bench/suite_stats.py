@@ -171,6 +171,21 @@ def diffs(records: Sequence[Mapping[str, Any]], *, n_resamples: int = N_RESAMPLE
     return out
 
 
+def seed_dev(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """The summary differences' dev figure per seed (grid means and each student against the DynaBERT point of no
+    larger MACs), each a mean over the tasks that seed completed, from the same pairs as `diffs`: the seeds' spread
+    is the training noise the test intervals leave out. Keys of the inner dict are the seeds as strings (JSON)."""
+    cells: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
+    for rec in records:
+        for name, pairs in comparisons(rec).items():
+            if "grid mean" in name or name.startswith("dynabert <="):
+                cells[(name, rec["seed"])][rec["task"]] = float(np.mean([a["dev_acc"] - b["dev_acc"] for a, b in pairs]))
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for (name, seed), tasks in sorted(cells.items(), key=lambda kv: kv[0][1]):
+        out[name][str(seed)] = round(float(np.mean(list(tasks.values()))), 2)
+    return dict(out)
+
+
 def _diff_row(task: str, name: str, dev: float, iv: Interval, n_pairs: int, n_tasks: int = 1) -> dict[str, Any]:
     return {"task": task, "name": name, "dev_diff": round(dev, 2), "test_diff": round(iv.diff, 2),
             "test_ci_low": round(iv.low, 2), "test_ci_high": round(iv.high, 2), "tie": iv.tie, "n_pairs": n_pairs,

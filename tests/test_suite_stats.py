@@ -205,7 +205,6 @@ def test_per_seed_dev_differences_average_to_the_pooled_ones(tmp_path):
     """The report's per-seed dev table: with every task at both seeds, the seeds' mean is the pooled 'all' dev
     figure of bench/suite_stats.py (the same pairing, from the rows instead of the records)."""
     from bench import suite
-    from bench.suite_report import seed_dev_diffs
     for t in ("sst2", "mr"):
         for s, std in ((42, 0.85), (43, 0.80)):
             d = tmp_path / f"{t}-s{s}"
@@ -215,13 +214,13 @@ def test_per_seed_dev_differences_average_to_the_pooled_ones(tmp_path):
                 row["dev_acc"] += (s - 42) * 1.5 + len(t) * 0.25 * (row["name"] == "standard")
             (d / suite.PARTIAL).write_text(json.dumps(rec))
     result, md = suite.aggregate(tmp_path, tasks=("sst2", "mr"), seeds=(42, 43), steps={}, n_resamples=100)
-    per_seed = seed_dev_diffs(result)
+    per_seed = json.loads(json.dumps(result))["seed_dev_diffs"]  # as suite.json holds it
     pooled = {r["name"]: r["dev_diff"] for r in result["diffs"] if r["task"] == "all"}
     assert set(per_seed) == {n for n in pooled if "grid mean" in n or n.startswith("dynabert <=")}
     for name, by_seed in per_seed.items():
-        assert set(by_seed) == {42, 43}
-        assert (by_seed[42] + by_seed[43]) / 2 == pytest.approx(pooled[name], abs=0.006), name
-    assert per_seed["hard - nohard (grid mean)"][42] != pytest.approx(per_seed["hard - nohard (grid mean)"][43])
+        assert set(by_seed) == {"42", "43"}
+        assert (by_seed["42"] + by_seed["43"]) / 2 == pytest.approx(pooled[name], abs=0.006), name
+    assert per_seed["hard - nohard (grid mean)"]["42"] != pytest.approx(per_seed["hard - nohard (grid mean)"]["43"])
     assert "| hard - nohard (grid mean) | " in md and "seed 43 |" in md
 
 
