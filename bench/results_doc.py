@@ -217,7 +217,8 @@ def suite(d: dict[str, Any]) -> Lines:
            f"of {len(d['tasks']) * len(d['seeds'])} task-seeds. Targets, decided on **dev**:", ""]
     for t in d.get("targets", []):
         met = "undecided" if t["met"] is None else ("met" if t["met"] else "**not met**")
-        figs = ", ".join(f"{k} {num(v, sign=True)}" for k, v in t.get("figures", {}).items()
+        signed = "/" not in t.get("figures_are", "")  # differences carry a sign, ratios ("a / b") do not
+        figs = ", ".join(f"{k} {num(v, sign=signed)}" for k, v in t.get("figures", {}).items()
                          if isinstance(v, (int, float)))
         out.append(f"- {t['target']}: {met}" + (f" ({t.get('figures_are', 'dev')}: {figs})" if figs else "") + ".")
     weak = _near_majority(d)
