@@ -217,8 +217,7 @@ def suite(d: dict[str, Any]) -> Lines:
            f"of {len(d['tasks']) * len(d['seeds'])} task-seeds. Targets, decided on **dev**:", ""]
     for t in d.get("targets", []):
         met = "undecided" if t["met"] is None else ("met" if t["met"] else "**not met**")
-        signed = "/" not in t.get("figures_are", "")  # differences carry a sign, ratios ("a / b") do not
-        figs = ", ".join(f"{k} {num(v, sign=signed)}" for k, v in t.get("figures", {}).items()
+        figs = ", ".join(f"{k} {num(v, sign=t.get('signed', True))}" for k, v in t.get("figures", {}).items()
                          if isinstance(v, (int, float)))
         out.append(f"- {t['target']}: {met}" + (f" ({t.get('figures_are', 'dev')}: {figs})" if figs else "") + ".")
     weak = _near_majority(d)

@@ -82,7 +82,8 @@ def render(r: Mapping[str, Any]) -> str:
     for t in r["targets"]:
         prov = (f" (provisional: {t['tasks_complete']} of {t['tasks_planned']} tasks complete)"
                 if t.get("tasks_complete", 0) < t.get("tasks_planned", 0) and t["met"] is not None else "")
-        lines.append(f"- {t['target']}: {_met(t['met'])}{prov}" + (f"; {t['figures_are']}: {_fmt(t['figures'], signed='/' not in t['figures_are'])}"
+        lines.append(f"- {t['target']}: {_met(t['met'])}{prov}" + (f"; {t['figures_are']}: "
+                                                               f"{_fmt(t['figures'], t.get('signed', True))}"
                                                                if t.get("figures") else ""))
         if t.get("test"):
             lines.append("  - test: " + "; ".join(f"{k} {v[0]:+.2f} [{v[1]:+.2f}, {v[2]:+.2f}]"
@@ -174,7 +175,8 @@ def json_key(v: Any) -> str:
 
 
 def _fmt(fig: Any, signed: bool = True) -> str:
-    """A target's figures: differences signed, ratios (figures_are "a / b") not."""
+    """A target's figures: differences signed, ratios (a target's `signed` False) not."""
     if isinstance(fig, dict):
-        return ", ".join((f"{k} {v:+.2f}" if signed else f"{k} {v:.2f}") if isinstance(v, (int, float)) else f"{k} {v}" for k, v in fig.items())
+        return ", ".join(f"{k} {v:{'+' if signed else ''}.2f}" if isinstance(v, (int, float)) else f"{k} {v}"
+                         for k, v in fig.items())
     return str(fig)

@@ -203,7 +203,7 @@ def test_majority_class_is_read_from_each_task_seeds_data(tmp_path):
 
 def test_per_seed_dev_differences_average_to_the_pooled_ones(tmp_path):
     """The report's per-seed dev table: with every task at both seeds, the seeds' mean is the pooled 'all' dev
-    figure of bench/suite_stats.py (the same pairing, from the rows instead of the records)."""
+    figure of bench/suite_stats.py (the same pairs, per seed)."""
     from bench import suite
     for t in ("sst2", "mr"):
         for s, std in ((42, 0.85), (43, 0.80)):
