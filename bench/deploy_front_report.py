@@ -225,6 +225,14 @@ def markdown(r: dict[str, Any]) -> str:
                   "to the two configs (latency ratio = fixed + MACs ratio x (1 - fixed)). The targets need it at "
                   + " and ".join(f"<= {_pct(fixed_share_allowed(m, t))} ({k})" for k, t in TARGET_EFFICIENCY.items())
                   + "."]
+    if one := eff.get("one_thread_b1_s64"):
+        many = eff["all"][eff["runtime"]]["b1_s64"]
+        lines += ["", f"On one thread (a diagnostic, not the targets' scenario), {eff['runtime']} at b1_s64: latency ratio "
+                  f"{_n(one['latency_ratio'], 3)}, efficiency **{_n(one['efficiency'])}** ({_n(one['ms'])} / "
+                  f"{_n(one['full_ms'])} ms), against {_n(eff['b1_s64'])} on {eff['threads']} threads. "
+                  f"{eff['threads']} threads make the full model {_n(one['full_ms'] / many['full_ms'])}x faster than one "
+                  f"and the small config {_n(one['ms'] / many['ms'])}x: its operators are as many per layer as the full "
+                  "model's but narrower, so the thread pool's cost per operator weighs more in them."]
     lines += ["", "## Search vs the Mix'n'Match rule (from results/search.json)", "",
               (f"{vs['sampler']}: test hypervolume {_n(vs['hv_test_search'], 1)} (sd {_n((vs['sd'] or {}).get('search'), 1)})"
                f" vs rule {_n(vs['hv_test_rule'], 1)} (sd {_n((vs['sd'] or {}).get('rule'), 1)}), {vs.get('budget')} "

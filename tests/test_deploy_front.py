@@ -135,6 +135,14 @@ def test_the_ratio_target_is_stated_for_sst2_only():
     assert "Target: ratio <= 0.1 within 1.0 dev point" in markdown(r)
     other = markdown({**r, "task": "bbc"})
     assert "Target:" not in other and "set on sst2; this bbc run is reported only" in other
+    # the one-thread diagnostic: its efficiency and both speed-ups from the two scenarios' times
+    pair = lambda ms, full_ms: {"macs_ratio": 0.1, "latency_ratio": ms / full_ms, "efficiency": 0.1 * full_ms / ms,  # noqa: E731
+                                "ms": ms, "full_ms": full_ms}
+    eff = {**r["efficiency_smallest"], "all": {"ort": {"b1_s64": pair(1.0, 5.0)}}, "one_thread_b1_s64": pair(1.5, 9.0)}
+    text = markdown({**r, "efficiency_smallest": eff})
+    assert "efficiency **0.60** (1.50 / 9.00 ms), against 1.00 on 2 threads" in text
+    assert "full model 1.80x faster than one and the small config 1.50x" in text
+    assert "On one thread" not in markdown(r)
     assert mean_gap([{"dev": 1.0, "test": 2.0}]) == pytest.approx(-1.0) and mean_gap([]) is None
 
 
@@ -215,6 +223,8 @@ def test_quick_mode_writes_every_must_show_key(tmp_path):
     eff = d["efficiency_smallest"]
     assert set(eff["all"]) == {"eager", "ort", "ort-int8"} and eff["runtime"] in eff["all"]
     assert eff["b1_s64"] == pytest.approx(eff["all"][eff["runtime"]]["b1_s64"]["efficiency"])
+    one = eff["one_thread_b1_s64"]  # measured only when the scenario has more than one thread
+    assert one is None if eff["threads"] == 1 else one["scenario"].endswith("-t1-b1-s64")
     opt = d["optimism"]
     assert opt["dev_size"] == 20 and opt["grid_gap"] is not None
     # two replicates (subset seeds 0, 1), each with its own subset, pooled; the kept dev is the subset's complement
